@@ -1,0 +1,30 @@
+//! TimeCoin's chain rules: network parameters, the genesis block, validation and rewards.
+//!
+//! This crate decides what a valid transaction and a valid block are. It reads chain state
+//! only through the [`UtxoView`] trait and time only as an argument, so it holds no database,
+//! no clock and no network; it is pure apart from spreading signature batches over the rayon
+//! thread pool.
+//!
+//! Invariants a reader must keep:
+//! - validation never panics on any input: every rejection is a typed error with a
+//!   reason code ([`TxError::code`]);
+//! - a block mints exactly [`reward::block_reward`] and pays it as [`reward::reward_outputs`]
+//!   says, so the coin supply is always the genesis allocations plus the sum of rewards.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod genesis;
+pub mod params;
+pub mod reward;
+pub mod validation;
+
+pub use genesis::{Genesis, GenesisError};
+pub use params::{ChainParams, FeeRate};
+pub use validation::{
+    BlockContext, BlockError, ChainTip, CheckedBlock, CheckedTx, SigItem, TxContext, TxError, Utxo, UtxoView,
+    ViewError, build_reward_tx, check_block, check_transaction, check_tx_contextual, check_tx_stateless, verify_batch,
+    verify_signatures,
+};

@@ -1,0 +1,40 @@
+//! TimeCoin's primitive types and their canonical encoding.
+//!
+//! This crate owns the values every other crate passes around — [`Amount`], hashes,
+//! Ed25519 keys and signatures, [`Address`]es, [`Transaction`]s, [`Block`]s, votes and
+//! [`CommitCertificate`]s, masternodes and their sets — and the one byte encoding that is
+//! hashed and signed for each of them.
+//!
+//! It deliberately knows nothing about chain rules (what makes a transaction valid in
+//! context: see `timecoin-chain`), storage, networking or time. It does no I/O.
+//!
+//! Invariants a reader must keep:
+//! - every consensus object has exactly one encoding: `encode(decode(b)) == b` for every
+//!   accepted `b`, decoding consumes all input, and non-canonical forms are rejected;
+//! - every hash is taken under its own [`Domain`] tag.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod address;
+pub mod amount;
+pub mod block;
+pub mod encoding;
+pub mod hash;
+pub mod keys;
+pub mod limits;
+pub mod masternode;
+pub mod transaction;
+
+pub use address::{Address, AddressError, AddressPayload, Network};
+pub use amount::{Amount, ParseAmountError};
+pub use block::{
+    Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, Vote, VoteKind, merkle_root,
+};
+pub use encoding::{Decode, DecodeError, Encode};
+pub use hash::{Domain, Hash256};
+pub use keys::{BatchVerifier, PublicKey, SecretKey, Signature, SignatureError};
+pub use masternode::{Masternode, MasternodeSet, Tier};
+pub use transaction::{BlockHash, OutPoint, Transaction, TxId, TxInput, TxOutput, signature_message};

@@ -1,0 +1,347 @@
+//! Test helpers shared by every crate's tests, benchmarks and the ledger demo: deterministic
+//! keys, local-network genesis files, and a [`ChainBuilder`] that produces valid, signed
+//! blocks while keeping an in-memory model of the UTXO set to compare real storage against.
+//!
+//! Nothing here is used by the node in production.
+// Test helpers panic on misuse: a failed set-up is a failed test.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use timecoin_chain::{ChainParams, ChainTip, Genesis, Utxo, build_reward_tx};
+use timecoin_primitives::{
+    Address, AddressPayload, Amount, Block, BlockHash, BlockHeader, Domain, Encode, MasternodeSet, Network, OutPoint,
+    SecretKey, Tier, Transaction, TxInput, TxOutput, merkle_root, signature_message,
+};
+
+/// The key derived from `label` and `index`, the same on every run.
+pub fn key(label: &str, index: u64) -> SecretKey {
+    let mut hasher = Domain::Address.hasher();
+    hasher.update(label.as_bytes());
+    hasher.update(&index.to_le_bytes());
+    SecretKey::from_seed(*hasher.finalize().as_bytes())
+}
+
+/// The address payload owned by `key`.
+pub fn payload(key: &SecretKey) -> AddressPayload {
+    AddressPayload::from_public_key(&key.public_key())
+}
+
+/// The genesis file of a local network with `masternodes` masternodes (all `tier`) and
+/// `funded` keys holding `amount` each.
+pub fn genesis_toml(masternodes: usize, tier: Tier, funded: usize, amount: Amount) -> String {
+    let mut text = String::from("network = \"local\"\ntimestamp_ms = 1790000000000\nmessage = \"test network\"\n");
+    for i in 0..funded {
+        let address = Address::from_public_key(Network::Local, &key("funded", i as u64).public_key());
+        let _ = write!(
+            text,
+            "\n[[allocation]]\naddress = \"{address}\"\namount = \"{amount}\"\n"
+        );
+    }
+    for i in 0..masternodes {
+        let operator = key("masternode", i as u64);
+        let reward = Address::from_public_key(Network::Local, &key("reward", i as u64).public_key());
+        let _ = write!(
+            text,
+            "\n[[masternode]]\noperator_key = \"{}\"\ntier = \"{tier}\"\nreward_address = \"{reward}\"\n",
+            operator.public_key()
+        );
+    }
+    text
+}
+
+/// Signs every input of `tx` (all inputs are signed by the keys given, in input order).
+pub fn sign(tx: &mut Transaction, genesis: &BlockHash, keys: &[&SecretKey], spent_amounts: &[Amount]) {
+    let message = signature_message(genesis, &tx.txid(), spent_amounts);
+    for (input, key) in tx.inputs.iter_mut().zip(keys) {
+        input.signature = key.sign(&message.0);
+    }
+}
+
+/// Builds a chain of valid blocks on top of a genesis, keeping the UTXO set in memory.
+#[derive(Debug, Clone)]
+pub struct ChainBuilder {
+    /// The network's genesis.
+    pub genesis: Genesis,
+    /// The UTXO set after the last block.
+    pub utxos: HashMap<OutPoint, Utxo>,
+    /// The last block.
+    pub tip: ChainTip,
+    /// Milliseconds between blocks.
+    pub block_interval_ms: u64,
+    /// Fee rate multiplier over the minimum for generated payments.
+    pub fee_multiplier: u64,
+    keys: HashMap<AddressPayload, SecretKey>,
+    masternode_keys: Vec<SecretKey>,
+    next_key: u64,
+    /// Total coins minted by rewards so far.
+    pub minted: Amount,
+}
+
+impl ChainBuilder {
+    /// A local network with 4 Bronze masternodes and `funded` keys of 1,000 TIME each.
+    pub fn new(funded: usize) -> ChainBuilder {
+        let amount = Amount::from_time(1_000).unwrap_or(Amount::ZERO);
+        let text = genesis_toml(4, Tier::Bronze, funded, amount);
+        match Genesis::from_toml(&text) {
+            Ok(genesis) => ChainBuilder::from_genesis(genesis, funded, 4),
+            Err(e) => panic!("test genesis is invalid: {e}"),
+        }
+    }
+
+    /// A builder over `genesis`, whose funded and masternode keys are those of [`genesis_toml`].
+    pub fn from_genesis(genesis: Genesis, funded: usize, masternodes: usize) -> ChainBuilder {
+        let mut utxos = HashMap::new();
+        for tx in &genesis.block.transactions {
+            let txid = tx.txid();
+            for (i, output) in tx.outputs.iter().enumerate() {
+                utxos.insert(
+                    OutPoint { txid, index: i as u32 },
+                    Utxo {
+                        output: *output,
+                        height: 0,
+                        is_reward: true,
+                    },
+                );
+            }
+        }
+        let mut keys = HashMap::new();
+        for i in 0..funded {
+            let k = key("funded", i as u64);
+            keys.insert(payload(&k), k);
+        }
+        let masternode_keys: Vec<SecretKey> = (0..masternodes).map(|i| key("masternode", i as u64)).collect();
+        for i in 0..masternodes {
+            let k = key("reward", i as u64);
+            keys.insert(payload(&k), k);
+        }
+        ChainBuilder {
+            tip: ChainTip::of(&genesis.block.header),
+            genesis,
+            utxos,
+            block_interval_ms: 1_000,
+            fee_multiplier: 1,
+            keys,
+            masternode_keys,
+            next_key: 0,
+            minted: Amount::ZERO,
+        }
+    }
+
+    /// The network parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.genesis.params
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis.hash()
+    }
+
+    /// The masternode set.
+    pub fn masternodes(&self) -> &MasternodeSet {
+        &self.genesis.masternodes
+    }
+
+    /// A fresh key whose outputs this builder can spend.
+    pub fn fresh_key(&mut self) -> AddressPayload {
+        let k = key("fresh", self.next_key);
+        self.next_key += 1;
+        let p = payload(&k);
+        self.keys.insert(p, k);
+        p
+    }
+
+    /// Unspent outputs this builder holds the keys of, in a stable order.
+    pub fn spendable(&self) -> Vec<(OutPoint, Utxo)> {
+        let ordered: BTreeMap<OutPoint, Utxo> = self
+            .utxos
+            .iter()
+            .filter(|(_, u)| self.keys.contains_key(&u.output.address))
+            .map(|(o, u)| (*o, *u))
+            .collect();
+        ordered.into_iter().collect()
+    }
+
+    /// The key that owns `address`, if this builder made it.
+    pub fn key_for(&self, address: &AddressPayload) -> Option<&SecretKey> {
+        self.keys.get(address)
+    }
+
+    /// A signed transaction spending `inputs` into `outputs` (no change, fee is the rest).
+    pub fn spend(&self, inputs: &[(OutPoint, Utxo)], outputs: Vec<TxOutput>) -> Transaction {
+        let mut tx = Transaction {
+            version: Transaction::VERSION,
+            inputs: Vec::with_capacity(inputs.len()),
+            outputs,
+            lock_time: 0,
+            memo: Vec::new(),
+        };
+        let mut keys = Vec::with_capacity(inputs.len());
+        for (outpoint, utxo) in inputs {
+            let Some(k) = self.keys.get(&utxo.output.address) else {
+                panic!("builder does not own {outpoint}");
+            };
+            tx.inputs.push(TxInput {
+                prevout: *outpoint,
+                public_key: k.public_key(),
+                signature: Default::default(),
+            });
+            keys.push(k);
+        }
+        let amounts: Vec<Amount> = inputs.iter().map(|(_, u)| u.output.amount).collect();
+        sign(&mut tx, &self.genesis_hash(), &keys, &amounts);
+        tx
+    }
+
+    /// A payment of a tenth of `input`'s value to a fresh key, with change back, paying the
+    /// minimum fee times `fee_multiplier`.
+    pub fn payment(&mut self, input: (OutPoint, Utxo)) -> Transaction {
+        let to = self.fresh_key();
+        let change = self.fresh_key();
+        let value = input.1.output.amount.units();
+        // A 1-input, 2-output transaction has a fixed size.
+        let size = 2 + 1 + TxInput::ENCODED_LEN + 1 + 2 * TxOutput::ENCODED_LEN + 8 + 1;
+        let fee = self.params().min_fee_rate.fee_for(size).units() * self.fee_multiplier;
+        let pay = value / 10;
+        let outputs = vec![
+            TxOutput {
+                amount: Amount::from_units(pay),
+                address: to,
+            },
+            TxOutput {
+                amount: Amount::from_units(value - pay - fee),
+                address: change,
+            },
+        ];
+        self.spend(&[input], outputs)
+    }
+
+    /// `count` independent payments, each spending a different spendable output.
+    pub fn payments(&mut self, count: usize) -> Vec<Transaction> {
+        let inputs: Vec<_> = self
+            .spendable()
+            .into_iter()
+            .filter(|(_, u)| u.output.amount.units() > 100_000)
+            .take(count)
+            .collect();
+        assert_eq!(inputs.len(), count, "not enough spendable outputs");
+        inputs.into_iter().map(|i| self.payment(i)).collect()
+    }
+
+    /// The fee `tx` pays against this builder's UTXO set (0 if an input is unknown).
+    pub fn fee_of(&self, tx: &Transaction, extra: &HashMap<OutPoint, Utxo>) -> Amount {
+        let inputs = tx
+            .inputs
+            .iter()
+            .filter_map(|i| self.utxos.get(&i.prevout).or_else(|| extra.get(&i.prevout)))
+            .map(|u| u.output.amount);
+        Amount::checked_sum(inputs)
+            .and_then(|i| i.checked_sub(tx.output_total()?))
+            .unwrap_or(Amount::ZERO)
+    }
+
+    /// The next block holding `txs` after its reward transaction, proposed by the masternode
+    /// chosen round-robin by height. The builder's state is not changed: see [`Self::apply`].
+    pub fn build_block(&self, txs: Vec<Transaction>) -> Block {
+        let mut created = HashMap::new();
+        let mut fees = Amount::ZERO;
+        let height = self.tip.height + 1;
+        for tx in &txs {
+            fees = fees.checked_add(self.fee_of(tx, &created)).unwrap_or(fees);
+            let txid = tx.txid();
+            for (i, output) in tx.outputs.iter().enumerate() {
+                created.insert(
+                    OutPoint { txid, index: i as u32 },
+                    Utxo {
+                        output: *output,
+                        height,
+                        is_reward: false,
+                    },
+                );
+            }
+        }
+        let proposer = self
+            .masternode_keys
+            .get(height as usize % self.masternode_keys.len().max(1))
+            .map(SecretKey::public_key)
+            .unwrap_or_default();
+        let timestamp_ms = self.tip.timestamp_ms + self.block_interval_ms;
+        let reward = match build_reward_tx(
+            self.params(),
+            &self.tip,
+            timestamp_ms,
+            fees,
+            &proposer,
+            self.masternodes(),
+        ) {
+            Ok(tx) => tx,
+            Err(e) => panic!("cannot build reward: {e}"),
+        };
+        let mut transactions = Vec::with_capacity(txs.len() + 1);
+        transactions.push(reward);
+        transactions.extend(txs);
+        let txids: Vec<_> = transactions.iter().map(Transaction::txid).collect();
+        Block {
+            header: BlockHeader {
+                version: BlockHeader::VERSION,
+                height,
+                prev_hash: self.tip.hash,
+                timestamp_ms,
+                merkle_root: merkle_root(&txids),
+                proposer,
+                masternode_set_hash: self.masternodes().hash(),
+            },
+            transactions,
+        }
+    }
+
+    /// Applies a block (assumed valid) to the in-memory state.
+    pub fn apply(&mut self, block: &Block) {
+        let height = block.header.height;
+        for (index, tx) in block.transactions.iter().enumerate() {
+            for input in &tx.inputs {
+                self.utxos.remove(&input.prevout);
+            }
+            let txid = tx.txid();
+            for (i, output) in tx.outputs.iter().enumerate() {
+                self.utxos.insert(
+                    OutPoint { txid, index: i as u32 },
+                    Utxo {
+                        output: *output,
+                        height,
+                        is_reward: index == 0,
+                    },
+                );
+            }
+        }
+        self.minted = self
+            .minted
+            .checked_add(timecoin_chain::reward::block_reward(
+                self.params(),
+                self.tip.timestamp_ms,
+                block.header.timestamp_ms,
+            ))
+            .unwrap_or(self.minted);
+        self.tip = ChainTip::of(&block.header);
+    }
+
+    /// Builds a block of `count` payments and applies it.
+    pub fn next_payment_block(&mut self, count: usize) -> Block {
+        let txs = self.payments(count);
+        let block = self.build_block(txs);
+        self.apply(&block);
+        block
+    }
+
+    /// The sum of the in-memory UTXO set.
+    pub fn utxo_total(&self) -> Amount {
+        Amount::checked_sum(self.utxos.values().map(|u| u.output.amount)).unwrap_or(Amount::ZERO)
+    }
+
+    /// The encoded size of a transaction.
+    pub fn size_of(tx: &Transaction) -> usize {
+        tx.encoded_len()
+    }
+}
