@@ -4,7 +4,13 @@
 //! prints, at the end, each transaction path's rate as a share of the raw rate with the same
 //! number of threads (the target: batched transaction verification ≥ 80% of raw
 //! batched Ed25519).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -83,7 +89,11 @@ fn tx_batch_one_thread(f: &Fixture) {
     for tx in &f.txs {
         let size = tx.encoded_len();
         check_tx_stateless(tx, size, ctx.params).unwrap();
-        items.extend(check_tx_contextual(tx, tx.txid(), size, &f.chain.utxos, &ctx).unwrap().sig_items);
+        items.extend(
+            check_tx_contextual(tx, tx.txid(), size, &f.chain.utxos, &ctx)
+                .unwrap()
+                .sig_items,
+        );
     }
     verify_batch(&items).unwrap();
 }

@@ -74,6 +74,7 @@ pub struct ChainBuilder {
     pub fee_multiplier: u64,
     keys: HashMap<AddressPayload, SecretKey>,
     masternode_keys: Vec<SecretKey>,
+    funded: usize,
     next_key: u64,
     /// Total coins minted by rewards so far.
     pub minted: Amount,
@@ -124,6 +125,7 @@ impl ChainBuilder {
             fee_multiplier: 1,
             keys,
             masternode_keys,
+            funded,
             next_key: 0,
             minted: Amount::ZERO,
         }
@@ -146,8 +148,7 @@ impl ChainBuilder {
 
     /// A fresh key whose outputs this builder can spend.
     pub fn fresh_key(&mut self) -> AddressPayload {
-        let k = key("fresh", self.next_key);
-        self.next_key += 1;
+        let k = key("fresh", self.keys.len() as u64);
         let p = payload(&k);
         self.keys.insert(p, k);
         p
@@ -195,11 +196,14 @@ impl ChainBuilder {
         tx
     }
 
-    /// A payment of a tenth of `input`'s value to a fresh key, with change back, paying the
-    /// minimum fee times `fee_multiplier`.
+    /// A payment of a tenth of `input`'s value to one of the funded keys (round-robin), with
+    /// change back to the input's owner, paying the minimum fee times `fee_multiplier`. Every
+    /// output goes to a key known from the genesis file, so a builder that replays stored
+    /// blocks can spend them all.
     pub fn payment(&mut self, input: (OutPoint, Utxo)) -> Transaction {
-        let to = self.fresh_key();
-        let change = self.fresh_key();
+        let to = payload(&key("funded", self.next_key % self.funded.max(1) as u64));
+        self.next_key += 1;
+        let change = input.1.output.address;
         let value = input.1.output.amount.units();
         // A 1-input, 2-output transaction has a fixed size.
         let size = 2 + 1 + TxInput::ENCODED_LEN + 1 + 2 * TxOutput::ENCODED_LEN + 8 + 1;

@@ -1,0 +1,69 @@
+//! Block application: 1,000-transaction blocks written to redb with their fsync, against a
+//! bare durable redb commit (one fsync, no data) measured in the same run.
+//!
+//! Run with `cargo bench -p timecoin-storage --bench apply`.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use redb::{Database, TableDefinition};
+use timecoin_primitives::Block;
+use timecoin_storage::Store;
+use timecoin_test_utils::ChainBuilder;
+
+const TXS_PER_BLOCK: usize = 1_000;
+const BLOCKS: usize = 12;
+
+fn main() {
+    // Blocks that each spend outputs of the previous ones, as a real chain does.
+    let mut model = ChainBuilder::new(TXS_PER_BLOCK);
+    let genesis = model.genesis.clone();
+    let blocks: Vec<Block> = (0..BLOCKS).map(|_| model.next_payment_block(TXS_PER_BLOCK)).collect();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("storage");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("apply_block_1000_tx", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut store_index = 0;
+            let mut done = 0;
+            while done < iters {
+                let path = dir.path().join(format!("apply-{store_index}.redb"));
+                store_index += 1;
+                let store = Store::open(&path, &genesis).unwrap();
+                for block in blocks.iter().take((iters - done) as usize) {
+                    let start = Instant::now();
+                    store.apply_block(block, None).unwrap();
+                    total += start.elapsed();
+                    done += 1;
+                }
+                drop(store);
+                std::fs::remove_file(&path).unwrap();
+            }
+            total
+        });
+    });
+    let table: TableDefinition<u64, u64> = TableDefinition::new("t");
+    let db = Database::create(dir.path().join("bare.redb")).unwrap();
+    group.bench_function("baseline_durable_empty_commit", |b| {
+        let mut n = 0u64;
+        b.iter(|| {
+            let write = db.begin_write().unwrap();
+            write.open_table(table).unwrap().insert(n, n).unwrap();
+            write.commit().unwrap();
+            n += 1;
+        });
+    });
+    group.finish();
+    c.final_summary();
+}

@@ -1,0 +1,26 @@
+//! TimeCoin's chain store, on redb: blocks by height and hash, the txid index, the UTXO set,
+//! undo data per block, commit certificates, the chain tip and an incremental UTXO-set
+//! commitment.
+//!
+//! This crate persists what the chain rules (`timecoin-chain`) accepted; it does not decide
+//! validity. Every method does blocking disk I/O, so async callers run it on a blocking
+//! thread.
+//!
+//! Invariants a reader must keep:
+//! - applying or reverting a block is one atomic, durable write transaction: after a crash
+//!   the store holds the previous state or the new one, never a mix;
+//! - the sum of all unspent outputs equals the genesis allocations plus the coins minted by
+//!   rewards, and the kept commitment equals the one recomputed from the full set;
+//! - damaged data is reported with the file's name and never silently deleted.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod commitment;
+mod error;
+mod store;
+
+pub use error::StorageError;
+pub use store::{AppliedBlock, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo};

@@ -1,0 +1,142 @@
+//! Kills a child process that applies blocks, many times, at random moments, and checks that
+//! the reopened store always holds a complete, consistent chain.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use timecoin_storage::Store;
+use timecoin_test_utils::ChainBuilder;
+
+use crate::assert_matches_model;
+
+const ENV_DB: &str = "TIMECOIN_CRASH_TEST_DB";
+const FUNDED: usize = 400;
+const KILLS: usize = 30;
+
+/// Rebuilds the in-memory model by replaying every stored block.
+fn replay(store: &Store) -> ChainBuilder {
+    let mut model = ChainBuilder::new(FUNDED);
+    let tip = store.tip().unwrap();
+    for height in 1..=tip.height {
+        let block = store
+            .block_by_height(height)
+            .unwrap()
+            .expect("every block up to the tip is stored");
+        assert_eq!(block.header.prev_hash, model.tip.hash, "block {height} does not link");
+        model.apply(&block);
+    }
+    model
+}
+
+/// A child's progress line: `writing H` or `applied H` (libtest may print its own text before
+/// it on the same line).
+fn event(line: &str) -> Option<(&str, u64)> {
+    let mut words = line.split_whitespace().rev();
+    let height = words.next()?.parse().ok()?;
+    let word = words.next()?;
+    matches!(word, "writing" | "applied").then_some((word, height))
+}
+
+/// The child: applies blocks forever, announcing each write before and after.
+#[test]
+#[ignore = "run by kill_during_writes_never_leaves_a_mixed_state"]
+fn crash_child() {
+    let Ok(path) = std::env::var(ENV_DB) else {
+        return;
+    };
+    let store = Store::open(Path::new(&path), &ChainBuilder::new(FUNDED).genesis).unwrap();
+    let mut model = replay(&store);
+    loop {
+        let count = 50 + (model.tip.height as usize * 37) % 150;
+        let spendable = model.spendable().len();
+        let block = model.build_block(model.clone().payments(count.min(spendable)));
+        println!("writing {}", block.header.height);
+        store.apply_block(&block, None).unwrap();
+        model.apply(&block);
+        println!("applied {}", block.header.height);
+    }
+}
+
+#[test]
+fn kill_during_writes_never_leaves_a_mixed_state() {
+    let seed: u64 = std::env::var("TIMECOIN_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x7133);
+    println!("crash test seed {seed} (set TIMECOIN_CRASH_SEED to reproduce the kill schedule)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let exe = std::env::current_exe().unwrap();
+    let mut killed_in_flight = 0;
+    let mut last_height = 0;
+    for round in 0..KILLS {
+        let mut child = Command::new(&exe)
+            .args([
+                "crash::crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV_DB, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Let it finish a random number of writes, then kill it at a random moment.
+        let writes = rng.random_range(1..4);
+        let mut applied = 0;
+        let mut in_flight = None;
+        for line in lines.by_ref() {
+            match event(&line.unwrap()) {
+                Some(("writing", h)) => {
+                    in_flight = Some(h);
+                    if applied >= writes {
+                        break;
+                    }
+                }
+                Some(("applied", h)) => {
+                    assert_eq!(Some(h), in_flight);
+                    in_flight = None;
+                    applied += 1;
+                }
+                _ => {}
+            }
+        }
+        // The child is now inside (or about to enter) a write; this delay picks the moment
+        // of the kill within it.
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Anything it printed after our last read may show the write completed.
+        for line in lines.map_while(Result::ok) {
+            if let Some(("applied", _)) = event(&line) {
+                in_flight = None;
+            }
+        }
+
+        let store = Store::open(&path, &ChainBuilder::new(FUNDED).genesis)
+            .unwrap_or_else(|e| panic!("round {round}: store does not reopen after kill: {e}"));
+        let tip = store.tip().unwrap();
+        let model = replay(&store);
+        assert_matches_model(&store, &model);
+        assert!(tip.height >= last_height, "round {round}: the tip went backwards");
+        if let Some(h) = in_flight
+            && tip.height + 1 == h
+        {
+            killed_in_flight += 1;
+        }
+        last_height = tip.height;
+    }
+    println!("{KILLS} kills, {killed_in_flight} during an unfinished write, final height {last_height}");
+    assert!(
+        killed_in_flight > 0,
+        "no kill landed inside a write; the test proved nothing"
+    );
+}

@@ -1,0 +1,107 @@
+use timecoin_primitives::{BlockHash, CommitCertificate, CommitSignature, Signature};
+use timecoin_storage::Store;
+use timecoin_test_utils::ChainBuilder;
+
+use crate::{assert_matches_model, validate_and_apply};
+
+#[test]
+fn genesis_is_stored_and_reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut model = ChainBuilder::new(30);
+    {
+        let store = Store::open(&path, &model.genesis).unwrap();
+        assert_eq!(store.genesis_hash().unwrap(), model.genesis_hash());
+        assert_eq!(store.block_by_height(0).unwrap().unwrap(), model.genesis.block);
+        assert_matches_model(&store, &model);
+        for _ in 0..5 {
+            let block = model.next_payment_block(3);
+            store.apply_block(&block, None).unwrap();
+        }
+    }
+    let store = Store::open(&path, &model.genesis).unwrap();
+    assert_matches_model(&store, &model);
+}
+
+#[test]
+fn blocks_indexes_and_certificates_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = ChainBuilder::new(40);
+    let store = Store::open(&dir.path().join("chain.redb"), &model.genesis).unwrap();
+    let mut blocks = Vec::new();
+    for i in 0..10 {
+        let block = model.build_block(model.clone().payments(1 + i % 4));
+        let certificate = CommitCertificate {
+            height: block.header.height,
+            round: 0,
+            block_hash: block.hash(),
+            signatures: vec![CommitSignature {
+                validator: model.masternodes().members()[0].operator,
+                signature: Signature([7; 64]),
+            }],
+        };
+        store.apply_block(&block, Some(&certificate)).unwrap();
+        model.apply(&block);
+        blocks.push((block, certificate));
+    }
+    for (block, certificate) in &blocks {
+        let h = block.header.height;
+        assert_eq!(store.block_by_height(h).unwrap().as_ref(), Some(block));
+        assert_eq!(store.block_by_hash(&block.hash()).unwrap().as_ref(), Some(block));
+        assert_eq!(store.height_of(&block.hash()).unwrap(), Some(h));
+        assert_eq!(store.certificate(h).unwrap().as_ref(), Some(certificate));
+        for (i, tx) in block.transactions.iter().enumerate() {
+            assert_eq!(store.tx_location(&tx.txid()).unwrap(), Some((h, i as u32)));
+            assert_eq!(store.transaction(&tx.txid()).unwrap(), Some((tx.clone(), h)));
+        }
+    }
+    assert_eq!(store.block_by_height(11).unwrap(), None);
+    assert_eq!(store.block_by_hash(&BlockHash::default()).unwrap(), None);
+    assert_eq!(store.certificate(0).unwrap(), None);
+    assert_matches_model(&store, &model);
+}
+
+#[test]
+fn supply_invariant_holds_over_many_validated_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = ChainBuilder::new(60);
+    let store = Store::open(&dir.path().join("chain.redb"), &model.genesis).unwrap();
+    for i in 0..40 {
+        model.block_interval_ms = 500 + (i * 7919) % 900_000;
+        let txs = model.clone().payments(1 + i as usize % 6);
+        let block = model.build_block(txs);
+        validate_and_apply(&store, &mut model, &block);
+        let info = store.utxo_set_info().unwrap();
+        assert_eq!(info.total, info.allocated.checked_add(info.minted).unwrap());
+    }
+    assert_matches_model(&store, &model);
+}
+
+#[test]
+fn revert_restores_the_previous_state_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = ChainBuilder::new(20);
+    let store = Store::open(&dir.path().join("chain.redb"), &model.genesis).unwrap();
+    let mut history = vec![(model.clone(), store.utxo_set_info().unwrap())];
+    for _ in 0..6 {
+        let block = model.next_payment_block(3);
+        store.apply_block(&block, None).unwrap();
+        history.push((model.clone(), store.utxo_set_info().unwrap()));
+    }
+    history.pop();
+    while let Some((before, info)) = history.pop() {
+        let reverted = store.revert_tip().unwrap();
+        assert_eq!(reverted.header.height, before.tip.height + 1);
+        assert_eq!(store.utxo_set_info().unwrap(), info);
+        assert_matches_model(&store, &before);
+        for tx in &reverted.transactions {
+            assert_eq!(store.tx_location(&tx.txid()).unwrap(), None);
+        }
+    }
+    assert!(store.revert_tip().is_err(), "genesis must not be reverted");
+    // The chain can grow again from the reverted state.
+    let mut fresh = ChainBuilder::new(20);
+    let block = fresh.next_payment_block(2);
+    store.apply_block(&block, None).unwrap();
+    assert_matches_model(&store, &fresh);
+}

@@ -1,0 +1,50 @@
+//! Integration tests of the chain store: application, undo, indexes, errors, crash safety.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod crash;
+mod errors;
+mod ledger;
+
+use std::collections::HashMap;
+
+use timecoin_chain::{BlockContext, Utxo, check_block};
+use timecoin_primitives::OutPoint;
+use timecoin_storage::Store;
+use timecoin_test_utils::ChainBuilder;
+
+/// Asserts that the store's UTXO set, summary and supply equal the in-memory model's.
+pub fn assert_matches_model(store: &Store, model: &ChainBuilder) {
+    let stored: HashMap<OutPoint, Utxo> = store.all_utxos().unwrap().into_iter().collect();
+    assert_eq!(stored.len(), model.utxos.len());
+    assert!(stored == model.utxos, "stored UTXO set differs from the model");
+    let kept = store.utxo_set_info().unwrap();
+    let recomputed = store.recompute_utxo_set_info().unwrap();
+    assert_eq!(kept, recomputed);
+    assert_eq!(kept.height, model.tip.height);
+    assert_eq!(kept.best_block, model.tip.hash);
+    assert_eq!(kept.total, model.utxo_total());
+    assert_eq!(kept.minted, model.minted);
+    assert_eq!(kept.total, kept.allocated.checked_add(kept.minted).unwrap());
+    assert_eq!(store.tip().unwrap(), model.tip);
+}
+
+/// Validates a block against the store like a node does, then applies it to both.
+pub fn validate_and_apply(store: &Store, model: &mut ChainBuilder, block: &timecoin_primitives::Block) {
+    let snapshot = store.snapshot().unwrap();
+    let ctx = BlockContext {
+        params: model.params(),
+        genesis_hash: model.genesis_hash(),
+        parent: store.tip().unwrap(),
+        masternodes: model.masternodes(),
+        now_ms: block.header.timestamp_ms,
+    };
+    check_block(block, &snapshot, &ctx).unwrap();
+    store.apply_block(block, None).unwrap();
+    model.apply(block);
+}
