@@ -469,8 +469,11 @@ impl Mempool {
     }
 
     fn insert(&mut self, tx: Arc<Transaction>, prepared: Prepared, now_ms: u64) {
-        for txid in &prepared.replaced {
-            self.remove_entry(txid);
+        // Deepest first, so that every ancestor that stays stops counting what leaves.
+        let mut replaced: Vec<TxId> = prepared.replaced.iter().copied().collect();
+        replaced.sort();
+        for txid in replaced {
+            self.remove_with_descendants(&txid);
         }
         let txid = prepared.txid;
         let usage = usage_of(&tx);

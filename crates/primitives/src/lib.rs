@@ -37,4 +37,4 @@ pub use encoding::{Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
 pub use keys::{BatchVerifier, PublicKey, SecretKey, Signature, SignatureError};
 pub use masternode::{Masternode, MasternodeSet, Tier};
-pub use transaction::{BlockHash, OutPoint, Transaction, TxId, TxInput, TxOutput, signature_message};
+pub use transaction::{BlockHash, OutPoint, Transaction, TxId, TxInput, TxOutput, sign_transaction, signature_message};

@@ -12,7 +12,7 @@ use crate::address::AddressPayload;
 use crate::amount::Amount;
 use crate::encoding::{Decode, DecodeError, Encode, Reader, var_bytes_len, write_compact_size, write_var_bytes};
 use crate::hash::{Domain, Hash256, ParseHashError};
-use crate::keys::{PublicKey, Signature};
+use crate::keys::{PublicKey, SecretKey, Signature};
 use crate::limits::{MAX_MEMO_BYTES, MAX_TX_BYTES};
 
 macro_rules! hash_newtype {
@@ -274,4 +274,13 @@ pub fn signature_message(genesis: &BlockHash, txid: &TxId, spent_amounts: &[Amou
         hasher.update(&amount.units().to_le_bytes());
     }
     Hash256(*hasher.finalize().as_bytes())
+}
+
+/// Signs every input of `tx`: input `i` with `keys[i]`. `spent_amounts` are the amounts of the
+/// outputs the inputs spend, in input order.
+pub fn sign_transaction(tx: &mut Transaction, genesis: &BlockHash, keys: &[&SecretKey], spent_amounts: &[Amount]) {
+    let message = signature_message(genesis, &tx.txid(), spent_amounts);
+    for (input, key) in tx.inputs.iter_mut().zip(keys) {
+        input.signature = key.sign(&message.0);
+    }
 }

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use timecoin_chain::{ChainParams, ChainTip, Genesis, Utxo, build_reward_tx};
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, BlockHeader, Domain, Encode, MasternodeSet, Network, OutPoint,
-    SecretKey, Tier, Transaction, TxInput, TxOutput, merkle_root, signature_message,
+    SecretKey, Tier, Transaction, TxInput, TxOutput, merkle_root,
 };
 
 /// The key derived from `label` and `index`, the same on every run.
@@ -52,12 +52,7 @@ pub fn genesis_toml(masternodes: usize, tier: Tier, funded: usize, amount: Amoun
 }
 
 /// Signs every input of `tx` (all inputs are signed by the keys given, in input order).
-pub fn sign(tx: &mut Transaction, genesis: &BlockHash, keys: &[&SecretKey], spent_amounts: &[Amount]) {
-    let message = signature_message(genesis, &tx.txid(), spent_amounts);
-    for (input, key) in tx.inputs.iter_mut().zip(keys) {
-        input.signature = key.sign(&message.0);
-    }
-}
+pub use timecoin_primitives::sign_transaction as sign;
 
 /// Builds a chain of valid blocks on top of a genesis, keeping the UTXO set in memory.
 #[derive(Debug, Clone)]

@@ -1,0 +1,63 @@
+//! Runs the `timed` binary as a real process.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::process::Command;
+
+fn timed(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_timed")).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_demo_finalizes_blocks_and_continues_from_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let (ok, out, err) = timed(&["demo", "--blocks", "3", "--txs-per-block", "50", "--data-dir", data]);
+    assert!(ok, "{out}\n{err}");
+    for height in 1..=3 {
+        assert!(out.contains(&format!("block {height:>4} ")), "{out}");
+    }
+    assert!(out.contains("txs    50/50"), "{out}");
+    assert!(
+        out.contains("double spend refused as expected: insufficient-fee"),
+        "{out}"
+    );
+    assert!(out.contains("utxo set at height 3"), "{out}");
+    assert!(out.contains("supply invariant holds"), "{out}");
+
+    // The same data directory continues the same chain.
+    let (ok, out, err) = timed(&["demo", "--blocks", "2", "--txs-per-block", "20", "--data-dir", data]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("block    4 ") && out.contains("block    5 "), "{out}");
+    assert!(out.contains("utxo set at height 5"), "{out}");
+}
+
+#[test]
+fn a_damaged_store_is_reported_by_name_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("chain.redb"), [0x42; 4096]).unwrap();
+    let (ok, out, err) = timed(&["demo", "--blocks", "1", "--data-dir", data]);
+    assert!(!ok, "{out}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("chain.redb"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("chain.redb")).unwrap(), vec![0x42; 4096]);
+}
+
+#[test]
+fn bad_arguments_get_usage_help() {
+    let (ok, _, err) = timed(&["demo", "--blocks", "many"]);
+    assert!(!ok);
+    assert!(err.contains("invalid value 'many'"), "{err}");
+}
