@@ -4,21 +4,13 @@
 //! prints, at the end, each transaction path's rate as a share of the raw rate with the same
 //! number of threads (the target: batched transaction verification ≥ 80% of raw
 //! batched Ed25519).
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use timecoin_chain::{
-    BlockContext, SigItem, TxContext, check_block, check_transaction, check_tx_contextual, check_tx_stateless,
-    verify_batch, verify_signatures,
+    SigItem, check_block, check_transaction, check_tx_contextual, check_tx_stateless, verify_batch, verify_signatures,
 };
 use timecoin_primitives::{Block, Encode, Transaction};
 use timecoin_test_utils::ChainBuilder;
@@ -35,29 +27,13 @@ struct Fixture {
 fn fixture() -> Fixture {
     let mut chain = ChainBuilder::new(N);
     let txs = chain.payments(N);
-    let ctx = tx_ctx(&chain);
-    let items = txs
-        .iter()
-        .flat_map(|tx| {
-            check_tx_contextual(tx, tx.txid(), tx.encoded_len(), &chain.utxos, &ctx)
-                .unwrap()
-                .sig_items
-        })
-        .collect();
+    let items = chain.sig_items(&txs);
     let block = chain.build_block(txs.clone());
     Fixture {
         chain,
         txs,
         items,
         block,
-    }
-}
-
-fn tx_ctx(chain: &ChainBuilder) -> TxContext<'_> {
-    TxContext {
-        params: chain.params(),
-        genesis_hash: chain.genesis_hash(),
-        height: chain.tip.height + 1,
     }
 }
 
@@ -76,7 +52,7 @@ fn raw_batch_all_threads(f: &Fixture) {
 }
 
 fn tx_single(f: &Fixture) {
-    let ctx = tx_ctx(&f.chain);
+    let ctx = f.chain.tx_context();
     for tx in &f.txs {
         check_transaction(tx, &f.chain.utxos, &ctx).unwrap();
     }
@@ -84,7 +60,7 @@ fn tx_single(f: &Fixture) {
 
 /// Every transaction check, with the signatures verified in one batch on this thread.
 fn tx_batch_one_thread(f: &Fixture) {
-    let ctx = tx_ctx(&f.chain);
+    let ctx = f.chain.tx_context();
     let mut items = Vec::with_capacity(f.txs.len());
     for tx in &f.txs {
         let size = tx.encoded_len();
@@ -100,13 +76,7 @@ fn tx_batch_one_thread(f: &Fixture) {
 
 /// A whole 1,000-transaction block, as a node validates it (all cores).
 fn block_all_threads(f: &Fixture) {
-    let ctx = BlockContext {
-        params: f.chain.params(),
-        genesis_hash: f.chain.genesis_hash(),
-        parent: f.chain.tip,
-        masternodes: f.chain.masternodes(),
-        now_ms: f.chain.tip.timestamp_ms + 60_000,
-    };
+    let ctx = f.chain.block_context(f.chain.tip.timestamp_ms + 60_000);
     check_block(&f.block, &f.chain.utxos, &ctx).unwrap();
 }
 

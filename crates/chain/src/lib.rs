@@ -10,10 +10,9 @@
 //!   reason code ([`TxError::code`]);
 //! - a block mints exactly [`reward::block_reward`] and pays it as [`reward::reward_outputs`]
 //!   says, so the coin supply is always the genesis allocations plus the sum of rewards.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(
-    test,
-    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
 pub mod genesis;
@@ -25,6 +24,6 @@ pub use genesis::{Genesis, GenesisError};
 pub use params::{ChainParams, FeeRate};
 pub use validation::{
     BlockContext, BlockError, ChainTip, CheckedBlock, CheckedTx, SigItem, TxContext, TxError, Utxo, UtxoView,
-    ViewError, build_reward_tx, check_block, check_transaction, check_tx_contextual, check_tx_stateless, verify_batch,
-    verify_signatures,
+    ViewError, build_reward_tx, check_block, check_transaction, check_tx_contextual, check_tx_stateless,
+    created_outputs, verify_batch, verify_signatures,
 };

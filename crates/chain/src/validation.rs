@@ -56,6 +56,21 @@ impl UtxoView for HashMap<OutPoint, Utxo> {
     }
 }
 
+/// The unspent outputs `tx` creates when a block at `height` includes it.
+pub fn created_outputs(tx: &Transaction, txid: TxId, height: u64) -> impl Iterator<Item = (OutPoint, Utxo)> + '_ {
+    let is_reward = tx.is_reward();
+    (0u32..).zip(&tx.outputs).map(move |(index, output)| {
+        (
+            OutPoint { txid, index },
+            Utxo {
+                output: *output,
+                height,
+                is_reward,
+            },
+        )
+    })
+}
+
 /// One signature still to verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigItem {
@@ -590,20 +605,7 @@ pub fn check_block(block: &Block, view: &impl UtxoView, ctx: &BlockContext<'_>) 
                 overlay.spent.insert(input.prevout);
             }
         }
-        for (i, output) in tx.outputs.iter().enumerate() {
-            let outpoint = OutPoint {
-                txid: *txid,
-                index: u32::try_from(i).unwrap_or(u32::MAX),
-            };
-            overlay.created.insert(
-                outpoint,
-                Utxo {
-                    output: *output,
-                    height,
-                    is_reward: is_first,
-                },
-            );
-        }
+        overlay.created.extend(created_outputs(tx, *txid, height));
     }
 
     let reward = block_reward(params, ctx.parent.timestamp_ms, block.header.timestamp_ms);

@@ -3,21 +3,14 @@
 //!
 //! Run with `cargo bench -p timecoin-mempool --bench admission`. The UTXO view is an
 //! in-memory map, so the figures are the pool's and the chain rules' cost, not a database's.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use timecoin_chain::{SigItem, TxContext, check_tx_contextual, verify_batch, verify_signatures};
+use timecoin_chain::{verify_batch, verify_signatures};
 use timecoin_mempool::{Mempool, MempoolConfig};
-use timecoin_primitives::{Encode, Transaction};
+use timecoin_primitives::Transaction;
 use timecoin_test_utils::ChainBuilder;
 
 const PENDING: usize = 10_000;
@@ -33,19 +26,7 @@ fn main() {
         txs.push(chain.payment(input));
     }
     let incoming: Vec<Transaction> = txs.split_off(PENDING);
-    let ctx = TxContext {
-        params: chain.params(),
-        genesis_hash: chain.genesis_hash(),
-        height: 1,
-    };
-    let items: Vec<SigItem> = incoming
-        .iter()
-        .flat_map(|tx| {
-            check_tx_contextual(tx, tx.txid(), tx.encoded_len(), &chain.utxos, &ctx)
-                .unwrap()
-                .sig_items
-        })
-        .collect();
+    let items = chain.sig_items(&incoming);
 
     let filled = |config: MempoolConfig| {
         let mut pool = Mempool::new(chain.params().clone(), chain.genesis_hash(), config, 0);

@@ -12,10 +12,9 @@
 //!   evicted at once is refused;
 //! - no two pooled transactions spend the same output;
 //! - every refusal is a [`MempoolError`] with a reason code.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(
-    test,
-    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
 mod error;

@@ -4,6 +4,10 @@
 //! store and the mempool together and finalizes blocks of real signed payments. The P2P
 //! network, consensus and the JSON-RPC server arrive with later work; until then there is no
 //! daemon mode.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
 
 mod demo;
 

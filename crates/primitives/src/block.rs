@@ -5,7 +5,7 @@ use thiserror::Error;
 use crate::encoding::{Decode, DecodeError, Encode, Reader, compact_size_len, write_compact_size};
 use crate::hash::{Domain, Hash256};
 use crate::keys::{BatchVerifier, PublicKey, Signature};
-use crate::limits::{MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_MASTERNODES};
+use crate::limits::{MAX_BLOCK_TXS, MAX_MASTERNODES};
 use crate::masternode::MasternodeSet;
 use crate::transaction::{BlockHash, MIN_TX_ENCODED_LEN, Transaction, TxId};
 
@@ -107,13 +107,6 @@ impl Encode for Block {
 
 impl Decode for Block {
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        if reader.remaining() > MAX_BLOCK_BYTES {
-            return Err(DecodeError::TooLong {
-                field: "block",
-                len: reader.remaining() as u64,
-                max: MAX_BLOCK_BYTES as u64,
-            });
-        }
         let header = BlockHeader::decode_from(reader)?;
         let count = reader.read_count("transactions", MAX_BLOCK_TXS, MIN_TX_ENCODED_LEN)?;
         let mut transactions = Vec::with_capacity(count);

@@ -2,13 +2,6 @@
 //! bare durable redb commit (one fsync, no data) measured in the same run.
 //!
 //! Run with `cargo bench -p timecoin-storage --bench apply`.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::time::{Duration, Instant};
 

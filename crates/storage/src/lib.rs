@@ -12,10 +12,9 @@
 //! - the sum of all unspent outputs equals the genesis allocations plus the coins minted by
 //!   rewards, and the kept commitment equals the one recomputed from the full set;
 //! - damaged data is reported with the file's name and never silently deleted.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(
-    test,
-    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
 pub mod commitment;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use timecoin_chain::{ChainTip, Genesis, Utxo, UtxoView, ViewError};
+use timecoin_chain::{ChainTip, Genesis, Utxo, UtxoView, ViewError, created_outputs};
 use timecoin_primitives::encoding::{Reader, write_compact_size};
 use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, CommitCertificate, Decode, Encode, Hash256, OutPoint, Transaction, TxId,
@@ -351,16 +351,26 @@ impl Store {
         self.stored_genesis()
     }
 
-    /// The block at `height`.
-    pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, StorageError> {
+    /// The value stored under `height` in `table`, decoded.
+    fn by_height<T: Decode>(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
+        height: u64,
+        what: &str,
+    ) -> Result<Option<T>, StorageError> {
         let read = self.begin_read()?;
-        let table = read.open_table(BLOCKS).map_err(|e| self.err(e))?;
+        let table = read.open_table(table).map_err(|e| self.err(e))?;
         let Some(bytes) = table.get(height).map_err(|e| self.err(e))? else {
             return Ok(None);
         };
-        Block::from_bytes(bytes.value())
+        T::from_bytes(bytes.value())
             .map(Some)
-            .map_err(|e| self.corrupt(&format!("block {height}"), e))
+            .map_err(|e| self.corrupt(&format!("{what} {height}"), e))
+    }
+
+    /// The block at `height`.
+    pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        self.by_height(BLOCKS, height, "block")
     }
 
     /// The height of the block with this hash.
@@ -380,14 +390,7 @@ impl Store {
 
     /// The commit certificate stored with the block at `height`.
     pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StorageError> {
-        let read = self.begin_read()?;
-        let table = read.open_table(CERTIFICATES).map_err(|e| self.err(e))?;
-        let Some(bytes) = table.get(height).map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        CommitCertificate::from_bytes(bytes.value())
-            .map(Some)
-            .map_err(|e| self.corrupt(&format!("certificate {height}"), e))
+        self.by_height(CERTIFICATES, height, "certificate")
     }
 
     /// Where a transaction was included: block height and position.
@@ -427,23 +430,15 @@ impl Store {
     pub fn utxo_set_info(&self) -> Result<UtxoSetInfo, StorageError> {
         let read = self.begin_read()?;
         let meta = read.open_table(META).map_err(|e| self.err(e))?;
-        let get = |key: &str| -> Result<Vec<u8>, StorageError> {
-            meta.get(key)
-                .map_err(|e| self.err(e))?
-                .map(|v| v.value().to_vec())
-                .ok_or_else(|| self.missing(key))
-        };
-        let tip = tip_from_bytes(&get(KEY_TIP)?).map_err(|e| self.corrupt("chain tip", e))?;
-        let supply = Supply::from_bytes(&get(KEY_SUPPLY)?).ok_or_else(|| self.missing("valid supply record"))?;
-        let lthash = LtHash::from_bytes(&get(KEY_LTHASH)?).ok_or_else(|| self.missing("valid utxo commitment"))?;
+        let state = WriteState::read(&meta, self)?;
         Ok(UtxoSetInfo {
-            height: tip.height,
-            best_block: tip.hash,
-            count: supply.utxo_count,
-            total: Amount::from_units(supply.utxo_total),
-            commitment: lthash.digest(),
-            allocated: Amount::from_units(supply.allocated),
-            minted: Amount::from_units(supply.minted),
+            height: state.tip.height,
+            best_block: state.tip.hash,
+            count: state.supply.utxo_count,
+            total: Amount::from_units(state.supply.utxo_total),
+            commitment: state.lthash.digest(),
+            allocated: Amount::from_units(state.supply.allocated),
+            minted: Amount::from_units(state.supply.minted),
         })
     }
 
@@ -568,32 +563,24 @@ impl Store {
                 undo.extend_from_slice(&value);
                 undo_count += 1;
             }
-            let is_reward = tx.is_reward();
-            for (index, output) in tx.outputs.iter().enumerate() {
-                let outpoint = OutPoint {
-                    txid,
-                    index: u32::try_from(index).map_err(|_| inconsistent("too many outputs".to_owned()))?,
-                };
+            for (outpoint, utxo) in created_outputs(tx, txid, height) {
                 let key = outpoint_key(&outpoint);
-                let value = utxo_value(&Utxo {
-                    output: *output,
-                    height,
-                    is_reward,
-                });
+                let value = utxo_value(&utxo);
                 if utxos.insert(key, value).map_err(|e| self.err(e))?.is_some() {
                     return Err(inconsistent(format!("output {outpoint} already exists")));
                 }
+                let amount = utxo.output.amount.units();
                 state.lthash.insert(&commitment_element(&key, &value));
                 state.supply.utxo_count += 1;
                 state.supply.utxo_total = state
                     .supply
                     .utxo_total
-                    .checked_add(output.amount.units())
+                    .checked_add(amount)
                     .ok_or_else(|| inconsistent("utxo total overflows".to_owned()))?;
-                if is_reward {
-                    reward_out = reward_out.saturating_add(output.amount.units());
+                if utxo.is_reward {
+                    reward_out = reward_out.saturating_add(amount);
                 } else {
-                    regular_out = regular_out.saturating_add(output.amount.units());
+                    regular_out = regular_out.saturating_add(amount);
                 }
                 created += 1;
             }
@@ -757,6 +744,10 @@ impl WriteState {
 
     fn load(write: &redb::WriteTransaction, store: &Store) -> Result<WriteState, StorageError> {
         let meta = write.open_table(META).map_err(|e| store.err(e))?;
+        WriteState::read(&meta, store)
+    }
+
+    fn read(meta: &impl ReadableTable<&'static str, &'static [u8]>, store: &Store) -> Result<WriteState, StorageError> {
         let get = |key: &str| -> Result<Vec<u8>, StorageError> {
             meta.get(key)
                 .map_err(|e| store.err(e))?

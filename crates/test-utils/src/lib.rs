@@ -3,13 +3,14 @@
 //! blocks while keeping an in-memory model of the UTXO set to compare real storage against.
 //!
 //! Nothing here is used by the node in production.
-// Test helpers panic on misuse: a failed set-up is a failed test.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use timecoin_chain::{ChainParams, ChainTip, Genesis, Utxo, build_reward_tx};
+use timecoin_chain::{
+    BlockContext, ChainParams, ChainTip, Genesis, SigItem, TxContext, Utxo, build_reward_tx, check_tx_contextual,
+    created_outputs,
+};
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, BlockHeader, Domain, Encode, MasternodeSet, Network, OutPoint,
     SecretKey, Tier, Transaction, TxInput, TxOutput, merkle_root,
@@ -88,20 +89,12 @@ impl ChainBuilder {
 
     /// A builder over `genesis`, whose funded and masternode keys are those of [`genesis_toml`].
     pub fn from_genesis(genesis: Genesis, funded: usize, masternodes: usize) -> ChainBuilder {
-        let mut utxos = HashMap::new();
-        for tx in &genesis.block.transactions {
-            let txid = tx.txid();
-            for (i, output) in tx.outputs.iter().enumerate() {
-                utxos.insert(
-                    OutPoint { txid, index: i as u32 },
-                    Utxo {
-                        output: *output,
-                        height: 0,
-                        is_reward: true,
-                    },
-                );
-            }
-        }
+        let utxos = genesis
+            .block
+            .transactions
+            .iter()
+            .flat_map(|tx| created_outputs(tx, tx.txid(), 0).collect::<Vec<_>>())
+            .collect();
         let mut keys = HashMap::new();
         for i in 0..funded {
             let k = key("funded", i as u64);
@@ -129,6 +122,40 @@ impl ChainBuilder {
     /// The network parameters.
     pub fn params(&self) -> &ChainParams {
         &self.genesis.params
+    }
+
+    /// Where a transaction for the next block is judged.
+    pub fn tx_context(&self) -> TxContext<'_> {
+        TxContext {
+            params: self.params(),
+            genesis_hash: self.genesis_hash(),
+            height: self.tip.height + 1,
+        }
+    }
+
+    /// Where the next block is judged, by a node whose clock reads `now_ms`.
+    pub fn block_context(&self, now_ms: u64) -> BlockContext<'_> {
+        BlockContext {
+            params: self.params(),
+            genesis_hash: self.genesis_hash(),
+            parent: self.tip,
+            masternodes: self.masternodes(),
+            now_ms,
+        }
+    }
+
+    /// The signatures of `txs` (each judged alone against this builder's UTXO set) still
+    /// to verify, as the chain's contextual checks return them.
+    pub fn sig_items(&self, txs: &[Transaction]) -> Vec<SigItem> {
+        let ctx = self.tx_context();
+        txs.iter()
+            .flat_map(
+                |tx| match check_tx_contextual(tx, tx.txid(), tx.encoded_len(), &self.utxos, &ctx) {
+                    Ok(checked) => checked.sig_items,
+                    Err(e) => panic!("{} is not valid: {e}", tx.txid()),
+                },
+            )
+            .collect()
     }
 
     /// The genesis hash.
@@ -249,17 +276,7 @@ impl ChainBuilder {
         let height = self.tip.height + 1;
         for tx in &txs {
             fees = fees.checked_add(self.fee_of(tx, &created)).unwrap_or(fees);
-            let txid = tx.txid();
-            for (i, output) in tx.outputs.iter().enumerate() {
-                created.insert(
-                    OutPoint { txid, index: i as u32 },
-                    Utxo {
-                        output: *output,
-                        height,
-                        is_reward: false,
-                    },
-                );
-            }
+            created.extend(created_outputs(tx, tx.txid(), height));
         }
         let proposer = self
             .masternode_keys
@@ -299,21 +316,11 @@ impl ChainBuilder {
     /// Applies a block (assumed valid) to the in-memory state.
     pub fn apply(&mut self, block: &Block) {
         let height = block.header.height;
-        for (index, tx) in block.transactions.iter().enumerate() {
+        for tx in &block.transactions {
             for input in &tx.inputs {
                 self.utxos.remove(&input.prevout);
             }
-            let txid = tx.txid();
-            for (i, output) in tx.outputs.iter().enumerate() {
-                self.utxos.insert(
-                    OutPoint { txid, index: i as u32 },
-                    Utxo {
-                        output: *output,
-                        height,
-                        is_reward: index == 0,
-                    },
-                );
-            }
+            self.utxos.extend(created_outputs(tx, tx.txid(), height));
         }
         self.minted = self
             .minted

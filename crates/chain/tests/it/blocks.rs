@@ -1,17 +1,11 @@
 use std::collections::HashMap;
 
-use timecoin_chain::{BlockContext, BlockError, TxError, check_block};
+use timecoin_chain::{BlockError, TxError, check_block};
 use timecoin_primitives::{Amount, Block, BlockHash, Hash256, Tier, merkle_root};
 use timecoin_test_utils::ChainBuilder;
 
 fn judge(chain: &ChainBuilder, block: &Block) -> Result<timecoin_chain::CheckedBlock, BlockError> {
-    let ctx = BlockContext {
-        params: chain.params(),
-        genesis_hash: chain.genesis_hash(),
-        parent: chain.tip,
-        masternodes: chain.masternodes(),
-        now_ms: chain.tip.timestamp_ms + 60_000,
-    };
+    let ctx = chain.block_context(chain.tip.timestamp_ms + 60_000);
     check_block(block, &chain.utxos, &ctx)
 }
 

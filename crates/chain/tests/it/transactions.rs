@@ -5,14 +5,6 @@ use timecoin_chain::{ChainParams, TxContext, TxError, Utxo, check_transaction, v
 use timecoin_primitives::{Amount, BlockHash, Hash256, Network, OutPoint, Transaction, TxOutput};
 use timecoin_test_utils::{ChainBuilder, sign};
 
-fn ctx(chain: &ChainBuilder) -> TxContext<'_> {
-    TxContext {
-        params: chain.params(),
-        genesis_hash: chain.genesis_hash(),
-        height: chain.tip.height + 1,
-    }
-}
-
 fn one_payment() -> (ChainBuilder, Transaction) {
     let mut chain = ChainBuilder::new(4);
     let tx = chain.payments(1).remove(0);
@@ -22,7 +14,7 @@ fn one_payment() -> (ChainBuilder, Transaction) {
 #[test]
 fn a_signed_payment_is_valid_and_its_fee_is_reported() {
     let (chain, tx) = one_payment();
-    let checked = check_transaction(&tx, &chain.utxos, &ctx(&chain)).unwrap();
+    let checked = check_transaction(&tx, &chain.utxos, &chain.tx_context()).unwrap();
     assert_eq!(checked.fee, Amount::from_units(225));
     assert_eq!(checked.size, 225);
     assert_eq!(checked.txid, tx.txid());
@@ -47,7 +39,7 @@ fn resign(chain: &ChainBuilder, tx: &mut Transaction) {
 #[test]
 fn every_rule_has_its_own_error_and_code() {
     let (chain, tx) = one_payment();
-    let check = |tx: &Transaction| check_transaction(tx, &chain.utxos, &ctx(&chain)).unwrap_err();
+    let check = |tx: &Transaction| check_transaction(tx, &chain.utxos, &chain.tx_context()).unwrap_err();
 
     let mut t = tx.clone();
     t.version = 2;
@@ -122,7 +114,7 @@ fn every_rule_has_its_own_error_and_code() {
     };
     let small_ctx = TxContext {
         params: &small,
-        ..ctx(&chain)
+        ..chain.tx_context()
     };
     assert_eq!(
         check_transaction(&t, &chain.utxos, &small_ctx).unwrap_err(),
@@ -151,7 +143,7 @@ fn a_signature_for_another_network_is_invalid() {
     let (chain, tx) = one_payment();
     let other_net = TxContext {
         genesis_hash: BlockHash(Hash256([9; 32])),
-        ..ctx(&chain)
+        ..chain.tx_context()
     };
     assert_eq!(
         check_transaction(&tx, &chain.utxos, &other_net).unwrap_err(),
@@ -168,7 +160,7 @@ fn a_signature_commits_to_the_spent_amount() {
     let u = utxos.get_mut(&tx.inputs[0].prevout).unwrap();
     u.output.amount = u.output.amount.checked_add(Amount::COIN).unwrap();
     assert_eq!(
-        check_transaction(&tx, &utxos, &ctx(&chain)).unwrap_err(),
+        check_transaction(&tx, &utxos, &chain.tx_context()).unwrap_err(),
         TxError::BadSignature
     );
 }
@@ -183,7 +175,7 @@ proptest! {
         let mut chain = ChainBuilder::new(corrupt.len());
         let mut items = Vec::new();
         for (tx, bad) in chain.payments(corrupt.len()).into_iter().zip(&corrupt) {
-            let checked = timecoin_chain::check_tx_contextual(&tx, tx.txid(), 225, &chain.utxos, &ctx(&chain)).unwrap();
+            let checked = timecoin_chain::check_tx_contextual(&tx, tx.txid(), 225, &chain.utxos, &chain.tx_context()).unwrap();
             let mut item = checked.sig_items[0];
             if *bad {
                 item.signature.0[5] ^= 1;
@@ -210,7 +202,7 @@ fn outputs_are_summed_with_overflow_checks() {
         },
     ];
     assert_eq!(
-        check_transaction(&tx, &chain.utxos, &ctx(&chain)).unwrap_err(),
+        check_transaction(&tx, &chain.utxos, &chain.tx_context()).unwrap_err(),
         TxError::OutputsTooLarge
     );
 }

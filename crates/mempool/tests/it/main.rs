@@ -1,11 +1,4 @@
 //! Integration tests of the mempool.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
 
 mod admission;
 mod limits;
@@ -16,8 +9,10 @@ use timecoin_mempool::{Mempool, MempoolConfig};
 use timecoin_primitives::{Amount, OutPoint, Transaction, TxOutput};
 use timecoin_test_utils::ChainBuilder;
 
+/// The clock the tests run at.
 pub const NOW: u64 = 1_800_000_000_000;
 
+/// An empty pool at the builder's tip.
 pub fn pool(chain: &ChainBuilder, config: MempoolConfig) -> Mempool {
     Mempool::new(chain.params().clone(), chain.genesis_hash(), config, chain.tip.height)
 }

@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use timecoin_chain::{BlockContext, check_block};
+use timecoin_chain::check_block;
 use timecoin_mempool::MempoolConfig;
 use timecoin_primitives::TxId;
 use timecoin_test_utils::ChainBuilder;
@@ -57,13 +57,7 @@ fn limits_are_respected_and_the_template_makes_a_valid_block() {
         }
         // The chain rules accept the block the template makes.
         let block = chain.build_block(template.transactions.iter().map(|t| (**t).clone()).collect());
-        let ctx = BlockContext {
-            params: chain.params(),
-            genesis_hash: chain.genesis_hash(),
-            parent: chain.tip,
-            masternodes: chain.masternodes(),
-            now_ms: block.header.timestamp_ms,
-        };
+        let ctx = chain.block_context(block.header.timestamp_ms);
         let checked = check_block(&block, &chain.utxos, &ctx).unwrap();
         assert_eq!(checked.fees, template.fees);
     }

@@ -1,11 +1,4 @@
 //! Runs the `timed` binary as a real process.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
 
 use std::process::Command;
 

@@ -1,11 +1,4 @@
 //! Integration tests of the chain store: application, undo, indexes, errors, crash safety.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
 
 mod crash;
 mod errors;
@@ -13,7 +6,7 @@ mod ledger;
 
 use std::collections::HashMap;
 
-use timecoin_chain::{BlockContext, Utxo, check_block};
+use timecoin_chain::{Utxo, check_block};
 use timecoin_primitives::OutPoint;
 use timecoin_storage::Store;
 use timecoin_test_utils::ChainBuilder;
@@ -37,13 +30,8 @@ pub fn assert_matches_model(store: &Store, model: &ChainBuilder) {
 /// Validates a block against the store like a node does, then applies it to both.
 pub fn validate_and_apply(store: &Store, model: &mut ChainBuilder, block: &timecoin_primitives::Block) {
     let snapshot = store.snapshot().unwrap();
-    let ctx = BlockContext {
-        params: model.params(),
-        genesis_hash: model.genesis_hash(),
-        parent: store.tip().unwrap(),
-        masternodes: model.masternodes(),
-        now_ms: block.header.timestamp_ms,
-    };
+    assert_eq!(store.tip().unwrap(), model.tip);
+    let ctx = model.block_context(block.header.timestamp_ms);
     check_block(block, &snapshot, &ctx).unwrap();
     store.apply_block(block, None).unwrap();
     model.apply(block);
