@@ -98,13 +98,15 @@ pub enum Domain {
     MasternodeSet,
     /// A consensus vote.
     Vote,
+    /// A consensus proposal.
+    Proposal,
     /// One element of the UTXO-set commitment.
     UtxoElement,
     /// The UTXO-set commitment's digest.
     UtxoCommitment,
 }
 
-const DOMAIN_COUNT: usize = 11;
+const DOMAIN_COUNT: usize = 12;
 
 impl Domain {
     /// The BLAKE3 `derive_key` context string of this domain.
@@ -119,6 +121,7 @@ impl Domain {
             Domain::Address => "timecoin 2026 address",
             Domain::MasternodeSet => "timecoin 2026 masternode set",
             Domain::Vote => "timecoin 2026 vote",
+            Domain::Proposal => "timecoin 2026 proposal",
             Domain::UtxoElement => "timecoin 2026 utxo element",
             Domain::UtxoCommitment => "timecoin 2026 utxo commitment",
         }
@@ -137,6 +140,7 @@ impl Domain {
             Domain::Vote => 8,
             Domain::UtxoElement => 9,
             Domain::UtxoCommitment => 10,
+            Domain::Proposal => 11,
         }
     }
 
@@ -184,6 +188,7 @@ mod tests {
             Domain::Vote,
             Domain::UtxoElement,
             Domain::UtxoCommitment,
+            Domain::Proposal,
         ];
         assert_eq!(all.len(), DOMAIN_COUNT);
         let mut seen = std::collections::HashSet::new();

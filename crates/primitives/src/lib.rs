@@ -20,6 +20,7 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+pub mod consensus;
 pub mod encoding;
 pub mod hash;
 pub mod keys;
@@ -32,6 +33,7 @@ pub use amount::{Amount, ParseAmountError};
 pub use block::{
     Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, Vote, VoteKind, merkle_root,
 };
+pub use consensus::{Equivocation, EvidenceError, Proposal, SignedProposal, SignedVote};
 pub use encoding::{Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
 pub use keys::{BatchVerifier, PublicKey, SecretKey, Signature, SignatureError};

@@ -2,7 +2,9 @@
 //! keys, local-network genesis files, and a [`ChainBuilder`] that produces valid, signed
 //! blocks while keeping an in-memory model of the UTXO set to compare real storage against.
 //!
-//! Nothing here is used by the node in production.
+//! Nothing here is used by the node in production. [`sim`] is the consensus simulator.
+
+pub mod sim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

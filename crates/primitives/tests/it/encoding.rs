@@ -4,8 +4,9 @@ use proptest::prelude::*;
 use timecoin_primitives::encoding::write_compact_size;
 use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, BlockHeader, CommitCertificate, CommitSignature, Decode, DecodeError,
-    Encode, Hash256, Masternode, MasternodeSet, OutPoint, PublicKey, Signature, Tier, Transaction, TxId, TxInput,
-    TxOutput, Vote, VoteKind, merkle_root, signature_message,
+    Encode, Equivocation, Hash256, Masternode, MasternodeSet, OutPoint, Proposal, PublicKey, SecretKey, Signature,
+    SignedProposal, SignedVote, Tier, Transaction, TxId, TxInput, TxOutput, Vote, VoteKind, merkle_root,
+    signature_message,
 };
 
 fn hash() -> impl Strategy<Value = Hash256> {
@@ -156,8 +157,47 @@ fn check_reencode<T: Encode + Decode>(bytes: &[u8]) -> Result<(), TestCaseError>
     Ok(())
 }
 
+fn proposal() -> impl Strategy<Value = Proposal> {
+    (
+        hash(),
+        any::<u64>(),
+        any::<u32>(),
+        prop::option::of(any::<u32>()),
+        hash(),
+    )
+        .prop_map(|(chain, height, round, valid_round, block)| Proposal {
+            chain: BlockHash(chain),
+            height,
+            round,
+            valid_round,
+            block: BlockHash(block),
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn signed_messages_and_evidence_round_trip(v in vote(), p in proposal(), seed in any::<[u8; 32]>(), other in hash()) {
+        let key = SecretKey::from_seed(seed);
+        let signed = SignedVote::sign(v, &key);
+        prop_assert!(signed.verify().is_ok());
+        check_canonical(&signed)?;
+        let proposal = SignedProposal::sign(p, &key);
+        prop_assert!(proposal.verify().is_ok());
+        check_canonical(&proposal)?;
+        let conflicting = SignedVote::sign(Vote { block: Some(BlockHash(other)), ..v }, &key);
+        prop_assume!(conflicting.vote != v);
+        let evidence = Equivocation::new(signed, conflicting).unwrap();
+        prop_assert_eq!(Equivocation::new(conflicting, signed).unwrap(), evidence);
+        prop_assert!(evidence.verify().is_ok());
+        check_canonical(&evidence)?;
+        // The same pair in the other order is not the canonical encoding.
+        let (a, b) = evidence.votes();
+        let mut swapped = b.to_bytes();
+        swapped.extend_from_slice(&a.to_bytes());
+        prop_assert!(Equivocation::from_bytes(&swapped).is_err());
+    }
 
     #[test]
     fn transactions_round_trip(tx in transaction()) {
@@ -203,6 +243,9 @@ proptest! {
         check_reencode::<Vote>(&bytes)?;
         check_reencode::<CommitCertificate>(&bytes)?;
         check_reencode::<MasternodeSet>(&bytes)?;
+        check_reencode::<SignedVote>(&bytes)?;
+        check_reencode::<SignedProposal>(&bytes)?;
+        check_reencode::<Equivocation>(&bytes)?;
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! Tests of the consensus engine: rules one by one, crash safety, and the simulator suites.
+
+mod engine;
+mod simulation;
