@@ -1,5 +1,6 @@
 //! Block application: 1,000-transaction blocks written to redb with their fsync, against a
-//! bare durable redb commit (one fsync, no data) measured in the same run.
+//! bare durable redb commit (one fsync, no data) measured in the same run; and one durable
+//! consensus WAL append (which includes signing the vote).
 //!
 //! Run with `cargo bench -p timecoin-storage --bench apply`.
 
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use redb::{Database, TableDefinition};
+use timecoin_consensus::{Wal, WalEntry};
 use timecoin_primitives::Block;
 use timecoin_storage::Store;
 use timecoin_test_utils::ChainBuilder;
@@ -55,6 +57,26 @@ fn main() {
             write.open_table(table).unwrap().insert(n, n).unwrap();
             write.commit().unwrap();
             n += 1;
+        });
+    });
+    let wal_store = Store::open(&dir.path().join("wal.redb"), &genesis).unwrap();
+    let key = timecoin_primitives::SecretKey::from_seed([6; 32]);
+    group.bench_function("consensus_wal_append_durable", |b| {
+        let mut wal = wal_store.consensus_wal();
+        let mut round = 0u32;
+        b.iter(|| {
+            let vote = timecoin_primitives::SignedVote::sign(
+                timecoin_primitives::Vote {
+                    chain: genesis.hash(),
+                    height: 1,
+                    round,
+                    kind: timecoin_primitives::VoteKind::Prevote,
+                    block: None,
+                },
+                &key,
+            );
+            wal.append(&WalEntry::Vote(vote)).unwrap();
+            round += 1;
         });
     });
     group.finish();

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use timecoin_chain::{ChainTip, Genesis, Utxo, UtxoView, ViewError, created_outputs};
+use timecoin_consensus::{Wal, WalEntry};
 use timecoin_primitives::encoding::{Reader, write_compact_size};
 use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, CommitCertificate, Decode, Encode, Hash256, OutPoint, Transaction, TxId,
@@ -23,6 +24,8 @@ const BLOCK_HEIGHTS: TableDefinition<[u8; 32], u64> = TableDefinition::new("bloc
 const TX_LOCATIONS: TableDefinition<[u8; 32], (u64, u32)> = TableDefinition::new("tx_locations");
 const UTXOS: TableDefinition<[u8; 36], [u8; UTXO_VALUE_LEN]> = TableDefinition::new("utxos");
 const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
+/// What this masternode signed: (height, sequence) → encoded [`WalEntry`].
+const WAL: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("consensus_wal");
 
 const UTXO_VALUE_LEN: usize = 8 + 32 + 8 + 1;
 
@@ -329,6 +332,7 @@ impl Store {
             write.open_table(BLOCK_HEIGHTS).map_err(|e| self.err(e))?;
             write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
             write.open_table(UTXOS).map_err(|e| self.err(e))?;
+            write.open_table(WAL).map_err(|e| self.err(e))?;
         }
         let genesis_block = &genesis.block;
         let mut state = WriteState::load_empty();
@@ -719,6 +723,71 @@ impl Store {
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
         Ok(block)
+    }
+}
+
+/// The consensus write-ahead log, kept in the chain store's file: each append is its own
+/// durable (fsynced) redb transaction.
+#[derive(Debug)]
+pub struct ConsensusWal<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The consensus write-ahead log.
+    pub fn consensus_wal(&self) -> ConsensusWal<'_> {
+        ConsensusWal { store: self }
+    }
+}
+
+impl Wal for ConsensusWal<'_> {
+    type Error = StorageError;
+
+    fn append(&mut self, entry: &WalEntry) -> Result<(), StorageError> {
+        let store = self.store;
+        let height = entry.height();
+        let write = store.db.begin_write().map_err(|e| store.err(e))?;
+        {
+            let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
+            let next = table
+                .range((height, 0)..=(height, u32::MAX))
+                .map_err(|e| store.err(e))?
+                .next_back()
+                .transpose()
+                .map_err(|e| store.err(e))?
+                .map_or(0, |(key, _)| key.value().1.saturating_add(1));
+            table
+                .insert((height, next), entry.to_bytes().as_slice())
+                .map_err(|e| store.err(e))?;
+        }
+        write.commit().map_err(|e| store.err(e))
+    }
+
+    fn entries(&self, height: u64) -> Result<Vec<WalEntry>, StorageError> {
+        let store = self.store;
+        let read = store.begin_read()?;
+        let table = read.open_table(WAL).map_err(|e| store.err(e))?;
+        let mut entries = Vec::new();
+        for item in table
+            .range((height, 0)..=(height, u32::MAX))
+            .map_err(|e| store.err(e))?
+        {
+            let (_, value) = item.map_err(|e| store.err(e))?;
+            entries.push(WalEntry::from_bytes(value.value()).map_err(|e| store.corrupt("consensus wal entry", e))?);
+        }
+        Ok(entries)
+    }
+
+    fn prune_below(&mut self, height: u64) -> Result<(), StorageError> {
+        let store = self.store;
+        let write = store.db.begin_write().map_err(|e| store.err(e))?;
+        {
+            let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
+            table
+                .retain_in((0, 0)..(height, 0), |_, _| false)
+                .map_err(|e| store.err(e))?;
+        }
+        write.commit().map_err(|e| store.err(e))
     }
 }
 

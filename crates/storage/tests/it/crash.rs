@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
+use timecoin_consensus::Wal;
 use timecoin_storage::Store;
 use timecoin_test_utils::ChainBuilder;
 
@@ -37,7 +38,7 @@ fn event(line: &str) -> Option<(&str, u64)> {
     let mut words = line.split_whitespace().rev();
     let height = words.next()?.parse().ok()?;
     let word = words.next()?;
-    matches!(word, "writing" | "applied").then_some((word, height))
+    matches!(word, "writing" | "applied" | "appended").then_some((word, height))
 }
 
 /// The child: applies blocks forever, announcing each write before and after.
@@ -139,4 +140,82 @@ fn kill_during_writes_never_leaves_a_mixed_state() {
         killed_in_flight > 0,
         "no kill landed inside a write; the test proved nothing"
     );
+}
+
+const ENV_WAL: &str = "TIMECOIN_CRASH_TEST_WAL";
+
+/// The child: appends signed votes to the consensus WAL forever, announcing each one only
+/// after `append` returned.
+#[test]
+#[ignore = "run by kill_during_wal_appends_loses_no_acknowledged_entry"]
+fn wal_child() {
+    let Ok(path) = std::env::var(ENV_WAL) else {
+        return;
+    };
+    let store = Store::open(Path::new(&path), &ChainBuilder::new(FUNDED).genesis).unwrap();
+    let mut wal = store.consensus_wal();
+    let key = timecoin_primitives::SecretKey::from_seed([5; 32]);
+    let start = wal.entries(1).unwrap().len() as u32;
+    for round in start.. {
+        wal.append(&crate::wal::entry(&key, 1, round)).unwrap();
+        println!("appended {round}");
+    }
+}
+
+#[test]
+fn kill_during_wal_appends_loses_no_acknowledged_entry() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x3a1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let exe = std::env::current_exe().unwrap();
+    let key = timecoin_primitives::SecretKey::from_seed([5; 32]);
+    let mut acknowledged = 0u32;
+    for round in 0..10 {
+        let mut child = Command::new(&exe)
+            .args([
+                "crash::wal_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV_WAL, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let target = acknowledged + rng.random_range(1..20);
+        for line in lines.by_ref() {
+            if let Some(("appended", n)) = event(&line.unwrap()) {
+                acknowledged = acknowledged.max(n as u32 + 1);
+                if acknowledged >= target {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..2_000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for line in lines.map_while(Result::ok) {
+            if let Some(("appended", n)) = event(&line) {
+                acknowledged = acknowledged.max(n as u32 + 1);
+            }
+        }
+        let store = Store::open(&path, &ChainBuilder::new(FUNDED).genesis)
+            .unwrap_or_else(|e| panic!("round {round}: store does not reopen: {e}"));
+        let entries = store.consensus_wal().entries(1).unwrap();
+        assert!(
+            entries.len() as u32 >= acknowledged,
+            "round {round}: {acknowledged} appends were acknowledged but only {} survived",
+            entries.len()
+        );
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(
+                *e,
+                crate::wal::entry(&key, 1, i as u32),
+                "entry {i} is damaged or out of order"
+            );
+        }
+    }
 }

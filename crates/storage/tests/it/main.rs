@@ -3,6 +3,7 @@
 mod crash;
 mod errors;
 mod ledger;
+mod wal;
 
 use std::collections::HashMap;
 
