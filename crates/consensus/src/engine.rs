@@ -406,6 +406,14 @@ impl Engine {
                     start_round = start_round.max(proposal.proposal.round);
                     self.signed_proposals.insert(proposal.proposal.round, proposal);
                 }
+                WalEntry::LockProof { votes, .. } => {
+                    for vote in votes {
+                        let power = self.validators.power(&vote.validator);
+                        if power > 0 && vote.vote.height == height && vote.vote.chain == self.config.chain {
+                            self.votes.add(vote, power);
+                        }
+                    }
+                }
             }
         }
         self.start_round(start_round, effects);
@@ -743,6 +751,18 @@ impl Engine {
             self.valid_updated.insert(round);
             if self.step == Step::Prevote {
                 self.locked = Some((value, round));
+                if self.my_power() > 0 {
+                    // The proof that lets this node justify its lock after a restart.
+                    let votes: Vec<SignedVote> = self
+                        .votes
+                        .round(round)
+                        .map(|r| r.prevotes.votes_for(&Some(value)).copied().collect())
+                        .unwrap_or_default();
+                    effects.push(Effect::PersistWal(WalEntry::LockProof {
+                        height: self.height,
+                        votes,
+                    }));
+                }
                 self.cast_vote(VoteKind::Precommit, Some(value), effects);
                 self.step = Step::Precommit;
             }

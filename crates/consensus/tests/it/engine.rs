@@ -383,12 +383,21 @@ fn after_a_restart_the_wal_is_resent_never_contradicted_and_the_lock_restored() 
     for k in &others[..2] {
         collect(engine.handle(Input::Vote(vote(k, 0, VoteKind::Prevote, Some(value(5))))));
     }
-    assert_eq!(wal.len(), 2, "a prevote and a precommit were logged");
+    // The prevote, the proof of the lock (three prevotes), and the precommit.
+    assert_eq!(wal.len(), 3);
+    assert!(matches!(&wal[1], WalEntry::LockProof { votes, .. } if votes.len() == 3));
 
     // The node crashes and restarts with only its WAL.
     let mut restarted = Engine::new(config(), Some(keys[me].clone()));
     let effects = start(&mut restarted, &validators, wal.clone());
     assert_eq!(restarted.locked(), Some((value(5), 0)));
+    // It can still show peers the prevotes that justify its lock.
+    let (_, gossip) = restarted.messages_to_gossip();
+    let proof = gossip
+        .iter()
+        .filter(|v| v.vote.kind == VoteKind::Prevote && v.vote.block == Some(value(5)))
+        .count();
+    assert_eq!(proof, 3);
     // Another proposal for round 0 cannot make it prevote differently: the logged prevote
     // is re-sent, and nothing new is written to the WAL for it.
     assert!(!effects.iter().any(|e| matches!(e, Effect::PersistWal(_))));
@@ -402,9 +411,9 @@ fn after_a_restart_the_wal_is_resent_never_contradicted_and_the_lock_restored() 
     assert_eq!(votes.len(), 1);
     assert_eq!(
         votes[0],
-        match wal[0] {
-            WalEntry::Vote(v) => v,
-            WalEntry::Proposal(_) => panic!("the first entry is the prevote"),
+        match &wal[0] {
+            WalEntry::Vote(v) => *v,
+            other => panic!("the first entry is the prevote, not {other:?}"),
         }
     );
     assert!(!effects.iter().any(|e| matches!(e, Effect::PersistWal(_))));

@@ -90,6 +90,15 @@ fn the_same_crashes_with_the_wal_kept_are_safe() {
     }
 }
 
+/// Found by the 100,000-scenario run: nodes locked on a value restarted, kept their lock but
+/// had lost the prevotes that justify it, and nobody could prove the locked value to the
+/// others, so the height never ended. The engine now logs the proof with the lock.
+#[test]
+fn restarted_locked_nodes_can_still_justify_their_lock() {
+    let outcome = run(&Scenario::random(10_877));
+    assert!(outcome.violations.is_empty(), "{}", outcome.report());
+}
+
 #[test]
 fn a_run_is_reproducible_from_its_seed() {
     let a = run(&Scenario::random(77));
