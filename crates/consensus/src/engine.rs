@@ -637,13 +637,16 @@ impl Engine {
     /// Decides on a quorum of precommits for a value known to be valid, in any round.
     fn try_decide(&mut self, effects: &mut Vec<Effect>) -> bool {
         let mut found = None;
+        // Sorted, so that the outcome never depends on hash-map order.
+        let mut candidates: Vec<BlockHash> = self
+            .validity
+            .iter()
+            .filter(|(_, valid)| **valid)
+            .map(|(value, _)| *value)
+            .collect();
+        candidates.sort();
         for (round, votes) in self.votes.rounds_descending() {
-            let candidates = self
-                .validity
-                .iter()
-                .filter(|(_, valid)| **valid)
-                .map(|(value, _)| *value);
-            for value in candidates {
+            for value in candidates.iter().copied() {
                 if self.validators.is_quorum(votes.precommits.power_for(&Some(value))) {
                     found = Some((*round, value));
                     break;
@@ -753,11 +756,12 @@ impl Engine {
                 self.locked = Some((value, round));
                 if self.my_power() > 0 {
                     // The proof that lets this node justify its lock after a restart.
-                    let votes: Vec<SignedVote> = self
+                    let mut votes: Vec<SignedVote> = self
                         .votes
                         .round(round)
                         .map(|r| r.prevotes.votes_for(&Some(value)).copied().collect())
                         .unwrap_or_default();
+                    votes.sort_by_key(|v| v.validator);
                     effects.push(Effect::PersistWal(WalEntry::LockProof {
                         height: self.height,
                         votes,
