@@ -73,6 +73,30 @@ fn proposal(key: &SecretKey, round: u32, valid_round: Option<u32>, block: BlockH
     )
 }
 
+/// The key of the proposer of `round`.
+fn proposer_of<'a>(keys: &'a [SecretKey], validators: &ValidatorSet, round: u32) -> &'a SecretKey {
+    let proposer = validators.proposer(round).unwrap();
+    keys.iter().find(|k| k.public_key() == proposer).unwrap()
+}
+
+/// Tells the engine whether `value(n)` is valid.
+fn validated(engine: &mut Engine, n: u8, valid: bool) -> Vec<Effect> {
+    engine.handle(Input::ValueValidated {
+        height: 1,
+        value: value(n),
+        valid,
+    })
+}
+
+/// Every key but `me`'s.
+fn others(keys: &[SecretKey], me: usize) -> Vec<&SecretKey> {
+    keys.iter()
+        .enumerate()
+        .filter(|(i, _)| *i != me)
+        .map(|(_, k)| k)
+        .collect()
+}
+
 fn broadcast_votes(effects: &[Effect]) -> Vec<SignedVote> {
     effects
         .iter()
@@ -129,21 +153,11 @@ fn the_proposer_asks_for_a_value_and_signs_it_after_the_wal() {
 #[test]
 fn a_round_decides_with_two_thirds_of_precommits_and_yields_a_verifiable_certificate() {
     let (mut engine, keys, validators, me) = follower();
-    let proposer = validators.proposer(0).unwrap();
-    let pkey = keys.iter().find(|k| k.public_key() == proposer).unwrap();
-    engine.handle(Input::ValueValidated {
-        height: 1,
-        value: value(5),
-        valid: true,
-    });
+    let pkey = proposer_of(&keys, &validators, 0);
+    validated(&mut engine, 5, true);
     let effects = engine.handle(Input::Proposal(proposal(pkey, 0, None, value(5))));
     assert_eq!(broadcast_votes(&effects)[0].vote.block, Some(value(5)));
-    let others: Vec<&SecretKey> = keys
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != me)
-        .map(|(_, k)| k)
-        .collect();
+    let others = others(&keys, me);
     let mut effects = Vec::new();
     for k in &others[..2] {
         effects.extend(engine.handle(Input::Vote(vote(k, 0, VoteKind::Prevote, Some(value(5))))));
@@ -186,15 +200,8 @@ fn a_round_decides_with_two_thirds_of_precommits_and_yields_a_verifiable_certifi
 #[test]
 fn an_invalid_or_unlocked_conflicting_proposal_gets_a_nil_prevote() {
     let (mut engine, keys, validators, _) = follower();
-    let pkey = keys
-        .iter()
-        .find(|k| k.public_key() == validators.proposer(0).unwrap())
-        .unwrap();
-    engine.handle(Input::ValueValidated {
-        height: 1,
-        value: value(6),
-        valid: false,
-    });
+    let pkey = proposer_of(&keys, &validators, 0);
+    validated(&mut engine, 6, false);
     let effects = engine.handle(Input::Proposal(proposal(pkey, 0, None, value(6))));
     assert_eq!(broadcast_votes(&effects)[0].vote.block, None);
 }
@@ -206,20 +213,13 @@ fn a_proposal_from_the_wrong_proposer_or_network_is_ignored() {
         .iter()
         .find(|k| k.public_key() != validators.proposer(0).unwrap())
         .unwrap();
-    engine.handle(Input::ValueValidated {
-        height: 1,
-        value: value(7),
-        valid: true,
-    });
+    validated(&mut engine, 7, true);
     assert!(
         engine
             .handle(Input::Proposal(proposal(wrong, 0, None, value(7))))
             .is_empty()
     );
-    let right = keys
-        .iter()
-        .find(|k| k.public_key() == validators.proposer(0).unwrap())
-        .unwrap();
+    let right = proposer_of(&keys, &validators, 0);
     let mut other_chain = proposal(right, 0, None, value(7));
     other_chain.proposal.chain = BlockHash(Hash256([1; 32]));
     assert!(engine.handle(Input::Proposal(other_chain)).is_empty());
@@ -246,12 +246,7 @@ fn timeouts_move_through_nil_votes_to_the_next_round() {
             }))
             .is_empty()
     );
-    let others: Vec<&SecretKey> = keys
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != me)
-        .map(|(_, k)| k)
-        .collect();
+    let others = others(&keys, me);
     let mut effects = Vec::new();
     for k in &others[..2] {
         effects.extend(engine.handle(Input::Vote(vote(k, 0, VoteKind::Prevote, None))));
@@ -282,12 +277,7 @@ fn timeouts_move_through_nil_votes_to_the_next_round() {
 #[test]
 fn more_than_a_third_in_a_higher_round_pulls_the_node_forward() {
     let (mut engine, keys, _, me) = follower();
-    let others: Vec<&SecretKey> = keys
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != me)
-        .map(|(_, k)| k)
-        .collect();
+    let others = others(&keys, me);
     engine.handle(Input::Vote(vote(others[0], 3, VoteKind::Prevote, None)));
     assert_eq!(engine.round(), 0, "one validator of four is not more than 1/3");
     engine.handle(Input::Vote(vote(others[1], 3, VoteKind::Precommit, None)));
@@ -356,15 +346,8 @@ fn too_few_validators_stall_the_height() {
 #[test]
 fn after_a_restart_the_wal_is_resent_never_contradicted_and_the_lock_restored() {
     let (mut engine, keys, validators, me) = follower();
-    let pkey = keys
-        .iter()
-        .find(|k| k.public_key() == validators.proposer(0).unwrap())
-        .unwrap();
-    engine.handle(Input::ValueValidated {
-        height: 1,
-        value: value(5),
-        valid: true,
-    });
+    let pkey = proposer_of(&keys, &validators, 0);
+    validated(&mut engine, 5, true);
     let mut wal = Vec::new();
     let mut collect = |effects: Vec<Effect>| {
         for e in effects {
@@ -374,12 +357,7 @@ fn after_a_restart_the_wal_is_resent_never_contradicted_and_the_lock_restored() 
         }
     };
     collect(engine.handle(Input::Proposal(proposal(pkey, 0, None, value(5)))));
-    let others: Vec<&SecretKey> = keys
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != me)
-        .map(|(_, k)| k)
-        .collect();
+    let others = others(&keys, me);
     for k in &others[..2] {
         collect(engine.handle(Input::Vote(vote(k, 0, VoteKind::Prevote, Some(value(5))))));
     }
@@ -401,11 +379,7 @@ fn after_a_restart_the_wal_is_resent_never_contradicted_and_the_lock_restored() 
     // Another proposal for round 0 cannot make it prevote differently: the logged prevote
     // is re-sent, and nothing new is written to the WAL for it.
     assert!(!effects.iter().any(|e| matches!(e, Effect::PersistWal(_))));
-    restarted.handle(Input::ValueValidated {
-        height: 1,
-        value: value(8),
-        valid: true,
-    });
+    validated(&mut restarted, 8, true);
     let effects = restarted.handle(Input::Proposal(proposal(pkey, 0, None, value(8))));
     let votes = broadcast_votes(&effects);
     assert_eq!(votes.len(), 1);
@@ -424,10 +398,7 @@ fn after_a_restart_the_wal_is_resent_never_contradicted_and_the_lock_restored() 
         kind: TimeoutKind::Precommit,
     }));
     assert_eq!(restarted.round(), 1);
-    let proposer1 = keys
-        .iter()
-        .find(|k| k.public_key() == validators.proposer(1).unwrap())
-        .unwrap();
+    let proposer1 = proposer_of(&keys, &validators, 1);
     if proposer1.public_key() != keys[me].public_key() {
         let effects = restarted.handle(Input::Proposal(proposal(proposer1, 1, None, value(8))));
         assert_eq!(broadcast_votes(&effects)[0].vote.block, None);
@@ -465,11 +436,7 @@ fn a_commit_certificate_from_a_peer_decides_a_lagging_node() {
             .iter()
             .any(|e| matches!(e, Effect::Decide(_)))
     );
-    let effects = engine.handle(Input::ValueValidated {
-        height: 1,
-        value: value(4),
-        valid: true,
-    });
+    let effects = validated(&mut engine, 4, true);
     assert!(
         effects
             .iter()

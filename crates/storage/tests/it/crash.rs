@@ -32,6 +32,17 @@ fn replay(store: &Store) -> ChainBuilder {
     model
 }
 
+/// Starts this test binary running the ignored test `child`, with `path` in `env`.
+fn spawn_child(child: &str, env: &str, path: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([child, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(env, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A child's progress line: `writing H` or `applied H` (libtest may print its own text before
 /// it on the same line).
 fn event(line: &str) -> Option<(&str, u64)> {
@@ -71,23 +82,10 @@ fn kill_during_writes_never_leaves_a_mixed_state() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
-    let exe = std::env::current_exe().unwrap();
     let mut killed_in_flight = 0;
     let mut last_height = 0;
     for round in 0..KILLS {
-        let mut child = Command::new(&exe)
-            .args([
-                "crash::crash_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ENV_DB, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child("crash::crash_child", ENV_DB, &path);
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         // Let it finish a random number of writes, then kill it at a random moment.
@@ -167,23 +165,10 @@ fn kill_during_wal_appends_loses_no_acknowledged_entry() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x3a1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
-    let exe = std::env::current_exe().unwrap();
     let key = timecoin_primitives::SecretKey::from_seed([5; 32]);
     let mut acknowledged = 0u32;
     for round in 0..10 {
-        let mut child = Command::new(&exe)
-            .args([
-                "crash::wal_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ENV_WAL, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child("crash::wal_child", ENV_WAL, &path);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let target = acknowledged + rng.random_range(1..20);
         for line in lines.by_ref() {
