@@ -100,13 +100,15 @@ pub enum Domain {
     Vote,
     /// A consensus proposal.
     Proposal,
+    /// A P2P session's handshake hash, signed to bind a node identity to the session.
+    PeerIdentity,
     /// One element of the UTXO-set commitment.
     UtxoElement,
     /// The UTXO-set commitment's digest.
     UtxoCommitment,
 }
 
-const DOMAIN_COUNT: usize = 12;
+const DOMAIN_COUNT: usize = 13;
 
 impl Domain {
     /// The BLAKE3 `derive_key` context string of this domain.
@@ -122,6 +124,7 @@ impl Domain {
             Domain::MasternodeSet => "timecoin 2026 masternode set",
             Domain::Vote => "timecoin 2026 vote",
             Domain::Proposal => "timecoin 2026 proposal",
+            Domain::PeerIdentity => "timecoin 2026 peer identity",
             Domain::UtxoElement => "timecoin 2026 utxo element",
             Domain::UtxoCommitment => "timecoin 2026 utxo commitment",
         }
@@ -141,6 +144,7 @@ impl Domain {
             Domain::UtxoElement => 9,
             Domain::UtxoCommitment => 10,
             Domain::Proposal => 11,
+            Domain::PeerIdentity => 12,
         }
     }
 
@@ -189,6 +193,7 @@ mod tests {
             Domain::UtxoElement,
             Domain::UtxoCommitment,
             Domain::Proposal,
+            Domain::PeerIdentity,
         ];
         assert_eq!(all.len(), DOMAIN_COUNT);
         let mut seen = std::collections::HashSet::new();

@@ -1,0 +1,21 @@
+//! TimeCoin's peer-to-peer layer: an authenticated, encrypted transport (Noise XX with the
+//! node's Ed25519 identity bound to each session), the handshake that admits only peers of
+//! the same network and genesis, and length-checked frames.
+//!
+//! This crate knows nothing of storage or the mempool; the node connects them through typed
+//! messages. Peer management, relay and block sync are being built on top of it.
+//!
+//! Invariants a reader must keep:
+//! - no frame larger than the configured maximum is ever allocated: its announced size is
+//!   checked first;
+//! - a peer is known by the Ed25519 key it proved, never by its address.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod handshake;
+pub mod transport;
+
+pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
+pub use transport::{SecureStream, TransportError, secure};
