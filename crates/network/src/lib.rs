@@ -15,7 +15,11 @@
 )]
 
 pub mod handshake;
+pub mod limits;
 pub mod transport;
+pub mod wire;
 
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
+pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
 pub use transport::{SecureStream, TransportError, secure};
+pub use wire::{Message, MessageClass};
