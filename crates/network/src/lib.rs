@@ -21,5 +21,5 @@ pub mod wire;
 
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
 pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
-pub use transport::{SecureStream, TransportError, secure};
+pub use transport::{SecureReader, SecureStream, SecureWriter, TransportError, secure};
 pub use wire::{Message, MessageClass};

@@ -9,11 +9,13 @@
 
 use std::time::Duration;
 
-use snow::{HandshakeState, TransportState};
+use std::sync::Arc;
+
+use snow::{HandshakeState, StatelessTransportState};
 use thiserror::Error;
 use timecoin_primitives::encoding::Reader;
 use timecoin_primitives::{Decode, Domain, Encode, PublicKey, SecretKey, Signature};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 /// The Noise protocol every connection uses.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
@@ -60,18 +62,56 @@ impl From<snow::Error> for TransportError {
 }
 
 /// An encrypted stream whose peer proved it holds the Ed25519 key [`SecureStream::peer`].
+/// It can be split into a reading and a writing half for separate tasks.
 pub struct SecureStream<S> {
-    stream: S,
-    noise: TransportState,
+    reader: SecureReader<ReadHalf<S>>,
+    writer: SecureWriter<WriteHalf<S>>,
     peer: PublicKey,
-    max_frame: usize,
-    buffer: Vec<u8>,
 }
 
 impl<S> std::fmt::Debug for SecureStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecureStream").field("peer", &self.peer).finish()
     }
+}
+
+/// The receiving half of a [`SecureStream`].
+pub struct SecureReader<R> {
+    inner: R,
+    noise: Arc<StatelessTransportState>,
+    nonce: u64,
+    max_frame: usize,
+    buffer: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+/// The sending half of a [`SecureStream`].
+pub struct SecureWriter<W> {
+    inner: W,
+    noise: Arc<StatelessTransportState>,
+    nonce: u64,
+    max_frame: usize,
+    message: Vec<u8>,
+}
+
+impl<R> std::fmt::Debug for SecureReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureReader").field("nonce", &self.nonce).finish()
+    }
+}
+
+impl<W> std::fmt::Debug for SecureWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureWriter").field("nonce", &self.nonce).finish()
+    }
+}
+
+fn next_nonce(nonce: &mut u64) -> Result<u64, TransportError> {
+    let current = *nonce;
+    *nonce = nonce
+        .checked_add(1)
+        .ok_or_else(|| TransportError::Noise("nonce exhausted".into()))?;
+    Ok(current)
 }
 
 /// The message a node signs to bind its identity to one Noise session.
@@ -154,13 +194,26 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let handshake_hash = state.get_handshake_hash().to_vec();
-    let noise = state.into_transport_mode()?;
+    let noise = Arc::new(state.into_stateless_transport_mode()?);
+    let (read, write) = tokio::io::split(stream);
+    let max_frame = max_frame.max(IDENTITY_PROOF_LEN);
     let mut secure = SecureStream {
-        stream,
-        noise,
+        reader: SecureReader {
+            inner: read,
+            noise: Arc::clone(&noise),
+            nonce: 0,
+            max_frame,
+            buffer: Vec::new(),
+            plaintext: vec![0u8; NOISE_MAX_MESSAGE],
+        },
+        writer: SecureWriter {
+            inner: write,
+            noise,
+            nonce: 0,
+            max_frame,
+            message: vec![0u8; NOISE_MAX_MESSAGE],
+        },
         peer: PublicKey::default(),
-        max_frame: max_frame.max(IDENTITY_PROOF_LEN),
-        buffer: Vec::new(),
     };
     let mut proof = identity.public_key().to_bytes();
     identity.sign(&identity_message(&handshake_hash)).encode_to(&mut proof);
@@ -170,12 +223,29 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(secure)
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> SecureStream<S> {
+impl<S: AsyncRead + AsyncWrite> SecureStream<S> {
     /// The peer's proven node identity.
     pub fn peer(&self) -> PublicKey {
         self.peer
     }
 
+    /// Sends one frame.
+    pub async fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        self.writer.send(frame).await
+    }
+
+    /// Receives one frame.
+    pub async fn receive(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.reader.receive().await
+    }
+
+    /// The two halves, for a reading and a writing task.
+    pub fn into_split(self) -> (SecureReader<ReadHalf<S>>, SecureWriter<WriteHalf<S>>) {
+        (self.reader, self.writer)
+    }
+}
+
+impl<W: AsyncWrite + Unpin> SecureWriter<W> {
     /// Sends one frame.
     pub async fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         if frame.len() > self.max_frame {
@@ -190,21 +260,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureStream<S> {
         })?;
         let mut plaintext = total.to_le_bytes().to_vec();
         plaintext.extend_from_slice(frame);
-        let mut message = vec![0u8; NOISE_MAX_MESSAGE];
         for chunk in plaintext.chunks(CHUNK_PLAINTEXT) {
-            let len = self.noise.write_message(chunk, &mut message)?;
-            write_noise_message(&mut self.stream, message.get(..len).unwrap_or_default()).await?;
+            let nonce = next_nonce(&mut self.nonce)?;
+            let len = self.noise.write_message(nonce, chunk, &mut self.message)?;
+            write_noise_message(&mut self.inner, self.message.get(..len).unwrap_or_default()).await?;
         }
-        self.stream.flush().await?;
+        self.inner.flush().await?;
         Ok(())
+    }
+}
+
+impl<R: AsyncRead + Unpin> SecureReader<R> {
+    async fn read_chunk(&mut self) -> Result<usize, TransportError> {
+        read_noise_message(&mut self.inner, &mut self.buffer).await?;
+        let nonce = next_nonce(&mut self.nonce)?;
+        Ok(self.noise.read_message(nonce, &self.buffer, &mut self.plaintext)?)
     }
 
     /// Receives one frame. A frame announced above the limit is refused before it is read.
     pub async fn receive(&mut self) -> Result<Vec<u8>, TransportError> {
-        let mut plaintext = vec![0u8; NOISE_MAX_MESSAGE];
-        read_noise_message(&mut self.stream, &mut self.buffer).await?;
-        let len = self.noise.read_message(&self.buffer, &mut plaintext)?;
-        let first = plaintext.get(..len).unwrap_or_default();
+        let len = self.read_chunk().await?;
+        let first = self.plaintext.get(..len).unwrap_or_default();
         let (header, body) = first
             .split_at_checked(4)
             .ok_or_else(|| TransportError::Malformed("short frame header".into()))?;
@@ -220,9 +296,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureStream<S> {
         let mut frame = Vec::with_capacity(total);
         frame.extend_from_slice(body);
         while frame.len() < total {
-            read_noise_message(&mut self.stream, &mut self.buffer).await?;
-            let len = self.noise.read_message(&self.buffer, &mut plaintext)?;
-            frame.extend_from_slice(plaintext.get(..len).unwrap_or_default());
+            let len = self.read_chunk().await?;
+            frame.extend_from_slice(self.plaintext.get(..len).unwrap_or_default());
         }
         if frame.len() != total {
             return Err(TransportError::Malformed(format!(
