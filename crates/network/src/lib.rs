@@ -2,8 +2,10 @@
 //! node's Ed25519 identity bound to each session), the handshake that admits only peers of
 //! the same network and genesis, and length-checked frames.
 //!
-//! This crate knows nothing of storage or the mempool; the node connects them through typed
-//! messages. Peer management, relay and block sync are being built on top of it.
+//! The [`service`] runs the peers: listening, dialling, admission, per-peer reading and
+//! writing tasks, rate limits and bans. This crate knows nothing of storage or the mempool;
+//! the node connects them through typed messages and events. Relay policy, consensus gossip
+//! and block sync are being built on top of it.
 //!
 //! Invariants a reader must keep:
 //! - no frame larger than the configured maximum is ever allocated: its announced size is
@@ -16,10 +18,12 @@
 
 pub mod handshake;
 pub mod limits;
+pub mod service;
 pub mod transport;
 pub mod wire;
 
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
 pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
+pub use service::{NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, start};
 pub use transport::{SecureReader, SecureStream, SecureWriter, TransportError, secure};
 pub use wire::{Message, MessageClass};

@@ -1,0 +1,287 @@
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use timecoin_network::{
+    Hello, Message, NetworkConfig, NetworkEvent, NetworkHandle, PROTOCOL_VERSION, RateConfig, connect, start,
+};
+use timecoin_primitives::{BlockHash, Encode, Hash256, PublicKey, SecretKey};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn hello(genesis: u8) -> Hello {
+    Hello {
+        magic: *b"TIML",
+        version: PROTOCOL_VERSION,
+        genesis: BlockHash(Hash256([genesis; 32])),
+        best_height: 0,
+        best_hash: BlockHash::default(),
+        listen_port: 0,
+        masternode: false,
+    }
+}
+
+struct Node {
+    key: SecretKey,
+    handle: NetworkHandle,
+    events: mpsc::Receiver<NetworkEvent>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    _hello: watch::Sender<Hello>,
+    /// Events that arrived while waiting for another one.
+    backlog: VecDeque<NetworkEvent>,
+}
+
+impl Node {
+    async fn start(seed: u8, genesis: u8, configure: impl FnOnce(&mut NetworkConfig)) -> Node {
+        let key = SecretKey::from_seed([seed; 32]);
+        let mut config = NetworkConfig::new("127.0.0.1:0".parse().unwrap());
+        config.dial_interval = Duration::from_millis(100);
+        configure(&mut config);
+        let (hello_tx, hello_rx) = watch::channel(hello(genesis));
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (handle, events) = start(config, key.clone(), hello_rx, cancel.clone(), &tracker)
+            .await
+            .unwrap();
+        // Advertise the real listening port, as the node will.
+        hello_tx.send_modify(|h| h.listen_port = handle.local_address().port());
+        Node {
+            key,
+            handle,
+            events,
+            cancel,
+            tracker,
+            _hello: hello_tx,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    fn id(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    fn address(&self) -> SocketAddr {
+        self.handle.local_address()
+    }
+
+    /// The first event matching `wanted`, within the deadline; others are kept for later.
+    async fn expect(&mut self, wanted: impl Fn(&NetworkEvent) -> bool) -> NetworkEvent {
+        if let Some(index) = self.backlog.iter().position(&wanted) {
+            return self.backlog.remove(index).expect("index is in range");
+        }
+        let (events, backlog) = (&mut self.events, &mut self.backlog);
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match events.recv().await {
+                    Some(event) if wanted(&event) => return event,
+                    Some(event) => backlog.push_back(event),
+                    None => panic!("the service stopped"),
+                }
+            }
+        })
+        .await;
+        found.expect("event within the deadline")
+    }
+
+    async fn connected_to(&mut self, peer: PublicKey) {
+        self.expect(|e| matches!(e, NetworkEvent::Connected { peer: p, .. } if *p == peer))
+            .await;
+    }
+
+    async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        tokio::time::timeout(DEADLINE, self.tracker.wait())
+            .await
+            .expect("every task stops on cancel");
+    }
+}
+
+#[tokio::test]
+async fn bootstrapped_nodes_connect_and_messages_reach_every_peer() {
+    let mut a = Node::start(1, 5, |_| {}).await;
+    let a_address = a.address();
+    let mut b = Node::start(2, 5, |c| c.bootstrap = vec![a_address]).await;
+    let mut c = Node::start(3, 5, |c| c.bootstrap = vec![a_address]).await;
+    b.connected_to(a.id()).await;
+    c.connected_to(a.id()).await;
+    a.connected_to(b.id()).await;
+    a.connected_to(c.id()).await;
+    assert_eq!(a.handle.peers().await.len(), 2);
+
+    a.handle.broadcast(&Message::GetPeers).await;
+    for node in [&mut b, &mut c] {
+        let from = a.id();
+        node.expect(|e| matches!(e, NetworkEvent::Message { peer, message: Message::GetPeers } if *peer == from))
+            .await;
+    }
+    let from = b.id();
+    b.handle.send(a.id(), &Message::GetMasternodes).await;
+    a.expect(|e| matches!(e, NetworkEvent::Message { peer, message: Message::GetMasternodes } if *peer == from))
+        .await;
+
+    // Shutting B down is seen by A, and every task of B stops.
+    let b_id = b.id();
+    b.shutdown().await;
+    a.expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == b_id))
+        .await;
+    a.shutdown().await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_of_another_genesis_is_refused_with_the_reason_and_not_dialled_again() {
+    let mut a = Node::start(1, 5, |_| {}).await;
+    let a_address = a.address();
+    let mut stranger = Node::start(2, 6, |c| c.bootstrap = vec![a_address]).await;
+    let friend = Node::start(3, 5, |c| c.bootstrap = vec![a_address]).await;
+    let refused = a
+        .expect(|e| matches!(e, NetworkEvent::Refused { reason, .. } if reason.contains("genesis")))
+        .await;
+    assert!(matches!(refused, NetworkEvent::Refused { .. }));
+    // The stranger saw the same reason, and bans the address it dialled.
+    stranger
+        .expect(|e| matches!(e, NetworkEvent::Refused { address, reason } if *address == a_address && reason.contains("genesis")))
+        .await;
+    a.connected_to(friend.id()).await;
+    let peers = a.handle.peers().await;
+    assert_eq!(peers.iter().map(|p| p.peer).collect::<Vec<_>>(), vec![friend.id()]);
+    // With dials every 100 ms, a second attempt would show within a second; none comes.
+    let retried = tokio::time::timeout(
+        Duration::from_secs(1),
+        stranger.expect(|e| matches!(e, NetworkEvent::Refused { .. })),
+    )
+    .await;
+    assert!(retried.is_err(), "the banned address was dialled again");
+    for node in [a, stranger, friend] {
+        node.shutdown().await;
+    }
+}
+
+/// Connects a bare client (no service) to `node` with identity `seed`.
+async fn client(node: &Node, seed: u8) -> Result<timecoin_network::SecureStream<TcpStream>, String> {
+    let stream = TcpStream::connect(node.address()).await.map_err(|e| e.to_string())?;
+    connect(
+        stream,
+        &SecretKey::from_seed([seed; 32]),
+        true,
+        &hello(5),
+        2_100_000,
+        DEADLINE,
+    )
+    .await
+    .map(|(secure, _)| secure)
+    .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_flooding_peer_is_disconnected_and_banned_while_others_stay() {
+    let mut a = Node::start(1, 5, |c| {
+        c.rates = RateConfig {
+            control: (1, 10),
+            ..RateConfig::default()
+        }
+    })
+    .await;
+    let a_address = a.address();
+    let friend = Node::start(3, 5, |c| c.bootstrap = vec![a_address]).await;
+    a.connected_to(friend.id()).await;
+    let mut flooder = client(&a, 9).await.unwrap();
+    let flooder_id = SecretKey::from_seed([9; 32]).public_key();
+    a.connected_to(flooder_id).await;
+    for _ in 0..200 {
+        if flooder.send(&Message::GetPeers.to_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let event = a
+        .expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == flooder_id))
+        .await;
+    assert!(
+        matches!(&event, NetworkEvent::Disconnected { reason, .. } if reason.contains("rate")),
+        "{event:?}"
+    );
+    // Banned: it cannot come back, while the friend is still connected.
+    let mut again = client(&a, 9).await.unwrap();
+    let _ = again.send(&Message::GetPeers.to_bytes()).await;
+    assert!(again.receive().await.is_err(), "a banned peer is dropped");
+    assert_eq!(
+        a.handle.peers().await.iter().map(|p| p.peer).collect::<Vec<_>>(),
+        vec![friend.id()]
+    );
+    a.shutdown().await;
+    friend.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_and_oversize_frames_get_the_sender_banned() {
+    let mut a = Node::start(1, 5, |c| c.max_frame = 10_000).await;
+    let mut garbage = client(&a, 7).await.unwrap();
+    let garbage_id = SecretKey::from_seed([7; 32]).public_key();
+    a.connected_to(garbage_id).await;
+    garbage.send(&[0xff, 1, 2, 3]).await.unwrap();
+    let event = a
+        .expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == garbage_id))
+        .await;
+    assert!(
+        matches!(&event, NetworkEvent::Disconnected { reason, .. } if reason.contains("undecodable")),
+        "{event:?}"
+    );
+
+    let stream = TcpStream::connect(a.address()).await.unwrap();
+    let (mut big, _) = connect(
+        stream,
+        &SecretKey::from_seed([8; 32]),
+        true,
+        &hello(5),
+        100_000,
+        DEADLINE,
+    )
+    .await
+    .unwrap();
+    let big_id = SecretKey::from_seed([8; 32]).public_key();
+    a.connected_to(big_id).await;
+    big.send(&vec![0; 50_000]).await.unwrap();
+    let event = a
+        .expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == big_id))
+        .await;
+    assert!(
+        matches!(&event, NetworkEvent::Disconnected { reason, .. } if reason.contains("limit")),
+        "{event:?}"
+    );
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn inbound_connections_are_limited() {
+    let mut a = Node::start(1, 5, |c| c.max_inbound = 1).await;
+    let _first = client(&a, 2).await.unwrap();
+    a.connected_to(SecretKey::from_seed([2; 32]).public_key()).await;
+    assert!(client(&a, 3).await.is_err(), "a second inbound connection is refused");
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_nodes_dialling_each_other_end_with_one_connection() {
+    let mut a = Node::start(1, 5, |_| {}).await;
+    let a_address = a.address();
+    let mut b = Node::start(2, 5, |c| c.bootstrap = vec![a_address]).await;
+    b.connected_to(a.id()).await;
+    a.connected_to(b.id()).await;
+    // Now A also dials B, as if both had been started with each other as bootstrap.
+    let b_address = b.address();
+    let mut a2 = Node::start(1, 5, |c| c.bootstrap = vec![b_address]).await;
+    // A second instance with A's key is a different process with the same identity; B keeps
+    // exactly one connection for that identity.
+    a2.connected_to(b.id()).await;
+    let peers = b.handle.peers().await;
+    assert_eq!(peers.iter().filter(|p| p.peer == a.id()).count(), 1);
+    for node in [a, a2, b] {
+        node.shutdown().await;
+    }
+}
