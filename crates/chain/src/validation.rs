@@ -692,3 +692,33 @@ pub fn build_reward_tx(
         memo: Vec::new(),
     })
 }
+
+/// A block for height `parent.height + 1`: the reward transaction for `fees` first, then
+/// `transactions`, under a header naming `proposer` and `masternodes`.
+pub fn assemble_block(
+    params: &ChainParams,
+    parent: &ChainTip,
+    timestamp_ms: u64,
+    proposer: &PublicKey,
+    masternodes: &MasternodeSet,
+    fees: Amount,
+    transactions: Vec<Transaction>,
+) -> Result<Block, RewardError> {
+    let reward = build_reward_tx(params, parent, timestamp_ms, fees, proposer, masternodes)?;
+    let mut all = Vec::with_capacity(transactions.len() + 1);
+    all.push(reward);
+    all.extend(transactions);
+    let txids: Vec<TxId> = all.iter().map(Transaction::txid).collect();
+    Ok(Block {
+        header: BlockHeader {
+            version: BlockHeader::VERSION,
+            height: parent.height.saturating_add(1),
+            prev_hash: parent.hash,
+            timestamp_ms,
+            merkle_root: merkle_root(&txids),
+            proposer: *proposer,
+            masternode_set_hash: masternodes.hash(),
+        },
+        transactions: all,
+    })
+}

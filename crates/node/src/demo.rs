@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use timecoin_chain::{BlockContext, ChainTip, Genesis, Utxo, build_reward_tx, check_block};
+use timecoin_chain::{BlockContext, ChainTip, Genesis, Utxo, assemble_block, check_block};
 use timecoin_mempool::{Mempool, MempoolConfig};
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHeader, Domain, Encode, Network, OutPoint, SecretKey, Transaction,
-    TxInput, TxOutput, merkle_root, sign_transaction,
+    Address, AddressPayload, Amount, BlockHeader, Domain, Encode, Network, OutPoint, SecretKey, Transaction,
+    TxInput, TxOutput, sign_transaction,
 };
 use timecoin_storage::Store;
 
@@ -189,30 +189,15 @@ pub(crate) fn run(blocks: u64, txs_per_block: usize, data_dir: Option<PathBuf>) 
             .map(SecretKey::public_key)
             .unwrap_or_default();
         let timestamp_ms = now_ms().max(tip.timestamp_ms + 1);
-        let reward = build_reward_tx(
+        let block = assemble_block(
             &params,
             &tip,
             timestamp_ms,
-            template.fees,
             &proposer,
             &genesis.masternodes,
+            template.fees,
+            template.transactions.iter().map(|tx| (**tx).clone()).collect(),
         )?;
-        let mut transactions = Vec::with_capacity(template.transactions.len() + 1);
-        transactions.push(reward);
-        transactions.extend(template.transactions.iter().map(|tx| (**tx).clone()));
-        let txids: Vec<_> = transactions.iter().map(Transaction::txid).collect();
-        let block = Block {
-            header: BlockHeader {
-                version: BlockHeader::VERSION,
-                height,
-                prev_hash: tip.hash,
-                timestamp_ms,
-                merkle_root: merkle_root(&txids),
-                proposer,
-                masternode_set_hash: genesis.masternodes.hash(),
-            },
-            transactions,
-        };
 
         let validation = Instant::now();
         let ctx = BlockContext {

@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use timecoin_chain::{
-    BlockContext, ChainParams, ChainTip, Genesis, SigItem, TxContext, Utxo, build_reward_tx, check_tx_contextual,
+    BlockContext, ChainParams, ChainTip, Genesis, SigItem, TxContext, Utxo, assemble_block, check_tx_contextual,
     created_outputs,
 };
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, BlockHeader, Domain, Encode, MasternodeSet, Network, OutPoint,
-    SecretKey, Tier, Transaction, TxInput, TxOutput, merkle_root,
+    Address, AddressPayload, Amount, Block, BlockHash, Domain, Encode, MasternodeSet, Network, OutPoint,
+    SecretKey, Tier, Transaction, TxInput, TxOutput,
 };
 
 /// The key derived from `label` and `index`, the same on every run.
@@ -286,32 +286,9 @@ impl ChainBuilder {
             .map(SecretKey::public_key)
             .unwrap_or_default();
         let timestamp_ms = self.tip.timestamp_ms + self.block_interval_ms;
-        let reward = match build_reward_tx(
-            self.params(),
-            &self.tip,
-            timestamp_ms,
-            fees,
-            &proposer,
-            self.masternodes(),
-        ) {
-            Ok(tx) => tx,
+        match assemble_block(self.params(), &self.tip, timestamp_ms, &proposer, self.masternodes(), fees, txs) {
+            Ok(block) => block,
             Err(e) => panic!("cannot build reward: {e}"),
-        };
-        let mut transactions = Vec::with_capacity(txs.len() + 1);
-        transactions.push(reward);
-        transactions.extend(txs);
-        let txids: Vec<_> = transactions.iter().map(Transaction::txid).collect();
-        Block {
-            header: BlockHeader {
-                version: BlockHeader::VERSION,
-                height,
-                prev_hash: self.tip.hash,
-                timestamp_ms,
-                merkle_root: merkle_root(&txids),
-                proposer,
-                masternode_set_hash: self.masternodes().hash(),
-            },
-            transactions,
         }
     }
 
