@@ -24,6 +24,6 @@ pub use genesis::{Genesis, GenesisError};
 pub use params::{ChainParams, FeeRate};
 pub use validation::{
     BlockContext, BlockError, ChainTip, CheckedBlock, CheckedTx, SigItem, TxContext, TxError, Utxo, UtxoView,
-    ViewError, assemble_block, build_reward_tx, check_block, check_transaction, check_tx_contextual, check_tx_stateless,
-    created_outputs, verify_batch, verify_signatures,
+    ViewError, assemble_block, build_reward_tx, check_block, check_transaction, check_tx_contextual,
+    check_tx_stateless, created_outputs, verify_batch, verify_signatures,
 };

@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use timecoin_chain::{BlockContext, ChainTip, Genesis, Utxo, assemble_block, check_block};
 use timecoin_mempool::{Mempool, MempoolConfig};
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, BlockHeader, Domain, Encode, Network, OutPoint, SecretKey, Transaction,
-    TxInput, TxOutput, sign_transaction,
+    Address, AddressPayload, Amount, BlockHeader, Domain, Encode, Network, OutPoint, SecretKey, Transaction, TxInput,
+    TxOutput, sign_transaction,
 };
 use timecoin_storage::Store;
 

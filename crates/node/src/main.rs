@@ -1,15 +1,20 @@
 //! `timed`, the TimeCoin node.
 //!
-//! Today it runs the ledger demo: a single process that wires the chain rules, the redb
-//! store and the mempool together and finalizes blocks of real signed payments. The P2P
-//! network, consensus and the JSON-RPC server arrive with later work; until then there is no
-//! daemon mode.
+//! Without a subcommand it runs the daemon: the redb store, the P2P service, the mempool
+//! and the consensus host, until SIGINT or SIGTERM. `timed localnet` writes and runs a local
+//! network of masternodes as separate processes; `timed demo` runs the ledger alone in one
+//! process. The JSON-RPC server, metrics and structured logging arrive with later work.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+mod config;
+mod daemon;
 mod demo;
+mod host;
+mod keys;
+mod localnet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +25,17 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "timed", version, about = "The TimeCoin node")]
 struct Cli {
+    /// The configuration file (default ~/.timecoin/config.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// mainnet, testnet or local (overrides the configuration).
+    #[arg(long, global = true)]
+    network: Option<String>,
+    /// The data directory (overrides the configuration).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,16 +54,58 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// A local network of masternodes, each a separate process on loopback.
+    Localnet {
+        #[command(subcommand)]
+        action: Option<LocalnetAction>,
+        /// Number of masternodes.
+        #[arg(long, global = true, default_value_t = 4)]
+        nodes: usize,
+        /// Where to write the network.
+        #[arg(long, global = true, default_value = "localnet")]
+        dir: PathBuf,
+        /// The first node's P2P port; the others follow.
+        #[arg(long, global = true, default_value_t = 24200)]
+        base_port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LocalnetAction {
+    /// Only write the genesis, keys and configurations (start each node with
+    /// `timed --config DIR/nodeK/config.toml`).
+    Init,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo {
+        None => daemon::run(daemon::Overrides {
+            config: cli.config,
+            network: cli.network,
+            data_dir: cli.data_dir,
+        }),
+        Some(Command::Demo {
             blocks,
             txs_per_block,
             data_dir,
-        } => demo::run(blocks, txs_per_block, data_dir),
+        }) => demo::run(blocks, txs_per_block, data_dir.or(cli.data_dir)),
+        Some(Command::Localnet {
+            action,
+            nodes,
+            dir,
+            base_port,
+        }) => match action {
+            Some(LocalnetAction::Init) => localnet::init(&dir, nodes, base_port),
+            None => {
+                let written = if dir.join("genesis.toml").exists() {
+                    Ok(())
+                } else {
+                    localnet::init(&dir, nodes, base_port)
+                };
+                written.and_then(|()| localnet::run(&dir))
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,8 +14,8 @@ use timecoin_chain::{
     created_outputs,
 };
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, Domain, Encode, MasternodeSet, Network, OutPoint,
-    SecretKey, Tier, Transaction, TxInput, TxOutput,
+    Address, AddressPayload, Amount, Block, BlockHash, Domain, Encode, MasternodeSet, Network, OutPoint, SecretKey,
+    Tier, Transaction, TxInput, TxOutput,
 };
 
 /// The key derived from `label` and `index`, the same on every run.
@@ -286,7 +286,15 @@ impl ChainBuilder {
             .map(SecretKey::public_key)
             .unwrap_or_default();
         let timestamp_ms = self.tip.timestamp_ms + self.block_interval_ms;
-        match assemble_block(self.params(), &self.tip, timestamp_ms, &proposer, self.masternodes(), fees, txs) {
+        match assemble_block(
+            self.params(),
+            &self.tip,
+            timestamp_ms,
+            &proposer,
+            self.masternodes(),
+            fees,
+            txs,
+        ) {
             Ok(block) => block,
             Err(e) => panic!("cannot build reward: {e}"),
         }

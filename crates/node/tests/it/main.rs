@@ -1,4 +1,6 @@
-//! Runs the `timed` binary as a real process.
+//! Runs the `timed` binary as real processes.
+
+mod localnet;
 
 use std::process::Command;
 

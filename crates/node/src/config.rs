@@ -1,0 +1,245 @@
+//! The node's configuration file (TOML). Unknown keys are errors that name the key; every
+//! key has a default, so an empty file is a valid configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// `[node]`
+    pub(crate) node: NodeSection,
+    /// `[network]`
+    pub(crate) network: NetworkSection,
+    /// `[rpc]`
+    pub(crate) rpc: RpcSection,
+    /// `[storage]`
+    pub(crate) storage: StorageSection,
+    /// `[consensus]`
+    pub(crate) consensus: ConsensusSection,
+    /// `[masternode]`
+    pub(crate) masternode: MasternodeSection,
+    /// `[mempool]`
+    pub(crate) mempool: MempoolSection,
+    /// `[metrics]`
+    pub(crate) metrics: MetricsSection,
+}
+
+/// `[node]`: where the node keeps its data and which chain it follows.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct NodeSection {
+    /// `mainnet`, `testnet` or `local`; the command line's `--network` wins.
+    pub(crate) network: Option<String>,
+    /// The data directory; relative paths are relative to the config file.
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The genesis file; relative to the config file.
+    pub(crate) genesis: Option<PathBuf>,
+}
+
+/// `[network]`: the P2P service.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct NetworkSection {
+    /// Where to accept peers; the port defaults to the network's.
+    pub(crate) listen: Option<SocketAddr>,
+    /// The address peers should dial (advertised).
+    pub(crate) external_address: Option<SocketAddr>,
+    /// Peers to dial at start and keep connected.
+    pub(crate) bootstrap: Vec<SocketAddr>,
+    /// Most connections in all.
+    pub(crate) max_peers: usize,
+    /// Of which at most this many we dial.
+    pub(crate) max_outbound: usize,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen: None,
+            external_address: None,
+            bootstrap: Vec::new(),
+            max_peers: 50,
+            max_outbound: 10,
+        }
+    }
+}
+
+/// `[rpc]`: the JSON-RPC server.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RpcSection {
+    /// Whether to serve JSON-RPC.
+    pub(crate) enabled: bool,
+    /// Where; loopback and the network's port by default.
+    pub(crate) listen: Option<SocketAddr>,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        RpcSection {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// `[storage]`: nothing to tune yet; the section is reserved.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StorageSection {}
+
+/// `[consensus]`: timeouts and block pacing, in milliseconds.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ConsensusSection {
+    /// Propose timeout of round 0.
+    pub(crate) timeout_propose_ms: u64,
+    /// Added per round.
+    pub(crate) timeout_propose_delta_ms: u64,
+    /// Prevote timeout of round 0.
+    pub(crate) timeout_prevote_ms: u64,
+    /// Added per round.
+    pub(crate) timeout_prevote_delta_ms: u64,
+    /// Precommit timeout of round 0.
+    pub(crate) timeout_precommit_ms: u64,
+    /// Added per round.
+    pub(crate) timeout_precommit_delta_ms: u64,
+    /// Least time between blocks when transactions wait.
+    pub(crate) min_block_interval_ms: u64,
+    /// Time after which an empty block is proposed anyway.
+    pub(crate) empty_block_interval_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            timeout_propose_ms: 3_000,
+            timeout_propose_delta_ms: 500,
+            timeout_prevote_ms: 1_000,
+            timeout_prevote_delta_ms: 500,
+            timeout_precommit_ms: 1_000,
+            timeout_precommit_delta_ms: 500,
+            min_block_interval_ms: 1_000,
+            empty_block_interval_ms: 60_000,
+        }
+    }
+}
+
+/// `[masternode]`: whether this node votes, and with which key.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MasternodeSection {
+    /// Whether to take part in consensus.
+    pub(crate) enabled: bool,
+    /// The operator key file (created with mode 0600 on first start); relative to the data
+    /// directory.
+    pub(crate) key_file: PathBuf,
+    /// The tier this masternode registered with (informational until on-chain registration).
+    pub(crate) tier: String,
+}
+
+impl Default for MasternodeSection {
+    fn default() -> Self {
+        MasternodeSection {
+            enabled: false,
+            key_file: PathBuf::from("masternode.key"),
+            tier: "bronze".to_owned(),
+        }
+    }
+}
+
+/// `[mempool]`: limits.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MempoolSection {
+    /// Most transactions.
+    pub(crate) max_transactions: usize,
+    /// Most memory, in MiB.
+    pub(crate) max_megabytes: usize,
+    /// Hours before a waiting transaction is dropped.
+    pub(crate) expiry_hours: u64,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        MempoolSection {
+            max_transactions: 10_000,
+            max_megabytes: 300,
+            expiry_hours: 72,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint (off by default).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsSection {
+    /// Whether to serve metrics.
+    pub(crate) enabled: bool,
+    /// Where; loopback by default.
+    pub(crate) listen: SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 24_002)),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration's text; `origin` names it in errors.
+    pub(crate) fn parse(text: &str, origin: &Path) -> Result<Config> {
+        toml::from_str(text).with_context(|| format!("invalid configuration {}", origin.display()))
+    }
+
+    /// Reads a configuration file.
+    pub(crate) fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Config::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        let config = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.network.max_peers, 50);
+        assert_eq!(config.consensus.empty_block_interval_ms, 60_000);
+        assert!(!config.metrics.enabled && config.rpc.enabled && !config.masternode.enabled);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let error = Config::parse("[network]\nmax_peer = 3\n", Path::new("node.toml")).unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("node.toml") && text.contains("max_peer"), "{text}");
+        let error = Config::parse("[nework]\n", Path::new("node.toml")).unwrap_err();
+        assert!(format!("{error:#}").contains("nework"));
+    }
+
+    #[test]
+    fn sections_parse() {
+        let config = Config::parse(
+            "[node]\nnetwork = \"local\"\n[network]\nlisten = \"127.0.0.1:24200\"\nbootstrap = [\"127.0.0.1:24201\"]\n[masternode]\nenabled = true\ntier = \"gold\"\n[consensus]\nmin_block_interval_ms = 250\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.node.network.as_deref(), Some("local"));
+        assert_eq!(config.network.bootstrap.len(), 1);
+        assert!(config.masternode.enabled);
+        assert_eq!(config.consensus.min_block_interval_ms, 250);
+        assert_eq!(config.consensus.timeout_propose_ms, 3_000);
+    }
+}

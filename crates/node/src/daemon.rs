@@ -1,0 +1,231 @@
+//! `timed` as a daemon: load the configuration, open the store, start the network and the
+//! consensus host, and stop cleanly on SIGINT or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use timecoin_chain::Genesis;
+use timecoin_mempool::{Mempool, MempoolConfig};
+use timecoin_network::{Hello, NetworkConfig, PROTOCOL_VERSION};
+use timecoin_primitives::Network;
+use timecoin_storage::Store;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::host::Host;
+use crate::keys;
+
+/// Command-line overrides of the configuration.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) network: Option<String>,
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// The default data directory of a network.
+fn default_data_dir(network: Network) -> PathBuf {
+    let base = home().join(".timecoin");
+    match network {
+        Network::Mainnet => base,
+        Network::Testnet => base.join("testnet"),
+        Network::Local => base.join("local"),
+    }
+}
+
+/// Resolves `path` against the directory of the configuration file.
+fn relative_to(config_path: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        config_path.parent().unwrap_or_else(|| Path::new(".")).join(path)
+    }
+}
+
+/// Runs the daemon until a signal stops it.
+pub(crate) fn run(overrides: Overrides) -> Result<()> {
+    let config_path = overrides
+        .config
+        .clone()
+        .unwrap_or_else(|| home().join(".timecoin").join("config.toml"));
+    let config = if config_path.exists() || overrides.config.is_some() {
+        Config::load(&config_path)?
+    } else {
+        Config::default()
+    };
+    let network: Network = overrides
+        .network
+        .clone()
+        .or_else(|| config.node.network.clone())
+        .unwrap_or_else(|| "mainnet".to_owned())
+        .parse()?;
+    let data_dir = match (&overrides.data_dir, &config.node.data_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => relative_to(&config_path, dir),
+        (None, None) => default_data_dir(network),
+    };
+    let genesis_path = config
+        .node
+        .genesis
+        .as_ref()
+        .map_or_else(|| data_dir.join("genesis.toml"), |p| relative_to(&config_path, p));
+    if !genesis_path.exists() {
+        bail!(
+            "no genesis file at {}; set [node] genesis in the configuration (mainnet and testnet have no published genesis yet)",
+            genesis_path.display()
+        );
+    }
+    let genesis = Genesis::from_toml(
+        &std::fs::read_to_string(&genesis_path).with_context(|| format!("reading {}", genesis_path.display()))?,
+    )
+    .with_context(|| format!("genesis file {}", genesis_path.display()))?;
+    if genesis.params.network != network {
+        bail!(
+            "genesis file {} is for {}, but the node runs on {network}",
+            genesis_path.display(),
+            genesis.params.network
+        );
+    }
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, genesis, data_dir))
+}
+
+async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()> {
+    let genesis = Arc::new(genesis);
+    let store_path = data_dir.join("chain.redb");
+    let store = {
+        let genesis = Arc::clone(&genesis);
+        tokio::task::spawn_blocking(move || Store::open(&store_path, &genesis)).await??
+    };
+    let store = Arc::new(store);
+    let key_path = data_dir.join(if config.masternode.enabled {
+        &config.masternode.key_file
+    } else {
+        Path::new("node.key")
+    });
+    let identity = keys::load_or_create(&key_path)?;
+    let tip = store.tip()?;
+    let params = genesis.params.clone();
+    let listen = config
+        .network
+        .listen
+        .unwrap_or_else(|| ([0, 0, 0, 0], params.p2p_port).into());
+    let (hello_tx, hello_rx) = watch::channel(Hello {
+        magic: params.magic,
+        version: PROTOCOL_VERSION,
+        genesis: genesis.hash(),
+        best_height: tip.height,
+        best_hash: tip.hash,
+        listen_port: config.network.external_address.map_or(listen.port(), |a| a.port()),
+        masternode: config.masternode.enabled,
+    });
+    let mut network_config = NetworkConfig::new(listen);
+    network_config.bootstrap = config.network.bootstrap.clone();
+    network_config.max_outbound = config.network.max_outbound.min(config.network.max_peers);
+    network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
+    network_config.max_frame = params.max_block_bytes + 100_000;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (network, events) =
+        timecoin_network::start(network_config, identity.clone(), hello_rx, cancel.clone(), &tracker)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+    let mempool_config = MempoolConfig {
+        max_transactions: config.mempool.max_transactions,
+        max_bytes: config.mempool.max_megabytes.saturating_mul(1024 * 1024),
+        expiry_ms: config.mempool.expiry_hours.saturating_mul(3_600_000),
+        ..MempoolConfig::default()
+    };
+    let mempool = Arc::new(Mutex::new(Mempool::new(
+        params.clone(),
+        genesis.hash(),
+        mempool_config,
+        tip.height,
+    )));
+    println!(
+        "timed: {} network, genesis {}, height {}, listening on {}, {} {}",
+        params.network,
+        genesis.hash(),
+        tip.height,
+        network.local_address(),
+        if config.masternode.enabled {
+            "masternode"
+        } else {
+            "node"
+        },
+        identity.public_key()
+    );
+    let host = Host {
+        store: Arc::clone(&store),
+        genesis,
+        mempool,
+        network,
+        hello: hello_tx,
+        key: config.masternode.enabled.then(|| identity.clone()),
+        pacing: config.consensus.clone(),
+        cancel: cancel.clone(),
+        tracker: tracker.clone(),
+    };
+    let host_cancel = cancel.clone();
+    let host_task = tracker.spawn(async move {
+        let result = host.run(events).await;
+        if result.is_err() {
+            host_cancel.cancel();
+        }
+        result
+    });
+    let reason = wait_for_stop(&cancel).await;
+    println!("timed: stopping ({reason})");
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
+        bail!("tasks did not stop within 10 s");
+    }
+    if let Ok(Err(error)) = host_task.await {
+        return Err(error.context("the consensus host failed"));
+    }
+    drop(store);
+    println!("timed: stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(cancel: &CancellationToken) -> &'static str {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = interrupt => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+            () = cancel.cancelled() => "a task failed",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = interrupt => "interrupt",
+            () = cancel.cancelled() => "a task failed",
+        }
+    }
+}

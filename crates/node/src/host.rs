@@ -1,0 +1,514 @@
+//! The consensus host: drives the engine for this node, persists its WAL, builds proposals
+//! from the mempool, validates proposals against the ledger, applies decided blocks with
+//! their certificates, serves and follows block sync, and paces blocks (a block when
+//! transactions wait, after the minimum interval; an empty one after the empty-block
+//! interval).
+//!
+//! Blocking work — the store, block validation, signature batches — runs on blocking
+//! threads; no lock is held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow};
+use timecoin_chain::{BlockContext, ChainTip, Genesis, assemble_block, check_block};
+use timecoin_consensus::{Decision, Effect, Engine, EngineConfig, Input, Timeout, TimeoutConfig, ValidatorSet, Wal};
+use timecoin_mempool::Mempool;
+use timecoin_network::{Message, NetworkEvent, NetworkHandle};
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, PublicKey, SecretKey};
+use timecoin_storage::Store;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ConsensusSection;
+
+/// Blocks asked for in one sync request.
+const SYNC_BATCH: u32 = 100;
+
+/// The pieces the host works with.
+pub(crate) struct Host {
+    pub(crate) store: Arc<Store>,
+    pub(crate) genesis: Arc<Genesis>,
+    pub(crate) mempool: Arc<Mutex<Mempool>>,
+    pub(crate) network: NetworkHandle,
+    pub(crate) hello: watch::Sender<timecoin_network::Hello>,
+    pub(crate) key: Option<SecretKey>,
+    pub(crate) pacing: ConsensusSection,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+enum Internal {
+    Timeout(Timeout),
+    Validated { height: u64, value: BlockHash, valid: bool },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs a blocking closure on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| anyhow!("blocking task failed: {e}"))?
+}
+
+struct State {
+    engine: Engine,
+    /// Height being decided (tip + 1).
+    height: u64,
+    /// Validators of `height`.
+    validators: ValidatorSet,
+    /// Whether the engine was started for `height` (it waits for the pacing rule first).
+    started: bool,
+    tip: ChainTip,
+    /// Blocks proposed at `height`, by hash.
+    blocks: HashMap<BlockHash, Block>,
+    /// The last decision, re-sent to peers that fall behind.
+    last: Option<(Block, CommitCertificate)>,
+}
+
+impl Host {
+    fn engine_config(&self) -> EngineConfig {
+        let p = &self.pacing;
+        EngineConfig {
+            chain: self.genesis.hash(),
+            timeouts: TimeoutConfig {
+                propose_ms: p.timeout_propose_ms,
+                propose_delta_ms: p.timeout_propose_delta_ms,
+                prevote_ms: p.timeout_prevote_ms,
+                prevote_delta_ms: p.timeout_prevote_delta_ms,
+                precommit_ms: p.timeout_precommit_ms,
+                precommit_delta_ms: p.timeout_precommit_delta_ms,
+            },
+            min_validators: self.genesis.params.min_masternodes,
+            max_future_rounds: 64,
+        }
+    }
+
+    /// The validator set of `height`: the genesis set with its priorities advanced once per
+    /// height.
+    fn validators_for(&self, height: u64) -> Result<ValidatorSet> {
+        let mut set = ValidatorSet::from_masternodes(&self.genesis.masternodes)?;
+        for _ in 1..height {
+            set = set.next_height();
+        }
+        Ok(set)
+    }
+
+    /// Runs until cancelled.
+    pub(crate) async fn run(self, mut events: mpsc::Receiver<NetworkEvent>) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        let tip = blocking(move || Ok(store.tip()?)).await?;
+        let mut state = State {
+            engine: Engine::new(self.engine_config(), self.key.clone()),
+            height: tip.height + 1,
+            validators: self.validators_for(tip.height + 1)?,
+            started: false,
+            tip,
+            blocks: HashMap::new(),
+            last: None,
+        };
+        let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
+        let mut pacing = tokio::time::interval(Duration::from_millis(100));
+        let mut gossip = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return Ok(()),
+                _ = pacing.tick() => {
+                    if !state.started && self.ready_for_next_block(&state) {
+                        self.start_height(&mut state, &internal_tx).await?;
+                    }
+                }
+                _ = gossip.tick() => self.gossip(&state).await,
+                event = events.recv() => match event {
+                    Some(event) => self.on_network(&mut state, event, &internal_tx).await?,
+                    None => return Ok(()),
+                },
+                Some(input) = internal.recv() => match input {
+                    Internal::Timeout(timeout) => {
+                        self.feed(&mut state, Input::TimeoutElapsed(timeout), &internal_tx).await?;
+                    }
+                    Internal::Validated { height, value, valid } => {
+                        self.feed(&mut state, Input::ValueValidated { height, value, valid }, &internal_tx).await?;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Whether the next height may start: after the minimum interval when transactions
+    /// wait, after the empty-block interval otherwise.
+    fn ready_for_next_block(&self, state: &State) -> bool {
+        let since = now_ms().saturating_sub(state.tip.timestamp_ms);
+        let waiting = self.mempool.lock().map(|m| !m.is_empty()).unwrap_or(false);
+        if state.tip.height == 0 {
+            // The first block needs no transactions: it starts the chain.
+            return true;
+        }
+        (waiting && since >= self.pacing.min_block_interval_ms) || since >= self.pacing.empty_block_interval_ms
+    }
+
+    async fn start_height(&self, state: &mut State, internal: &mpsc::Sender<Internal>) -> Result<()> {
+        state.started = true;
+        let store = Arc::clone(&self.store);
+        let height = state.height;
+        let wal = blocking(move || Ok(store.consensus_wal().entries(height)?)).await?;
+        let input = Input::StartHeight {
+            height,
+            validators: state.validators.clone(),
+            wal,
+        };
+        self.feed(state, input, internal).await
+    }
+
+    async fn feed(&self, state: &mut State, input: Input, internal: &mpsc::Sender<Internal>) -> Result<()> {
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            let effects = state.engine.handle(input);
+            for effect in effects {
+                if let Some(next) = self.on_effect(state, effect, internal).await? {
+                    queue.push(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_effect(
+        &self,
+        state: &mut State,
+        effect: Effect,
+        internal: &mpsc::Sender<Internal>,
+    ) -> Result<Option<Input>> {
+        match effect {
+            Effect::PersistWal(entry) => {
+                let store = Arc::clone(&self.store);
+                blocking(move || Ok(store.consensus_wal().append(&entry)?)).await?;
+            }
+            Effect::BroadcastProposal(proposal) => {
+                if let Some(block) = state.blocks.get(&proposal.proposal.block) {
+                    let message = Message::Proposal(Box::new((proposal, block.clone())));
+                    self.network.broadcast(&message).await;
+                }
+            }
+            Effect::BroadcastVote(vote) => self.network.broadcast(&Message::Vote(vote)).await,
+            Effect::ScheduleTimeout { timeout, after_ms } => {
+                let sender = internal.clone();
+                let cancel = self.cancel.clone();
+                self.tracker.spawn(async move {
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        () = tokio::time::sleep(Duration::from_millis(after_ms)) => {
+                            let _ = sender.send(Internal::Timeout(timeout)).await;
+                        }
+                    }
+                });
+            }
+            Effect::RequestValue { height, round } => {
+                let block = self.build_block(state).await?;
+                let value = block.hash();
+                state.blocks.insert(value, block);
+                return Ok(Some(Input::ValueToPropose { height, round, value }));
+            }
+            Effect::Decide(decision) => self.apply_decision(state, decision).await?,
+            Effect::Evidence(evidence) => {
+                eprintln!(
+                    "equivocation by {} at height {}",
+                    evidence.validator(),
+                    evidence.height()
+                );
+                self.network.broadcast(&Message::Evidence(evidence)).await;
+            }
+            Effect::Stalled {
+                height,
+                validators,
+                required,
+            } => {
+                eprintln!("height {height} stalled: {validators} masternodes hold voting power, {required} are needed");
+            }
+        }
+        Ok(None)
+    }
+
+    async fn build_block(&self, state: &State) -> Result<Block> {
+        let proposer = self
+            .key
+            .as_ref()
+            .map(SecretKey::public_key)
+            .ok_or_else(|| anyhow!("asked to propose without a masternode key"))?;
+        let (mempool, genesis, tip) = (Arc::clone(&self.mempool), Arc::clone(&self.genesis), state.tip);
+        blocking(move || {
+            let params = &genesis.params;
+            let reserve = timecoin_primitives::BlockHeader::ENCODED_LEN + 16 * 1024;
+            let template = mempool
+                .lock()
+                .map_err(|_| anyhow!("mempool lock poisoned"))?
+                .block_template(params.max_block_bytes.saturating_sub(reserve), params.max_block_txs - 1);
+            let timestamp = now_ms().max(tip.timestamp_ms + 1);
+            Ok(assemble_block(
+                params,
+                &tip,
+                timestamp,
+                &proposer,
+                &genesis.masternodes,
+                template.fees,
+                template.transactions.iter().map(|tx| (**tx).clone()).collect(),
+            )?)
+        })
+        .await
+    }
+
+    /// Checks a proposed block against the tip on a blocking thread and reports the verdict.
+    fn validate(&self, state: &State, block: Block, internal: &mpsc::Sender<Internal>) {
+        let (store, genesis, tip, height) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.genesis),
+            state.tip,
+            state.height,
+        );
+        let sender = internal.clone();
+        self.tracker.spawn(async move {
+            let value = block.hash();
+            let verdict = blocking(move || {
+                let snapshot = store.snapshot()?;
+                let ctx = BlockContext {
+                    params: &genesis.params,
+                    genesis_hash: genesis.hash(),
+                    parent: tip,
+                    masternodes: &genesis.masternodes,
+                    now_ms: now_ms(),
+                };
+                Ok(check_block(&block, &snapshot, &ctx).is_ok())
+            })
+            .await;
+            let _ = sender
+                .send(Internal::Validated {
+                    height,
+                    value,
+                    valid: verdict.unwrap_or(false),
+                })
+                .await;
+        });
+    }
+
+    async fn apply_decision(&self, state: &mut State, decision: Decision) -> Result<()> {
+        let block = state
+            .blocks
+            .remove(&decision.value)
+            .ok_or_else(|| anyhow!("decided block {} is not known", decision.value))?;
+        self.apply_block(state, block, decision.certificate).await
+    }
+
+    /// Applies a finalized block and moves to the next height.
+    async fn apply_block(&self, state: &mut State, block: Block, certificate: CommitCertificate) -> Result<()> {
+        let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
+        let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
+        let applied = blocking(move || {
+            let applied = store.apply_block(&applied_block, Some(&applied_certificate))?;
+            let snapshot = store.snapshot()?;
+            mempool
+                .lock()
+                .map_err(|_| anyhow!("mempool lock poisoned"))?
+                .block_connected(&applied_block, &snapshot)?;
+            store.consensus_wal().prune_below(applied_block.header.height + 1)?;
+            Ok(applied)
+        })
+        .await
+        .context("applying a finalized block")?;
+        println!(
+            "finalized height {} hash {} round {} txs {} proposer {}",
+            block.header.height,
+            block.hash(),
+            certificate.round,
+            block.transactions.len(),
+            &block.header.proposer.to_string()[..16]
+        );
+        state.tip = applied.tip;
+        state.height = applied.tip.height + 1;
+        state.validators = state.validators.next_height();
+        state.started = false;
+        state.blocks.clear();
+        state.engine = Engine::new(self.engine_config(), self.key.clone());
+        self.hello.send_modify(|hello| {
+            hello.best_height = applied.tip.height;
+            hello.best_hash = applied.tip.hash;
+        });
+        self.network
+            .broadcast(&Message::Blocks(vec![(block.clone(), certificate.clone())]))
+            .await;
+        state.last = Some((block, certificate));
+        Ok(())
+    }
+
+    async fn gossip(&self, state: &State) {
+        let (proposals, votes) = state.engine.messages_to_gossip();
+        for proposal in proposals {
+            if let Some(block) = state.blocks.get(&proposal.proposal.block) {
+                self.network
+                    .broadcast(&Message::Proposal(Box::new((proposal, block.clone()))))
+                    .await;
+            }
+        }
+        for vote in votes {
+            self.network.broadcast(&Message::Vote(vote)).await;
+        }
+        if let Some(last) = &state.last {
+            self.network.broadcast(&Message::Blocks(vec![last.clone()])).await;
+        }
+    }
+
+    async fn on_network(
+        &self,
+        state: &mut State,
+        event: NetworkEvent,
+        internal: &mpsc::Sender<Internal>,
+    ) -> Result<()> {
+        match event {
+            NetworkEvent::Connected { peer, hello, .. } => {
+                if hello.best_height >= state.height {
+                    self.request_blocks(peer, state.height).await;
+                }
+            }
+            NetworkEvent::Message { peer, message } => self.on_message(state, peer, message, internal).await?,
+            NetworkEvent::Disconnected { .. } | NetworkEvent::Refused { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn request_blocks(&self, peer: PublicKey, from: u64) {
+        self.network
+            .send(
+                peer,
+                &Message::GetBlocks {
+                    from,
+                    count: SYNC_BATCH,
+                },
+            )
+            .await;
+    }
+
+    async fn on_message(
+        &self,
+        state: &mut State,
+        peer: PublicKey,
+        message: Message,
+        internal: &mpsc::Sender<Internal>,
+    ) -> Result<()> {
+        match message {
+            Message::Proposal(boxed) => {
+                let (proposal, block) = *boxed;
+                let height = proposal.proposal.height;
+                if height > state.height {
+                    self.request_blocks(peer, state.height).await;
+                    return Ok(());
+                }
+                // Only the round's proposer may make this node validate a block.
+                let expected = state.validators.proposer(proposal.proposal.round);
+                if height != state.height
+                    || expected != Some(proposal.proposer)
+                    || proposal.proposal.block != block.hash()
+                    || proposal.verify().is_err()
+                {
+                    return Ok(());
+                }
+                if !state.started {
+                    // A peer started this height: follow it.
+                    self.start_height(state, internal).await?;
+                }
+                if let std::collections::hash_map::Entry::Vacant(slot) = state.blocks.entry(block.hash()) {
+                    slot.insert(block.clone());
+                    self.validate(state, block, internal);
+                }
+                self.feed(state, Input::Proposal(proposal), internal).await?;
+            }
+            Message::Vote(vote) => {
+                if vote.vote.height > state.height {
+                    self.request_blocks(peer, state.height).await;
+                    return Ok(());
+                }
+                if vote.vote.height == state.height && vote.verify().is_ok() {
+                    if !state.started {
+                        self.start_height(state, internal).await?;
+                    }
+                    self.feed(state, Input::Vote(vote), internal).await?;
+                }
+            }
+            Message::GetBlocks { from, count } => {
+                let store = Arc::clone(&self.store);
+                let blocks = blocking(move || {
+                    let mut out = Vec::new();
+                    for height in from..from.saturating_add(u64::from(count)) {
+                        match (store.block_by_height(height)?, store.certificate(height)?) {
+                            (Some(block), Some(certificate)) => out.push((block, certificate)),
+                            _ => break,
+                        }
+                    }
+                    Ok(out)
+                })
+                .await?;
+                if !blocks.is_empty() {
+                    self.network.send(peer, &Message::Blocks(blocks)).await;
+                }
+            }
+            Message::Blocks(blocks) => {
+                let mut applied_any = false;
+                for (block, certificate) in blocks {
+                    if block.header.height != state.height {
+                        continue;
+                    }
+                    if !self.verify_synced(state, &block, &certificate).await {
+                        eprintln!(
+                            "peer {peer} sent block {} with an invalid certificate or content",
+                            block.header.height
+                        );
+                        self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
+                        return Ok(());
+                    }
+                    self.apply_block(state, block, certificate).await?;
+                    applied_any = true;
+                }
+                if applied_any {
+                    self.request_blocks(peer, state.height).await;
+                }
+            }
+            Message::Evidence(evidence) if evidence.verify().is_ok() => {
+                eprintln!("equivocation evidence from {peer} against {}", evidence.validator());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks a block from sync: its certificate against the masternode set, then its content.
+    async fn verify_synced(&self, state: &State, block: &Block, certificate: &CommitCertificate) -> bool {
+        let (store, genesis, tip) = (Arc::clone(&self.store), Arc::clone(&self.genesis), state.tip);
+        let (block, certificate) = (block.clone(), certificate.clone());
+        blocking(move || {
+            certificate.verify(
+                &genesis.hash(),
+                block.header.height,
+                &block.hash(),
+                &genesis.masternodes,
+                rand::rng(),
+            )?;
+            let snapshot = store.snapshot()?;
+            let ctx = BlockContext {
+                params: &genesis.params,
+                genesis_hash: genesis.hash(),
+                parent: tip,
+                masternodes: &genesis.masternodes,
+                now_ms: now_ms(),
+            };
+            check_block(&block, &snapshot, &ctx)?;
+            Ok(())
+        })
+        .await
+        .is_ok()
+    }
+}
