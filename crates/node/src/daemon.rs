@@ -167,16 +167,37 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         },
         identity.public_key()
     );
+    let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(4_096);
+    let rpc = if config.rpc.enabled {
+        let listen = config
+            .rpc
+            .listen
+            .unwrap_or_else(|| ([127, 0, 0, 1], params.rpc_port).into());
+        let backend = crate::backend::NodeBackend {
+            store: Arc::clone(&store),
+            genesis: Arc::clone(&genesis),
+            mempool: Arc::clone(&mempool),
+            relay: relay_tx,
+        };
+        let server = timecoin_rpc::serve(listen, Arc::new(backend))
+            .await
+            .with_context(|| format!("serving JSON-RPC on {listen}"))?;
+        println!("timed: JSON-RPC on {}", server.address);
+        Some(server)
+    } else {
+        None
+    };
     let host = Host {
         store: Arc::clone(&store),
-        genesis,
-        mempool,
+        genesis: Arc::clone(&genesis),
+        mempool: Arc::clone(&mempool),
         network,
         hello: hello_tx,
         key: config.masternode.enabled.then(|| identity.clone()),
         pacing: config.consensus.clone(),
         cancel: cancel.clone(),
         tracker: tracker.clone(),
+        relay: relay_rx,
     };
     let host_cancel = cancel.clone();
     let host_task = tracker.spawn(async move {
@@ -188,6 +209,9 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     });
     let reason = wait_for_stop(&cancel).await;
     println!("timed: stopping ({reason})");
+    if let Some(server) = rpc {
+        server.stop().await;
+    }
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(10), tracker.wait())

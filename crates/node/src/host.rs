@@ -16,7 +16,7 @@ use timecoin_chain::{BlockContext, ChainTip, Genesis, assemble_block, check_bloc
 use timecoin_consensus::{Decision, Effect, Engine, EngineConfig, Input, Timeout, TimeoutConfig, ValidatorSet, Wal};
 use timecoin_mempool::Mempool;
 use timecoin_network::{Message, NetworkEvent, NetworkHandle};
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, PublicKey, SecretKey};
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, PublicKey, SecretKey, Transaction};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,8 @@ pub(crate) struct Host {
     pub(crate) pacing: ConsensusSection,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// Transactions admitted through the API, to relay.
+    pub(crate) relay: mpsc::Receiver<Transaction>,
 }
 
 enum Internal {
@@ -45,7 +47,8 @@ enum Internal {
     Validated { height: u64, value: BlockHash, valid: bool },
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -102,7 +105,7 @@ impl Host {
     }
 
     /// Runs until cancelled.
-    pub(crate) async fn run(self, mut events: mpsc::Receiver<NetworkEvent>) -> Result<()> {
+    pub(crate) async fn run(mut self, mut events: mpsc::Receiver<NetworkEvent>) -> Result<()> {
         let store = Arc::clone(&self.store);
         let tip = blocking(move || Ok(store.tip()?)).await?;
         let mut state = State {
@@ -126,6 +129,9 @@ impl Host {
                     }
                 }
                 _ = gossip.tick() => self.gossip(&state).await,
+                Some(tx) = self.relay.recv() => {
+                    self.network.broadcast(&Message::Transactions(vec![tx])).await;
+                }
                 event = events.recv() => match event {
                     Some(event) => self.on_network(&mut state, event, &internal_tx).await?,
                     None => return Ok(()),
@@ -475,6 +481,27 @@ impl Host {
                 }
                 if applied_any {
                     self.request_blocks(peer, state.height).await;
+                }
+            }
+            Message::Transactions(txs) => {
+                let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
+                let admitted = blocking(move || {
+                    let snapshot = store.snapshot()?;
+                    let results = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?.add_batch(
+                        txs.clone(),
+                        &snapshot,
+                        now_ms(),
+                    );
+                    Ok(txs
+                        .into_iter()
+                        .zip(results)
+                        .filter_map(|(tx, result)| result.ok().map(|_| tx))
+                        .collect::<Vec<_>>())
+                })
+                .await?;
+                // Only what was new here travels on, so a transaction floods once.
+                if !admitted.is_empty() {
+                    self.network.broadcast(&Message::Transactions(admitted)).await;
                 }
             }
             Message::Evidence(evidence) if evidence.verify().is_ok() => {

@@ -52,11 +52,12 @@ pub(crate) fn init(dir: &Path, nodes: usize, base_port: u16) -> Result<()> {
             .map(|(_, port)| format!("\"127.0.0.1:{port}\""))
             .collect();
         let port = ports.get(i).copied().unwrap_or(base_port);
+        let rpc_port = port.saturating_add(u16::try_from(nodes).unwrap_or(u16::MAX));
         let config = format!(
             "# Node {i} of a local network written by `timed localnet init`.\n\
              [node]\nnetwork = \"local\"\ndata_dir = \".\"\ngenesis = \"../genesis.toml\"\n\n\
              [network]\nlisten = \"127.0.0.1:{port}\"\nbootstrap = [{}]\n\n\
-             [rpc]\nenabled = false\n\n\
+             [rpc]\nenabled = true\nlisten = \"127.0.0.1:{rpc_port}\"\n\n\
              [masternode]\nenabled = true\nkey_file = \"masternode.key\"\ntier = \"bronze\"\n\n\
              # Empty blocks every 2 s so that a local network visibly makes progress.\n\
              [consensus]\nmin_block_interval_ms = 1000\nempty_block_interval_ms = 2000\n",
@@ -67,10 +68,16 @@ pub(crate) fn init(dir: &Path, nodes: usize, base_port: u16) -> Result<()> {
     }
     std::fs::write(dir.join("genesis.toml"), genesis).with_context(|| format!("writing {}", dir.display()))?;
     println!(
-        "local network of {nodes} masternodes written to {} (ports {}–{})",
+        "local network of {nodes} masternodes written to {} (P2P ports {}–{}, JSON-RPC ports {}–{})",
         dir.display(),
         base_port,
-        ports.last().copied().unwrap_or(base_port)
+        ports.last().copied().unwrap_or(base_port),
+        base_port.saturating_add(u16::try_from(nodes).unwrap_or(0)),
+        ports
+            .last()
+            .copied()
+            .unwrap_or(base_port)
+            .saturating_add(u16::try_from(nodes).unwrap_or(0))
     );
     Ok(())
 }

@@ -172,6 +172,78 @@ impl Localnet {
     }
 }
 
+/// One JSON-RPC call over plain HTTP/1.1, as any client would make it.
+fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let json = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("bad response {response:?}: {e}"))
+}
+
+impl Localnet {
+    /// The JSON-RPC port of `node`.
+    fn rpc_port(&self, node: usize) -> u16 {
+        let text = std::fs::read_to_string(self.config(node)).unwrap();
+        let line = text
+            .lines()
+            .skip_while(|l| *l != "[rpc]")
+            .find(|l| l.starts_with("listen"))
+            .unwrap();
+        line.rsplit(':').next().unwrap().trim_end_matches('"').parse().unwrap()
+    }
+
+    /// A signed payment of 100 TIME from node 0's funded wallet, spending the genesis
+    /// allocation.
+    fn payment(&self) -> timecoin_primitives::Transaction {
+        use timecoin_primitives::{AddressPayload, Amount, OutPoint, SecretKey, Transaction, TxInput, TxOutput};
+        let genesis =
+            timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(self.path().join("genesis.toml")).unwrap())
+                .unwrap();
+        let seed = std::fs::read_to_string(self.path().join("node0").join("wallet.key")).unwrap();
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(seed.trim(), &mut bytes).unwrap();
+        let wallet = SecretKey::from_seed(bytes);
+        let allocation = &genesis.block.transactions[0];
+        let funds = allocation.outputs[0].amount;
+        let pay = Amount::from_time(100).unwrap();
+        let fee = Amount::from_units(1_000);
+        let mut tx = Transaction {
+            version: Transaction::VERSION,
+            inputs: vec![TxInput {
+                prevout: OutPoint {
+                    txid: allocation.txid(),
+                    index: 0,
+                },
+                public_key: wallet.public_key(),
+                signature: Default::default(),
+            }],
+            outputs: vec![
+                TxOutput {
+                    amount: pay,
+                    address: AddressPayload::from_public_key(&SecretKey::from_seed([42; 32]).public_key()),
+                },
+                TxOutput {
+                    amount: funds.checked_sub(pay).and_then(|a| a.checked_sub(fee)).unwrap(),
+                    address: allocation.outputs[0].address,
+                },
+            ],
+            lock_time: 0,
+            memo: b"localnet test".to_vec(),
+        };
+        timecoin_primitives::sign_transaction(&mut tx, &genesis.hash(), &[&wallet], &[funds]);
+        tx
+    }
+}
+
 impl Drop for Localnet {
     fn drop(&mut self) {
         for child in self.children.iter_mut().flatten() {
@@ -196,6 +268,45 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     let top = net.top();
     net.wait_until(&[3], top);
     net.wait_until(&[0, 1, 2, 3], top + 2);
+
+    // A payment sent to node 1 over JSON-RPC is relayed, proposed and finalized, and node 3
+    // serves the block that holds it.
+    use timecoin_primitives::Encode;
+    let tx = net.payment();
+    let answer = rpc(
+        net.rpc_port(1),
+        "sendrawtransaction",
+        serde_json::json!([hex::encode(tx.to_bytes())]),
+    );
+    assert_eq!(answer["result"], serde_json::json!(tx.txid().to_string()), "{answer}");
+    let again = rpc(
+        net.rpc_port(2),
+        "sendrawtransaction",
+        serde_json::json!([hex::encode(tx.to_bytes())]),
+    );
+    let start = net.top();
+    let mut included = None;
+    for height in start..start + 10 {
+        net.wait_until(&[3], height + 1);
+        let hash = rpc(net.rpc_port(3), "getblockhash", serde_json::json!([height + 1]))["result"].clone();
+        let block = rpc(net.rpc_port(3), "getblock", serde_json::json!([hash, 1]));
+        let txids = block["result"]["tx"].as_array().unwrap().clone();
+        if txids.contains(&serde_json::json!(tx.txid().to_string())) {
+            included = Some(height + 1);
+            break;
+        }
+    }
+    assert!(included.is_some(), "the payment was not finalized within 10 blocks");
+    // Node 2 had it already (relayed) or accepted it; spending it twice is refused now.
+    assert!(again.get("result").is_some() || again.get("error").is_some());
+    let twice = rpc(
+        net.rpc_port(0),
+        "sendrawtransaction",
+        serde_json::json!([hex::encode(tx.to_bytes())]),
+    );
+    assert_eq!(twice["error"]["code"], serde_json::json!(-27), "{twice}");
+    let info = rpc(net.rpc_port(0), "getblockchaininfo", serde_json::json!([]));
+    assert_eq!(info["result"]["chain"], serde_json::json!("local"));
 
     // One killed: the other three keep finalizing.
     net.kill(3);

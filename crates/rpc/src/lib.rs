@@ -1,0 +1,266 @@
+//! TimeCoin's JSON-RPC API, Bitcoin Core style: method names, parameters, result fields and
+//! error codes follow Bitcoin Core where the concept exists.
+//!
+//! The server knows nothing of storage or the mempool: the node implements [`Backend`], and
+//! every method runs on a blocking thread because backends read the store.
+//!
+//! Built so far: the chain methods the node's multi-process tests need —
+//! `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock` and
+//! `sendrawtransaction`. Authentication (cookie file, rpcauth) and the rest of the API are
+//! still to come, so the server must stay bound to loopback.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use serde_json::{Value, json};
+use timecoin_primitives::{Address, Block, BlockHash, Decode, Encode, Network, Transaction, TxId};
+
+/// Bitcoin Core's error codes, where one fits.
+pub mod codes {
+    /// Invalid, missing or duplicate parameter.
+    pub const INVALID_PARAMETER: i32 = -8;
+    /// Invalid address or key, or an unknown block or transaction.
+    pub const INVALID_ADDRESS_OR_KEY: i32 = -5;
+    /// A transaction or block failed to decode.
+    pub const DESERIALIZATION_ERROR: i32 = -22;
+    /// A transaction was rejected by the network rules.
+    pub const VERIFY_REJECTED: i32 = -26;
+    /// A transaction is already in the chain.
+    pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+    /// An internal error.
+    pub const INTERNAL_ERROR: i32 = -32603;
+}
+
+/// An error a backend reports: a code from [`codes`] and a message for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct RpcError {
+    /// The code.
+    pub code: i32,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl RpcError {
+    /// An error with `code` and `message`.
+    pub fn new(code: i32, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RpcError> for ErrorObjectOwned {
+    fn from(error: RpcError) -> Self {
+        ErrorObjectOwned::owned(error.code, error.message, None::<()>)
+    }
+}
+
+/// The chain's state as `getblockchaininfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// The network.
+    pub network: Network,
+    /// The tip's height.
+    pub blocks: u64,
+    /// The tip's hash.
+    pub best_block: BlockHash,
+    /// The tip's time, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// The genesis hash.
+    pub genesis: BlockHash,
+    /// Transactions waiting in the mempool.
+    pub mempool_transactions: usize,
+}
+
+/// What the node provides to the API. Calls may block (they run on blocking threads).
+pub trait Backend: Send + Sync + 'static {
+    /// The chain's state.
+    fn chain_info(&self) -> Result<ChainInfo, RpcError>;
+    /// The hash of the block at `height`, if there is one.
+    fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError>;
+    /// The block with `hash` and its height, if known.
+    fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError>;
+    /// Admits a transaction to the mempool and relays it; returns its txid.
+    fn submit_transaction(&self, tx: Transaction) -> Result<TxId, RpcError>;
+}
+
+fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
+    RpcError::new(codes::INVALID_PARAMETER, message).into()
+}
+
+fn param<T: serde::de::DeserializeOwned>(params: &Params<'_>, index: usize, name: &str) -> Result<T, ErrorObjectOwned> {
+    let values: Vec<Value> = params.parse().unwrap_or_default();
+    let value = values
+        .get(index)
+        .cloned()
+        .ok_or_else(|| invalid(format!("missing parameter {name}")))?;
+    serde_json::from_value(value).map_err(|e| invalid(format!("parameter {name}: {e}")))
+}
+
+fn optional<T: serde::de::DeserializeOwned>(
+    params: &Params<'_>,
+    index: usize,
+    name: &str,
+) -> Result<Option<T>, ErrorObjectOwned> {
+    let values: Vec<Value> = params.parse().unwrap_or_default();
+    match values.get(index) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| invalid(format!("parameter {name}: {e}"))),
+    }
+}
+
+fn hash_param(params: &Params<'_>, index: usize, name: &str) -> Result<BlockHash, ErrorObjectOwned> {
+    let text: String = param(params, index, name)?;
+    text.parse()
+        .map_err(|e| invalid(format!("parameter {name} must be a 64-character hex hash: {e}")))
+}
+
+/// The amount as a JSON number of TIME, as Bitcoin Core shows BTC.
+fn time_value(units: u64) -> Value {
+    json!(units as f64 / 100_000_000.0)
+}
+
+fn transaction_json(tx: &Transaction, network: Network) -> Value {
+    json!({
+        "txid": tx.txid().to_string(),
+        "hash": tx.witness_hash().to_string(),
+        "version": tx.version,
+        "size": tx.encoded_len(),
+        "locktime": tx.lock_time,
+        "vin": tx.inputs.iter().map(|i| json!({"txid": i.prevout.txid.to_string(), "vout": i.prevout.index})).collect::<Vec<_>>(),
+        "vout": tx.outputs.iter().enumerate().map(|(n, o)| json!({
+            "value": time_value(o.amount.units()),
+            "n": n,
+            "address": Address { network, payload: o.address }.to_string(),
+        })).collect::<Vec<_>>(),
+        "memo": hex::encode(&tx.memo),
+    })
+}
+
+fn block_json(block: &Block, height: u64, tip: u64, network: Network, verbosity: u8) -> Value {
+    let txs: Vec<Value> = if verbosity >= 2 {
+        block
+            .transactions
+            .iter()
+            .map(|tx| transaction_json(tx, network))
+            .collect()
+    } else {
+        block
+            .transactions
+            .iter()
+            .map(|tx| json!(tx.txid().to_string()))
+            .collect()
+    };
+    json!({
+        "hash": block.hash().to_string(),
+        "confirmations": tip.saturating_sub(height) + 1,
+        "height": height,
+        "version": block.header.version,
+        "merkleroot": block.header.merkle_root.to_string(),
+        "time": block.header.timestamp_ms / 1_000,
+        "time_ms": block.header.timestamp_ms,
+        "previousblockhash": block.header.prev_hash.to_string(),
+        "proposer": block.header.proposer.to_string(),
+        "nTx": block.transactions.len(),
+        "size": block.encoded_len(),
+        "tx": txs,
+    })
+}
+
+fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Arc<dyn Backend>>, jsonrpsee::core::RegisterMethodError> {
+    let mut module = RpcModule::new(backend);
+    module.register_blocking_method("getblockchaininfo", |_, backend, _| {
+        let info = backend.chain_info()?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "chain": info.network.name(),
+            "blocks": info.blocks,
+            "bestblockhash": info.best_block.to_string(),
+            "time": info.time_ms / 1_000,
+            "genesis": info.genesis.to_string(),
+            "mempool": info.mempool_transactions,
+        }))
+    })?;
+    module.register_blocking_method("getblockcount", |_, backend, _| {
+        Ok::<_, ErrorObjectOwned>(backend.chain_info()?.blocks)
+    })?;
+    module.register_blocking_method("getbestblockhash", |_, backend, _| {
+        Ok::<_, ErrorObjectOwned>(backend.chain_info()?.best_block.to_string())
+    })?;
+    module.register_blocking_method("getblockhash", |params, backend, _| {
+        let height: u64 = param(&params, 0, "height")?;
+        match backend.block_hash(height)? {
+            Some(hash) => Ok::<_, ErrorObjectOwned>(hash.to_string()),
+            None => Err(invalid("Block height out of range")),
+        }
+    })?;
+    module.register_blocking_method("getblock", |params, backend, _| {
+        let hash = hash_param(&params, 0, "blockhash")?;
+        let verbosity: u8 = optional(&params, 1, "verbosity")?.unwrap_or(1);
+        if verbosity > 2 {
+            return Err(invalid("verbosity must be 0, 1 or 2"));
+        }
+        let info = backend.chain_info()?;
+        let (block, height) = backend
+            .block(&hash)?
+            .ok_or_else(|| ErrorObjectOwned::from(RpcError::new(codes::INVALID_ADDRESS_OR_KEY, "Block not found")))?;
+        if verbosity == 0 {
+            return Ok(json!(hex::encode(block.to_bytes())));
+        }
+        Ok(block_json(&block, height, info.blocks, info.network, verbosity))
+    })?;
+    module.register_blocking_method("sendrawtransaction", |params, backend, _| {
+        let text: String = param(&params, 0, "hexstring")?;
+        let bytes = hex::decode(text.trim()).map_err(|_| {
+            ErrorObjectOwned::from(RpcError::new(codes::DESERIALIZATION_ERROR, "TX decode failed: not hex"))
+        })?;
+        let tx = Transaction::from_bytes(&bytes).map_err(|e| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::DESERIALIZATION_ERROR,
+                format!("TX decode failed: {e}"),
+            ))
+        })?;
+        Ok::<_, ErrorObjectOwned>(backend.submit_transaction(tx)?.to_string())
+    })?;
+    Ok(module)
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RpcServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl RpcServer {
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(self) {
+        if self.handle.stop().is_ok() {
+            self.handle.stopped().await;
+        }
+    }
+}
+
+/// Starts serving `backend` on `listen` (JSON-RPC 2.0 over HTTP POST).
+pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>) -> std::io::Result<RpcServer> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(4 * 1024 * 1024)
+        .max_connections(64)
+        .max_response_body_size(16 * 1024 * 1024)
+        .build();
+    let server = Server::builder().set_config(config).build(listen).await?;
+    let address = server.local_addr()?;
+    let module = build(backend).map_err(std::io::Error::other)?;
+    let handle = server.start(module);
+    Ok(RpcServer { address, handle })
+}
