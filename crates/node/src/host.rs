@@ -74,6 +74,9 @@ struct State {
     blocks: HashMap<BlockHash, Block>,
     /// The last decision, re-sent to peers that fall behind.
     last: Option<(Block, CommitCertificate)>,
+    /// When blocks were last asked for, so that a node far behind does not flood its peers
+    /// with requests (each higher-height message would otherwise trigger one).
+    sync_requested: Option<std::time::Instant>,
 }
 
 impl Host {
@@ -116,6 +119,7 @@ impl Host {
             tip,
             blocks: HashMap::new(),
             last: None,
+            sync_requested: None,
         };
         let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
         let mut pacing = tokio::time::interval(Duration::from_millis(100));
@@ -123,11 +127,7 @@ impl Host {
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
-                _ = pacing.tick() => {
-                    if !state.started && self.ready_for_next_block(&state) {
-                        self.start_height(&mut state, &internal_tx).await?;
-                    }
-                }
+                _ = pacing.tick() => {}
                 _ = gossip.tick() => self.gossip(&state).await,
                 Some(tx) = self.relay.recv() => {
                     self.network.broadcast(&Message::Transactions(vec![tx])).await;
@@ -144,6 +144,11 @@ impl Host {
                         self.feed(&mut state, Input::ValueValidated { height, value, valid }, &internal_tx).await?;
                     }
                 },
+            }
+            // Checked after every event, so that a height starts as soon as the pacing rule
+            // allows (the 100 ms tick only covers the passage of time).
+            if !state.started && self.ready_for_next_block(&state) {
+                self.start_height(&mut state, &internal_tx).await?;
             }
         }
     }
@@ -378,7 +383,7 @@ impl Host {
         match event {
             NetworkEvent::Connected { peer, hello, .. } => {
                 if hello.best_height >= state.height {
-                    self.request_blocks(peer, state.height).await;
+                    self.request_blocks(state, peer, true).await;
                 }
             }
             NetworkEvent::Message { peer, message } => self.on_message(state, peer, message, internal).await?,
@@ -387,16 +392,23 @@ impl Host {
         Ok(())
     }
 
-    async fn request_blocks(&self, peer: PublicKey, from: u64) {
-        self.network
-            .send(
-                peer,
-                &Message::GetBlocks {
-                    from,
-                    count: SYNC_BATCH,
-                },
-            )
-            .await;
+    /// Asks `peer` for blocks from the height being decided, at most once a second unless
+    /// `force`d (after a batch arrived, or on a new connection).
+    async fn request_blocks(&self, state: &mut State, peer: PublicKey, force: bool) {
+        let now = std::time::Instant::now();
+        if !force
+            && state
+                .sync_requested
+                .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        state.sync_requested = Some(now);
+        let request = Message::GetBlocks {
+            from: state.height,
+            count: SYNC_BATCH,
+        };
+        self.network.send(peer, &request).await;
     }
 
     async fn on_message(
@@ -411,7 +423,7 @@ impl Host {
                 let (proposal, block) = *boxed;
                 let height = proposal.proposal.height;
                 if height > state.height {
-                    self.request_blocks(peer, state.height).await;
+                    self.request_blocks(state, peer, false).await;
                     return Ok(());
                 }
                 // Only the round's proposer may make this node validate a block.
@@ -435,7 +447,7 @@ impl Host {
             }
             Message::Vote(vote) => {
                 if vote.vote.height > state.height {
-                    self.request_blocks(peer, state.height).await;
+                    self.request_blocks(state, peer, false).await;
                     return Ok(());
                 }
                 if vote.vote.height == state.height && vote.verify().is_ok() {
@@ -480,7 +492,7 @@ impl Host {
                     applied_any = true;
                 }
                 if applied_any {
-                    self.request_blocks(peer, state.height).await;
+                    self.request_blocks(state, peer, true).await;
                 }
             }
             Message::Transactions(txs) => {

@@ -77,7 +77,7 @@ impl Localnet {
             .arg("--config")
             .arg(self.config(node))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("node{node}.stderr"))).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -135,10 +135,29 @@ impl Localnet {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let (node, line) = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("nodes {nodes:?} did not all finalize height {height} in time"));
+            let Ok((node, line)) = self.lines.recv_timeout(left) else {
+                let mut logs = String::new();
+                for n in 0..self.children.len() {
+                    let text =
+                        std::fs::read_to_string(self.dir.path().join(format!("node{n}.stderr"))).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    logs.push_str(&format!("node {n} stderr (last lines, newest first): {tail:?}\n"));
+                }
+                let reached: Vec<(usize, u64)> = (0..self.children.len())
+                    .map(|n| {
+                        (
+                            n,
+                            self.finalized
+                                .iter()
+                                .filter(|(_, b)| b.contains_key(&n))
+                                .map(|(h, _)| *h)
+                                .max()
+                                .unwrap_or(0),
+                        )
+                    })
+                    .collect();
+                panic!("nodes {nodes:?} did not all finalize height {height} in time; reached {reached:?}\n{logs}");
+            };
             self.record(node, &line);
         }
     }
