@@ -464,16 +464,7 @@ async fn manager(shared: Arc<Shared>, mut inputs: mpsc::Receiver<ManagerInput>) 
                 if let Some(duration) = ban {
                     bans.ban(peer, Instant::now(), duration);
                 }
-                if let Some(slot) = peers.remove(&peer) {
-                    slot.cancel.cancel();
-                    let _ = shared
-                        .events
-                        .send(NetworkEvent::Disconnected {
-                            peer,
-                            reason: "disconnected by the node".to_owned(),
-                        })
-                        .await;
-                }
+                drop_peer(&mut peers, &shared, peer, "disconnected by the node").await;
             }
             ManagerInput::Peers(reply) => {
                 let _ = reply.send(peers.values().map(|slot| slot.info.clone()).collect());
@@ -482,17 +473,22 @@ async fn manager(shared: Arc<Shared>, mut inputs: mpsc::Receiver<ManagerInput>) 
     }
 }
 
-async fn drop_slow(peers: &mut HashMap<PublicKey, Slot>, shared: &Shared, peer: PublicKey) {
+/// Ends a peer's connection and reports it.
+async fn drop_peer(peers: &mut HashMap<PublicKey, Slot>, shared: &Shared, peer: PublicKey, reason: &str) {
     if let Some(slot) = peers.remove(&peer) {
         slot.cancel.cancel();
         let _ = shared
             .events
             .send(NetworkEvent::Disconnected {
                 peer,
-                reason: "too slow: its send queue is full".to_owned(),
+                reason: reason.to_owned(),
             })
             .await;
     }
+}
+
+async fn drop_slow(peers: &mut HashMap<PublicKey, Slot>, shared: &Shared, peer: PublicKey) {
+    drop_peer(peers, shared, peer, "too slow: its send queue is full").await;
 }
 
 fn dial(

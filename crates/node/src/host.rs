@@ -54,6 +54,20 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Checks `block` against the chain rules on top of `tip` (blocking: reads the store).
+fn check_on_tip(store: &Store, genesis: &Genesis, tip: ChainTip, block: &Block) -> Result<()> {
+    let snapshot = store.snapshot()?;
+    let ctx = BlockContext {
+        params: &genesis.params,
+        genesis_hash: genesis.hash(),
+        parent: tip,
+        masternodes: &genesis.masternodes,
+        now_ms: now_ms(),
+    };
+    check_block(block, &snapshot, &ctx)?;
+    Ok(())
+}
+
 /// Runs a blocking closure on the blocking pool.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work)
@@ -286,18 +300,7 @@ impl Host {
         let sender = internal.clone();
         self.tracker.spawn(async move {
             let value = block.hash();
-            let verdict = blocking(move || {
-                let snapshot = store.snapshot()?;
-                let ctx = BlockContext {
-                    params: &genesis.params,
-                    genesis_hash: genesis.hash(),
-                    parent: tip,
-                    masternodes: &genesis.masternodes,
-                    now_ms: now_ms(),
-                };
-                Ok(check_block(&block, &snapshot, &ctx).is_ok())
-            })
-            .await;
+            let verdict = blocking(move || Ok(check_on_tip(&store, &genesis, tip, &block).is_ok())).await;
             let _ = sender
                 .send(Internal::Validated {
                     height,
@@ -536,16 +539,7 @@ impl Host {
                 &genesis.masternodes,
                 rand::rng(),
             )?;
-            let snapshot = store.snapshot()?;
-            let ctx = BlockContext {
-                params: &genesis.params,
-                genesis_hash: genesis.hash(),
-                parent: tip,
-                masternodes: &genesis.masternodes,
-                now_ms: now_ms(),
-            };
-            check_block(&block, &snapshot, &ctx)?;
-            Ok(())
+            check_on_tip(&store, &genesis, tip, &block)
         })
         .await
         .is_ok()
