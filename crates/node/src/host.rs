@@ -316,11 +316,19 @@ impl Host {
             .blocks
             .remove(&decision.value)
             .ok_or_else(|| anyhow!("decided block {} is not known", decision.value))?;
-        self.apply_block(state, block, decision.certificate).await
+        self.apply_block(state, block, decision.certificate, true).await
     }
 
-    /// Applies a finalized block and moves to the next height.
-    async fn apply_block(&self, state: &mut State, block: Block, certificate: CommitCertificate) -> Result<()> {
+    /// Applies a finalized block and moves to the next height. A block this node decided is
+    /// `announce`d to peers at once; a synced one is not (a node catching up would otherwise
+    /// send hundreds of them a second and be banned for exceeding the sync rate).
+    async fn apply_block(
+        &self,
+        state: &mut State,
+        block: Block,
+        certificate: CommitCertificate,
+        announce: bool,
+    ) -> Result<()> {
         let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
         let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
         let applied = blocking(move || {
@@ -353,9 +361,11 @@ impl Host {
             hello.best_height = applied.tip.height;
             hello.best_hash = applied.tip.hash;
         });
-        self.network
-            .broadcast(&Message::Blocks(vec![(block.clone(), certificate.clone())]))
-            .await;
+        if announce {
+            self.network
+                .broadcast(&Message::Blocks(vec![(block.clone(), certificate.clone())]))
+                .await;
+        }
         state.last = Some((block, certificate));
         Ok(())
     }
@@ -491,7 +501,7 @@ impl Host {
                         self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
                         return Ok(());
                     }
-                    self.apply_block(state, block, certificate).await?;
+                    self.apply_block(state, block, certificate, false).await?;
                     applied_any = true;
                 }
                 if applied_any {
