@@ -113,8 +113,8 @@ async fn an_oversize_frame_is_refused_before_it_is_read() {
     ));
 }
 
-/// A listener running the handshake; returns its address and its result.
-async fn listening() -> (std::net::SocketAddr, tokio::task::JoinHandle<Admitted>) {
+/// A listener running the handshake within `timeout`; returns its address and its result.
+async fn listening(timeout: Duration) -> (std::net::SocketAddr, tokio::task::JoinHandle<Admitted>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -125,7 +125,7 @@ async fn listening() -> (std::net::SocketAddr, tokio::task::JoinHandle<Admitted>
             false,
             &hello(5),
             MAX_FRAME,
-            TIMEOUT,
+            timeout,
         )
         .await
     });
@@ -135,7 +135,7 @@ async fn listening() -> (std::net::SocketAddr, tokio::task::JoinHandle<Admitted>
 #[tokio::test]
 async fn garbage_instead_of_a_handshake_is_an_error_not_a_crash() {
     // Too long for the first handshake message.
-    let (address, server) = listening().await;
+    let (address, server) = listening(TIMEOUT).await;
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream.write_all(&[0, 200]).await.unwrap();
     stream.write_all(&[0x42; 200]).await.unwrap();
@@ -147,7 +147,7 @@ async fn garbage_instead_of_a_handshake_is_an_error_not_a_crash() {
     assert!(error.deserves_ban());
 
     // A first message of the right size, then a third that does not decrypt.
-    let (address, server) = listening().await;
+    let (address, server) = listening(TIMEOUT).await;
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream.write_all(&[0, 32]).await.unwrap();
     stream.write_all(&[0x42; 32]).await.unwrap();
@@ -167,20 +167,7 @@ async fn garbage_instead_of_a_handshake_is_an_error_not_a_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_peer_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        connect(
-            stream,
-            &SecretKey::from_seed([2; 32]),
-            false,
-            &hello(5),
-            MAX_FRAME,
-            Duration::from_secs(5),
-        )
-        .await
-    });
+    let (address, server) = listening(Duration::from_secs(5)).await;
     let _silent = TcpStream::connect(address).await.unwrap();
     let error = server.await.unwrap().unwrap_err();
     assert!(
