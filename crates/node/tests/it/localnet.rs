@@ -350,7 +350,9 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
             break;
         }
     }
-    assert!(included.is_some(), "the payment was not finalized within 10 blocks");
+    let included = included.expect("the payment was not finalized within 10 blocks");
+    // Once node 0 has that block too, the transaction is in its chain.
+    net.wait_until(&[0], included);
     // Node 2 had it already (relayed) or accepted it; spending it twice is refused now.
     assert!(again.get("result").is_some() || again.get("error").is_some());
     let twice = rpc(
