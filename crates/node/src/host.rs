@@ -24,6 +24,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ConsensusSection;
 
+/// Rounds ahead of the current one for which messages are considered.
+const MAX_FUTURE_ROUNDS: u32 = 64;
+
 /// Blocks asked for in one sync request.
 const SYNC_BATCH: u32 = 100;
 
@@ -86,6 +89,9 @@ struct State {
     tip: ChainTip,
     /// Blocks proposed at `height`, by hash.
     blocks: HashMap<BlockHash, Block>,
+    /// The block proposed in each round of `height`: one per round, so that a proposer
+    /// signing many blocks cannot make this node store and validate them all.
+    proposed: HashMap<u32, BlockHash>,
     /// The last decision, re-sent to peers that fall behind.
     last: Option<(Block, CommitCertificate)>,
     /// When blocks were last asked for, so that a node far behind does not flood its peers
@@ -107,7 +113,7 @@ impl Host {
                 precommit_delta_ms: p.timeout_precommit_delta_ms,
             },
             min_validators: self.genesis.params.min_masternodes,
-            max_future_rounds: 64,
+            max_future_rounds: MAX_FUTURE_ROUNDS,
         }
     }
 
@@ -132,6 +138,7 @@ impl Host {
             started: false,
             tip,
             blocks: HashMap::new(),
+            proposed: HashMap::new(),
             last: None,
             sync_requested: None,
         };
@@ -356,6 +363,7 @@ impl Host {
         state.validators = state.validators.next_height();
         state.started = false;
         state.blocks.clear();
+        state.proposed.clear();
         state.engine = Engine::new(self.engine_config(), self.key.clone());
         self.hello.send_modify(|hello| {
             hello.best_height = applied.tip.height;
@@ -439,15 +447,22 @@ impl Host {
                     self.request_blocks(state, peer, false).await;
                     return Ok(());
                 }
-                // Only the round's proposer may make this node validate a block.
-                let expected = state.validators.proposer(proposal.proposal.round);
-                if height != state.height
-                    || expected != Some(proposal.proposer)
+                // Rounds far ahead are dropped before anything is computed for them (finding a
+                // round's proposer takes time proportional to the round).
+                let round = proposal.proposal.round;
+                if height != state.height || round > state.engine.round().saturating_add(MAX_FUTURE_ROUNDS) {
+                    return Ok(());
+                }
+                // Only the round's proposer may make this node validate a block, and only one.
+                let expected = state.validators.proposer(round);
+                if expected != Some(proposal.proposer)
                     || proposal.proposal.block != block.hash()
+                    || state.proposed.get(&round).is_some_and(|known| *known != block.hash())
                     || proposal.verify().is_err()
                 {
                     return Ok(());
                 }
+                state.proposed.insert(round, block.hash());
                 if !state.started {
                     // A peer started this height: follow it.
                     self.start_height(state, internal).await?;
