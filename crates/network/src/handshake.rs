@@ -81,24 +81,30 @@ pub enum HandshakeError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The peer is on another network.
-    #[error("peer is on another network (magic {theirs:02x?}, ours {ours:02x?})")]
+    #[error("peer {peer} is on another network (magic {theirs:02x?}, ours {ours:02x?})")]
     WrongNetwork {
+        /// The peer's proven identity.
+        peer: PublicKey,
         /// Our magic.
         ours: [u8; 4],
         /// Theirs.
         theirs: [u8; 4],
     },
     /// The peer follows another chain.
-    #[error("peer has genesis {theirs}, ours is {ours}")]
+    #[error("peer {peer} has genesis {theirs}, ours is {ours}")]
     WrongGenesis {
+        /// The peer's proven identity.
+        peer: PublicKey,
         /// Our genesis.
         ours: BlockHash,
         /// Theirs.
         theirs: BlockHash,
     },
     /// The peer speaks a protocol version we do not.
-    #[error("peer speaks protocol version {theirs}, we speak {ours}")]
+    #[error("peer {peer} speaks protocol version {theirs}, we speak {ours}")]
     IncompatibleVersion {
+        /// The peer's proven identity.
+        peer: PublicKey,
         /// Ours.
         ours: u32,
         /// Theirs.
@@ -108,8 +114,13 @@ pub enum HandshakeError {
     #[error("connected to ourselves")]
     SelfConnection,
     /// The peer's hello does not decode.
-    #[error("malformed hello: {0}")]
-    Malformed(DecodeError),
+    #[error("peer {peer} sent a malformed hello: {error}")]
+    Malformed {
+        /// The peer's proven identity.
+        peer: PublicKey,
+        /// What is wrong with it.
+        error: DecodeError,
+    },
 }
 
 impl HandshakeError {
@@ -120,7 +131,7 @@ impl HandshakeError {
             HandshakeError::WrongNetwork { .. }
             | HandshakeError::WrongGenesis { .. }
             | HandshakeError::IncompatibleVersion { .. }
-            | HandshakeError::Malformed(_) => true,
+            | HandshakeError::Malformed { .. } => true,
             HandshakeError::Transport(error) => matches!(
                 error,
                 TransportError::Noise(_)
@@ -129,6 +140,17 @@ impl HandshakeError {
                     | TransportError::Malformed(_)
             ),
             HandshakeError::SelfConnection => false,
+        }
+    }
+
+    /// The peer's identity, when the secure channel was up before the peer was refused.
+    pub fn peer(&self) -> Option<PublicKey> {
+        match self {
+            HandshakeError::WrongNetwork { peer, .. }
+            | HandshakeError::WrongGenesis { peer, .. }
+            | HandshakeError::IncompatibleVersion { peer, .. }
+            | HandshakeError::Malformed { peer, .. } => Some(*peer),
+            HandshakeError::Transport(_) | HandshakeError::SelfConnection => None,
         }
     }
 }
@@ -149,21 +171,26 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(HandshakeError::SelfConnection);
         }
         secure.send(&ours.to_bytes()).await?;
-        let theirs = Hello::from_bytes(&secure.receive().await?).map_err(HandshakeError::Malformed)?;
+        let peer = secure.peer();
+        let theirs =
+            Hello::from_bytes(&secure.receive().await?).map_err(|error| HandshakeError::Malformed { peer, error })?;
         if theirs.magic != ours.magic {
             return Err(HandshakeError::WrongNetwork {
+                peer,
                 ours: ours.magic,
                 theirs: theirs.magic,
             });
         }
         if theirs.genesis != ours.genesis {
             return Err(HandshakeError::WrongGenesis {
+                peer,
                 ours: ours.genesis,
                 theirs: theirs.genesis,
             });
         }
         if theirs.version != ours.version {
             return Err(HandshakeError::IncompatibleVersion {
+                peer,
                 ours: ours.version,
                 theirs: theirs.version,
             });

@@ -16,12 +16,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod addrbook;
 pub mod handshake;
 pub mod limits;
 pub mod service;
 pub mod transport;
 pub mod wire;
 
+pub use addrbook::AddressBook;
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
 pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
 pub use service::{NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, start};

@@ -10,7 +10,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use timecoin_primitives::{Decode, Encode, PublicKey, SecretKey};
@@ -20,10 +22,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::handshake::{Hello, connect, keeps_outbound};
+use crate::addrbook::AddressBook;
+use crate::handshake::{HandshakeError, Hello, connect, keeps_outbound};
 use crate::limits::{BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
 use crate::transport::{SecureReader, SecureWriter};
-use crate::wire::Message;
+use crate::wire::{MAX_ADDRESSES, Message};
 
 /// The service's settings.
 #[derive(Debug, Clone)]
@@ -50,6 +53,13 @@ pub struct NetworkConfig {
     pub ban_duration: Duration,
     /// Frames queued for one peer before it counts as too slow and is dropped.
     pub peer_queue: usize,
+    /// Where the address book is kept between runs (`None`: only in memory).
+    pub address_book: Option<PathBuf>,
+    /// Most addresses the book holds.
+    pub max_addresses: usize,
+    /// A masternode keeps connections to this many other masternodes (all of them when the
+    /// set is smaller), evicting ordinary peers to make room.
+    pub masternode_peers: usize,
 }
 
 impl NetworkConfig {
@@ -68,6 +78,9 @@ impl NetworkConfig {
             rates: RateConfig::default(),
             ban_duration: Duration::from_secs(3_600),
             peer_queue: 4_096,
+            address_book: None,
+            max_addresses: 2_000,
+            masternode_peers: 32,
         }
     }
 }
@@ -148,9 +161,11 @@ enum ManagerInput {
     },
     Refused {
         address: SocketAddr,
-        reason: String,
-        ban: bool,
+        outbound: bool,
+        error: RefusalCause,
     },
+    /// A peer-exchange message, answered by the service itself.
+    Control(PublicKey, Message),
     Broadcast(Arc<Vec<u8>>),
     Send(PublicKey, Arc<Vec<u8>>),
     Disconnect {
@@ -158,6 +173,14 @@ enum ManagerInput {
         ban: Option<Duration>,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    SetMasternodes(HashSet<PublicKey>),
+    AddAddress(SocketAddr),
+}
+
+/// Why a connection did not get through.
+enum RefusalCause {
+    Handshake(HandshakeError),
+    Dial(std::io::Error),
 }
 
 /// Commands to a running service.
@@ -202,6 +225,18 @@ impl NetworkHandle {
         }
         answer.await.unwrap_or_default()
     }
+
+    /// Tells the service which identities are masternodes: a masternode keeps connections to
+    /// them, and no masternode is evicted to make room for another peer.
+    pub async fn set_masternodes(&self, masternodes: impl IntoIterator<Item = PublicKey>) {
+        let set = masternodes.into_iter().collect();
+        let _ = self.manager.send(ManagerInput::SetMasternodes(set)).await;
+    }
+
+    /// Adds an address to the address book; it is dialled when an outbound slot is free.
+    pub async fn add_address(&self, address: SocketAddr) {
+        let _ = self.manager.send(ManagerInput::AddAddress(address)).await;
+    }
 }
 
 struct Shared {
@@ -216,9 +251,14 @@ struct Shared {
     outbound: Arc<Semaphore>,
 }
 
+/// Handshakes allowed in flight beyond the connection limits, so that a full node can still
+/// admit a masternode (or a better peer) by evicting another.
+const HANDSHAKE_SLACK: usize = 8;
+
 /// Starts the service: binds the listener and spawns its tasks on `tracker`; cancelling
-/// `cancel` stops them all. `hello` is the introduction sent to each new peer (keep it up to
-/// date with the best block). Events arrive on the returned receiver.
+/// `cancel` stops them all (the address book is saved first). `hello` is the introduction
+/// sent to each new peer (keep it up to date with the best block). Events arrive on the
+/// returned receiver.
 pub async fn start(
     config: NetworkConfig,
     identity: SecretKey,
@@ -228,11 +268,21 @@ pub async fn start(
 ) -> std::io::Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>)> {
     let listener = TcpListener::bind(config.listen).await?;
     let local_address = listener.local_addr()?;
+    let book = match config.address_book.clone() {
+        Some(path) => {
+            let capacity = config.max_addresses;
+            let (book, _skipped) = tokio::task::spawn_blocking(move || AddressBook::load(&path, capacity))
+                .await
+                .map_err(std::io::Error::other)??;
+            book
+        }
+        None => AddressBook::new(config.max_addresses),
+    };
     let (manager_tx, manager_rx) = mpsc::channel(1_024);
     let (events_tx, events_rx) = mpsc::channel(16_384);
     let shared = Arc::new(Shared {
-        inbound: Arc::new(Semaphore::new(config.max_inbound)),
-        outbound: Arc::new(Semaphore::new(config.max_outbound)),
+        inbound: Arc::new(Semaphore::new(config.max_inbound + HANDSHAKE_SLACK)),
+        outbound: Arc::new(Semaphore::new(config.max_outbound + HANDSHAKE_SLACK)),
         config,
         identity,
         hello,
@@ -242,7 +292,8 @@ pub async fn start(
         tracker: tracker.clone(),
     });
     tracker.spawn(accept_loop(Arc::clone(&shared), listener));
-    tracker.spawn(manager(shared, manager_rx));
+    let manager = Manager::new(Arc::clone(&shared), book);
+    tracker.spawn(manager.run(manager_rx));
     Ok((
         NetworkHandle {
             manager: manager_tx,
@@ -261,7 +312,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let Ok((stream, address)) = accepted else {
             continue;
         };
-        // Over the inbound limit the connection is closed at once.
+        // Over the inbound limit (and its handshake slack) the connection is closed at once.
         let Ok(permit) = Arc::clone(&shared.inbound).try_acquire_owned() else {
             continue;
         };
@@ -291,34 +342,27 @@ async fn admit(
             shared.config.handshake_timeout,
         ) => result,
     };
-    match result {
+    let input = match result {
         Ok((secure, theirs)) => {
             let peer = secure.peer();
             let (reader, writer) = secure.into_split();
-            let _ = shared
-                .manager
-                .send(ManagerInput::Admitted(Box::new(Admission {
-                    peer,
-                    hello: theirs,
-                    address,
-                    outbound,
-                    reader,
-                    writer,
-                    permit,
-                })))
-                .await;
+            ManagerInput::Admitted(Box::new(Admission {
+                peer,
+                hello: theirs,
+                address,
+                outbound,
+                reader,
+                writer,
+                permit,
+            }))
         }
-        Err(error) => {
-            let _ = shared
-                .manager
-                .send(ManagerInput::Refused {
-                    address,
-                    reason: error.to_string(),
-                    ban: outbound && error.deserves_ban(),
-                })
-                .await;
-        }
-    }
+        Err(error) => ManagerInput::Refused {
+            address,
+            outbound,
+            error: RefusalCause::Handshake(error),
+        },
+    };
+    let _ = shared.manager.send(input).await;
 }
 
 struct Slot {
@@ -326,101 +370,88 @@ struct Slot {
     info: PeerInfo,
     queue: mpsc::Sender<Arc<Vec<u8>>>,
     cancel: CancellationToken,
+    /// Its misbehaviour score, kept by its reading task.
+    score: Arc<AtomicU32>,
+    /// Requests (`GetPeers`, `GetMasternodes`) sent to it and not yet answered.
+    asked: u8,
 }
 
-async fn manager(shared: Arc<Shared>, mut inputs: mpsc::Receiver<ManagerInput>) {
-    let mut peers: HashMap<PublicKey, Slot> = HashMap::new();
-    let mut bans = BanList::new(10_000);
-    let mut dialing: HashSet<SocketAddr> = HashSet::new();
-    let mut banned_addresses: HashMap<SocketAddr, Instant> = HashMap::new();
-    let mut next_connection = 0u64;
-    let mut dial_timer = tokio::time::interval(shared.config.dial_interval);
-    loop {
-        let input = tokio::select! {
-            () = shared.cancel.cancelled() => return,
-            _ = dial_timer.tick() => {
-                let now = Instant::now();
-                banned_addresses.retain(|_, until| *until > now);
-                dial(&shared, &peers, &mut dialing, &banned_addresses);
-                continue;
-            }
-            input = inputs.recv() => match input {
-                Some(input) => input,
-                None => return,
-            },
-        };
-        match input {
-            ManagerInput::Admitted(admission) => {
-                let Admission {
-                    peer,
-                    hello,
-                    address,
-                    outbound,
-                    reader,
-                    writer,
-                    permit,
-                } = *admission;
-                if outbound {
-                    dialing.remove(&address);
-                }
-                if bans.is_banned(&peer, Instant::now()) {
+const ASKED_PEERS: u8 = 1;
+const ASKED_MASTERNODES: u8 = 2;
+
+/// The one task that owns the peer table and the address book.
+struct Manager {
+    shared: Arc<Shared>,
+    peers: HashMap<PublicKey, Slot>,
+    bans: BanList,
+    book: AddressBook,
+    /// Addresses being dialled.
+    dialing: HashSet<SocketAddr>,
+    /// Addresses refused for a reason that deserves a ban, until when.
+    banned_addresses: HashMap<SocketAddr, Instant>,
+    /// Addresses that turned out to be this node.
+    own: HashSet<SocketAddr>,
+    masternodes: HashSet<PublicKey>,
+    next_connection: u64,
+    /// When peers were last asked where masternodes are.
+    masternode_query: Option<Instant>,
+}
+
+impl Manager {
+    fn new(shared: Arc<Shared>, book: AddressBook) -> Manager {
+        Manager {
+            shared,
+            peers: HashMap::new(),
+            bans: BanList::new(10_000),
+            book,
+            dialing: HashSet::new(),
+            banned_addresses: HashMap::new(),
+            own: HashSet::new(),
+            masternodes: HashSet::new(),
+            next_connection: 0,
+            masternode_query: None,
+        }
+    }
+
+    async fn run(mut self, mut inputs: mpsc::Receiver<ManagerInput>) {
+        let mut dial_timer = tokio::time::interval(self.shared.config.dial_interval);
+        let mut save_timer = tokio::time::interval(BOOK_SAVE_INTERVAL);
+        save_timer.tick().await;
+        loop {
+            let input = tokio::select! {
+                () = self.shared.cancel.cancelled() => break,
+                _ = dial_timer.tick() => {
+                    let now = Instant::now();
+                    self.banned_addresses.retain(|_, until| *until > now);
+                    self.bans.prune(now);
+                    self.dial(now);
                     continue;
                 }
-                if let Some(existing) = peers.get(&peer) {
-                    // Two connections to one peer: keep the one both sides agree on.
-                    let keep_new = existing.info.outbound != outbound
-                        && keeps_outbound(&shared.identity.public_key(), &peer) == outbound;
-                    if !keep_new {
-                        continue;
-                    }
-                    existing.cancel.cancel();
+                _ = save_timer.tick() => {
+                    self.save_book().await;
+                    continue;
                 }
-                next_connection += 1;
-                let connection = next_connection;
-                let cancel = shared.cancel.child_token();
-                let (queue, frames) = mpsc::channel(shared.config.peer_queue.max(1));
-                let info = PeerInfo {
-                    peer,
-                    address,
-                    outbound,
-                    hello,
-                };
-                shared.tracker.spawn(read_loop(
-                    Arc::clone(&shared),
-                    reader,
-                    peer,
-                    connection,
-                    queue.clone(),
-                    cancel.clone(),
-                    permit,
-                ));
-                shared.tracker.spawn(write_loop(
-                    Arc::clone(&shared),
-                    writer,
-                    peer,
-                    connection,
-                    frames,
-                    cancel.clone(),
-                ));
-                peers.insert(
-                    peer,
-                    Slot {
-                        connection,
-                        info,
-                        queue,
-                        cancel,
-                    },
-                );
-                let _ = shared
-                    .events
-                    .send(NetworkEvent::Connected {
-                        peer,
-                        hello,
-                        address,
-                        outbound,
-                    })
-                    .await;
-            }
+                input = inputs.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+            };
+            self.handle(input).await;
+        }
+        self.save_book().await;
+    }
+
+    async fn save_book(&self) {
+        let Some(path) = self.shared.config.address_book.clone() else {
+            return;
+        };
+        let book = self.book.clone();
+        let _ = tokio::task::spawn_blocking(move || book.save(&path)).await;
+    }
+
+    async fn handle(&mut self, input: ManagerInput) {
+        match input {
+            ManagerInput::Admitted(admission) => self.admitted(*admission).await,
             ManagerInput::Closed {
                 peer,
                 connection,
@@ -428,119 +459,427 @@ async fn manager(shared: Arc<Shared>, mut inputs: mpsc::Receiver<ManagerInput>) 
                 ban,
             } => {
                 if ban {
-                    bans.ban(peer, Instant::now(), shared.config.ban_duration);
+                    self.bans.ban(peer, Instant::now(), self.shared.config.ban_duration);
                 }
-                if peers.get(&peer).is_some_and(|slot| slot.connection == connection) {
-                    if let Some(slot) = peers.remove(&peer) {
-                        slot.cancel.cancel();
-                    }
-                    let _ = shared.events.send(NetworkEvent::Disconnected { peer, reason }).await;
+                if self.peers.get(&peer).is_some_and(|slot| slot.connection == connection) {
+                    self.drop_peer(peer, reason).await;
                 }
             }
-            ManagerInput::Refused { address, reason, ban } => {
-                dialing.remove(&address);
-                if ban {
-                    banned_addresses.insert(address, Instant::now() + shared.config.ban_duration);
-                }
-                let _ = shared.events.send(NetworkEvent::Refused { address, reason }).await;
-            }
+            ManagerInput::Refused {
+                address,
+                outbound,
+                error,
+            } => self.refused(address, outbound, error).await,
+            ManagerInput::Control(peer, message) => self.control(peer, message),
             ManagerInput::Broadcast(frame) => {
-                let mut slow = Vec::new();
-                for (peer, slot) in &peers {
-                    if slot.queue.try_send(Arc::clone(&frame)).is_err() {
-                        slow.push(*peer);
-                    }
-                }
+                let slow: Vec<PublicKey> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, slot)| slot.queue.try_send(Arc::clone(&frame)).is_err())
+                    .map(|(peer, _)| *peer)
+                    .collect();
                 for peer in slow {
-                    drop_slow(&mut peers, &shared, peer).await;
+                    self.drop_peer(peer, SLOW.to_owned()).await;
                 }
             }
             ManagerInput::Send(peer, frame) => {
-                if peers.get(&peer).is_some_and(|slot| slot.queue.try_send(frame).is_err()) {
-                    drop_slow(&mut peers, &shared, peer).await;
+                if self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|slot| slot.queue.try_send(frame).is_err())
+                {
+                    self.drop_peer(peer, SLOW.to_owned()).await;
                 }
             }
             ManagerInput::Disconnect { peer, ban } => {
                 if let Some(duration) = ban {
-                    bans.ban(peer, Instant::now(), duration);
+                    self.bans.ban(peer, Instant::now(), duration);
                 }
-                drop_peer(&mut peers, &shared, peer, "disconnected by the node").await;
+                self.drop_peer(peer, "disconnected by the node".to_owned()).await;
             }
             ManagerInput::Peers(reply) => {
-                let _ = reply.send(peers.values().map(|slot| slot.info.clone()).collect());
+                let _ = reply.send(self.peers.values().map(|slot| slot.info.clone()).collect());
+            }
+            ManagerInput::SetMasternodes(set) => {
+                self.masternodes = set;
+                self.dial(Instant::now());
+            }
+            ManagerInput::AddAddress(address) => {
+                self.book.add(address);
+                self.dial(Instant::now());
             }
         }
     }
-}
 
-/// Ends a peer's connection and reports it.
-async fn drop_peer(peers: &mut HashMap<PublicKey, Slot>, shared: &Shared, peer: PublicKey, reason: &str) {
-    if let Some(slot) = peers.remove(&peer) {
-        slot.cancel.cancel();
+    async fn admitted(&mut self, admission: Admission) {
+        let Admission {
+            peer,
+            hello,
+            address,
+            outbound,
+            reader,
+            writer,
+            permit,
+        } = admission;
+        if outbound {
+            self.dialing.remove(&address);
+        }
+        let now = Instant::now();
+        if self.bans.is_banned(&peer, now) {
+            return;
+        }
+        if let Some(existing) = self.peers.get(&peer) {
+            // Two connections to one peer: keep the one both sides agree on.
+            let keep_new = existing.info.outbound != outbound
+                && keeps_outbound(&self.shared.identity.public_key(), &peer) == outbound;
+            if !keep_new {
+                return;
+            }
+            existing.cancel.cancel();
+            self.peers.remove(&peer);
+        } else if self.direction_count(outbound) >= self.limit(outbound) {
+            // Full: make room by evicting the worst peer this one may replace, or refuse it.
+            match self.eviction_victim(outbound, self.masternodes.contains(&peer)) {
+                Some(victim) => {
+                    self.drop_peer(victim, "evicted to make room for another peer".to_owned())
+                        .await
+                }
+                None => return,
+            }
+        }
+        // Remember where the peer listens: proven when we dialled it, said when it dialled us.
+        if outbound {
+            self.book.reached(address, peer);
+        } else if hello.listen_port != 0 {
+            let listening = SocketAddr::new(address.ip(), hello.listen_port);
+            if !self.own.contains(&listening) {
+                self.book.add_with_identity(listening, peer);
+            }
+        }
+        self.next_connection += 1;
+        let connection = self.next_connection;
+        let cancel = self.shared.cancel.child_token();
+        let (queue, frames) = mpsc::channel(self.shared.config.peer_queue.max(1));
+        let score = Arc::new(AtomicU32::new(0));
+        let info = PeerInfo {
+            peer,
+            address,
+            outbound,
+            hello,
+        };
+        let shared = &self.shared;
+        shared.tracker.spawn(read_loop(
+            Arc::clone(shared),
+            reader,
+            ReadContext {
+                peer,
+                connection,
+                replies: queue.clone(),
+                cancel: cancel.clone(),
+                score: Arc::clone(&score),
+            },
+            permit,
+        ));
+        shared.tracker.spawn(write_loop(
+            Arc::clone(shared),
+            writer,
+            peer,
+            connection,
+            frames,
+            cancel.clone(),
+        ));
+        // Ask a peer we dialled whom it knows (an inbound one may be anybody).
+        let mut asked = 0;
+        if outbound {
+            let _ = queue.try_send(Arc::new(Message::GetPeers.to_bytes()));
+            asked |= ASKED_PEERS;
+            if self.is_masternode() {
+                let _ = queue.try_send(Arc::new(Message::GetMasternodes.to_bytes()));
+                asked |= ASKED_MASTERNODES;
+            }
+        }
+        self.peers.insert(
+            peer,
+            Slot {
+                connection,
+                info,
+                queue,
+                cancel,
+                score,
+                asked,
+            },
+        );
         let _ = shared
             .events
-            .send(NetworkEvent::Disconnected {
+            .send(NetworkEvent::Connected {
                 peer,
-                reason: reason.to_owned(),
+                hello,
+                address,
+                outbound,
             })
             .await;
     }
-}
 
-async fn drop_slow(peers: &mut HashMap<PublicKey, Slot>, shared: &Shared, peer: PublicKey) {
-    drop_peer(peers, shared, peer, "too slow: its send queue is full").await;
-}
-
-fn dial(
-    shared: &Arc<Shared>,
-    peers: &HashMap<PublicKey, Slot>,
-    dialing: &mut HashSet<SocketAddr>,
-    banned: &HashMap<SocketAddr, Instant>,
-) {
-    let connected: HashSet<SocketAddr> = peers
-        .values()
-        .flat_map(|slot| {
-            let listening = SocketAddr::new(slot.info.address.ip(), slot.info.hello.listen_port);
-            [slot.info.address, listening]
-        })
-        .collect();
-    for address in &shared.config.bootstrap {
-        if connected.contains(address) || dialing.contains(address) || banned.contains_key(address) {
-            continue;
+    async fn refused(&mut self, address: SocketAddr, outbound: bool, cause: RefusalCause) {
+        let now = Instant::now();
+        if outbound {
+            self.dialing.remove(&address);
         }
-        let Ok(permit) = Arc::clone(&shared.outbound).try_acquire_owned() else {
+        let reason = match cause {
+            RefusalCause::Dial(error) => {
+                self.book.failed(address, now, self.shared.config.dial_interval);
+                error.to_string()
+            }
+            RefusalCause::Handshake(error) => {
+                let ban = error.deserves_ban();
+                if let (true, Some(peer)) = (ban, error.peer()) {
+                    self.bans.ban(peer, now, self.shared.config.ban_duration);
+                }
+                if outbound {
+                    if matches!(error, HandshakeError::SelfConnection) {
+                        self.own.insert(address);
+                        self.book.remove(&address);
+                    } else if ban {
+                        self.banned_addresses
+                            .insert(address, now + self.shared.config.ban_duration);
+                        self.book.remove(&address);
+                    } else {
+                        self.book.failed(address, now, self.shared.config.dial_interval);
+                    }
+                }
+                error.to_string()
+            }
+        };
+        let _ = self.shared.events.send(NetworkEvent::Refused { address, reason }).await;
+    }
+
+    /// Answers and absorbs peer exchange. Answers nobody asked for are ignored.
+    fn control(&mut self, peer: PublicKey, message: Message) {
+        let Some(slot) = self.peers.get_mut(&peer) else {
             return;
         };
-        dialing.insert(*address);
-        let task = Arc::clone(shared);
-        let address = *address;
-        shared.tracker.spawn(async move {
-            match TcpStream::connect(address).await {
-                Ok(stream) => admit(task, stream, address, true, permit).await,
-                Err(error) => {
-                    let _ = task
-                        .manager
-                        .send(ManagerInput::Refused {
-                            address,
-                            reason: error.to_string(),
-                            ban: false,
-                        })
-                        .await;
-                }
+        let reply = match message {
+            Message::GetPeers => Some(Message::Peers(self.book.share(MAX_ADDRESSES))),
+            Message::GetMasternodes => {
+                let masternodes = &self.masternodes;
+                Some(Message::Masternodes(
+                    self.book.located(|id| masternodes.contains(id), MAX_ADDRESSES),
+                ))
             }
-        });
+            Message::Peers(addresses) if slot.asked & ASKED_PEERS != 0 => {
+                slot.asked &= !ASKED_PEERS;
+                for address in addresses {
+                    if !self.own.contains(&address) && !self.banned_addresses.contains_key(&address) {
+                        self.book.add(address);
+                    }
+                }
+                None
+            }
+            Message::Masternodes(entries) if slot.asked & ASKED_MASTERNODES != 0 => {
+                slot.asked &= !ASKED_MASTERNODES;
+                for (identity, address) in entries {
+                    if self.masternodes.contains(&identity) && !self.own.contains(&address) {
+                        self.book.add_with_identity(address, identity);
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let (Some(reply), Some(slot)) = (reply, self.peers.get(&peer)) {
+            let _ = slot.queue.try_send(Arc::new(reply.to_bytes()));
+        }
+    }
+
+    /// Asks every peer where masternodes are, at most every [`MASTERNODE_QUERY_INTERVAL`].
+    fn query_masternodes(&mut self, now: Instant) {
+        if self
+            .masternode_query
+            .is_some_and(|at| now.duration_since(at) < MASTERNODE_QUERY_INTERVAL)
+        {
+            return;
+        }
+        self.masternode_query = Some(now);
+        let frame = Arc::new(Message::GetMasternodes.to_bytes());
+        for slot in self.peers.values_mut() {
+            if slot.queue.try_send(Arc::clone(&frame)).is_ok() {
+                slot.asked |= ASKED_MASTERNODES;
+            }
+        }
+    }
+
+    fn is_masternode(&self) -> bool {
+        self.shared.hello.borrow().masternode
+    }
+
+    fn limit(&self, outbound: bool) -> usize {
+        if outbound {
+            self.shared.config.max_outbound
+        } else {
+            self.shared.config.max_inbound
+        }
+    }
+
+    fn direction_count(&self, outbound: bool) -> usize {
+        self.peers
+            .values()
+            .filter(|slot| slot.info.outbound == outbound)
+            .count()
+    }
+
+    /// The peer to drop for a newcomer in the same direction: never a masternode; for a
+    /// masternode newcomer any other peer, otherwise only a peer that misbehaved or, inbound,
+    /// the most recent one (so that peers connected longest, which an attacker cannot fake,
+    /// stay). Among candidates the highest misbehaviour score goes first, then the newest.
+    fn eviction_victim(&self, outbound: bool, newcomer_is_masternode: bool) -> Option<PublicKey> {
+        self.peers
+            .iter()
+            .filter(|(peer, slot)| slot.info.outbound == outbound && !self.masternodes.contains(*peer))
+            .map(|(peer, slot)| (slot.score.load(Ordering::Relaxed), slot.connection, *peer))
+            .filter(|(score, _, _)| newcomer_is_masternode || !outbound || *score > 0)
+            .max()
+            .map(|(_, _, peer)| peer)
+    }
+
+    async fn drop_peer(&mut self, peer: PublicKey, reason: String) {
+        if let Some(slot) = self.peers.remove(&peer) {
+            slot.cancel.cancel();
+            let _ = self
+                .shared
+                .events
+                .send(NetworkEvent::Disconnected { peer, reason })
+                .await;
+        }
+    }
+
+    /// Dials what is missing: bootstrap peers, then (for a masternode) masternodes it is
+    /// not connected to, then addresses from the book until the outbound slots are used.
+    fn dial(&mut self, now: Instant) {
+        let own = self.shared.identity.public_key();
+        if self.is_masternode()
+            && self
+                .masternodes
+                .iter()
+                .any(|id| *id != own && !self.peers.contains_key(id) && self.book.address_of(id).is_none())
+        {
+            self.query_masternodes(now);
+        }
+        let connected: HashSet<SocketAddr> = self
+            .peers
+            .values()
+            .flat_map(|slot| {
+                let listening = SocketAddr::new(slot.info.address.ip(), slot.info.hello.listen_port);
+                [slot.info.address, listening]
+            })
+            .collect();
+        let usable = |address: &SocketAddr, dialing: &HashSet<SocketAddr>| {
+            !connected.contains(address)
+                && !dialing.contains(address)
+                && !self.banned_addresses.contains_key(address)
+                && !self.own.contains(address)
+        };
+        let mut wanted: Vec<SocketAddr> = Vec::new();
+        if self.is_masternode() {
+            // Masternode links come first and may evict ordinary peers when slots are full.
+            let connected_masternodes = self.peers.keys().filter(|p| self.masternodes.contains(*p)).count();
+            let missing = self
+                .shared
+                .config
+                .masternode_peers
+                .saturating_sub(connected_masternodes);
+            let mut unconnected: Vec<&PublicKey> = self
+                .masternodes
+                .iter()
+                .filter(|id| **id != own && !self.peers.contains_key(*id))
+                .collect();
+            unconnected.sort();
+            wanted.extend(
+                unconnected
+                    .into_iter()
+                    .filter_map(|id| self.book.address_of(id))
+                    .filter(|a| usable(a, &self.dialing))
+                    .take(missing),
+            );
+        }
+        // Then bootstrap peers and the book, in the outbound slots still open.
+        let open = self
+            .shared
+            .config
+            .max_outbound
+            .saturating_sub(self.direction_count(true) + self.dialing.len());
+        let mut ordinary: Vec<SocketAddr> = Vec::new();
+        for address in self
+            .shared
+            .config
+            .bootstrap
+            .iter()
+            .copied()
+            .chain(self.book.candidates(now))
+        {
+            if ordinary.len() >= open {
+                break;
+            }
+            if usable(&address, &self.dialing) && !wanted.contains(&address) && !ordinary.contains(&address) {
+                ordinary.push(address);
+            }
+        }
+        wanted.extend(ordinary);
+        for address in wanted {
+            let Ok(permit) = Arc::clone(&self.shared.outbound).try_acquire_owned() else {
+                return;
+            };
+            self.dialing.insert(address);
+            let task = Arc::clone(&self.shared);
+            self.shared.tracker.spawn(async move {
+                let dialled = tokio::select! {
+                    () = task.cancel.cancelled() => return,
+                    dialled = tokio::time::timeout(task.config.handshake_timeout, TcpStream::connect(address)) => dialled,
+                };
+                match dialled {
+                    Ok(Ok(stream)) => admit(task, stream, address, true, permit).await,
+                    Ok(Err(error)) => send_refusal(&task, address, error).await,
+                    Err(_) => send_refusal(&task, address, std::io::ErrorKind::TimedOut.into()).await,
+                }
+            });
+        }
     }
 }
 
-async fn read_loop(
-    shared: Arc<Shared>,
-    mut reader: Reader,
+async fn send_refusal(shared: &Shared, address: SocketAddr, error: std::io::Error) {
+    let _ = shared
+        .manager
+        .send(ManagerInput::Refused {
+            address,
+            outbound: true,
+            error: RefusalCause::Dial(error),
+        })
+        .await;
+}
+
+/// How often a masternode missing links asks its peers where the others are.
+const MASTERNODE_QUERY_INTERVAL: Duration = Duration::from_secs(10);
+
+const SLOW: &str = "too slow: its send queue is full";
+
+/// How often the address book is written to disk (and once more at shutdown).
+const BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+
+struct ReadContext {
     peer: PublicKey,
     connection: u64,
     replies: mpsc::Sender<Arc<Vec<u8>>>,
     cancel: CancellationToken,
-    _permit: OwnedSemaphorePermit,
-) {
+    score: Arc<AtomicU32>,
+}
+
+async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext, _permit: OwnedSemaphorePermit) {
+    let ReadContext {
+        peer,
+        connection,
+        replies,
+        cancel,
+        score,
+    } = context;
     let limits = PeerLimits::new(&shared.config.rates);
     let mut misbehaviour = Misbehaviour::default();
     let idle = shared.config.ping_interval.saturating_mul(3);
@@ -567,16 +906,27 @@ async fn read_loop(
                     None
                 }
                 Ok(Message::Pong(_)) => None,
+                Ok(
+                    message @ (Message::GetPeers
+                    | Message::Peers(_)
+                    | Message::GetMasternodes
+                    | Message::Masternodes(_)),
+                ) => {
+                    let _ = shared.manager.send(ManagerInput::Control(peer, message)).await;
+                    None
+                }
                 Ok(message) => {
                     let _ = shared.events.send(NetworkEvent::Message { peer, message }).await;
                     None
                 }
             },
         };
-        if let Some((offense, reason)) = offense
-            && misbehaviour.record(offense)
-        {
-            break (reason, true);
+        if let Some((offense, reason)) = offense {
+            let banned = misbehaviour.record(offense);
+            score.store(misbehaviour.score(), Ordering::Relaxed);
+            if banned {
+                break (reason, true);
+            }
         }
     };
     cancel.cancel();
@@ -590,7 +940,6 @@ async fn read_loop(
         })
         .await;
 }
-
 async fn write_loop(
     shared: Arc<Shared>,
     mut writer: Writer,

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use timecoin_primitives::encoding::{Reader, compact_size_len, write_compact_size};
 use timecoin_primitives::{
-    Block, CommitCertificate, Decode, DecodeError, Encode, Equivocation, MasternodeSet, SignedProposal, SignedVote,
+    Block, CommitCertificate, Decode, DecodeError, Encode, Equivocation, PublicKey, SignedProposal, SignedVote,
     Transaction, TxId,
 };
 
@@ -48,10 +48,10 @@ pub enum Message {
     },
     /// Finalized blocks, each with the certificate that finalized it, in height order.
     Blocks(Vec<(Block, CommitCertificate)>),
-    /// Asks for the current masternode set.
+    /// Asks where the masternodes the peer knows of can be reached.
     GetMasternodes,
-    /// The current masternode set.
-    Masternodes(MasternodeSet),
+    /// Masternode identities with the address each was last reached at.
+    Masternodes(Vec<(PublicKey, SocketAddr)>),
 }
 
 /// The rate-limit class of a message.
@@ -119,6 +119,10 @@ fn encode_address(address: &SocketAddr, out: &mut Vec<u8>) {
     out.extend_from_slice(&address.port().to_le_bytes());
 }
 
+fn address_len(address: &SocketAddr) -> usize {
+    if address.is_ipv4() { 7 } else { 19 }
+}
+
 fn decode_address(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
     let ip = match reader.read_u8()? {
         4 => IpAddr::V4(Ipv4Addr::from(reader.read_array::<4>()?)),
@@ -178,7 +182,10 @@ impl Encode for Message {
                 block.encode_to(o);
                 certificate.encode_to(o);
             }),
-            Message::Masternodes(set) => set.encode_to(out),
+            Message::Masternodes(entries) => encode_list(out, entries, |(key, address), o| {
+                key.encode_to(o);
+                encode_address(address, o);
+            }),
         }
     }
 
@@ -187,10 +194,7 @@ impl Encode for Message {
         1 + match self {
             Message::Ping(_) | Message::Pong(_) => 8,
             Message::GetPeers | Message::GetMasternodes => 0,
-            Message::Peers(addresses) => list(
-                addresses.len(),
-                addresses.iter().map(|a| if a.is_ipv4() { 7 } else { 19 }).sum(),
-            ),
+            Message::Peers(addresses) => list(addresses.len(), addresses.iter().map(address_len).sum()),
             Message::Inventory(ids) | Message::GetTransactions(ids) => list(ids.len(), ids.len() * 32),
             Message::Transactions(txs) => list(txs.len(), txs.iter().map(Encode::encoded_len).sum()),
             Message::Proposal(boxed) => boxed.0.encoded_len() + boxed.1.encoded_len(),
@@ -201,7 +205,9 @@ impl Encode for Message {
                 blocks.len(),
                 blocks.iter().map(|(b, c)| b.encoded_len() + c.encoded_len()).sum(),
             ),
-            Message::Masternodes(set) => set.encoded_len(),
+            Message::Masternodes(entries) => {
+                list(entries.len(), entries.iter().map(|(_, a)| 32 + address_len(a)).sum())
+            }
         }
     }
 }
@@ -244,7 +250,9 @@ impl Decode for Message {
                 Ok((Block::decode_from(r)?, CommitCertificate::decode_from(r)?))
             })?),
             13 => Message::GetMasternodes,
-            14 => Message::Masternodes(MasternodeSet::decode_from(reader)?),
+            14 => Message::Masternodes(decode_list(reader, "masternodes", MAX_ADDRESSES, 39, |r| {
+                Ok((PublicKey::decode_from(r)?, decode_address(r)?))
+            })?),
             _ => {
                 return Err(DecodeError::InvalidValue {
                     field: "message tag",

@@ -55,6 +55,11 @@ pub(crate) struct NetworkSection {
     pub(crate) max_peers: usize,
     /// Of which at most this many we dial.
     pub(crate) max_outbound: usize,
+    /// A masternode keeps links to this many other masternodes (all when fewer), evicting
+    /// ordinary peers to make room.
+    pub(crate) masternode_peers: usize,
+    /// The address book, relative to the data directory.
+    pub(crate) address_book: PathBuf,
 }
 
 impl Default for NetworkSection {
@@ -65,6 +70,8 @@ impl Default for NetworkSection {
             bootstrap: Vec::new(),
             max_peers: 50,
             max_outbound: 10,
+            masternode_peers: 32,
+            address_book: PathBuf::from("peers.txt"),
         }
     }
 }

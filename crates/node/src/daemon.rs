@@ -136,12 +136,17 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     network_config.max_outbound = config.network.max_outbound.min(config.network.max_peers);
     network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
     network_config.max_frame = params.max_block_bytes + 100_000;
+    network_config.masternode_peers = config.network.masternode_peers;
+    network_config.address_book = Some(data_dir.join(&config.network.address_book));
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (network, events) =
         timecoin_network::start(network_config, identity.clone(), hello_rx, cancel.clone(), &tracker)
             .await
             .with_context(|| format!("listening on {listen}"))?;
+    network
+        .set_masternodes(genesis.masternodes.members().iter().map(|m| m.operator))
+        .await;
     let mempool_config = MempoolConfig {
         max_transactions: config.mempool.max_transactions,
         max_bytes: config.mempool.max_megabytes.saturating_mul(1024 * 1024),

@@ -61,6 +61,13 @@ impl Node {
         }
     }
 
+    /// A node that introduces itself as a masternode.
+    async fn start_masternode(seed: u8, configure: impl FnOnce(&mut NetworkConfig)) -> Node {
+        let node = Node::start(seed, 5, configure).await;
+        node._hello.send_modify(|h| h.masternode = true);
+        node
+    }
+
     fn id(&self) -> PublicKey {
         self.key.public_key()
     }
@@ -114,15 +121,17 @@ async fn bootstrapped_nodes_connect_and_messages_reach_every_peer() {
     a.connected_to(c.id()).await;
     assert_eq!(a.handle.peers().await.len(), 2);
 
-    a.handle.broadcast(&Message::GetPeers).await;
+    let inventory = Message::Inventory(Vec::new());
+    a.handle.broadcast(&inventory).await;
     for node in [&mut b, &mut c] {
         let from = a.id();
-        node.expect(|e| matches!(e, NetworkEvent::Message { peer, message: Message::GetPeers } if *peer == from))
+        node.expect(|e| matches!(e, NetworkEvent::Message { peer, message } if *peer == from && *message == inventory))
             .await;
     }
     let from = b.id();
-    b.handle.send(a.id(), &Message::GetMasternodes).await;
-    a.expect(|e| matches!(e, NetworkEvent::Message { peer, message: Message::GetMasternodes } if *peer == from))
+    let request = Message::GetBlocks { from: 1, count: 1 };
+    b.handle.send(a.id(), &request).await;
+    a.expect(|e| matches!(e, NetworkEvent::Message { peer, message } if *peer == from && *message == request))
         .await;
 
     // Shutting B down is seen by A, and every task of B stops.
@@ -258,12 +267,97 @@ async fn garbage_and_oversize_frames_get_the_sender_banned() {
 }
 
 #[tokio::test]
-async fn inbound_connections_are_limited() {
-    let mut a = Node::start(1, 5, |c| c.max_inbound = 1).await;
-    let _first = client(&a, 2).await.unwrap();
-    a.connected_to(SecretKey::from_seed([2; 32]).public_key()).await;
-    assert!(client(&a, 3).await.is_err(), "a second inbound connection is refused");
+async fn a_full_node_evicts_the_newest_inbound_peer_but_never_a_masternode() {
+    let mut a = Node::start(1, 5, |c| c.max_inbound = 2).await;
+    let id = |seed: u8| SecretKey::from_seed([seed; 32]).public_key();
+    a.handle.set_masternodes([id(2)]).await;
+    let _masternode = client(&a, 2).await.unwrap();
+    a.connected_to(id(2)).await;
+    let _second = client(&a, 3).await.unwrap();
+    a.connected_to(id(3)).await;
+    // Full: a newcomer takes the place of the newest ordinary peer, not the masternode's.
+    let _third = client(&a, 4).await.unwrap();
+    a.connected_to(id(4)).await;
+    let event = a.expect(|e| matches!(e, NetworkEvent::Disconnected { .. })).await;
+    assert!(
+        matches!(&event, NetworkEvent::Disconnected { peer, reason } if *peer == id(3) && reason.contains("evicted")),
+        "{event:?}"
+    );
+    let mut peers: Vec<PublicKey> = a.handle.peers().await.into_iter().map(|p| p.peer).collect();
+    peers.sort();
+    let mut expected = vec![id(2), id(4)];
+    expected.sort();
+    assert_eq!(peers, expected);
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn peers_learn_of_each_other_through_peer_exchange() {
+    let mut hub = Node::start(1, 5, |_| {}).await;
+    let hub_address = hub.address();
+    let mut b = Node::start(2, 5, |c| c.bootstrap = vec![hub_address]).await;
+    hub.connected_to(b.id()).await;
+    // C knows only the hub, and finds B through the hub's `Peers` answer.
+    let mut c = Node::start(3, 5, |c| c.bootstrap = vec![hub_address]).await;
+    c.connected_to(b.id()).await;
+    b.connected_to(c.id()).await;
+    for node in [hub, b, c] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_address_book_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("peers.txt");
+    let mut a = Node::start(1, 5, |_| {}).await;
+    let a_address = a.address();
+    let b = Node::start(2, 5, |c| {
+        c.bootstrap = vec![a_address];
+        c.address_book = Some(book.clone());
+    })
+    .await;
+    a.connected_to(b.id()).await;
+    b.shutdown().await;
+    let text = std::fs::read_to_string(&book).unwrap();
+    assert!(text.contains(&format!("{a_address} {}", a.id())), "{text}");
+    // Restarted without bootstrap peers, B dials the address it remembers.
+    let b = Node::start(2, 5, |c| c.address_book = Some(book.clone())).await;
+    a.connected_to(b.id()).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn masternodes_find_each_other_and_evict_ordinary_peers_to_link_up() {
+    let id = |seed: u8| SecretKey::from_seed([seed; 32]).public_key();
+    let masternodes = [id(11), id(12), id(13)];
+    // An ordinary hub, which knows the set but holds no masternode key.
+    let hub = Node::start(1, 5, |_| {}).await;
+    hub.handle.set_masternodes(masternodes).await;
+    let hub_address = hub.address();
+    let mut nodes = Vec::new();
+    for seed in [11, 12, 13] {
+        let node = Node::start_masternode(seed, |c| {
+            c.bootstrap = vec![hub_address];
+            // One outbound slot, taken by the hub: only masternode links can be added.
+            c.max_outbound = 1;
+        })
+        .await;
+        node.handle.set_masternodes(masternodes).await;
+        nodes.push(node);
+    }
+    for node in &mut nodes {
+        for other in masternodes {
+            if other != node.id() {
+                node.connected_to(other).await;
+            }
+        }
+    }
+    hub.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -55,7 +55,10 @@ fn samples() -> Vec<Message> {
         Message::GetBlocks { from: 5, count: 100 },
         Message::Blocks(vec![(block, certificate)]),
         Message::GetMasternodes,
-        Message::Masternodes(chain.masternodes().clone()),
+        Message::Masternodes(vec![(
+            chain.masternodes().members()[0].operator,
+            "10.0.0.1:24000".parse().unwrap(),
+        )]),
     ]
 }
 
