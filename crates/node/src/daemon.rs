@@ -203,6 +203,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         cancel: cancel.clone(),
         tracker: tracker.clone(),
         relay: relay_rx,
+        max_frame: params.max_block_bytes + 100_000,
     };
     let host_cancel = cancel.clone();
     let host_task = tracker.spawn(async move {

@@ -7,28 +7,31 @@
 //! Blocking work — the store, block validation, signature batches — runs on blocking
 //! threads; no lock is held across an `.await`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{BlockContext, ChainTip, Genesis, assemble_block, check_block};
 use timecoin_consensus::{Decision, Effect, Engine, EngineConfig, Input, Timeout, TimeoutConfig, ValidatorSet, Wal};
 use timecoin_mempool::Mempool;
 use timecoin_network::{Message, NetworkEvent, NetworkHandle};
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, PublicKey, SecretKey, Transaction};
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, Encode, PublicKey, SecretKey, Transaction, TxId};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ConsensusSection;
+use crate::relay::TxRelay;
+use crate::sync::{BATCH, BlockSync};
 
 /// Rounds ahead of the current one for which messages are considered.
 const MAX_FUTURE_ROUNDS: u32 = 64;
 
-/// Blocks asked for in one sync request.
-const SYNC_BATCH: u32 = 100;
+/// Room kept in a frame for a message's own fields around the blocks or transactions it
+/// carries.
+const FRAME_OVERHEAD: usize = 1_024;
 
 /// The pieces the host works with.
 pub(crate) struct Host {
@@ -43,6 +46,8 @@ pub(crate) struct Host {
     pub(crate) tracker: TaskTracker,
     /// Transactions admitted through the API, to relay.
     pub(crate) relay: mpsc::Receiver<Transaction>,
+    /// The largest frame peers accept: answers are cut to fit.
+    pub(crate) max_frame: usize,
 }
 
 enum Internal {
@@ -94,9 +99,9 @@ struct State {
     proposed: HashMap<u32, BlockHash>,
     /// The last decision, re-sent to peers that fall behind.
     last: Option<(Block, CommitCertificate)>,
-    /// When blocks were last asked for, so that a node far behind does not flood its peers
-    /// with requests (each higher-height message would otherwise trigger one).
-    sync_requested: Option<std::time::Instant>,
+    sync: BlockSync,
+    relay: TxRelay,
+    connected: HashSet<PublicKey>,
 }
 
 impl Host {
@@ -140,7 +145,9 @@ impl Host {
             blocks: HashMap::new(),
             proposed: HashMap::new(),
             last: None,
-            sync_requested: None,
+            sync: BlockSync::default(),
+            relay: TxRelay::new(),
+            connected: HashSet::new(),
         };
         let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
         let mut pacing = tokio::time::interval(Duration::from_millis(100));
@@ -148,11 +155,9 @@ impl Host {
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
-                _ = pacing.tick() => {}
+                _ = pacing.tick() => self.tick(&mut state).await,
                 _ = gossip.tick() => self.gossip(&state).await,
-                Some(tx) = self.relay.recv() => {
-                    self.network.broadcast(&Message::Transactions(vec![tx])).await;
-                }
+                Some(tx) = self.relay.recv() => state.relay.admitted(tx.txid()),
                 event = events.recv() => match event {
                     Some(event) => self.on_network(&mut state, event, &internal_tx).await?,
                     None => return Ok(()),
@@ -174,9 +179,24 @@ impl Host {
         }
     }
 
-    /// Whether the next height may start: after the minimum interval when transactions
-    /// wait, after the empty-block interval otherwise.
+    /// Every 100 ms: announce admitted transactions, retire stale requests, and ask for
+    /// blocks when behind.
+    async fn tick(&self, state: &mut State) {
+        for ids in state.relay.take_announcements() {
+            self.network.broadcast(&Message::Inventory(ids)).await;
+        }
+        let connected = &state.connected;
+        state.relay.expire(Instant::now(), |peer| connected.contains(peer));
+        self.request_blocks(state).await;
+    }
+
+    /// Whether the next height may start: not while peers prove the network is ahead; then
+    /// after the minimum interval when transactions wait, after the empty-block interval
+    /// otherwise.
     fn ready_for_next_block(&self, state: &State) -> bool {
+        if state.sync.is_behind(state.height) {
+            return false;
+        }
         let since = now_ms().saturating_sub(state.tip.timestamp_ms);
         let waiting = self.mempool.lock().map(|m| !m.is_empty()).unwrap_or(false);
         if state.tip.height == 0 {
@@ -403,33 +423,38 @@ impl Host {
     ) -> Result<()> {
         match event {
             NetworkEvent::Connected { peer, hello, .. } => {
-                if hello.best_height >= state.height {
-                    self.request_blocks(state, peer, true).await;
-                }
+                state.connected.insert(peer);
+                state.sync.peer_has(peer, hello.best_height);
+                self.request_blocks(state).await;
             }
             NetworkEvent::Message { peer, message } => self.on_message(state, peer, message, internal).await?,
-            NetworkEvent::Disconnected { .. } | NetworkEvent::Refused { .. } => {}
+            NetworkEvent::Disconnected { peer, .. } => {
+                state.connected.remove(&peer);
+                state.sync.disconnected(&peer);
+            }
+            NetworkEvent::Refused { .. } => {}
         }
         Ok(())
     }
 
-    /// Asks `peer` for blocks from the height being decided, at most once a second unless
-    /// `force`d (after a batch arrived, or on a new connection).
-    async fn request_blocks(&self, state: &mut State, peer: PublicKey, force: bool) {
-        let now = std::time::Instant::now();
-        if !force
-            && state
-                .sync_requested
-                .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
-        {
-            return;
+    /// Asks peers for the block ranges the node lacks (several peers at once; see `sync`).
+    async fn request_blocks(&self, state: &mut State) {
+        for (peer, from) in state.sync.requests(state.height, Instant::now()) {
+            let request = Message::GetBlocks {
+                from,
+                count: BATCH as u32,
+            };
+            self.network.send(peer, &request).await;
         }
-        state.sync_requested = Some(now);
-        let request = Message::GetBlocks {
-            from: state.height,
-            count: SYNC_BATCH,
-        };
-        self.network.send(peer, &request).await;
+    }
+
+    /// A masternode's signed message for `height` shows that the network finalized
+    /// `height - 1`: when that is ahead of this node, it syncs.
+    async fn saw_height(&self, state: &mut State, peer: PublicKey, height: u64) {
+        if height > state.height {
+            state.sync.peer_proved(peer, height - 1);
+            self.request_blocks(state).await;
+        }
     }
 
     async fn on_message(
@@ -444,7 +469,9 @@ impl Host {
                 let (proposal, block) = *boxed;
                 let height = proposal.proposal.height;
                 if height > state.height {
-                    self.request_blocks(state, peer, false).await;
+                    if state.validators.power(&proposal.proposer) > 0 && proposal.verify().is_ok() {
+                        self.saw_height(state, peer, height).await;
+                    }
                     return Ok(());
                 }
                 // Rounds far ahead are dropped before anything is computed for them (finding a
@@ -463,6 +490,9 @@ impl Host {
                     return Ok(());
                 }
                 state.proposed.insert(round, block.hash());
+                if state.sync.is_behind(state.height) {
+                    return Ok(());
+                }
                 if !state.started {
                     // A peer started this height: follow it.
                     self.start_height(state, internal).await?;
@@ -475,10 +505,12 @@ impl Host {
             }
             Message::Vote(vote) => {
                 if vote.vote.height > state.height {
-                    self.request_blocks(state, peer, false).await;
+                    if state.validators.power(&vote.validator) > 0 && vote.verify().is_ok() {
+                        self.saw_height(state, peer, vote.vote.height).await;
+                    }
                     return Ok(());
                 }
-                if vote.vote.height == state.height && vote.verify().is_ok() {
+                if vote.vote.height == state.height && !state.sync.is_behind(state.height) && vote.verify().is_ok() {
                     if !state.started {
                         self.start_height(state, internal).await?;
                     }
@@ -486,62 +518,66 @@ impl Host {
                 }
             }
             Message::GetBlocks { from, count } => {
-                let store = Arc::clone(&self.store);
+                let (store, budget) = (Arc::clone(&self.store), self.max_frame.saturating_sub(FRAME_OVERHEAD));
                 let blocks = blocking(move || {
                     let mut out = Vec::new();
+                    let mut bytes = 0;
                     for height in from..from.saturating_add(u64::from(count)) {
-                        match (store.block_by_height(height)?, store.certificate(height)?) {
-                            (Some(block), Some(certificate)) => out.push((block, certificate)),
-                            _ => break,
+                        let (Some(block), Some(certificate)) =
+                            (store.block_by_height(height)?, store.certificate(height)?)
+                        else {
+                            break;
+                        };
+                        bytes += block.encoded_len() + certificate.encoded_len();
+                        if bytes > budget && !out.is_empty() {
+                            break;
                         }
+                        out.push((block, certificate));
                     }
                     Ok(out)
                 })
                 .await?;
-                if !blocks.is_empty() {
-                    self.network.send(peer, &Message::Blocks(blocks)).await;
-                }
+                // An empty answer tells the peer at once that this node has less than it hoped.
+                self.network.send(peer, &Message::Blocks(blocks)).await;
             }
             Message::Blocks(blocks) => {
-                let mut applied_any = false;
-                for (block, certificate) in blocks {
-                    if block.header.height != state.height {
-                        continue;
-                    }
-                    if !self.verify_synced(state, &block, &certificate).await {
-                        eprintln!(
-                            "peer {peer} sent block {} with an invalid certificate or content",
-                            block.header.height
-                        );
-                        self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
-                        return Ok(());
-                    }
-                    self.apply_block(state, block, certificate, false).await?;
-                    applied_any = true;
+                state.sync.received(peer, state.height, blocks);
+                self.apply_synced(state).await?;
+            }
+            Message::Inventory(ids) => {
+                let wanted = {
+                    let mempool = self.mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?;
+                    state
+                        .relay
+                        .announced(peer, ids, |id| mempool.contains(id), Instant::now())
+                };
+                if !wanted.is_empty() {
+                    self.network.send(peer, &Message::GetTransactions(wanted)).await;
                 }
-                if applied_any {
-                    self.request_blocks(state, peer, true).await;
+            }
+            Message::GetTransactions(ids) => {
+                let found = self.transactions_for(&ids)?;
+                if !found.is_empty() {
+                    self.network.send(peer, &Message::Transactions(found)).await;
                 }
             }
             Message::Transactions(txs) => {
+                let ids: Vec<TxId> = txs.iter().map(Transaction::txid).collect();
                 let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
                 let admitted = blocking(move || {
                     let snapshot = store.snapshot()?;
                     let results = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?.add_batch(
-                        txs.clone(),
+                        txs,
                         &snapshot,
                         now_ms(),
                     );
-                    Ok(txs
-                        .into_iter()
-                        .zip(results)
-                        .filter_map(|(tx, result)| result.ok().map(|_| tx))
-                        .collect::<Vec<_>>())
+                    Ok(results.into_iter().filter_map(Result::ok).collect::<Vec<TxId>>())
                 })
                 .await?;
-                // Only what was new here travels on, so a transaction floods once.
-                if !admitted.is_empty() {
-                    self.network.broadcast(&Message::Transactions(admitted)).await;
+                state.relay.received(ids);
+                // Only what was new here is announced on, so each body crosses each link once.
+                for id in admitted {
+                    state.relay.admitted(id);
                 }
             }
             Message::Evidence(evidence) if evidence.verify().is_ok() => {
@@ -549,6 +585,44 @@ impl Host {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The mempool's transactions among `ids`, as many as fit in one frame.
+    fn transactions_for(&self, ids: &[TxId]) -> Result<Vec<Transaction>> {
+        let mempool = self.mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?;
+        let budget = self.max_frame.saturating_sub(FRAME_OVERHEAD);
+        let mut bytes = 0;
+        let mut found = Vec::new();
+        for tx in ids.iter().filter_map(|id| mempool.get(id)) {
+            bytes += tx.encoded_len();
+            if bytes > budget {
+                break;
+            }
+            found.push((*tx).clone());
+        }
+        Ok(found)
+    }
+
+    /// Applies the buffered blocks that follow the tip, each after its certificate and
+    /// content verify; a peer whose block does not is banned and its blocks dropped.
+    async fn apply_synced(&self, state: &mut State) -> Result<()> {
+        while let Some((block, certificate, peer)) = state.sync.take(state.height) {
+            if !self.verify_synced(state, &block, &certificate).await {
+                eprintln!(
+                    "peer {peer} sent block {} with an invalid certificate or content",
+                    block.header.height
+                );
+                state.sync.lied(&peer);
+                self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
+                continue;
+            }
+            self.apply_block(state, block, certificate, false).await?;
+            if let Some(line) = state.sync.progress(state.tip.height, Instant::now()) {
+                println!("{line}");
+            }
+        }
+        self.request_blocks(state).await;
         Ok(())
     }
 

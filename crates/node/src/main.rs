@@ -16,6 +16,8 @@ mod demo;
 mod host;
 mod keys;
 mod localnet;
+mod relay;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

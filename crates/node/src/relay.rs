@@ -1,0 +1,216 @@
+//! Transaction relay by inventory: a node announces the ids of transactions its mempool newly
+//! admitted, a peer asks for the bodies it lacks, and each body crosses each link at most once.
+//!
+//! This is bookkeeping only (no I/O): which ids were seen, which were asked for from whom and
+//! when, and which wait to be announced. Every collection is bounded.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use timecoin_network::wire::MAX_INVENTORY;
+use timecoin_primitives::{PublicKey, TxId};
+
+/// Transaction ids remembered as seen (admitted, announced or rejected).
+const SEEN_CAPACITY: usize = 200_000;
+/// Requests in flight at once, over all peers.
+const MAX_IN_FLIGHT: usize = 50_000;
+/// Ids waiting to be announced; beyond this the oldest are not announced (peers still get
+/// them in blocks or from other announcers).
+const MAX_PENDING: usize = 50_000;
+/// A request not answered within this time may be sent to another announcer.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A set that remembers the most recent `capacity` insertions.
+#[derive(Debug)]
+struct RecentSet {
+    members: HashSet<TxId>,
+    order: VecDeque<TxId>,
+    capacity: usize,
+}
+
+impl RecentSet {
+    fn new(capacity: usize) -> RecentSet {
+        RecentSet {
+            members: HashSet::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn insert(&mut self, id: TxId) -> bool {
+        if !self.members.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.members.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn contains(&self, id: &TxId) -> bool {
+        self.members.contains(id)
+    }
+}
+
+/// The relay's state.
+#[derive(Debug)]
+pub(crate) struct TxRelay {
+    seen: RecentSet,
+    /// Ids asked for, from whom and when.
+    requested: HashMap<TxId, (PublicKey, Instant)>,
+    pending: VecDeque<TxId>,
+}
+
+impl TxRelay {
+    pub(crate) fn new() -> TxRelay {
+        TxRelay {
+            seen: RecentSet::new(SEEN_CAPACITY),
+            requested: HashMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// A peer announced `ids`: the ones to ask it for (neither seen nor asked of another peer
+    /// recently). `known` says whether the mempool already holds an id.
+    pub(crate) fn announced(
+        &mut self,
+        peer: PublicKey,
+        ids: Vec<TxId>,
+        known: impl Fn(&TxId) -> bool,
+        now: Instant,
+    ) -> Vec<TxId> {
+        let mut wanted = Vec::new();
+        for id in ids {
+            if self.seen.contains(&id) || known(&id) {
+                continue;
+            }
+            let fresh = self
+                .requested
+                .get(&id)
+                .is_none_or(|(_, at)| now.duration_since(*at) >= REQUEST_TIMEOUT);
+            if fresh && self.requested.len() < MAX_IN_FLIGHT {
+                self.requested.insert(id, (peer, now));
+                wanted.push(id);
+            }
+        }
+        wanted
+    }
+
+    /// Bodies arrived (whatever the mempool made of them): they are not asked for again.
+    pub(crate) fn received(&mut self, ids: impl IntoIterator<Item = TxId>) {
+        for id in ids {
+            self.requested.remove(&id);
+            self.seen.insert(id);
+        }
+    }
+
+    /// The mempool admitted `id`: announce it to peers once.
+    pub(crate) fn admitted(&mut self, id: TxId) {
+        self.requested.remove(&id);
+        self.seen.insert(id);
+        self.pending.push_back(id);
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_front();
+        }
+    }
+
+    /// The announcements to send now, each at most [`MAX_INVENTORY`] ids.
+    pub(crate) fn take_announcements(&mut self) -> Vec<Vec<TxId>> {
+        let mut batches = Vec::new();
+        while !self.pending.is_empty() {
+            let take = self.pending.len().min(MAX_INVENTORY);
+            batches.push(self.pending.drain(..take).collect());
+        }
+        batches
+    }
+
+    /// Forgets requests that went unanswered (their ids may be asked of another peer) and
+    /// those made of a peer that left.
+    pub(crate) fn expire(&mut self, now: Instant, connected: impl Fn(&PublicKey) -> bool) {
+        self.requested
+            .retain(|_, (peer, at)| now.duration_since(*at) < REQUEST_TIMEOUT && connected(peer));
+    }
+
+    /// Requests in flight.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.requested.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timecoin_primitives::{Hash256, SecretKey};
+
+    fn txid(n: u8) -> TxId {
+        TxId(Hash256([n; 32]))
+    }
+
+    fn peer(n: u8) -> PublicKey {
+        SecretKey::from_seed([n; 32]).public_key()
+    }
+
+    #[test]
+    fn a_body_is_asked_for_once_until_the_request_times_out() {
+        let now = Instant::now();
+        let mut relay = TxRelay::new();
+        assert_eq!(
+            relay.announced(peer(1), vec![txid(1), txid(2)], |_| false, now),
+            vec![txid(1), txid(2)]
+        );
+        assert!(relay.announced(peer(2), vec![txid(1)], |_| false, now).is_empty());
+        let later = now + REQUEST_TIMEOUT;
+        assert_eq!(relay.announced(peer(2), vec![txid(1)], |_| false, later), vec![txid(1)]);
+        relay.received([txid(1)]);
+        assert!(
+            relay
+                .announced(peer(3), vec![txid(1)], |_| false, later + REQUEST_TIMEOUT)
+                .is_empty()
+        );
+        assert!(
+            relay
+                .announced(peer(3), vec![txid(3)], |id| *id == txid(3), now)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn requests_to_a_departed_peer_are_dropped() {
+        let now = Instant::now();
+        let mut relay = TxRelay::new();
+        relay.announced(peer(1), vec![txid(1)], |_| false, now);
+        relay.expire(now, |p| *p != peer(1));
+        assert_eq!(relay.in_flight(), 0);
+        assert_eq!(relay.announced(peer(2), vec![txid(1)], |_| false, now), vec![txid(1)]);
+    }
+
+    #[test]
+    fn announcements_are_batched_within_the_inventory_limit() {
+        let mut relay = TxRelay::new();
+        for n in 0..(MAX_INVENTORY + 10) {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            relay.admitted(TxId(Hash256(bytes)));
+        }
+        let batches = relay.take_announcements();
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![MAX_INVENTORY, 10]
+        );
+        assert!(relay.take_announcements().is_empty());
+    }
+
+    #[test]
+    fn the_seen_set_is_bounded() {
+        let mut set = RecentSet::new(3);
+        for n in 0..5 {
+            set.insert(txid(n));
+        }
+        assert_eq!(set.members.len(), 3);
+        assert!(!set.contains(&txid(0)) && set.contains(&txid(4)));
+    }
+}

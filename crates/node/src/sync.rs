@@ -1,0 +1,364 @@
+//! Block sync bookkeeping: which finalized heights each peer has, which ranges are asked of
+//! whom, and the blocks that arrived ahead of the next height to apply.
+//!
+//! A node behind asks up to [`WINDOWS`] ranges of [`BATCH`] blocks at once, each of a
+//! different peer that has them. A request unanswered for [`STALL_TIMEOUT`] is taken back
+//! and asked of another peer; a peer that stalls is asked last. Blocks are applied strictly
+//! in height order, after their certificate verifies, so progress is monotonic: ranges below
+//! the tip are never asked again and nothing finalized is rolled back. No I/O here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use timecoin_primitives::{Block, CommitCertificate, Encode, PublicKey};
+
+/// Blocks asked for in one request.
+pub(crate) const BATCH: u64 = 100;
+/// Ranges in flight at once (each from a different peer).
+pub(crate) const WINDOWS: u64 = 4;
+/// A request unanswered for this long is asked of another peer.
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often sync progress is reported.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// Bytes of blocks held ahead of the next height.
+const MAX_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Default)]
+struct PeerSync {
+    /// Highest finalized height it claims (in its hello, or by sending blocks); only used
+    /// to choose whom to ask, since a claim costs nothing.
+    best: u64,
+    /// Highest finalized height it proved, by relaying consensus messages a masternode
+    /// signed for the height after it.
+    proven: u64,
+    /// The range asked of it: first height and when.
+    request: Option<(u64, Instant)>,
+    /// Requests it let time out.
+    stalls: u32,
+}
+
+/// The sync state.
+#[derive(Debug, Default)]
+pub(crate) struct BlockSync {
+    peers: HashMap<PublicKey, PeerSync>,
+    /// Blocks ahead of the next height, with the peer that sent each.
+    buffer: BTreeMap<u64, (Block, CommitCertificate, PublicKey)>,
+    buffered_bytes: usize,
+    /// When progress was last reported, at which height.
+    reported: Option<(Instant, u64)>,
+}
+
+impl BlockSync {
+    /// `peer` says it has finalized `height`.
+    pub(crate) fn peer_has(&mut self, peer: PublicKey, height: u64) {
+        let entry = self.peers.entry(peer).or_default();
+        entry.best = entry.best.max(height);
+    }
+
+    /// `peer` relayed a masternode's signed vote or proposal for `height + 1`, so the network
+    /// has finalized `height`.
+    pub(crate) fn peer_proved(&mut self, peer: PublicKey, height: u64) {
+        let entry = self.peers.entry(peer).or_default();
+        entry.best = entry.best.max(height);
+        entry.proven = entry.proven.max(height);
+    }
+
+    /// `peer` left.
+    pub(crate) fn disconnected(&mut self, peer: &PublicKey) {
+        self.peers.remove(peer);
+    }
+
+    /// Whether a peer proved that `next` (this node's next height) is finalized: the node is
+    /// behind and must not take part in consensus until it caught up. Mere claims do not
+    /// count, so a peer cannot silence a masternode by announcing a height it never serves.
+    pub(crate) fn is_behind(&self, next: u64) -> bool {
+        self.peers.values().any(|p| p.proven >= next)
+    }
+
+    /// The highest height any peer is known to have.
+    pub(crate) fn best_known(&self) -> u64 {
+        self.peers.values().map(|p| p.best).max().unwrap_or(0)
+    }
+
+    /// Ranges to ask for now, as (peer, first height): the windows from `next` that are
+    /// neither buffered nor in flight, each given to an idle peer that has it (the one that
+    /// stalled least, then the least advanced, first). Requests that timed out are taken back first.
+    pub(crate) fn requests(&mut self, next: u64, now: Instant) -> Vec<(PublicKey, u64)> {
+        for peer in self.peers.values_mut() {
+            if let Some((from, at)) = peer.request
+                && (now.duration_since(at) >= STALL_TIMEOUT || from + BATCH <= next)
+            {
+                if from + BATCH > next {
+                    // It did not deliver: its claim is void until it shows blocks again.
+                    peer.stalls = peer.stalls.saturating_add(1);
+                    peer.best = peer.best.min(from.saturating_sub(1));
+                }
+                peer.request = None;
+            }
+        }
+        let mut out = Vec::new();
+        for window in 0..WINDOWS {
+            let from = next + window * BATCH;
+            let covered = self.peers.values().any(|p| p.request.is_some_and(|(f, _)| f == from))
+                || (from..from + BATCH).all(|h| self.buffer.contains_key(&h));
+            if covered {
+                continue;
+            }
+            let chosen = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.request.is_none() && p.best >= from)
+                // The least advanced peer that has the range, so that peers further ahead
+                // stay free for the ranges only they have.
+                .min_by_key(|(key, p)| (p.stalls, p.best, **key))
+                .map(|(key, _)| *key);
+            let Some(peer) = chosen else {
+                break;
+            };
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.request = Some((from, now));
+            }
+            out.push((peer, from));
+        }
+        out
+    }
+
+    /// Blocks arrived from `peer` (an answer or an announcement). Those in the window ahead
+    /// of `next` are kept, within the byte budget; an empty answer means the peer has less
+    /// than it said.
+    pub(crate) fn received(&mut self, peer: PublicKey, next: u64, blocks: Vec<(Block, CommitCertificate)>) {
+        let state = self.peers.entry(peer).or_default();
+        match blocks.first() {
+            None => {
+                if let Some((from, _)) = state.request.take() {
+                    state.best = state.best.min(from.saturating_sub(1));
+                }
+            }
+            Some((first, _)) => {
+                if state.request.is_some_and(|(from, _)| from == first.header.height) {
+                    state.request = None;
+                }
+            }
+        }
+        let end = next + WINDOWS * BATCH;
+        for (block, certificate) in blocks {
+            let height = block.header.height;
+            self.peer_has(peer, height);
+            if height < next || height >= end || self.buffer.contains_key(&height) {
+                continue;
+            }
+            let size = block.encoded_len() + certificate.encoded_len();
+            if self.buffered_bytes + size > MAX_BUFFER_BYTES {
+                break;
+            }
+            self.buffered_bytes += size;
+            self.buffer.insert(height, (block, certificate, peer));
+        }
+    }
+
+    /// The block for height `next`, if it arrived.
+    pub(crate) fn take(&mut self, next: u64) -> Option<(Block, CommitCertificate, PublicKey)> {
+        self.prune_below(next);
+        self.remove(next)
+    }
+
+    fn remove(&mut self, height: u64) -> Option<(Block, CommitCertificate, PublicKey)> {
+        let entry = self.buffer.remove(&height)?;
+        let size = entry.0.encoded_len() + entry.1.encoded_len();
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(size);
+        Some(entry)
+    }
+
+    /// `peer` sent a block that does not verify: everything it sent is dropped (and asked of
+    /// others), and it is forgotten.
+    pub(crate) fn lied(&mut self, peer: &PublicKey) {
+        let from_liar: Vec<u64> = self
+            .buffer
+            .iter()
+            .filter(|(_, (_, _, sender))| sender == peer)
+            .map(|(height, _)| *height)
+            .collect();
+        for height in from_liar {
+            self.remove(height);
+        }
+        self.peers.remove(peer);
+    }
+
+    /// A progress line when [`PROGRESS_INTERVAL`] passed since the last one while catching up
+    /// (the node applied `height`).
+    pub(crate) fn progress(&mut self, height: u64, now: Instant) -> Option<String> {
+        let Some((at, from)) = self.reported else {
+            self.reported = Some((now, height));
+            return None;
+        };
+        let elapsed = now.duration_since(at);
+        if elapsed < PROGRESS_INTERVAL {
+            return None;
+        }
+        self.reported = Some((now, height));
+        let rate = (height.saturating_sub(from)) as f64 / elapsed.as_secs_f64();
+        let target = self.best_known().max(height);
+        let left = target - height;
+        let eta = if rate > 0.0 {
+            format!("{:.0} s", left as f64 / rate)
+        } else {
+            "unknown".to_owned()
+        };
+        Some(format!(
+            "syncing: height {height} of {target} ({rate:.0} blocks/s, {left} left, eta {eta})"
+        ))
+    }
+
+    fn prune_below(&mut self, next: u64) {
+        while let Some(height) = self.buffer.first_key_value().map(|(h, _)| *h).filter(|h| *h < next) {
+            self.remove(height);
+        }
+    }
+
+    /// Bytes of blocks held.
+    #[cfg(test)]
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timecoin_primitives::{BlockHash, BlockHeader, Hash256, SecretKey};
+
+    fn peer(n: u8) -> PublicKey {
+        SecretKey::from_seed([n; 32]).public_key()
+    }
+
+    fn block(height: u64) -> (Block, CommitCertificate) {
+        let header = BlockHeader {
+            version: BlockHeader::VERSION,
+            height,
+            prev_hash: BlockHash::default(),
+            timestamp_ms: height,
+            merkle_root: Hash256::default(),
+            proposer: PublicKey::default(),
+            masternode_set_hash: Hash256::default(),
+        };
+        let certificate = CommitCertificate {
+            height,
+            round: 0,
+            block_hash: header.hash(),
+            signatures: Vec::new(),
+        };
+        (
+            Block {
+                header,
+                transactions: Vec::new(),
+            },
+            certificate,
+        )
+    }
+
+    fn blocks(range: std::ops::Range<u64>) -> Vec<(Block, CommitCertificate)> {
+        range.map(block).collect()
+    }
+
+    #[test]
+    fn ranges_go_to_different_peers_in_parallel() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        for n in 1..=3 {
+            sync.peer_has(peer(n), 1_000);
+        }
+        sync.peer_has(peer(4), 50);
+        let requests = sync.requests(1, now);
+        assert_eq!(
+            requests.iter().map(|(_, from)| *from).collect::<Vec<_>>(),
+            vec![1, 101, 201, 301]
+        );
+        let mut asked: Vec<PublicKey> = requests.iter().map(|(p, _)| *p).collect();
+        asked.sort();
+        asked.dedup();
+        assert_eq!(asked.len(), 4, "every range from a different peer");
+        assert!(
+            requests.iter().all(|(p, from)| *p != peer(4) || *from == 1),
+            "only a peer that has a range is asked for it"
+        );
+        assert!(sync.requests(1, now).is_empty(), "nothing is asked twice");
+    }
+
+    #[test]
+    fn a_stalled_range_moves_to_another_peer_and_the_stallers_claim_is_void() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 1_000);
+        let first = sync.requests(1, now);
+        assert_eq!(first, vec![(peer(1), 1)]);
+        sync.peer_has(peer(2), 1_000);
+        let later = now + STALL_TIMEOUT;
+        let second = sync.requests(1, later);
+        assert_eq!(
+            second[0],
+            (peer(2), 1),
+            "the stalled range goes to the peer that did not stall"
+        );
+        assert!(
+            second.iter().all(|(p, _)| *p != peer(1)),
+            "the staller is not asked again"
+        );
+        // Once it shows blocks again it is asked, after peers that never stalled.
+        sync.peer_has(peer(1), 1_000);
+        sync.peer_has(peer(3), 1_000);
+        let third = sync.requests(1, later);
+        assert_eq!(third.first().map(|(p, _)| *p), Some(peer(3)));
+    }
+
+    #[test]
+    fn only_proof_makes_the_node_behind() {
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 1_000_000);
+        assert!(!sync.is_behind(5), "a claim alone does not stop consensus");
+        sync.peer_proved(peer(2), 5);
+        assert!(sync.is_behind(5) && !sync.is_behind(6));
+    }
+
+    #[test]
+    fn blocks_are_taken_in_order_and_a_liars_blocks_are_dropped() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 300);
+        sync.peer_has(peer(2), 300);
+        let requests = sync.requests(1, now);
+        let (first_peer, second_peer) = (requests[0].0, requests[1].0);
+        sync.received(second_peer, 1, blocks(101..201));
+        assert!(sync.take(1).is_none(), "height 1 has not arrived");
+        sync.received(first_peer, 1, blocks(1..101));
+        for height in 1..=100 {
+            assert_eq!(sync.take(height).map(|(b, _, _)| b.header.height), Some(height));
+        }
+        assert!(sync.take(101).is_some());
+        sync.lied(&second_peer);
+        assert!(sync.take(102).is_none(), "the liar's blocks are gone");
+        assert_eq!(sync.buffered_bytes(), 0);
+        assert!(!sync.peers.contains_key(&second_peer));
+        assert_eq!(sync.best_known(), 300, "the honest peer still has more");
+    }
+
+    #[test]
+    fn an_empty_answer_lowers_what_the_peer_is_believed_to_have() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 500);
+        sync.requests(201, now);
+        sync.received(peer(1), 201, Vec::new());
+        assert_eq!(sync.best_known(), 200);
+        assert!(!sync.is_behind(201));
+        assert!(sync.requests(201, now).is_empty());
+    }
+
+    #[test]
+    fn only_the_window_ahead_is_buffered() {
+        let mut sync = BlockSync::default();
+        sync.received(peer(1), 10, blocks(1..10));
+        sync.received(peer(1), 10, blocks(10 + WINDOWS * BATCH..10 + WINDOWS * BATCH + 5));
+        assert_eq!(sync.buffered_bytes(), 0);
+        assert_eq!(sync.best_known(), 14 + WINDOWS * BATCH);
+    }
+}
