@@ -55,10 +55,12 @@ pub struct ChainParams {
 impl ChainParams {
     /// The parameters of `network`.
     pub fn for_network(network: Network) -> ChainParams {
-        let (magic, p2p_port, rpc_port) = match network {
-            Network::Mainnet => (*b"TIME", 24000, 24001),
-            Network::Testnet => (*b"TIMT", 24100, 24101),
-            Network::Local => (*b"TIML", 24200, 24201),
+        // A local chain may run on one masternode (`timed --dev`); public networks need
+        // enough masternodes that one operator cannot finalize alone.
+        let (magic, p2p_port, rpc_port, min_masternodes) = match network {
+            Network::Mainnet => (*b"TIME", 24000, 24001, 3),
+            Network::Testnet => (*b"TIMT", 24100, 24101, 3),
+            Network::Local => (*b"TIML", 24200, 24201, 1),
         };
         ChainParams {
             network,
@@ -73,7 +75,7 @@ impl ChainParams {
             max_future_block_ms: 15_000,
             emission_per_period: Amount::COIN.checked_mul(100).unwrap_or(Amount::ZERO),
             reward_period_ms: 600_000,
-            min_masternodes: 3,
+            min_masternodes,
         }
     }
 }

@@ -114,6 +114,9 @@ pub enum NetworkEvent {
         address: SocketAddr,
         /// Why.
         reason: String,
+        /// Whether the peer was banned for it (another network or genesis, garbage, a bad
+        /// identity proof), as opposed to a network failure.
+        banned: bool,
     },
     /// A message from a peer (pings are answered by the service itself).
     Message {
@@ -625,10 +628,10 @@ impl Manager {
         if outbound {
             self.dialing.remove(&address);
         }
-        let reason = match cause {
+        let (reason, banned) = match cause {
             RefusalCause::Dial(error) => {
                 self.book.failed(address, now, self.shared.config.dial_interval);
-                error.to_string()
+                (error.to_string(), false)
             }
             RefusalCause::Handshake(error) => {
                 let ban = error.deserves_ban();
@@ -647,10 +650,18 @@ impl Manager {
                         self.book.failed(address, now, self.shared.config.dial_interval);
                     }
                 }
-                error.to_string()
+                (error.to_string(), ban)
             }
         };
-        let _ = self.shared.events.send(NetworkEvent::Refused { address, reason }).await;
+        let _ = self
+            .shared
+            .events
+            .send(NetworkEvent::Refused {
+                address,
+                reason,
+                banned,
+            })
+            .await;
     }
 
     /// Answers and absorbs peer exchange. Answers nobody asked for are ignored.

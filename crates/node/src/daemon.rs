@@ -14,6 +14,7 @@ use timecoin_storage::Store;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::info;
 
 use crate::config::Config;
 use crate::host::Host;
@@ -27,7 +28,7 @@ pub(crate) struct Overrides {
     pub(crate) data_dir: Option<PathBuf>,
 }
 
-fn home() -> PathBuf {
+pub(crate) fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
@@ -52,10 +53,13 @@ fn relative_to(config_path: &Path, path: &Path) -> PathBuf {
 
 /// Runs the daemon until a signal stops it.
 pub(crate) fn run(overrides: Overrides) -> Result<()> {
+    // Without --config: the network's default directory (~/.timecoin, or
+    // ~/.timecoin/testnet with --network testnet) holds config.toml.
+    let default_network: Option<Network> = overrides.network.as_deref().map(str::parse).transpose()?;
     let config_path = overrides
         .config
         .clone()
-        .unwrap_or_else(|| home().join(".timecoin").join("config.toml"));
+        .unwrap_or_else(|| default_data_dir(default_network.unwrap_or(Network::Mainnet)).join("config.toml"));
     let config = if config_path.exists() || overrides.config.is_some() {
         Config::load(&config_path)?
     } else {
@@ -159,18 +163,14 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         mempool_config,
         tip.height,
     )));
-    println!(
-        "timed: {} network, genesis {}, height {}, listening on {}, {} {}",
-        params.network,
-        genesis.hash(),
-        tip.height,
-        network.local_address(),
-        if config.masternode.enabled {
-            "masternode"
-        } else {
-            "node"
-        },
-        identity.public_key()
+    info!(
+        network = %params.network,
+        genesis = %genesis.hash(),
+        height = tip.height,
+        listen = %network.local_address(),
+        masternode = config.masternode.enabled,
+        identity = %identity.public_key(),
+        "started"
     );
     let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(4_096);
     let rpc = if config.rpc.enabled {
@@ -187,7 +187,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         let server = timecoin_rpc::serve(listen, Arc::new(backend))
             .await
             .with_context(|| format!("serving JSON-RPC on {listen}"))?;
-        println!("timed: JSON-RPC on {}", server.address);
+        info!(address = %server.address, "serving JSON-RPC");
         Some(server)
     } else {
         None
@@ -214,7 +214,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         result
     });
     let reason = wait_for_stop(&cancel).await;
-    println!("timed: stopping ({reason})");
+    info!(reason, "stopping");
     if let Some(server) = rpc {
         server.stop().await;
     }
@@ -230,7 +230,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         return Err(error.context("the consensus host failed"));
     }
     drop(store);
-    println!("timed: stopped");
+    info!("stopped");
     Ok(())
 }
 

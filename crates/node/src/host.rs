@@ -21,6 +21,7 @@ use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
 
 use crate::config::ConsensusSection;
 use crate::relay::TxRelay;
@@ -270,11 +271,7 @@ impl Host {
             }
             Effect::Decide(decision) => self.apply_decision(state, decision).await?,
             Effect::Evidence(evidence) => {
-                eprintln!(
-                    "equivocation by {} at height {}",
-                    evidence.validator(),
-                    evidence.height()
-                );
+                warn!(masternode = %evidence.validator(), height = evidence.height(), "equivocation");
                 self.network.broadcast(&Message::Evidence(evidence)).await;
             }
             Effect::Stalled {
@@ -282,7 +279,10 @@ impl Host {
                 validators,
                 required,
             } => {
-                eprintln!("height {height} stalled: {validators} masternodes hold voting power, {required} are needed");
+                warn!(
+                    height,
+                    validators, required, "stalled: too few masternodes hold voting power"
+                );
             }
         }
         Ok(None)
@@ -370,13 +370,14 @@ impl Host {
         })
         .await
         .context("applying a finalized block")?;
-        println!(
-            "finalized height {} hash {} round {} txs {} proposer {}",
-            block.header.height,
-            block.hash(),
-            certificate.round,
-            block.transactions.len(),
-            &block.header.proposer.to_string()[..16]
+        info!(
+            height = block.header.height,
+            hash = %block.hash(),
+            round = certificate.round,
+            txs = block.transactions.len(),
+            proposer = %block.header.proposer,
+            synced = !announce,
+            "finalized"
         );
         state.tip = applied.tip;
         state.height = applied.tip.height + 1;
@@ -422,17 +423,34 @@ impl Host {
         internal: &mpsc::Sender<Internal>,
     ) -> Result<()> {
         match event {
-            NetworkEvent::Connected { peer, hello, .. } => {
+            NetworkEvent::Connected {
+                peer,
+                hello,
+                address,
+                outbound,
+            } => {
+                debug!(%peer, %address, outbound, best_height = hello.best_height, masternode = hello.masternode, "peer connected");
                 state.connected.insert(peer);
                 state.sync.peer_has(peer, hello.best_height);
                 self.request_blocks(state).await;
             }
             NetworkEvent::Message { peer, message } => self.on_message(state, peer, message, internal).await?,
-            NetworkEvent::Disconnected { peer, .. } => {
+            NetworkEvent::Disconnected { peer, reason } => {
+                debug!(%peer, %reason, "peer disconnected");
                 state.connected.remove(&peer);
                 state.sync.disconnected(&peer);
             }
-            NetworkEvent::Refused { .. } => {}
+            NetworkEvent::Refused {
+                address,
+                reason,
+                banned,
+            } => {
+                if banned {
+                    warn!(%address, %reason, "peer refused and banned");
+                } else {
+                    debug!(%address, %reason, "connection failed");
+                }
+            }
         }
         Ok(())
     }
@@ -581,7 +599,7 @@ impl Host {
                 }
             }
             Message::Evidence(evidence) if evidence.verify().is_ok() => {
-                eprintln!("equivocation evidence from {peer} against {}", evidence.validator());
+                warn!(%peer, masternode = %evidence.validator(), height = evidence.height(), "equivocation evidence received");
             }
             _ => {}
         }
@@ -609,17 +627,14 @@ impl Host {
     async fn apply_synced(&self, state: &mut State) -> Result<()> {
         while let Some((block, certificate, peer)) = state.sync.take(state.height) {
             if !self.verify_synced(state, &block, &certificate).await {
-                eprintln!(
-                    "peer {peer} sent block {} with an invalid certificate or content",
-                    block.header.height
-                );
+                warn!(%peer, height = block.header.height, "peer sent a block with an invalid certificate or content; banned");
                 state.sync.lied(&peer);
                 self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
                 continue;
             }
             self.apply_block(state, block, certificate, false).await?;
             if let Some(line) = state.sync.progress(state.tip.height, Instant::now()) {
-                println!("{line}");
+                info!("{line}");
             }
         }
         self.request_blocks(state).await;

@@ -13,8 +13,42 @@ use crate::keys;
 /// Writes a genesis, keys and one configuration per node under `dir`.
 pub(crate) fn init(dir: &Path, nodes: usize, base_port: u16) -> Result<()> {
     if nodes < 3 {
-        bail!("a local network needs at least 3 masternodes, got {nodes}");
+        bail!("a local network needs at least 3 masternodes, got {nodes} (`timed --dev` runs one)");
     }
+    write_network(dir, nodes, base_port, LOCALNET_PACING)
+}
+
+/// Empty blocks every 2 s so that a local network visibly makes progress.
+const LOCALNET_PACING: &str = "# Empty blocks every 2 s so that a local network visibly makes progress.\n\
+     [consensus]\nmin_block_interval_ms = 1000\nempty_block_interval_ms = 2000\n";
+
+/// A development chain makes a block when transactions wait (after 1 s), an empty one a
+/// minute.
+const DEV_PACING: &str = "[consensus]\nmin_block_interval_ms = 1000\nempty_block_interval_ms = 60000\n";
+
+/// `timed --dev`: a one-masternode local chain in `data_dir` (default ~/.timecoin/dev),
+/// written on first use, run in this process.
+pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
+    let dir = data_dir.unwrap_or_else(|| crate::daemon::home().join(".timecoin").join("dev"));
+    let params = timecoin_chain::ChainParams::for_network(Network::Local);
+    if !dir.join("genesis.toml").exists() {
+        write_network(&dir, 1, params.p2p_port, DEV_PACING)?;
+    }
+    let wallet = keys::load_or_create(&dir.join("node0").join("wallet.key"))?;
+    println!(
+        "development chain in {}: one masternode, JSON-RPC on 127.0.0.1:{}; the genesis funds {} (key in {})",
+        dir.display(),
+        params.rpc_port,
+        Address::from_public_key(Network::Local, &wallet.public_key()),
+        dir.join("node0").join("wallet.key").display()
+    );
+    crate::daemon::run(crate::daemon::Overrides {
+        config: Some(dir.join("node0").join("config.toml")),
+        ..crate::daemon::Overrides::default()
+    })
+}
+
+fn write_network(dir: &Path, nodes: usize, base_port: u16, pacing: &str) -> Result<()> {
     if dir.join("genesis.toml").exists() {
         bail!(
             "{} already holds a local network; remove it or use another directory",
@@ -58,9 +92,7 @@ pub(crate) fn init(dir: &Path, nodes: usize, base_port: u16) -> Result<()> {
              [node]\nnetwork = \"local\"\ndata_dir = \".\"\ngenesis = \"../genesis.toml\"\n\n\
              [network]\nlisten = \"127.0.0.1:{port}\"\nbootstrap = [{}]\n\n\
              [rpc]\nenabled = true\nlisten = \"127.0.0.1:{rpc_port}\"\n\n\
-             [masternode]\nenabled = true\nkey_file = \"masternode.key\"\ntier = \"bronze\"\n\n\
-             # Empty blocks every 2 s so that a local network visibly makes progress.\n\
-             [consensus]\nmin_block_interval_ms = 1000\nempty_block_interval_ms = 2000\n",
+             [masternode]\nenabled = true\nkey_file = \"masternode.key\"\ntier = \"bronze\"\n\n{pacing}",
             bootstrap.join(", ")
         );
         std::fs::write(node_dir.join("config.toml"), config)

@@ -3,7 +3,8 @@
 //! Without a subcommand it runs the daemon: the redb store, the P2P service, the mempool
 //! and the consensus host, until SIGINT or SIGTERM. `timed localnet` writes and runs a local
 //! network of masternodes as separate processes; `timed demo` runs the ledger alone in one
-//! process. The JSON-RPC server, metrics and structured logging arrive with later work.
+//! process; `timed --dev` runs a one-masternode chain for application developers. Log
+//! events go to standard output as text or JSON lines (`--log-format`).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
@@ -37,6 +38,16 @@ struct Cli {
     /// The data directory (overrides the configuration).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Log debug events too (peers coming and going, sync requests).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// `text` for people, `json` (one object a line) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Runs a single-masternode local chain for application development (in the data
+    /// directory, default ~/.timecoin/dev), with a funded key, JSON-RPC on port 24201.
+    #[arg(long)]
+    dev: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -73,6 +84,31 @@ enum Command {
     },
 }
 
+/// How log events are written (to standard output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line an event.
+    Text,
+    /// One JSON object an event, fields at the top level.
+    Json,
+}
+
+/// Sends log events to standard output, at debug level when `verbose`.
+fn init_logging(verbose: bool, format: LogFormat) {
+    let level = if verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stdout);
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
 #[derive(Debug, Subcommand)]
 enum LocalnetAction {
     /// Only write the genesis, keys and configurations (start each node with
@@ -82,7 +118,9 @@ enum LocalnetAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
     let result = match cli.command {
+        None if cli.dev => localnet::dev(cli.data_dir),
         None => daemon::run(daemon::Overrides {
             config: cli.config,
             network: cli.network,

@@ -155,7 +155,7 @@ async fn a_node_of_another_genesis_is_refused_with_the_reason_and_not_dialled_ag
     assert!(matches!(refused, NetworkEvent::Refused { .. }));
     // The stranger saw the same reason, and bans the address it dialled.
     stranger
-        .expect(|e| matches!(e, NetworkEvent::Refused { address, reason } if *address == a_address && reason.contains("genesis")))
+        .expect(|e| matches!(e, NetworkEvent::Refused { address, reason, banned: true } if *address == a_address && reason.contains("genesis")))
         .await;
     a.connected_to(friend.id()).await;
     let peers = a.handle.peers().await;

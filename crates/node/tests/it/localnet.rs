@@ -75,7 +75,7 @@ impl Localnet {
 
     fn start(&mut self, node: usize) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_timed"))
-            .arg("--config")
+            .args(["--log-format", "json", "--config"])
             .arg(self.config(node))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(self.dir.path().join(format!("node{node}.stderr"))).unwrap())
@@ -111,13 +111,20 @@ impl Localnet {
         child.wait().unwrap().success()
     }
 
+    /// Reads one JSON log line (`--log-format json`).
     fn parse(node: usize, line: &str) -> Line {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["finalized", "height", height, "hash", hash, ..] => Line::Finalized {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            panic!("node {node} wrote a line that is not JSON: {line:?}");
+        };
+        match (
+            event["message"].as_str(),
+            event["height"].as_u64(),
+            event["hash"].as_str(),
+        ) {
+            (Some("finalized"), Some(height), Some(hash)) => Line::Finalized {
                 node,
-                height: height.parse().unwrap(),
-                hash: (*hash).to_owned(),
+                height,
+                hash: hash.to_owned(),
             },
             _ => Line::Other,
         }
@@ -144,19 +151,7 @@ impl Localnet {
                     let tail: Vec<&str> = text.lines().rev().take(10).collect();
                     logs.push_str(&format!("node {n} stderr (last lines, newest first): {tail:?}\n"));
                 }
-                let reached: Vec<(usize, u64)> = (0..self.children.len())
-                    .map(|n| {
-                        (
-                            n,
-                            self.finalized
-                                .iter()
-                                .filter(|(_, b)| b.contains_key(&n))
-                                .map(|(h, _)| *h)
-                                .max()
-                                .unwrap_or(0),
-                        )
-                    })
-                    .collect();
+                let reached: Vec<(usize, u64)> = (0..self.children.len()).map(|n| (n, self.height_of(n))).collect();
                 panic!("nodes {nodes:?} did not all finalize height {height} in time; reached {reached:?}\n{logs}");
             };
             self.record(node, &line);
@@ -210,15 +205,53 @@ fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value 
 }
 
 impl Localnet {
-    /// The JSON-RPC port of `node`.
-    fn rpc_port(&self, node: usize) -> u16 {
+    /// The port `node` listens on in configuration `section`.
+    fn port(&self, node: usize, section: &str) -> u16 {
         let text = std::fs::read_to_string(self.config(node)).unwrap();
         let line = text
             .lines()
-            .skip_while(|l| *l != "[rpc]")
+            .skip_while(|l| *l != section)
             .find(|l| l.starts_with("listen"))
             .unwrap();
         line.rsplit(':').next().unwrap().trim_end_matches('"').parse().unwrap()
+    }
+
+    /// The JSON-RPC port of `node`.
+    fn rpc_port(&self, node: usize) -> u16 {
+        self.port(node, "[rpc]")
+    }
+
+    /// The P2P port of `node`.
+    fn p2p_port(&self, node: usize) -> u16 {
+        self.port(node, "[network]")
+    }
+
+    /// Reads output until `node` logs an event matching `wanted`, and returns it.
+    fn wait_for_event(&mut self, node: usize, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((from, line)) = self.lines.recv_timeout(left) else {
+                panic!("node {node} did not log the awaited event in time");
+            };
+            self.record(from, &line);
+            if from == node {
+                let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if wanted(&event) {
+                    return event;
+                }
+            }
+        }
+    }
+
+    /// The highest height `node` was seen to finalize.
+    fn height_of(&self, node: usize) -> u64 {
+        self.finalized
+            .iter()
+            .filter(|(_, by_node)| by_node.contains_key(&node))
+            .map(|(height, _)| *height)
+            .max()
+            .unwrap_or(0)
     }
 
     /// A signed payment of 100 TIME from node 0's funded wallet, spending the genesis
@@ -386,4 +419,158 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     net.start(0);
     net.start(3);
     net.wait_until(&[0, 1, 2, 3], top + 2);
+}
+
+#[test]
+fn a_node_of_another_genesis_is_refused_with_the_reason_while_the_network_goes_on() {
+    let mut net = Localnet::init(3);
+    for node in 0..3 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2], 2);
+    // Another local network (another genesis) whose node 0 dials our node 0.
+    let mut stranger = Localnet::init(3);
+    let path = stranger.config(0);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "bootstrap = [",
+        &format!("bootstrap = [\"127.0.0.1:{}\", ", net.p2p_port(0)),
+    );
+    std::fs::write(&path, text).unwrap();
+    stranger.start(0);
+    let theirs = stranger.wait_for_event(0, |e| e["message"] == "peer refused and banned");
+    assert!(theirs["reason"].as_str().unwrap().contains("genesis"), "{theirs}");
+    let ours = net.wait_for_event(0, |e| e["message"] == "peer refused and banned");
+    assert!(ours["reason"].as_str().unwrap().contains("genesis"), "{ours}");
+    let top = net.top();
+    net.wait_until(&[0, 1, 2], top + 2);
+}
+
+/// A peer of the right network that misbehaves, driven from this test with the network
+/// crate's own transport.
+#[test]
+fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
+    use timecoin_network::{Hello, Message, PROTOCOL_VERSION, connect};
+    use timecoin_primitives::{Encode, SecretKey};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let mut net = Localnet::init(3);
+    for node in 0..3 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2], 2);
+    let genesis =
+        timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(net.path().join("genesis.toml")).unwrap()).unwrap();
+    let hello = Hello {
+        magic: genesis.params.magic,
+        version: PROTOCOL_VERSION,
+        genesis: genesis.hash(),
+        best_height: 0,
+        best_hash: genesis.hash(),
+        listen_port: 0,
+        masternode: false,
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(0)));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dial = |seed: u8| async move {
+            let stream = TcpStream::connect(address).await.unwrap();
+            connect(
+                stream,
+                &SecretKey::from_seed([seed; 32]),
+                true,
+                &hello,
+                8_000_000,
+                DEADLINE,
+            )
+            .await
+            .map(|(secure, _)| secure)
+        };
+        // Reads until the node closes the connection; returns how many messages came first.
+        let drain = |mut secure: timecoin_network::SecureStream<TcpStream>| async move {
+            let mut received = 0;
+            while tokio::time::timeout(DEADLINE, secure.receive()).await.unwrap().is_ok() {
+                received += 1;
+            }
+            received
+        };
+
+        // Garbage instead of a handshake: the node hangs up.
+        let mut raw = TcpStream::connect(address).await.unwrap();
+        let _ = raw.write_all(&[0xAB; 4_096]).await;
+        let mut buffer = [0u8; 64];
+        let read = tokio::time::timeout(DEADLINE, raw.read(&mut buffer)).await.unwrap();
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "the node kept a garbage connection open"
+        );
+
+        // An undecodable message, an oversize frame, a flood of pings: each gets the peer
+        // dropped, and banned, so that coming back with the same identity is refused at
+        // once (no message at all, where an admitted peer gets votes every second).
+        let mut undecodable = dial(1).await.unwrap();
+        undecodable.send(&[0xff, 1, 2, 3]).await.unwrap();
+        drain(undecodable).await;
+
+        let mut oversize = dial(2).await.unwrap();
+        let _ = oversize.send(&vec![0; 3_000_000]).await;
+        drain(oversize).await;
+
+        let mut flooder = dial(3).await.unwrap();
+        for nonce in 0..2_000 {
+            if flooder.send(&Message::Ping(nonce).to_bytes()).await.is_err() {
+                break;
+            }
+        }
+        drain(flooder).await;
+
+        for seed in 1..=3 {
+            let again = dial(seed).await;
+            if let Ok(again) = again {
+                assert_eq!(drain(again).await, 0, "peer {seed} was let back in");
+            }
+        }
+        // A well-behaved peer is still served.
+        let mut friend = dial(4).await.unwrap();
+        assert!(tokio::time::timeout(DEADLINE, friend.receive()).await.unwrap().is_ok());
+    });
+    let top = net.top();
+    net.wait_until(&[0, 1, 2], top + 3);
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_finalized_block() {
+    let mut net = Localnet::init(4);
+    for node in 0..4 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2, 3], 2);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    println!("kill schedule seed {seed}");
+    for _ in 0..6 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        // Let the network run for a random 0–2.5 s, then kill node 1 wherever it is.
+        net.watch_for(Duration::from_millis((seed >> 33) % 2_500));
+        let finalized = net.height_of(1);
+        net.kill(1);
+        net.start(1);
+        let started = net.wait_for_event(1, |e| e["message"] == "started");
+        let height = started["height"].as_u64().unwrap();
+        assert!(
+            height >= finalized,
+            "node 1 finalized {finalized} but restarted at {height}"
+        );
+    }
+    let top = net.top();
+    net.wait_until(&[0, 1, 2, 3], top + 2);
+    for height in 1..=top {
+        let ours = rpc(net.rpc_port(1), "getblockhash", serde_json::json!([height]));
+        let theirs = rpc(net.rpc_port(0), "getblockhash", serde_json::json!([height]));
+        assert_eq!(ours["result"], theirs["result"], "height {height}");
+    }
 }
