@@ -103,6 +103,23 @@ struct State {
     sync: BlockSync,
     relay: TxRelay,
     connected: HashSet<PublicKey>,
+    /// Equivocations already passed on, by masternode and height.
+    evidence: HashSet<(PublicKey, u64)>,
+}
+
+/// Most equivocations remembered; older heights are forgotten first.
+const MAX_EVIDENCE: usize = 10_000;
+
+/// Records `evidence`; returns whether it is new (and so worth passing on).
+fn remember_evidence(state: &mut State, evidence: &timecoin_primitives::Equivocation) -> bool {
+    if state.evidence.len() >= MAX_EVIDENCE {
+        let floor = state.height.saturating_sub(100);
+        state.evidence.retain(|(_, height)| *height >= floor);
+        if state.evidence.len() >= MAX_EVIDENCE {
+            state.evidence.clear();
+        }
+    }
+    state.evidence.insert((evidence.validator(), evidence.height()))
 }
 
 impl Host {
@@ -149,6 +166,7 @@ impl Host {
             sync: BlockSync::default(),
             relay: TxRelay::new(),
             connected: HashSet::new(),
+            evidence: HashSet::new(),
         };
         let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
         let mut pacing = tokio::time::interval(Duration::from_millis(100));
@@ -272,7 +290,9 @@ impl Host {
             Effect::Decide(decision) => self.apply_decision(state, decision).await?,
             Effect::Evidence(evidence) => {
                 warn!(masternode = %evidence.validator(), height = evidence.height(), "equivocation");
-                self.network.broadcast(&Message::Evidence(evidence)).await;
+                if remember_evidence(state, &evidence) {
+                    self.network.broadcast(&Message::Evidence(evidence)).await;
+                }
             }
             Effect::Stalled {
                 height,
@@ -598,8 +618,14 @@ impl Host {
                     state.relay.admitted(id);
                 }
             }
-            Message::Evidence(evidence) if evidence.verify().is_ok() => {
-                warn!(%peer, masternode = %evidence.validator(), height = evidence.height(), "equivocation evidence received");
+            Message::Evidence(evidence) => {
+                // Passed on once, if it proves a double vote by a masternode of the set.
+                let known = state.evidence.contains(&(evidence.validator(), evidence.height()));
+                if !known && state.validators.power(&evidence.validator()) > 0 && evidence.verify().is_ok() {
+                    warn!(%peer, masternode = %evidence.validator(), height = evidence.height(), "equivocation evidence received");
+                    remember_evidence(state, &evidence);
+                    self.network.broadcast(&Message::Evidence(evidence)).await;
+                }
             }
             _ => {}
         }

@@ -199,6 +199,10 @@ impl BlockSync {
         let rate = (height.saturating_sub(from)) as f64 / elapsed.as_secs_f64();
         let target = self.best_known().max(height);
         let left = target - height;
+        if left == 0 {
+            // At the tip: blocks arrive one at a time from peers that decided first.
+            return None;
+        }
         let eta = if rate > 0.0 {
             format!("{:.0} s", left as f64 / rate)
         } else {

@@ -216,6 +216,14 @@ impl Localnet {
         line.rsplit(':').next().unwrap().trim_end_matches('"').parse().unwrap()
     }
 
+    /// A key file `name` of `node`.
+    fn key(&self, node: usize, name: &str) -> timecoin_primitives::SecretKey {
+        let seed = std::fs::read_to_string(self.path().join(format!("node{node}")).join(name)).unwrap();
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(seed.trim(), &mut bytes).unwrap();
+        timecoin_primitives::SecretKey::from_seed(bytes)
+    }
+
     /// The JSON-RPC port of `node`.
     fn rpc_port(&self, node: usize) -> u16 {
         self.port(node, "[rpc]")
@@ -261,10 +269,7 @@ impl Localnet {
         let genesis =
             timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(self.path().join("genesis.toml")).unwrap())
                 .unwrap();
-        let seed = std::fs::read_to_string(self.path().join("node0").join("wallet.key")).unwrap();
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(seed.trim(), &mut bytes).unwrap();
-        let wallet = SecretKey::from_seed(bytes);
+        let wallet = self.key(0, "wallet.key");
         let allocation = &genesis.block.transactions[0];
         let funds = allocation.outputs[0].amount;
         let pay = Amount::from_time(100).unwrap();
@@ -450,7 +455,7 @@ fn a_node_of_another_genesis_is_refused_with_the_reason_while_the_network_goes_o
 #[test]
 fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
     use timecoin_network::{Hello, Message, PROTOCOL_VERSION, connect};
-    use timecoin_primitives::{Encode, SecretKey};
+    use timecoin_primitives::{BlockHash, Encode, Equivocation, Hash256, SecretKey, SignedVote, Vote, VoteKind};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
@@ -471,8 +476,11 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
         masternode: false,
     };
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(0)));
+    let operator = net.key(2, "masternode.key");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    // The friend stays connected until its message arrived (closing a socket with unread
+    // data resets it, and the reset can discard what was sent just before).
+    let _friend = runtime.block_on(async {
         let dial = |seed: u8| async move {
             let stream = TcpStream::connect(address).await.unwrap();
             connect(
@@ -530,10 +538,34 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
                 assert_eq!(drain(again).await, 0, "peer {seed} was let back in");
             }
         }
-        // A well-behaved peer is still served.
+        // A well-behaved peer is still served, and what it proves travels on: evidence that
+        // node 2 voted twice, sent to node 0, reaches node 1.
         let mut friend = dial(4).await.unwrap();
         assert!(tokio::time::timeout(DEADLINE, friend.receive()).await.unwrap().is_ok());
+        let vote = |n: u8| {
+            SignedVote::sign(
+                Vote {
+                    chain: genesis.hash(),
+                    height: 1_000,
+                    round: 0,
+                    kind: VoteKind::Prevote,
+                    block: Some(BlockHash(Hash256([n; 32]))),
+                },
+                &operator,
+            )
+        };
+        let evidence = Equivocation::new(vote(1), vote(2)).unwrap();
+        friend
+            .send(&Message::Evidence(Box::new(evidence)).to_bytes())
+            .await
+            .unwrap();
+        friend
     });
+    let relayed = net.wait_for_event(1, |e| e["message"] == "equivocation evidence received");
+    assert_eq!(
+        relayed["masternode"],
+        serde_json::json!(operator.public_key().to_string())
+    );
     let top = net.top();
     net.wait_until(&[0, 1, 2], top + 3);
 }
