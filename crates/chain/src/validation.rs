@@ -156,6 +156,24 @@ pub enum TxError {
 }
 
 impl TxError {
+    /// Whether the transaction is invalid in any chain state (malformed, or a signature or
+    /// key that does not match): a peer relaying it misbehaves. A missing input, a lock time
+    /// or a fee can be honest differences of view.
+    pub fn is_invalid_in_any_state(&self) -> bool {
+        matches!(
+            self,
+            TxError::Version(_)
+                | TxError::NoInputs
+                | TxError::NoOutputs
+                | TxError::TooLarge { .. }
+                | TxError::DuplicateInput(_)
+                | TxError::ZeroOutput(_)
+                | TxError::OutputsTooLarge
+                | TxError::WrongKey { .. }
+                | TxError::BadSignature
+        )
+    }
+
     /// A short reason code, in the style of Bitcoin Core's reject reasons.
     pub fn code(&self) -> &'static str {
         match self {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -121,22 +122,23 @@ impl Offense {
 /// The score at which a peer is disconnected and banned.
 pub const BAN_THRESHOLD: u32 = 100;
 
-/// A peer's accumulated misbehaviour.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A peer's accumulated misbehaviour, shared by the task reading from it (protocol
+/// offenses) and the peer manager (offenses the node finds in what it sent).
+#[derive(Debug, Default)]
 pub struct Misbehaviour {
-    score: u32,
+    score: AtomicU32,
 }
 
 impl Misbehaviour {
     /// Adds an offense; returns whether the peer must now be banned.
-    pub fn record(&mut self, offense: Offense) -> bool {
-        self.score = self.score.saturating_add(offense.penalty());
-        self.score >= BAN_THRESHOLD
+    pub fn record(&self, offense: Offense) -> bool {
+        let before = self.score.fetch_add(offense.penalty(), Ordering::Relaxed);
+        before.saturating_add(offense.penalty()) >= BAN_THRESHOLD
     }
 
     /// The current score.
     pub fn score(&self) -> u32 {
-        self.score
+        self.score.load(Ordering::Relaxed)
     }
 }
 
@@ -218,12 +220,12 @@ mod tests {
 
     #[test]
     fn offenses_add_up_to_a_ban() {
-        let mut peer = Misbehaviour::default();
+        let peer = Misbehaviour::default();
         for _ in 0..19 {
             assert!(!peer.record(Offense::RateExceeded));
         }
         assert!(peer.record(Offense::RateExceeded));
-        let mut garbage = Misbehaviour::default();
+        let garbage = Misbehaviour::default();
         assert!(garbage.record(Offense::Undecodable));
     }
 

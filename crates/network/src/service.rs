@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use timecoin_primitives::{Decode, Encode, PublicKey, SecretKey};
@@ -178,6 +177,7 @@ enum ManagerInput {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     SetMasternodes(HashSet<PublicKey>),
     AddAddress(SocketAddr),
+    Report(PublicKey, Offense),
 }
 
 /// Why a connection did not get through.
@@ -234,6 +234,12 @@ impl NetworkHandle {
     pub async fn set_masternodes(&self, masternodes: impl IntoIterator<Item = PublicKey>) {
         let set = masternodes.into_iter().collect();
         let _ = self.manager.send(ManagerInput::SetMasternodes(set)).await;
+    }
+
+    /// Counts an offense the node found in what `peer` sent (an invalid transaction, say)
+    /// against its misbehaviour score; at [`crate::BAN_THRESHOLD`] it is dropped and banned.
+    pub async fn report(&self, peer: PublicKey, offense: Offense) {
+        let _ = self.manager.send(ManagerInput::Report(peer, offense)).await;
     }
 
     /// Adds an address to the address book; it is dialled when an outbound slot is free.
@@ -374,7 +380,7 @@ struct Slot {
     queue: mpsc::Sender<Arc<Vec<u8>>>,
     cancel: CancellationToken,
     /// Its misbehaviour score, kept by its reading task.
-    score: Arc<AtomicU32>,
+    score: Arc<Misbehaviour>,
     /// Requests (`GetPeers`, `GetMasternodes`) sent to it and not yet answered.
     asked: u8,
 }
@@ -473,7 +479,7 @@ impl Manager {
                 outbound,
                 error,
             } => self.refused(address, outbound, error).await,
-            ManagerInput::Control(peer, message) => self.control(peer, message),
+            ManagerInput::Control(peer, message) => self.control(peer, message).await,
             ManagerInput::Broadcast(frame) => {
                 let slow: Vec<PublicKey> = self
                     .peers
@@ -510,6 +516,13 @@ impl Manager {
             ManagerInput::AddAddress(address) => {
                 self.book.add(address);
                 self.dial(Instant::now());
+            }
+            ManagerInput::Report(peer, offense) => {
+                let banned = self.peers.get(&peer).is_some_and(|slot| slot.score.record(offense));
+                if banned {
+                    self.bans.ban(peer, Instant::now(), self.shared.config.ban_duration);
+                    self.drop_peer(peer, format!("misbehaved: {offense:?}")).await;
+                }
             }
         }
     }
@@ -563,7 +576,7 @@ impl Manager {
         let connection = self.next_connection;
         let cancel = self.shared.cancel.child_token();
         let (queue, frames) = mpsc::channel(self.shared.config.peer_queue.max(1));
-        let score = Arc::new(AtomicU32::new(0));
+        let score = Arc::new(Misbehaviour::default());
         let info = PeerInfo {
             peer,
             address,
@@ -664,8 +677,9 @@ impl Manager {
             .await;
     }
 
-    /// Answers and absorbs peer exchange. Answers nobody asked for are ignored.
-    fn control(&mut self, peer: PublicKey, message: Message) {
+    /// Answers and absorbs peer exchange. An answer nobody asked for counts against the
+    /// sender and is ignored.
+    async fn control(&mut self, peer: PublicKey, message: Message) {
         let Some(slot) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -695,7 +709,13 @@ impl Manager {
                 }
                 None
             }
-            _ => None,
+            _ => {
+                if slot.score.record(Offense::Unsolicited) {
+                    self.bans.ban(peer, Instant::now(), self.shared.config.ban_duration);
+                    self.drop_peer(peer, "sent answers nobody asked for".to_owned()).await;
+                }
+                return;
+            }
         };
         if let (Some(reply), Some(slot)) = (reply, self.peers.get(&peer)) {
             let _ = slot.queue.try_send(Arc::new(reply.to_bytes()));
@@ -746,7 +766,7 @@ impl Manager {
         self.peers
             .iter()
             .filter(|(peer, slot)| slot.info.outbound == outbound && !self.masternodes.contains(*peer))
-            .map(|(peer, slot)| (slot.score.load(Ordering::Relaxed), slot.connection, *peer))
+            .map(|(peer, slot)| (slot.score.score(), slot.connection, *peer))
             .filter(|(score, _, _)| newcomer_is_masternode || !outbound || *score > 0)
             .max()
             .map(|(_, _, peer)| peer)
@@ -880,7 +900,7 @@ struct ReadContext {
     connection: u64,
     replies: mpsc::Sender<Arc<Vec<u8>>>,
     cancel: CancellationToken,
-    score: Arc<AtomicU32>,
+    score: Arc<Misbehaviour>,
 }
 
 async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext, _permit: OwnedSemaphorePermit) {
@@ -892,7 +912,6 @@ async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext
         score,
     } = context;
     let limits = PeerLimits::new(&shared.config.rates);
-    let mut misbehaviour = Misbehaviour::default();
     let idle = shared.config.ping_interval.saturating_mul(3);
     let (reason, ban) = loop {
         let frame = tokio::select! {
@@ -902,7 +921,7 @@ async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext
         let offense = match frame {
             Err(_) => break (format!("silent for {idle:?}"), false),
             Ok(Err(crate::TransportError::FrameTooLarge { size, limit })) => {
-                misbehaviour.record(Offense::OversizeFrame);
+                score.record(Offense::OversizeFrame);
                 break (format!("sent a {size}-byte frame, over the {limit}-byte limit"), true);
             }
             Ok(Err(error)) => break (error.to_string(), false),
@@ -932,12 +951,10 @@ async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext
                 }
             },
         };
-        if let Some((offense, reason)) = offense {
-            let banned = misbehaviour.record(offense);
-            score.store(misbehaviour.score(), Ordering::Relaxed);
-            if banned {
-                break (reason, true);
-            }
+        if let Some((offense, reason)) = offense
+            && score.record(offense)
+        {
+            break (reason, true);
         }
     };
     cancel.cancel();

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{BlockContext, ChainTip, Genesis, assemble_block, check_block};
 use timecoin_consensus::{Decision, Effect, Engine, EngineConfig, Input, Timeout, TimeoutConfig, ValidatorSet, Wal};
-use timecoin_mempool::Mempool;
-use timecoin_network::{Message, NetworkEvent, NetworkHandle};
+use timecoin_mempool::{Mempool, MempoolError};
+use timecoin_network::{Message, NetworkEvent, NetworkHandle, Offense};
 use timecoin_primitives::{Block, BlockHash, CommitCertificate, Encode, PublicKey, SecretKey, Transaction, TxId};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
@@ -602,17 +602,28 @@ impl Host {
             Message::Transactions(txs) => {
                 let ids: Vec<TxId> = txs.iter().map(Transaction::txid).collect();
                 let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
-                let admitted = blocking(move || {
+                let (admitted, invalid) = blocking(move || {
                     let snapshot = store.snapshot()?;
                     let results = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?.add_batch(
                         txs,
                         &snapshot,
                         now_ms(),
                     );
-                    Ok(results.into_iter().filter_map(Result::ok).collect::<Vec<TxId>>())
+                    let invalid = results
+                        .iter()
+                        .filter(|r| matches!(r, Err(MempoolError::Invalid(e)) if e.is_invalid_in_any_state()))
+                        .count();
+                    Ok((
+                        results.into_iter().filter_map(Result::ok).collect::<Vec<TxId>>(),
+                        invalid,
+                    ))
                 })
                 .await?;
                 state.relay.received(ids);
+                // Relaying a transaction no chain state makes valid is the sender's fault.
+                for _ in 0..invalid {
+                    self.network.report(peer, Offense::InvalidTransaction).await;
+                }
                 // Only what was new here is announced on, so each body crosses each link once.
                 for id in admitted {
                     state.relay.admitted(id);

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use timecoin_network::{
-    Hello, Message, NetworkConfig, NetworkEvent, NetworkHandle, PROTOCOL_VERSION, RateConfig, connect, start,
+    Hello, Message, NetworkConfig, NetworkEvent, NetworkHandle, Offense, PROTOCOL_VERSION, RateConfig, connect, start,
 };
 use timecoin_primitives::{BlockHash, Encode, Hash256, PublicKey, SecretKey};
 use tokio::net::TcpStream;
@@ -378,4 +378,39 @@ async fn two_nodes_dialling_each_other_end_with_one_connection() {
     for node in [a, a2, b] {
         node.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn unsolicited_answers_and_offenses_the_node_reports_get_a_peer_banned() {
+    let mut a = Node::start(1, 5, |_| {}).await;
+    let id = |seed: u8| SecretKey::from_seed([seed; 32]).public_key();
+    // Five `Peers` answers nobody asked for (20 points each) reach the ban threshold.
+    let mut chatty = client(&a, 2).await.unwrap();
+    a.connected_to(id(2)).await;
+    for _ in 0..5 {
+        chatty.send(&Message::Peers(Vec::new()).to_bytes()).await.unwrap();
+    }
+    let event = a
+        .expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == id(2)))
+        .await;
+    assert!(
+        matches!(&event, NetworkEvent::Disconnected { reason, .. } if reason.contains("nobody asked")),
+        "{event:?}"
+    );
+    // The node finds ten invalid transactions from another peer (10 points each).
+    let _relayer = client(&a, 3).await.unwrap();
+    a.connected_to(id(3)).await;
+    for _ in 0..9 {
+        a.handle.report(id(3), Offense::InvalidTransaction).await;
+    }
+    assert_eq!(a.handle.peers().await.len(), 1, "below the threshold the peer stays");
+    a.handle.report(id(3), Offense::InvalidTransaction).await;
+    a.expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == id(3)))
+        .await;
+    // Both are banned: they are dropped right after the handshake.
+    for seed in [2, 3] {
+        let mut again = client(&a, seed).await.unwrap();
+        assert!(again.receive().await.is_err(), "peer {seed} came back");
+    }
+    a.shutdown().await;
 }
