@@ -69,6 +69,17 @@ impl Localnet {
         }
     }
 
+    /// A network of `nodes` masternodes, all started, past its first two blocks.
+    fn running(nodes: usize) -> Localnet {
+        let mut net = Localnet::init(nodes);
+        for node in 0..nodes {
+            net.start(node);
+        }
+        let all: Vec<usize> = (0..nodes).collect();
+        net.wait_until(&all, 2);
+        net
+    }
+
     fn config(&self, node: usize) -> PathBuf {
         self.dir.path().join(format!("node{node}")).join("config.toml")
     }
@@ -428,11 +439,7 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
 
 #[test]
 fn a_node_of_another_genesis_is_refused_with_the_reason_while_the_network_goes_on() {
-    let mut net = Localnet::init(3);
-    for node in 0..3 {
-        net.start(node);
-    }
-    net.wait_until(&[0, 1, 2], 2);
+    let mut net = Localnet::running(3);
     // Another local network (another genesis) whose node 0 dials our node 0.
     let mut stranger = Localnet::init(3);
     let path = stranger.config(0);
@@ -459,11 +466,7 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    let mut net = Localnet::init(3);
-    for node in 0..3 {
-        net.start(node);
-    }
-    net.wait_until(&[0, 1, 2], 2);
+    let mut net = Localnet::running(3);
     let genesis =
         timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(net.path().join("genesis.toml")).unwrap()).unwrap();
     let hello = Hello {
@@ -572,11 +575,7 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
 
 #[test]
 fn sigkill_at_random_moments_loses_no_finalized_block() {
-    let mut net = Localnet::init(4);
-    for node in 0..4 {
-        net.start(node);
-    }
-    net.wait_until(&[0, 1, 2, 3], 2);
+    let mut net = Localnet::running(4);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
