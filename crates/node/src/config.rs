@@ -84,6 +84,14 @@ pub(crate) struct RpcSection {
     pub(crate) enabled: bool,
     /// Where; loopback and the network's port by default.
     pub(crate) listen: Option<SocketAddr>,
+    /// Users besides the cookie, as `user:salt$hmac` (`time-cli rpcauth USER` makes one).
+    pub(crate) rpcauth: Vec<String>,
+    /// Largest request body, in bytes.
+    pub(crate) max_body_bytes: u32,
+    /// Most requests in one batch.
+    pub(crate) max_batch: u32,
+    /// Most connections at once.
+    pub(crate) max_connections: u32,
 }
 
 impl Default for RpcSection {
@@ -91,6 +99,10 @@ impl Default for RpcSection {
         RpcSection {
             enabled: true,
             listen: None,
+            rpcauth: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch: 1_000,
+            max_connections: 64,
         }
     }
 }

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use timecoin_rpc::{Credentials, RpcAuth, ServeOptions, auth};
+
 use crate::config::Config;
 use crate::host::Host;
 use crate::keys;
@@ -184,11 +186,28 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             mempool: Arc::clone(&mempool),
             relay: relay_tx,
         };
-        let server = timecoin_rpc::serve(listen, Arc::new(backend))
+        let users = config
+            .rpc
+            .rpcauth
+            .iter()
+            .map(|entry| entry.parse::<RpcAuth>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("[rpc] rpcauth")?;
+        // Like Bitcoin Core: a fresh cookie each start, readable by the owner only.
+        let password = auth::random_password();
+        let cookie = data_dir.join(".cookie");
+        auth::write_cookie(&cookie, &password).with_context(|| format!("writing {}", cookie.display()))?;
+        let options = ServeOptions {
+            credentials: Credentials::new(Some(password), users),
+            max_body: config.rpc.max_body_bytes,
+            max_batch: config.rpc.max_batch,
+            max_connections: config.rpc.max_connections,
+        };
+        let server = timecoin_rpc::serve(listen, Arc::new(backend), options)
             .await
             .with_context(|| format!("serving JSON-RPC on {listen}"))?;
-        info!(address = %server.address, "serving JSON-RPC");
-        Some(server)
+        info!(address = %server.address, cookie = %cookie.display(), "serving JSON-RPC");
+        Some((server, cookie))
     } else {
         None
     };
@@ -215,8 +234,9 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     });
     let reason = wait_for_stop(&cancel).await;
     info!(reason, "stopping");
-    if let Some(server) = rpc {
+    if let Some((server, cookie)) = rpc {
         server.stop().await;
+        let _ = std::fs::remove_file(cookie);
     }
     cancel.cancel();
     tracker.close();

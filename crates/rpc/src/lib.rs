@@ -13,13 +13,21 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod auth;
+pub mod client;
+mod gate;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use timecoin_primitives::{Address, Block, BlockHash, Decode, Encode, Network, Transaction, TxId};
+
+pub use auth::{Credentials, RpcAuth};
+pub use client::{Client, ClientError};
+use gate::GateLayer;
 
 /// Bitcoin Core's error codes, where one fits.
 pub mod codes {
@@ -251,14 +259,47 @@ impl RpcServer {
     }
 }
 
-/// Starts serving `backend` on `listen` (JSON-RPC 2.0 over HTTP POST).
-pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>) -> std::io::Result<RpcServer> {
+/// How the server admits requests.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Who may call.
+    pub credentials: Credentials,
+    /// Largest request body, in bytes.
+    pub max_body: u32,
+    /// Most requests in one batch.
+    pub max_batch: u32,
+    /// Most connections at once.
+    pub max_connections: u32,
+}
+
+impl ServeOptions {
+    /// Defaults around `credentials`: 4 MiB bodies, batches of 1,000, 64 connections.
+    pub fn new(credentials: Credentials) -> ServeOptions {
+        ServeOptions {
+            credentials,
+            max_body: 4 * 1024 * 1024,
+            max_batch: 1_000,
+            max_connections: 64,
+        }
+    }
+}
+
+/// Starts serving `backend` on `listen`: JSON-RPC 2.0 and 1.0-style requests and batches
+/// over HTTP POST, each authenticated with HTTP Basic.
+pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>, options: ServeOptions) -> std::io::Result<RpcServer> {
     let config = ServerConfig::builder()
-        .max_request_body_size(4 * 1024 * 1024)
-        .max_connections(64)
-        .max_response_body_size(16 * 1024 * 1024)
+        .http_only()
+        .max_request_body_size(options.max_body)
+        .max_connections(options.max_connections)
+        .max_response_body_size(64 * 1024 * 1024)
+        .set_batch_request_config(BatchRequestConfig::Limit(options.max_batch))
         .build();
-    let server = Server::builder().set_config(config).build(listen).await?;
+    let gate = tower::ServiceBuilder::new().layer(GateLayer::new(options.credentials, options.max_body as usize));
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(gate)
+        .build(listen)
+        .await?;
     let address = server.local_addr()?;
     let module = build(backend).map_err(std::io::Error::other)?;
     let handle = server.start(module);

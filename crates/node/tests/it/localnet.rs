@@ -198,23 +198,6 @@ impl Localnet {
     }
 }
 
-/// One JSON-RPC call over plain HTTP/1.1, as any client would make it.
-fn rpc(port: u16, method: &str, params: serde_json::Value) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let json = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("bad response {response:?}: {e}"))
-}
-
 impl Localnet {
     /// The port `node` listens on in configuration `section`.
     fn port(&self, node: usize, section: &str) -> u16 {
@@ -238,6 +221,16 @@ impl Localnet {
     /// The JSON-RPC port of `node`.
     fn rpc_port(&self, node: usize) -> u16 {
         self.port(node, "[rpc]")
+    }
+
+    /// Calls `method` on `node`'s JSON-RPC server with its cookie; the answer is the whole
+    /// JSON-RPC response (`result` or `error`).
+    fn rpc(&self, node: usize, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let cookie = self.path().join(format!("node{node}")).join(".cookie");
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.rpc_port(node)));
+        let client = timecoin_rpc::Client::with_cookie(address, &cookie).unwrap();
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        serde_json::from_str(&client.post(&body.to_string()).unwrap()).unwrap()
     }
 
     /// The P2P port of `node`.
@@ -376,23 +369,15 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     // serves the block that holds it.
     use timecoin_primitives::Encode;
     let tx = net.payment();
-    let answer = rpc(
-        net.rpc_port(1),
-        "sendrawtransaction",
-        serde_json::json!([hex::encode(tx.to_bytes())]),
-    );
+    let answer = net.rpc(1, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     assert_eq!(answer["result"], serde_json::json!(tx.txid().to_string()), "{answer}");
-    let again = rpc(
-        net.rpc_port(2),
-        "sendrawtransaction",
-        serde_json::json!([hex::encode(tx.to_bytes())]),
-    );
+    let again = net.rpc(2, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     let start = net.top();
     let mut included = None;
     for height in start..start + 10 {
         net.wait_until(&[3], height + 1);
-        let hash = rpc(net.rpc_port(3), "getblockhash", serde_json::json!([height + 1]))["result"].clone();
-        let block = rpc(net.rpc_port(3), "getblock", serde_json::json!([hash, 1]));
+        let hash = net.rpc(3, "getblockhash", serde_json::json!([height + 1]))["result"].clone();
+        let block = net.rpc(3, "getblock", serde_json::json!([hash, 1]));
         let txids = block["result"]["tx"].as_array().unwrap().clone();
         if txids.contains(&serde_json::json!(tx.txid().to_string())) {
             included = Some(height + 1);
@@ -404,13 +389,9 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     net.wait_until(&[0], included);
     // Node 2 had it already (relayed) or accepted it; spending it twice is refused now.
     assert!(again.get("result").is_some() || again.get("error").is_some());
-    let twice = rpc(
-        net.rpc_port(0),
-        "sendrawtransaction",
-        serde_json::json!([hex::encode(tx.to_bytes())]),
-    );
+    let twice = net.rpc(0, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     assert_eq!(twice["error"]["code"], serde_json::json!(-27), "{twice}");
-    let info = rpc(net.rpc_port(0), "getblockchaininfo", serde_json::json!([]));
+    let info = net.rpc(0, "getblockchaininfo", serde_json::json!([]));
     assert_eq!(info["result"]["chain"], serde_json::json!("local"));
 
     // One killed: the other three keep finalizing.
@@ -429,8 +410,15 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     net.start(2);
     net.wait_until(&[0, 1, 2], later + 2);
 
-    // A graceful stop exits 0, and every node restarted continues the same chain.
+    // A graceful stop exits 0 and removes the RPC cookie (private while it exists), and every
+    // node restarted continues the same chain.
+    let cookie = net.path().join("node0").join(".cookie");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&cookie).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     assert!(net.terminate(0), "SIGTERM must exit 0");
+    assert!(!cookie.exists(), "the cookie outlived the node");
     let top = net.top();
     net.start(0);
     net.start(3);
@@ -600,8 +588,8 @@ fn sigkill_at_random_moments_loses_no_finalized_block() {
     let top = net.top();
     net.wait_until(&[0, 1, 2, 3], top + 2);
     for height in 1..=top {
-        let ours = rpc(net.rpc_port(1), "getblockhash", serde_json::json!([height]));
-        let theirs = rpc(net.rpc_port(0), "getblockhash", serde_json::json!([height]));
+        let ours = net.rpc(1, "getblockhash", serde_json::json!([height]));
+        let theirs = net.rpc(0, "getblockhash", serde_json::json!([height]));
         assert_eq!(ours["result"], theirs["result"], "height {height}");
     }
 }

@@ -1,0 +1,189 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use timecoin_primitives::{Block, BlockHash, Hash256, Network, Transaction, TxId};
+use timecoin_rpc::auth::{COOKIE_USER, basic_header};
+use timecoin_rpc::{
+    Backend, ChainInfo, Client, ClientError, Credentials, RpcAuth, RpcError, RpcServer, ServeOptions, codes, serve,
+};
+
+/// A chain of 7 blocks, as far as the API can tell.
+struct Fixed;
+
+impl Backend for Fixed {
+    fn chain_info(&self) -> Result<ChainInfo, RpcError> {
+        Ok(ChainInfo {
+            network: Network::Local,
+            blocks: 7,
+            best_block: BlockHash(Hash256([7; 32])),
+            time_ms: 1_790_000_000_000,
+            genesis: BlockHash(Hash256([0; 32])),
+            mempool_transactions: 0,
+        })
+    }
+    fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError> {
+        Ok((height <= 7).then_some(BlockHash(Hash256([height as u8; 32]))))
+    }
+    fn block(&self, _hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError> {
+        Ok(None)
+    }
+    fn submit_transaction(&self, _tx: Transaction) -> Result<TxId, RpcError> {
+        Err(RpcError::new(codes::VERIFY_REJECTED, "rejected"))
+    }
+}
+
+struct Served {
+    runtime: tokio::runtime::Runtime,
+    server: Option<RpcServer>,
+    cookie: String,
+}
+
+impl Served {
+    fn start(configure: impl FnOnce(&mut ServeOptions)) -> Served {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let cookie = timecoin_rpc::auth::random_password();
+        let alice: RpcAuth = RpcAuth::generate("alice", "wonderland").parse().unwrap();
+        let mut options = ServeOptions::new(Credentials::new(Some(cookie.clone()), vec![alice]));
+        configure(&mut options);
+        let server = runtime
+            .block_on(serve("127.0.0.1:0".parse().unwrap(), Arc::new(Fixed), options))
+            .unwrap();
+        Served {
+            runtime,
+            server: Some(server),
+            cookie,
+        }
+    }
+
+    fn address(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().address
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.address(), COOKIE_USER, &self.cookie)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.stop());
+        }
+    }
+}
+
+/// A raw HTTP exchange: the status code and the body.
+fn raw(address: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let _ = stream.write_all(body);
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer.split_whitespace().nth(1).unwrap_or("0").parse().unwrap();
+    (
+        status,
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn only_the_cookie_and_rpcauth_users_get_in() {
+    let served = Served::start(|_| {});
+    assert_eq!(served.client().call("getblockcount", json!([])).unwrap(), json!(7));
+    let alice = Client::new(served.address(), "alice", "wonderland");
+    assert_eq!(alice.call("getblockcount", json!([])).unwrap(), json!(7));
+    for (user, password) in [
+        ("alice", "Wonderland"),
+        (COOKIE_USER, "guess"),
+        ("mallory", "wonderland"),
+    ] {
+        let client = Client::new(served.address(), user, password);
+        assert!(matches!(
+            client.call("getblockcount", json!([])),
+            Err(ClientError::Unauthorized)
+        ));
+    }
+    // No credentials at all: 401 with a Basic challenge, as Bitcoin Core answers.
+    let (status, _) = raw(
+        served.address(),
+        "POST / HTTP/1.1\r\nHost: x\r\n",
+        br#"{"jsonrpc":"2.0","id":1,"method":"getblockcount"}"#,
+    );
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn bitcoin_core_style_requests_and_batches_are_answered() {
+    let served = Served::start(|_| {});
+    let client = served.client();
+    // JSON-RPC 1.0 style, as bitcoin-cli and python-bitcoinrpc send it.
+    let answer: Value = serde_json::from_str(
+        &client
+            .post(r#"{"version":"1.1","method":"getblockhash","params":[3],"id":"x"}"#)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(answer["result"], json!(hex::encode([3u8; 32])));
+    assert_eq!(answer["id"], json!("x"));
+    let batch: Value = serde_json::from_str(
+        &client
+            .post(
+                r#"[{"method":"getblockcount","id":1},{"jsonrpc":"2.0","method":"getblockhash","params":[99],"id":2}]"#,
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    let answers = batch.as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    let by_id = |id: i64| answers.iter().find(|a| a["id"] == json!(id)).unwrap();
+    assert_eq!(by_id(1)["result"], json!(7));
+    assert_eq!(by_id(2)["error"]["code"], json!(codes::INVALID_PARAMETER));
+}
+
+#[test]
+fn malformed_and_oversized_requests_get_errors_not_crashes() {
+    let served = Served::start(|options| {
+        options.max_body = 10_000;
+        options.max_batch = 3;
+    });
+    let client = served.client();
+    let parse: Value = serde_json::from_str(&client.post("{not json").unwrap()).unwrap();
+    assert_eq!(parse["error"]["code"], json!(-32700));
+    assert!(matches!(
+        client.call("nosuchmethod", json!([])),
+        Err(ClientError::Rpc { code: -32601, .. })
+    ));
+    assert!(matches!(
+        client.call("getblockhash", json!(["three"])),
+        Err(ClientError::Rpc { code: -8, .. })
+    ));
+    assert!(matches!(
+        client.call("sendrawtransaction", json!(["zz"])),
+        Err(ClientError::Rpc { code: -22, .. })
+    ));
+    let batch = format!("[{}]", [r#"{"method":"getblockcount","id":1}"#; 4].join(","));
+    let too_many: Value = serde_json::from_str(&client.post(&batch).unwrap()).unwrap();
+    assert!(too_many["error"]["code"].is_i64(), "{too_many}");
+    let huge = format!(r#"{{"method":"getblockcount","id":1,"pad":"{}"}}"#, "x".repeat(20_000));
+    assert!(matches!(client.post(&huge), Err(ClientError::Http { status: 413, .. })));
+    // The server is still there.
+    assert_eq!(client.call("getblockcount", json!([])).unwrap(), json!(7));
+    let authorization = basic_header(COOKIE_USER, &served.cookie);
+    let (status, _) = raw(
+        served.address(),
+        &format!("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n"),
+        &[0xff, 0xfe, 0x00],
+    );
+    assert_eq!(status, 400, "bytes that are not UTF-8 are a bad request");
+    assert_eq!(client.call("getblockcount", json!([])).unwrap(), json!(7));
+}
