@@ -175,6 +175,8 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         "started"
     );
     let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(4_096);
+    // Cancelled by the `stop` RPC.
+    let stop_request = CancellationToken::new();
     let rpc = if config.rpc.enabled {
         let listen = config
             .rpc
@@ -185,6 +187,9 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             genesis: Arc::clone(&genesis),
             mempool: Arc::clone(&mempool),
             relay: relay_tx,
+            network: network.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            shutdown: stop_request.clone(),
         };
         let users = config
             .rpc
@@ -232,7 +237,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         }
         result
     });
-    let reason = wait_for_stop(&cancel).await;
+    let reason = wait_for_stop(&cancel, &stop_request).await;
     info!(reason, "stopping");
     if let Some((server, cookie)) = rpc {
         server.stop().await;
@@ -254,7 +259,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     Ok(())
 }
 
-async fn wait_for_stop(cancel: &CancellationToken) -> &'static str {
+async fn wait_for_stop(cancel: &CancellationToken, stop_request: &CancellationToken) -> &'static str {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -269,6 +274,7 @@ async fn wait_for_stop(cancel: &CancellationToken) -> &'static str {
             _ = interrupt => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
             () = cancel.cancelled() => "a task failed",
+            () = stop_request.cancelled() => "the stop RPC",
         }
     }
     #[cfg(not(unix))]
@@ -276,6 +282,7 @@ async fn wait_for_stop(cancel: &CancellationToken) -> &'static str {
         tokio::select! {
             _ = interrupt => "interrupt",
             () = cancel.cancelled() => "a task failed",
+            () = stop_request.cancelled() => "the stop RPC",
         }
     }
 }

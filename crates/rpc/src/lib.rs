@@ -4,10 +4,10 @@
 //! The server knows nothing of storage or the mempool: the node implements [`Backend`], and
 //! every method runs on a blocking thread because backends read the store.
 //!
-//! Built so far: the chain methods the node's multi-process tests need —
-//! `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock` and
-//! `sendrawtransaction`. Authentication (cookie file, rpcauth) and the rest of the API are
-//! still to come, so the server must stay bound to loopback.
+//! Every request is authenticated ([`auth`]: the cookie file and `rpcauth` users, HTTP
+//! Basic) and bounded ([`ServeOptions`]); JSON-RPC 2.0 and 1.0-style requests and batches
+//! are accepted. The methods served are exactly those of [`methods::METHODS`], which also
+//! drives `help` and the command-line client.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod client;
 mod gate;
+pub mod methods;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,9 @@ use std::sync::Arc;
 use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
-use timecoin_primitives::{Address, Block, BlockHash, Decode, Encode, Network, Transaction, TxId};
+use timecoin_primitives::{
+    Address, Block, BlockHash, BlockHeader, CommitCertificate, Decode, Encode, Network, Transaction, TxId,
+};
 
 pub use auth::{Credentials, RpcAuth};
 pub use client::{Client, ClientError};
@@ -88,8 +91,48 @@ pub struct ChainInfo {
     pub mempool_transactions: usize,
 }
 
+/// The mempool as `getmempoolinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MempoolInfo {
+    /// Transactions waiting.
+    pub size: usize,
+    /// Their encoded bytes.
+    pub bytes: usize,
+    /// Estimated memory they use.
+    pub usage: usize,
+    /// The memory limit.
+    pub max_usage: usize,
+    /// The lowest fee rate admitted now, in units per 1,000 bytes.
+    pub min_fee_rate: u64,
+}
+
+/// A connected peer as `getpeerinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// Its identity key.
+    pub id: String,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Whether it dialled us.
+    pub inbound: bool,
+    /// Its best height when it connected.
+    pub starting_height: u64,
+    /// Whether it says it is a masternode.
+    pub masternode: bool,
+}
+
 /// What the node provides to the API. Calls may block (they run on blocking threads).
 pub trait Backend: Send + Sync + 'static {
+    /// The commit certificate of the block at `height`, if finalized.
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
+    /// The txids in the mempool.
+    fn mempool_txids(&self) -> Result<Vec<TxId>, RpcError>;
+    /// The mempool's state.
+    fn mempool_info(&self) -> Result<MempoolInfo, RpcError>;
+    /// The connected peers.
+    fn peers(&self) -> Result<Vec<PeerSummary>, RpcError>;
+    /// Asks the node to stop gracefully.
+    fn stop(&self);
     /// The chain's state.
     fn chain_info(&self) -> Result<ChainInfo, RpcError>;
     /// The hash of the block at `height`, if there is one.
@@ -155,7 +198,7 @@ fn transaction_json(tx: &Transaction, network: Network) -> Value {
     })
 }
 
-fn block_json(block: &Block, height: u64, tip: u64, network: Network, verbosity: u8) -> Value {
+fn block_json(block: &Block, tip: u64, network: Network, verbosity: u8) -> Value {
     let txs: Vec<Value> = if verbosity >= 2 {
         block
             .transactions
@@ -169,26 +212,67 @@ fn block_json(block: &Block, height: u64, tip: u64, network: Network, verbosity:
             .map(|tx| json!(tx.txid().to_string()))
             .collect()
     };
+    let mut object = header_json(&block.header, tip);
+    extend(&mut object, "nTx", json!(block.transactions.len()));
+    extend(&mut object, "size", json!(block.encoded_len()));
+    extend(&mut object, "tx", json!(txs));
+    object
+}
+
+/// Adds a field to a JSON object (nothing happens to any other value).
+fn extend(object: &mut Value, key: &str, value: Value) {
+    if let Value::Object(map) = object {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+fn header_json(header: &BlockHeader, tip: u64) -> Value {
     json!({
-        "hash": block.hash().to_string(),
-        "confirmations": tip.saturating_sub(height) + 1,
-        "height": height,
-        "version": block.header.version,
-        "merkleroot": block.header.merkle_root.to_string(),
-        "time": block.header.timestamp_ms / 1_000,
-        "time_ms": block.header.timestamp_ms,
-        "previousblockhash": block.header.prev_hash.to_string(),
-        "proposer": block.header.proposer.to_string(),
-        "nTx": block.transactions.len(),
-        "size": block.encoded_len(),
-        "tx": txs,
+        "hash": header.hash().to_string(),
+        "confirmations": tip.saturating_sub(header.height) + 1,
+        "height": header.height,
+        "version": header.version,
+        "merkleroot": header.merkle_root.to_string(),
+        "time": header.timestamp_ms / 1_000,
+        "time_ms": header.timestamp_ms,
+        "previousblockhash": header.prev_hash.to_string(),
+        "proposer": header.proposer.to_string(),
+        "masternodesethash": header.masternode_set_hash.to_string(),
     })
 }
 
-fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Arc<dyn Backend>>, jsonrpsee::core::RegisterMethodError> {
-    let mut module = RpcModule::new(backend);
-    module.register_blocking_method("getblockchaininfo", |_, backend, _| {
-        let info = backend.chain_info()?;
+fn not_found(what: &str) -> ErrorObjectOwned {
+    RpcError::new(codes::INVALID_ADDRESS_OR_KEY, format!("{what} not found")).into()
+}
+
+fn decode_hex<T: Decode>(text: &str, what: &str) -> Result<T, ErrorObjectOwned> {
+    let bytes = hex::decode(text.trim()).map_err(|_| {
+        ErrorObjectOwned::from(RpcError::new(
+            codes::DESERIALIZATION_ERROR,
+            format!("{what} decode failed: not hex"),
+        ))
+    })?;
+    T::from_bytes(&bytes).map_err(|e| {
+        ErrorObjectOwned::from(RpcError::new(
+            codes::DESERIALIZATION_ERROR,
+            format!("{what} decode failed: {e}"),
+        ))
+    })
+}
+
+/// What every method sees: the backend and when the server started.
+struct Context {
+    backend: Arc<dyn Backend>,
+    started: std::time::Instant,
+}
+
+fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::core::RegisterMethodError> {
+    let mut module = RpcModule::new(Context {
+        backend,
+        started: std::time::Instant::now(),
+    });
+    module.register_blocking_method("getblockchaininfo", |_, context, _| {
+        let info = context.backend.chain_info()?;
         Ok::<_, ErrorObjectOwned>(json!({
             "chain": info.network.name(),
             "blocks": info.blocks,
@@ -198,46 +282,130 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Arc<dyn Backend>>, jsonr
             "mempool": info.mempool_transactions,
         }))
     })?;
-    module.register_blocking_method("getblockcount", |_, backend, _| {
-        Ok::<_, ErrorObjectOwned>(backend.chain_info()?.blocks)
+    module.register_blocking_method("getblockcount", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.chain_info()?.blocks)
     })?;
-    module.register_blocking_method("getbestblockhash", |_, backend, _| {
-        Ok::<_, ErrorObjectOwned>(backend.chain_info()?.best_block.to_string())
+    module.register_blocking_method("getbestblockhash", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.chain_info()?.best_block.to_string())
     })?;
-    module.register_blocking_method("getblockhash", |params, backend, _| {
+    module.register_blocking_method("getblockhash", |params, context, _| {
         let height: u64 = param(&params, 0, "height")?;
-        match backend.block_hash(height)? {
+        match context.backend.block_hash(height)? {
             Some(hash) => Ok::<_, ErrorObjectOwned>(hash.to_string()),
             None => Err(invalid("Block height out of range")),
         }
     })?;
-    module.register_blocking_method("getblock", |params, backend, _| {
+    module.register_blocking_method("getblock", |params, context, _| {
         let hash = hash_param(&params, 0, "blockhash")?;
         let verbosity: u8 = optional(&params, 1, "verbosity")?.unwrap_or(1);
         if verbosity > 2 {
             return Err(invalid("verbosity must be 0, 1 or 2"));
         }
-        let info = backend.chain_info()?;
-        let (block, height) = backend
+        let info = context.backend.chain_info()?;
+        let (block, _) = context
+            .backend
             .block(&hash)?
             .ok_or_else(|| ErrorObjectOwned::from(RpcError::new(codes::INVALID_ADDRESS_OR_KEY, "Block not found")))?;
         if verbosity == 0 {
             return Ok(json!(hex::encode(block.to_bytes())));
         }
-        Ok(block_json(&block, height, info.blocks, info.network, verbosity))
+        Ok(block_json(&block, info.blocks, info.network, verbosity))
     })?;
-    module.register_blocking_method("sendrawtransaction", |params, backend, _| {
+    module.register_blocking_method("sendrawtransaction", |params, context, _| {
         let text: String = param(&params, 0, "hexstring")?;
-        let bytes = hex::decode(text.trim()).map_err(|_| {
-            ErrorObjectOwned::from(RpcError::new(codes::DESERIALIZATION_ERROR, "TX decode failed: not hex"))
-        })?;
-        let tx = Transaction::from_bytes(&bytes).map_err(|e| {
-            ErrorObjectOwned::from(RpcError::new(
-                codes::DESERIALIZATION_ERROR,
-                format!("TX decode failed: {e}"),
-            ))
-        })?;
-        Ok::<_, ErrorObjectOwned>(backend.submit_transaction(tx)?.to_string())
+        let tx: Transaction = decode_hex(&text, "TX")?;
+        Ok::<_, ErrorObjectOwned>(context.backend.submit_transaction(tx)?.to_string())
+    })?;
+    module.register_blocking_method("decoderawtransaction", |params, context, _| {
+        let text: String = param(&params, 0, "hexstring")?;
+        let tx: Transaction = decode_hex(&text, "TX")?;
+        Ok::<_, ErrorObjectOwned>(transaction_json(&tx, context.backend.chain_info()?.network))
+    })?;
+    module.register_blocking_method("getblockheader", |params, context, _| {
+        let hash = hash_param(&params, 0, "blockhash")?;
+        let verbose: bool = optional(&params, 1, "verbose")?.unwrap_or(true);
+        let tip = context.backend.chain_info()?.blocks;
+        let (block, _) = context.backend.block(&hash)?.ok_or_else(|| not_found("Block"))?;
+        if !verbose {
+            return Ok::<_, ErrorObjectOwned>(json!(hex::encode(block.header.to_bytes())));
+        }
+        let mut header = header_json(&block.header, tip);
+        extend(&mut header, "nTx", json!(block.transactions.len()));
+        Ok(header)
+    })?;
+    module.register_blocking_method("getcommit", |params, context, _| {
+        let height: u64 = param(&params, 0, "height")?;
+        let certificate = context
+            .backend
+            .certificate(height)?
+            .ok_or_else(|| not_found("Commit"))?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "height": certificate.height,
+            "round": certificate.round,
+            "blockhash": certificate.block_hash.to_string(),
+            "signatures": certificate.signatures.iter().map(|s| json!({
+                "masternode": s.validator.to_string(),
+                "signature": hex::encode(s.signature.0),
+            })).collect::<Vec<_>>(),
+            "hex": hex::encode(certificate.to_bytes()),
+        }))
+    })?;
+    module.register_blocking_method("getrawmempool", |_, context, _| {
+        let txids = context.backend.mempool_txids()?;
+        Ok::<_, ErrorObjectOwned>(txids.iter().map(ToString::to_string).collect::<Vec<_>>())
+    })?;
+    module.register_blocking_method("getmempoolinfo", |_, context, _| {
+        let info = context.backend.mempool_info()?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "loaded": true,
+            "size": info.size,
+            "bytes": info.bytes,
+            "usage": info.usage,
+            "maxmempool": info.max_usage,
+            "mempoolminfee": time_value(info.min_fee_rate),
+        }))
+    })?;
+    module.register_blocking_method("getconnectioncount", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.peers()?.len())
+    })?;
+    module.register_blocking_method("getpeerinfo", |_, context, _| {
+        let peers = context.backend.peers()?;
+        Ok::<_, ErrorObjectOwned>(
+            peers
+                .iter()
+                .map(|p| {
+                    json!({
+                        "id": p.id,
+                        "addr": p.address.to_string(),
+                        "inbound": p.inbound,
+                        "startingheight": p.starting_height,
+                        "masternode": p.masternode,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("validateaddress", |params, context, _| {
+        let text: String = param(&params, 0, "address")?;
+        let network = context.backend.chain_info()?.network;
+        Ok::<_, ErrorObjectOwned>(match text.parse::<Address>() {
+            Ok(address) if address.network == network => json!({"isvalid": true, "address": address.to_string()}),
+            Ok(address) => {
+                json!({"isvalid": false, "error": format!("address is for {}, not {network}", address.network)})
+            }
+            Err(e) => json!({"isvalid": false, "error": e.to_string()}),
+        })
+    })?;
+    module.register_blocking_method("uptime", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.started.elapsed().as_secs())
+    })?;
+    module.register_blocking_method("stop", |_, context, _| {
+        context.backend.stop();
+        Ok::<_, ErrorObjectOwned>("TimeCoin server stopping")
+    })?;
+    module.register_method("help", |params, _, _| {
+        let command: Option<String> = optional(&params, 0, "command")?;
+        methods::help(command.as_deref()).map_err(invalid)
     })?;
     Ok(module)
 }
@@ -302,6 +470,15 @@ pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>, options: Serve
         .await?;
     let address = server.local_addr()?;
     let module = build(backend).map_err(std::io::Error::other)?;
+    let mut served: Vec<&str> = module.method_names().collect();
+    served.sort_unstable();
+    let mut listed: Vec<&str> = methods::METHODS.iter().map(|m| m.name).collect();
+    listed.sort_unstable();
+    if served != listed {
+        return Err(std::io::Error::other(format!(
+            "the method table and the served methods differ: {listed:?} vs {served:?}"
+        )));
+    }
     let handle = server.start(module);
     Ok(RpcServer { address, handle })
 }

@@ -593,3 +593,57 @@ fn sigkill_at_random_moments_loses_no_finalized_block() {
         assert_eq!(ours["result"], theirs["result"], "height {height}");
     }
 }
+
+/// `time-cli`, built beside `timed` by `cargo test --workspace`.
+fn time_cli(args: &[&str]) -> (bool, String, String) {
+    let path = Path::new(env!("CARGO_BIN_EXE_timed")).with_file_name("time-cli");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or build -p timecoin-cli)",
+        path.display()
+    );
+    let output = Command::new(path).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn time_cli_finds_a_node_by_its_data_directory_and_reports_results_and_errors() {
+    let mut net = Localnet::running(3);
+    let datadir = format!("-datadir={}", net.path().join("node0").display());
+    // The cookie and the RPC port come from the data directory.
+    let (ok, out, err) = time_cli(&[&datadir, "getblockcount"]);
+    assert!(ok, "{err}");
+    let count: u64 = out.trim().parse().unwrap();
+    assert!(count >= 2);
+    let (ok, hash, _) = time_cli(&[&datadir, "getblockhash", "1"]);
+    assert!(ok);
+    let hash = hash.trim();
+    assert_eq!(hash.len(), 64, "strings print bare");
+    let (ok, block, _) = time_cli(&[
+        &datadir,
+        "-named",
+        "getblock",
+        &format!("blockhash={hash}"),
+        "verbosity=1",
+    ]);
+    assert!(ok);
+    let block: serde_json::Value = serde_json::from_str(&block).unwrap();
+    assert_eq!(block["height"], serde_json::json!(1));
+    // Errors: the server's code and message, and a non-zero exit.
+    let (ok, _, err) = time_cli(&[&datadir, "getblockhash", "999999"]);
+    assert!(!ok);
+    assert!(err.contains("error code: -8") && err.contains("out of range"), "{err}");
+    let (ok, _, err) = time_cli(&[&datadir, "-rpcuser=x", "-rpcpassword=y", "getblockcount"]);
+    assert!(!ok && err.contains("incorrect rpcuser or rpcpassword"), "{err}");
+    let (ok, help, _) = time_cli(&[&datadir, "help", "getblock"]);
+    assert!(ok && help.starts_with("getblock blockhash ( verbosity )"), "{help}");
+    // `stop` stops the node gracefully.
+    let (ok, out, _) = time_cli(&[&datadir, "stop"]);
+    assert!(ok && out.contains("stopping"), "{out}");
+    let status = net.children[0].take().unwrap().wait().unwrap();
+    assert!(status.success(), "the node exited with {status}");
+}

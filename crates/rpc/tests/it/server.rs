@@ -2,16 +2,36 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use timecoin_primitives::{Block, BlockHash, Hash256, Network, Transaction, TxId};
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, Hash256, Network, Transaction, TxId};
 use timecoin_rpc::auth::{COOKIE_USER, basic_header};
 use timecoin_rpc::{
-    Backend, ChainInfo, Client, ClientError, Credentials, RpcAuth, RpcError, RpcServer, ServeOptions, codes, serve,
+    Backend, ChainInfo, Client, ClientError, Credentials, MempoolInfo, PeerSummary, RpcAuth, RpcError, RpcServer,
+    ServeOptions, codes, methods, serve,
 };
 
 /// A chain of 7 blocks, as far as the API can tell.
 struct Fixed;
 
 impl Backend for Fixed {
+    fn certificate(&self, _height: u64) -> Result<Option<CommitCertificate>, RpcError> {
+        Ok(None)
+    }
+    fn mempool_txids(&self) -> Result<Vec<TxId>, RpcError> {
+        Ok(vec![TxId(Hash256([9; 32]))])
+    }
+    fn mempool_info(&self) -> Result<MempoolInfo, RpcError> {
+        Ok(MempoolInfo {
+            size: 1,
+            bytes: 200,
+            usage: 1_000,
+            max_usage: 300 << 20,
+            min_fee_rate: 1_000,
+        })
+    }
+    fn peers(&self) -> Result<Vec<PeerSummary>, RpcError> {
+        Ok(Vec::new())
+    }
+    fn stop(&self) {}
     fn chain_info(&self) -> Result<ChainInfo, RpcError> {
         Ok(ChainInfo {
             network: Network::Local,
@@ -186,4 +206,41 @@ fn malformed_and_oversized_requests_get_errors_not_crashes() {
     );
     assert_eq!(status, 400, "bytes that are not UTF-8 are a bad request");
     assert_eq!(client.call("getblockcount", json!([])).unwrap(), json!(7));
+}
+
+#[test]
+fn help_covers_every_method_and_utilities_answer() {
+    let served = Served::start(|_| {});
+    let client = served.client();
+    let help = client.call("help", json!([])).unwrap();
+    for method in methods::METHODS {
+        assert!(help.as_str().unwrap().contains(&method.usage()), "{}", method.name);
+    }
+    let one = client.call("help", json!(["getblockhash"])).unwrap();
+    assert!(one.as_str().unwrap().starts_with("getblockhash height"), "{one}");
+    assert_eq!(
+        client.call("getrawmempool", json!([])).unwrap(),
+        json!([hex::encode([9u8; 32])])
+    );
+    assert_eq!(client.call("getmempoolinfo", json!([])).unwrap()["size"], json!(1));
+    assert_eq!(client.call("getconnectioncount", json!([])).unwrap(), json!(0));
+    let local = timecoin_primitives::Address::from_public_key(
+        Network::Local,
+        &timecoin_primitives::SecretKey::from_seed([1; 32]).public_key(),
+    );
+    assert_eq!(
+        client.call("validateaddress", json!([local.to_string()])).unwrap()["isvalid"],
+        json!(true)
+    );
+    let mainnet = timecoin_primitives::Address {
+        network: Network::Mainnet,
+        ..local
+    };
+    let answer = client.call("validateaddress", json!([mainnet.to_string()])).unwrap();
+    assert_eq!(answer["isvalid"], json!(false), "{answer}");
+    assert!(matches!(
+        client.call("getcommit", json!([3])),
+        Err(ClientError::Rpc { code: -5, .. })
+    ));
+    assert!(client.call("uptime", json!([])).unwrap().is_u64());
 }

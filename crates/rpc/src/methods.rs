@@ -1,0 +1,299 @@
+//! The API's methods in one table: names, parameters and help text. The server answers
+//! `help` from it and checks at start that it serves exactly these methods; clients
+//! (`time-cli`) use it to turn command-line words into typed parameters and named
+//! parameters into positions.
+
+use serde_json::Value;
+
+/// How a parameter is written on a command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Sent as a JSON string whatever it looks like (hashes, hex, addresses).
+    Text,
+    /// Parsed as JSON (numbers, booleans, arrays, objects).
+    Json,
+}
+
+/// One parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    /// Its name (for `-named` and help).
+    pub name: &'static str,
+    /// How it is written.
+    pub kind: Kind,
+    /// Whether it may be left out.
+    pub optional: bool,
+}
+
+/// One method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    /// Its name.
+    pub name: &'static str,
+    /// The help category.
+    pub category: &'static str,
+    /// Its parameters, in order.
+    pub params: &'static [Param],
+    /// What it does and returns.
+    pub help: &'static str,
+}
+
+const fn text(name: &'static str) -> Param {
+    Param {
+        name,
+        kind: Kind::Text,
+        optional: false,
+    }
+}
+
+const fn json(name: &'static str) -> Param {
+    Param {
+        name,
+        kind: Kind::Json,
+        optional: false,
+    }
+}
+
+const fn optional(param: Param) -> Param {
+    Param {
+        optional: true,
+        ..param
+    }
+}
+
+/// Every method the server serves.
+pub const METHODS: &[Method] = &[
+    Method {
+        name: "getblockchaininfo",
+        category: "Blockchain",
+        params: &[],
+        help: "The chain's state: chain, blocks, bestblockhash, time, mediantime, genesis, mempool.",
+    },
+    Method {
+        name: "getblockcount",
+        category: "Blockchain",
+        params: &[],
+        help: "The height of the last finalized block.",
+    },
+    Method {
+        name: "getbestblockhash",
+        category: "Blockchain",
+        params: &[],
+        help: "The hash of the last finalized block.",
+    },
+    Method {
+        name: "getblockhash",
+        category: "Blockchain",
+        params: &[json("height")],
+        help: "The hash of the block at a height.",
+    },
+    Method {
+        name: "getblock",
+        category: "Blockchain",
+        params: &[text("blockhash"), optional(json("verbosity"))],
+        help: "A block: hex (verbosity 0), an object with txids (1, the default) or with decoded transactions (2).",
+    },
+    Method {
+        name: "getblockheader",
+        category: "Blockchain",
+        params: &[text("blockhash"), optional(json("verbose"))],
+        help: "A block header as an object (verbose, the default) or hex.",
+    },
+    Method {
+        name: "getcommit",
+        category: "Blockchain",
+        params: &[json("height")],
+        help: "The commit certificate that finalized the block at a height: round, block hash and the precommit signatures.",
+    },
+    Method {
+        name: "sendrawtransaction",
+        category: "Rawtransactions",
+        params: &[text("hexstring")],
+        help: "Submits a signed transaction (hex) to the mempool and relays it; returns its txid.",
+    },
+    Method {
+        name: "decoderawtransaction",
+        category: "Rawtransactions",
+        params: &[text("hexstring")],
+        help: "Decodes a transaction (hex) without looking at the chain.",
+    },
+    Method {
+        name: "getrawmempool",
+        category: "Mempool",
+        params: &[],
+        help: "The txids waiting in the mempool.",
+    },
+    Method {
+        name: "getmempoolinfo",
+        category: "Mempool",
+        params: &[],
+        help: "The mempool's size, bytes, memory usage, limits and minimum fee rate.",
+    },
+    Method {
+        name: "getconnectioncount",
+        category: "Network",
+        params: &[],
+        help: "The number of connected peers.",
+    },
+    Method {
+        name: "getpeerinfo",
+        category: "Network",
+        params: &[],
+        help: "One object per connected peer: id (its identity key), addr, inbound, startingheight, masternode.",
+    },
+    Method {
+        name: "validateaddress",
+        category: "Util",
+        params: &[text("address")],
+        help: "Whether a string is a valid address of this node's network.",
+    },
+    Method {
+        name: "uptime",
+        category: "Control",
+        params: &[],
+        help: "Seconds since the node started.",
+    },
+    Method {
+        name: "stop",
+        category: "Control",
+        params: &[],
+        help: "Stops the node gracefully.",
+    },
+    Method {
+        name: "help",
+        category: "Control",
+        params: &[optional(text("command"))],
+        help: "Lists the methods, or explains one.",
+    },
+];
+
+/// The method called `name`.
+pub fn method(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+impl Method {
+    /// `name param1 ( param2 )`: optional parameters in parentheses.
+    pub fn usage(&self) -> String {
+        let mut line = self.name.to_owned();
+        for param in self.params {
+            if param.optional {
+                line.push_str(&format!(" ( {} )", param.name));
+            } else {
+                line.push_str(&format!(" {}", param.name));
+            }
+        }
+        line
+    }
+
+    /// Turns command-line words into the parameter array: `Json` parameters are parsed (a
+    /// word that is not JSON is an error naming it), `Text` ones sent as strings. With
+    /// `named`, each word is `name=value` and is put at its parameter's position.
+    pub fn arguments(&self, words: &[String], named: bool) -> Result<Vec<Value>, String> {
+        let convert = |param: &Param, word: &str| -> Result<Value, String> {
+            match param.kind {
+                Kind::Text => Ok(Value::String(word.to_owned())),
+                Kind::Json => serde_json::from_str(word)
+                    .map_err(|e| format!("parameter {}: {word:?} is not valid JSON ({e})", param.name)),
+            }
+        };
+        if !named {
+            if words.len() > self.params.len() {
+                return Err(format!("too many parameters; usage: {}", self.usage()));
+            }
+            return words
+                .iter()
+                .zip(self.params)
+                .map(|(word, param)| convert(param, word))
+                .collect();
+        }
+        let mut values: Vec<Option<Value>> = vec![None; self.params.len()];
+        for word in words {
+            let (name, value) = word
+                .split_once('=')
+                .ok_or_else(|| format!("{word:?} is not name=value"))?;
+            let index = self
+                .params
+                .iter()
+                .position(|p| p.name == name)
+                .ok_or_else(|| format!("unknown parameter {name}; usage: {}", self.usage()))?;
+            if let (Some(slot), Some(param)) = (values.get_mut(index), self.params.get(index)) {
+                *slot = Some(convert(param, value)?);
+            }
+        }
+        // Trailing parameters left out are omitted; a gap before a given one is null.
+        let last = values.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        Ok(values
+            .into_iter()
+            .take(last)
+            .map(|v| v.unwrap_or(Value::Null))
+            .collect())
+    }
+}
+
+/// The text of `help`: every method by category, or one method's usage and description.
+pub fn help(command: Option<&str>) -> Result<String, String> {
+    match command {
+        Some(name) => method(name)
+            .map(|m| format!("{}\n\n{}", m.usage(), m.help))
+            .ok_or_else(|| format!("help: unknown command: {name}")),
+        None => {
+            let mut text = String::new();
+            let mut category = "";
+            for m in METHODS {
+                if m.category != category {
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&format!("== {} ==\n", m.category));
+                    category = m.category;
+                }
+                text.push_str(&m.usage());
+                text.push('\n');
+            }
+            Ok(text)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn words_become_typed_parameters() {
+        let getblock = method("getblock").unwrap();
+        let hash = "1".repeat(64);
+        assert_eq!(
+            getblock.arguments(&[hash.clone(), "2".into()], false).unwrap(),
+            vec![json!(hash), json!(2)]
+        );
+        assert_eq!(
+            getblock
+                .arguments(&["verbosity=0".into(), format!("blockhash={hash}")], true)
+                .unwrap(),
+            vec![json!(hash), json!(0)]
+        );
+        assert!(getblock.arguments(&[hash.clone(), "two".into()], false).is_err());
+        assert!(getblock.arguments(&["colour=red".into()], true).is_err());
+        assert!(
+            method("getblockcount")
+                .unwrap()
+                .arguments(&["1".into()], false)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn help_lists_every_method_and_explains_one() {
+        let all = help(None).unwrap();
+        assert!(METHODS.iter().all(|m| all.contains(&m.usage())));
+        assert!(
+            help(Some("getblock"))
+                .unwrap()
+                .starts_with("getblock blockhash ( verbosity )")
+        );
+        assert!(help(Some("nope")).is_err());
+    }
+}
