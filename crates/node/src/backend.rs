@@ -1,15 +1,20 @@
-//! The node's side of the JSON-RPC API: chain queries from the store, transactions into the
-//! mempool and out to peers.
+//! The node's side of the JSON-RPC API: chain and UTXO queries from the store, the mempool,
+//! peers from the network service, the consensus position from the host, and transactions
+//! into the mempool and out to peers.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use timecoin_chain::Genesis;
+use timecoin_chain::{Genesis, UtxoView};
 use timecoin_mempool::{Mempool, MempoolError};
-use timecoin_network::NetworkHandle;
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, Transaction, TxId};
-use timecoin_rpc::{Backend, ChainInfo, MempoolInfo, PeerSummary, RpcError, codes};
+use timecoin_network::{Hello, NetworkHandle};
+use timecoin_primitives::{Address, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, Transaction, TxId};
+use timecoin_rpc::{
+    Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, RpcError,
+    TxOutInfo, UtxoSetSummary, codes,
+};
 use timecoin_storage::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Serves the API from the node's store and mempool.
@@ -24,6 +29,12 @@ pub(crate) struct NodeBackend {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Cancelled by `stop`.
     pub(crate) shutdown: CancellationToken,
+    /// The best block, as the node introduces itself to peers (changes with each block).
+    pub(crate) tip: watch::Receiver<Hello>,
+    /// The consensus engine's position, published by the host.
+    pub(crate) consensus: watch::Receiver<ConsensusStatus>,
+    /// This node's operator key, if it is a masternode.
+    pub(crate) operator: Option<PublicKey>,
 }
 
 fn internal(error: impl std::fmt::Display) -> RpcError {
@@ -37,6 +48,126 @@ impl NodeBackend {
 }
 
 impl Backend for NodeBackend {
+    fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
+        let mempool = self.mempool()?;
+        if include_mempool && mempool.spender_of(outpoint).is_some() {
+            return Ok(None);
+        }
+        let snapshot = self.store.snapshot().map_err(internal)?;
+        if let Some(utxo) = snapshot.utxo(outpoint).map_err(internal)? {
+            return Ok(Some(TxOutInfo {
+                value: utxo.output.amount.units(),
+                address: utxo.output.address,
+                height: Some(utxo.height),
+                reward: utxo.is_reward,
+            }));
+        }
+        if !include_mempool {
+            return Ok(None);
+        }
+        let index = usize::try_from(outpoint.index).unwrap_or(usize::MAX);
+        Ok(mempool.get(&outpoint.txid).and_then(|tx| {
+            tx.outputs.get(index).map(|output| TxOutInfo {
+                value: output.amount.units(),
+                address: output.address,
+                height: None,
+                reward: false,
+            })
+        }))
+    }
+
+    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError> {
+        let info = self.store.utxo_set_info().map_err(internal)?;
+        Ok(UtxoSetSummary {
+            height: info.height,
+            best_block: info.best_block,
+            count: info.count,
+            total: info.total.units(),
+            commitment: info.commitment,
+        })
+    }
+
+    fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {
+        if let Some(tx) = self.mempool()?.get(txid) {
+            return Ok(Some(((*tx).clone(), None)));
+        }
+        Ok(self
+            .store
+            .transaction(txid)
+            .map_err(internal)?
+            .map(|(tx, height)| (tx, Some(height))))
+    }
+
+    fn mempool_entry(&self, txid: &TxId) -> Result<Option<MempoolEntry>, RpcError> {
+        Ok(self.mempool()?.info(txid).map(|info| MempoolEntry {
+            size: info.size,
+            fee: info.fee.units(),
+            time_ms: info.time_ms,
+            ancestors: info.ancestors,
+            descendants: info.descendants,
+        }))
+    }
+
+    fn add_node(&self, address: std::net::SocketAddr) {
+        self.runtime.block_on(self.network.add_address(address));
+    }
+
+    fn wait_for_transaction(&self, txid: &TxId, timeout: Duration) -> Result<Option<u64>, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let mut tip = self.tip.clone();
+        loop {
+            // Marked seen before the lookup, so a block applied in between wakes the wait.
+            tip.borrow_and_update();
+            if let Some((height, _)) = self.store.tx_location(txid).map_err(internal)? {
+                return Ok(Some(height));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let changed = self.runtime.block_on(tokio::time::timeout(left, tip.changed()));
+            if matches!(changed, Ok(Err(_))) {
+                // The node is stopping.
+                return Ok(None);
+            }
+        }
+    }
+
+    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError> {
+        let connected: Vec<PublicKey> = self
+            .runtime
+            .block_on(self.network.peers())
+            .into_iter()
+            .map(|p| p.peer)
+            .collect();
+        let network = self.genesis.params.network;
+        Ok(self
+            .genesis
+            .masternodes
+            .members()
+            .iter()
+            .map(|m| MasternodeSummary {
+                operator: m.operator.to_string(),
+                tier: m.tier.to_string(),
+                power: m.tier.weight(),
+                reward_address: Address {
+                    network,
+                    payload: m.reward_address,
+                }
+                .to_string(),
+                connected: connected.contains(&m.operator) || self.operator == Some(m.operator),
+            })
+            .collect())
+    }
+
+    fn own_masternode(&self) -> Option<String> {
+        self.operator.map(|key| key.to_string())
+    }
+
+    fn consensus(&self) -> ConsensusStatus {
+        self.consensus.borrow().clone()
+    }
+
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
         self.store.certificate(height).map_err(internal)
     }

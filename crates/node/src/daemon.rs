@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use timecoin_rpc::{Credentials, RpcAuth, ServeOptions, auth};
+use timecoin_rpc::{ConsensusStatus, Credentials, RpcAuth, ServeOptions, auth};
 
 use crate::config::Config;
 use crate::host::Host;
@@ -177,6 +177,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(4_096);
     // Cancelled by the `stop` RPC.
     let stop_request = CancellationToken::new();
+    let (status_tx, status_rx) = watch::channel(ConsensusStatus::default());
     let rpc = if config.rpc.enabled {
         let listen = config
             .rpc
@@ -190,6 +191,9 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             network: network.clone(),
             runtime: tokio::runtime::Handle::current(),
             shutdown: stop_request.clone(),
+            tip: hello_tx.subscribe(),
+            consensus: status_rx,
+            operator: config.masternode.enabled.then(|| identity.public_key()),
         };
         let users = config
             .rpc
@@ -228,6 +232,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         tracker: tracker.clone(),
         relay: relay_rx,
         max_frame: params.max_block_bytes + 100_000,
+        status: status_tx,
     };
     let host_cancel = cancel.clone();
     let host_task = tracker.spawn(async move {

@@ -13,10 +13,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{BlockContext, ChainTip, Genesis, assemble_block, check_block};
-use timecoin_consensus::{Decision, Effect, Engine, EngineConfig, Input, Timeout, TimeoutConfig, ValidatorSet, Wal};
+use timecoin_consensus::{
+    Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
+};
 use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_network::{Message, NetworkEvent, NetworkHandle, Offense};
 use timecoin_primitives::{Block, BlockHash, CommitCertificate, Encode, PublicKey, SecretKey, Transaction, TxId};
+use timecoin_rpc::ConsensusStatus;
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +52,18 @@ pub(crate) struct Host {
     pub(crate) relay: mpsc::Receiver<Transaction>,
     /// The largest frame peers accept: answers are cut to fit.
     pub(crate) max_frame: usize,
+    /// Where the engine is, for `getconsensusinfo`.
+    pub(crate) status: watch::Sender<ConsensusStatus>,
+}
+
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::Idle => "idle",
+        Step::Propose => "propose",
+        Step::Prevote => "prevote",
+        Step::Precommit => "precommit",
+        Step::Decided => "decided",
+    }
 }
 
 enum Internal {
@@ -195,7 +210,26 @@ impl Host {
             if !state.started && self.ready_for_next_block(&state) {
                 self.start_height(&mut state, &internal_tx).await?;
             }
+            self.publish_status(&state);
         }
+    }
+
+    fn publish_status(&self, state: &State) {
+        let (height, round, step) = (state.height, state.engine.round(), step_name(state.engine.step()));
+        let syncing = state.sync.is_behind(state.height);
+        self.status.send_if_modified(|status| {
+            let same =
+                status.height == height && status.round == round && status.step == step && status.syncing == syncing;
+            if !same {
+                *status = ConsensusStatus {
+                    height,
+                    round,
+                    step: step.to_owned(),
+                    syncing,
+                };
+            }
+            !same
+        });
     }
 
     /// Every 100 ms: announce admitted transactions, retire stale requests, and ask for

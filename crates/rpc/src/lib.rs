@@ -25,7 +25,8 @@ use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, Ser
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::{Value, json};
 use timecoin_primitives::{
-    Address, Block, BlockHash, BlockHeader, CommitCertificate, Decode, Encode, Network, Transaction, TxId,
+    Address, AddressPayload, Block, BlockHash, BlockHeader, CommitCertificate, Decode, Encode, Hash256, Network,
+    OutPoint, Transaction, TxId,
 };
 
 pub use auth::{Credentials, RpcAuth};
@@ -121,8 +122,98 @@ pub struct PeerSummary {
     pub masternode: bool,
 }
 
+/// An unspent output as `gettxout` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutInfo {
+    /// Its value in units.
+    pub value: u64,
+    /// Who may spend it.
+    pub address: AddressPayload,
+    /// The height of the block that created it, `None` while in the mempool.
+    pub height: Option<u64>,
+    /// Whether a reward (or the genesis) transaction created it.
+    pub reward: bool,
+}
+
+/// The UTXO set as `gettxoutsetinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoSetSummary {
+    /// The tip's height.
+    pub height: u64,
+    /// The tip's hash.
+    pub best_block: BlockHash,
+    /// Unspent outputs.
+    pub count: u64,
+    /// Their total value in units.
+    pub total: u64,
+    /// The incremental commitment to the whole set.
+    pub commitment: Hash256,
+}
+
+/// A mempool entry as `getmempoolentry` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MempoolEntry {
+    /// Encoded size.
+    pub size: usize,
+    /// Fee in units.
+    pub fee: u64,
+    /// When it entered, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// In-pool ancestors, itself excluded.
+    pub ancestors: usize,
+    /// In-pool descendants, itself excluded.
+    pub descendants: usize,
+}
+
+/// The consensus engine's position, as `getconsensusinfo` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsensusStatus {
+    /// The height being decided.
+    pub height: u64,
+    /// The round.
+    pub round: u32,
+    /// The step, lower case (`propose`, `prevote`, …).
+    pub step: String,
+    /// Whether the node is catching up (it does not vote meanwhile).
+    pub syncing: bool,
+}
+
+/// A masternode as `masternodelist` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasternodeSummary {
+    /// Its operator key.
+    pub operator: String,
+    /// Its tier.
+    pub tier: String,
+    /// Its voting power.
+    pub power: u64,
+    /// Where its rewards go.
+    pub reward_address: String,
+    /// Whether this node is connected to it (or is it).
+    pub connected: bool,
+}
+
 /// What the node provides to the API. Calls may block (they run on blocking threads).
 pub trait Backend: Send + Sync + 'static {
+    /// The unspent output at `outpoint`; with `include_mempool`, outputs created by waiting
+    /// transactions count and those they spend do not.
+    fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError>;
+    /// The UTXO set's summary.
+    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError>;
+    /// A transaction from the chain (with its block's height) or the mempool (`None`).
+    fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError>;
+    /// A mempool entry.
+    fn mempool_entry(&self, txid: &TxId) -> Result<Option<MempoolEntry>, RpcError>;
+    /// Adds a peer address to dial.
+    fn add_node(&self, address: SocketAddr);
+    /// Waits up to `timeout` for `txid` to be in a finalized block; its height if it is.
+    fn wait_for_transaction(&self, txid: &TxId, timeout: std::time::Duration) -> Result<Option<u64>, RpcError>;
+    /// The masternode set.
+    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError>;
+    /// This node's masternode operator key, if it is one.
+    fn own_masternode(&self) -> Option<String>;
+    /// The consensus engine's position.
+    fn consensus(&self) -> ConsensusStatus;
     /// The commit certificate of the block at `height`, if finalized.
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
     /// The txids in the mempool.
@@ -239,6 +330,19 @@ fn header_json(header: &BlockHeader, tip: u64) -> Value {
         "proposer": header.proposer.to_string(),
         "masternodesethash": header.masternode_set_hash.to_string(),
     })
+}
+
+fn txid_param(params: &Params<'_>, index: usize) -> Result<TxId, ErrorObjectOwned> {
+    let text: String = param(params, index, "txid")?;
+    text.parse()
+        .map_err(|e| invalid(format!("parameter txid must be a 64-character hex hash: {e}")))
+}
+
+/// The process's resident memory in bytes, where the system tells it (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4_096)
 }
 
 fn not_found(what: &str) -> ErrorObjectOwned {
@@ -402,6 +506,177 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
     module.register_blocking_method("stop", |_, context, _| {
         context.backend.stop();
         Ok::<_, ErrorObjectOwned>("TimeCoin server stopping")
+    })?;
+    module.register_blocking_method("gettxout", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let index: u32 = param(&params, 1, "n")?;
+        let include_mempool: bool = optional(&params, 2, "include_mempool")?.unwrap_or(true);
+        let info = context.backend.chain_info()?;
+        let Some(out) = context.backend.txout(&OutPoint { txid, index }, include_mempool)? else {
+            return Ok::<_, ErrorObjectOwned>(Value::Null);
+        };
+        Ok(json!({
+            "bestblock": info.best_block.to_string(),
+            "confirmations": out.height.map_or(0, |h| info.blocks.saturating_sub(h) + 1),
+            "value": time_value(out.value),
+            "address": Address { network: info.network, payload: out.address }.to_string(),
+            "coinbase": out.reward,
+        }))
+    })?;
+    module.register_blocking_method("gettxoutsetinfo", |_, context, _| {
+        let set = context.backend.utxo_set()?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "height": set.height,
+            "bestblock": set.best_block.to_string(),
+            "txouts": set.count,
+            "total_amount": time_value(set.total),
+            "hash_serialized": set.commitment.to_string(),
+        }))
+    })?;
+    module.register_blocking_method("getrawtransaction", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let verbose = match params.parse::<Vec<Value>>().ok().and_then(|v| v.get(1).cloned()) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => flag,
+            Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n > 0),
+            Some(_) => return Err(invalid("verbose must be a boolean or a number")),
+        };
+        let (tx, height) = context.backend.transaction(&txid)?.ok_or_else(|| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                "No such mempool or blockchain transaction",
+            ))
+        })?;
+        if !verbose {
+            return Ok::<_, ErrorObjectOwned>(json!(hex::encode(tx.to_bytes())));
+        }
+        let info = context.backend.chain_info()?;
+        let mut object = transaction_json(&tx, info.network);
+        extend(&mut object, "hex", json!(hex::encode(tx.to_bytes())));
+        if let Some(height) = height {
+            if let Some(hash) = context.backend.block_hash(height)? {
+                extend(&mut object, "blockhash", json!(hash.to_string()));
+            }
+            extend(
+                &mut object,
+                "confirmations",
+                json!(info.blocks.saturating_sub(height) + 1),
+            );
+        }
+        Ok(object)
+    })?;
+    module.register_blocking_method("getmempoolentry", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let entry = context.backend.mempool_entry(&txid)?.ok_or_else(|| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                "Transaction not in mempool",
+            ))
+        })?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "vsize": entry.size,
+            "fees": {"base": time_value(entry.fee)},
+            "time": entry.time_ms / 1_000,
+            "ancestorcount": entry.ancestors + 1,
+            "descendantcount": entry.descendants + 1,
+        }))
+    })?;
+    module.register_blocking_method("getnetworkinfo", |_, context, _| {
+        let peers = context.backend.peers()?;
+        let inbound = peers.iter().filter(|p| p.inbound).count();
+        Ok::<_, ErrorObjectOwned>(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "subversion": format!("/timed:{}/", env!("CARGO_PKG_VERSION")),
+            "protocolversion": 1,
+            "connections": peers.len(),
+            "connections_in": inbound,
+            "connections_out": peers.len() - inbound,
+            "networkactive": true,
+        }))
+    })?;
+    module.register_blocking_method("addnode", |params, context, _| {
+        let node: String = param(&params, 0, "node")?;
+        let command: String = param(&params, 1, "command")?;
+        if !matches!(command.as_str(), "add" | "onetry") {
+            return Err(invalid("command must be add or onetry"));
+        }
+        let address: SocketAddr = node
+            .parse()
+            .map_err(|_| invalid(format!("node must be IP:port, got {node:?}")))?;
+        context.backend.add_node(address);
+        Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("masternodelist", |_, context, _| {
+        let list = context.backend.masternodes()?;
+        Ok::<_, ErrorObjectOwned>(
+            list.iter()
+                .map(|m| {
+                    json!({
+                        "operator": m.operator,
+                        "tier": m.tier,
+                        "power": m.power,
+                        "rewardaddress": m.reward_address,
+                        "status": if m.connected { "connected" } else { "unreachable" },
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("masternodestatus", |_, context, _| {
+        let Some(own) = context.backend.own_masternode() else {
+            return Err(ErrorObjectOwned::from(RpcError::new(
+                codes::INTERNAL_ERROR,
+                "This node is not a masternode ([masternode] enabled = false)",
+            )));
+        };
+        let list = context.backend.masternodes()?;
+        let entry = list.iter().find(|m| m.operator == own);
+        Ok::<_, ErrorObjectOwned>(json!({
+            "operator": own,
+            "status": if entry.is_some_and(|m| m.power > 0) { "active" } else { "not in the masternode set" },
+            "tier": entry.map(|m| m.tier.clone()),
+            "power": entry.map_or(0, |m| m.power),
+        }))
+    })?;
+    module.register_blocking_method("getconsensusinfo", |_, context, _| {
+        let status = context.backend.consensus();
+        let list = context.backend.masternodes()?;
+        let total: u64 = list.iter().map(|m| m.power).sum();
+        let info = context.backend.chain_info()?;
+        let last = context.backend.certificate(info.blocks)?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "height": status.height,
+            "round": status.round,
+            "step": status.step,
+            "syncing": status.syncing,
+            "totalpower": total,
+            "quorum": total * 2 / 3 + 1,
+            "masternodes": list.iter().map(|m| json!({"operator": m.operator, "power": m.power})).collect::<Vec<_>>(),
+            "lastcommit": last.map(|c| json!({
+                "height": c.height,
+                "round": c.round,
+                "blockhash": c.block_hash.to_string(),
+                "signatures": c.signatures.len(),
+            })),
+        }))
+    })?;
+    module.register_blocking_method("waitfortransaction", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let timeout: u64 = optional(&params, 1, "timeout")?.unwrap_or(60);
+        if timeout > 3_600 {
+            return Err(invalid("timeout is at most 3600 seconds"));
+        }
+        let height = context
+            .backend
+            .wait_for_transaction(&txid, std::time::Duration::from_secs(timeout))?;
+        Ok::<_, ErrorObjectOwned>(json!({"txid": txid.to_string(), "finalized": height.is_some(), "height": height}))
+    })?;
+    module.register_blocking_method("getmemoryinfo", |_, context, _| {
+        let mempool = context.backend.mempool_info()?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "rss": resident_bytes(),
+            "mempool": {"usage": mempool.usage, "max": mempool.max_usage},
+        }))
     })?;
     module.register_method("help", |params, _, _| {
         let command: Option<String> = optional(&params, 0, "command")?;

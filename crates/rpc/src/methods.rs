@@ -106,6 +106,36 @@ pub const METHODS: &[Method] = &[
         help: "The commit certificate that finalized the block at a height: round, block hash and the precommit signatures.",
     },
     Method {
+        name: "gettxout",
+        category: "Blockchain",
+        params: &[text("txid"), json("n"), optional(json("include_mempool"))],
+        help: "An unspent output: bestblock, confirmations, value, address, coinbase; null if spent or unknown. With include_mempool (the default) waiting transactions count.",
+    },
+    Method {
+        name: "gettxoutsetinfo",
+        category: "Blockchain",
+        params: &[],
+        help: "The UTXO set: height, bestblock, txouts, total_amount and hash_serialized (its incremental commitment).",
+    },
+    Method {
+        name: "getconsensusinfo",
+        category: "Blockchain",
+        params: &[],
+        help: "The consensus engine's height, round and step, whether the node is syncing, the masternode set with voting power, the quorum and the last commit.",
+    },
+    Method {
+        name: "waitfortransaction",
+        category: "Blockchain",
+        params: &[text("txid"), optional(json("timeout"))],
+        help: "Waits up to timeout seconds (60 by default, at most 3600) for a transaction to be finalized: {txid, finalized, height}.",
+    },
+    Method {
+        name: "getrawtransaction",
+        category: "Rawtransactions",
+        params: &[text("txid"), optional(json("verbose"))],
+        help: "A transaction from the chain or the mempool: hex, or an object with blockhash and confirmations when verbose.",
+    },
+    Method {
         name: "sendrawtransaction",
         category: "Rawtransactions",
         params: &[text("hexstring")],
@@ -130,6 +160,24 @@ pub const METHODS: &[Method] = &[
         help: "The mempool's size, bytes, memory usage, limits and minimum fee rate.",
     },
     Method {
+        name: "getmempoolentry",
+        category: "Mempool",
+        params: &[text("txid")],
+        help: "A waiting transaction: vsize, fees.base, time, ancestorcount, descendantcount.",
+    },
+    Method {
+        name: "getnetworkinfo",
+        category: "Network",
+        params: &[],
+        help: "The node's version, protocol version and connection counts.",
+    },
+    Method {
+        name: "addnode",
+        category: "Network",
+        params: &[text("node"), text("command")],
+        help: "Adds a peer address (IP:port) to the address book and dials it when a slot is free; command is add or onetry.",
+    },
+    Method {
         name: "getconnectioncount",
         category: "Network",
         params: &[],
@@ -142,10 +190,28 @@ pub const METHODS: &[Method] = &[
         help: "One object per connected peer: id (its identity key), addr, inbound, startingheight, masternode.",
     },
     Method {
+        name: "masternodelist",
+        category: "Masternode",
+        params: &[],
+        help: "The masternode set: operator key, tier, voting power, reward address, and whether this node is connected to it.",
+    },
+    Method {
+        name: "masternodestatus",
+        category: "Masternode",
+        params: &[],
+        help: "This node's masternode: operator key, status, tier and voting power.",
+    },
+    Method {
         name: "validateaddress",
         category: "Util",
         params: &[text("address")],
         help: "Whether a string is a valid address of this node's network.",
+    },
+    Method {
+        name: "getmemoryinfo",
+        category: "Control",
+        params: &[],
+        help: "The process's resident memory (rss, bytes) and the mempool's usage and limit.",
     },
     Method {
         name: "uptime",
@@ -283,6 +349,23 @@ mod tests {
                 .arguments(&["1".into()], false)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn each_category_is_listed_once_and_names_are_unique() {
+        let mut seen: Vec<&str> = Vec::new();
+        for pair in METHODS.windows(2) {
+            if let [a, b] = pair
+                && a.category != b.category
+            {
+                assert!(!seen.contains(&b.category), "{} is split", b.category);
+                seen.push(a.category);
+            }
+        }
+        let mut names: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METHODS.len());
     }
 
     #[test]

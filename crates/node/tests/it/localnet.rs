@@ -372,25 +372,47 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     let answer = net.rpc(1, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     assert_eq!(answer["result"], serde_json::json!(tx.txid().to_string()), "{answer}");
     let again = net.rpc(2, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
-    let start = net.top();
-    let mut included = None;
-    for height in start..start + 10 {
-        net.wait_until(&[3], height + 1);
-        let hash = net.rpc(3, "getblockhash", serde_json::json!([height + 1]))["result"].clone();
-        let block = net.rpc(3, "getblock", serde_json::json!([hash, 1]));
-        let txids = block["result"]["tx"].as_array().unwrap().clone();
-        if txids.contains(&serde_json::json!(tx.txid().to_string())) {
-            included = Some(height + 1);
-            break;
-        }
-    }
-    let included = included.expect("the payment was not finalized within 10 blocks");
+    // Node 3 waits for the payment to be finalized, and the block it names holds it.
+    let txid = serde_json::json!(tx.txid().to_string());
+    let waited = net.rpc(3, "waitfortransaction", serde_json::json!([txid, 120]));
+    assert_eq!(waited["result"]["finalized"], serde_json::json!(true), "{waited}");
+    let included = waited["result"]["height"].as_u64().unwrap();
+    let hash = net.rpc(3, "getblockhash", serde_json::json!([included]))["result"].clone();
+    let block = net.rpc(3, "getblock", serde_json::json!([hash, 1]));
+    assert!(block["result"]["tx"].as_array().unwrap().contains(&txid), "{block}");
+    let raw = net.rpc(3, "getrawtransaction", serde_json::json!([txid, true]));
+    assert_eq!(raw["result"]["blockhash"], hash, "{raw}");
+    // The payment's output is unspent; the allocation it spent is not.
+    let paid = net.rpc(3, "gettxout", serde_json::json!([txid, 0]));
+    assert_eq!(paid["result"]["value"], serde_json::json!(100.0), "{paid}");
+    let spent = tx.inputs[0].prevout;
+    let gone = net.rpc(3, "gettxout", serde_json::json!([spent.txid.to_string(), spent.index]));
+    assert!(gone["result"].is_null(), "{gone}");
     // Once node 0 has that block too, the transaction is in its chain.
     net.wait_until(&[0], included);
     // Node 2 had it already (relayed) or accepted it; spending it twice is refused now.
     assert!(again.get("result").is_some() || again.get("error").is_some());
     let twice = net.rpc(0, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     assert_eq!(twice["error"]["code"], serde_json::json!(-27), "{twice}");
+    // The masternode set and the consensus position as node 0 sees them.
+    let consensus = net.rpc(0, "getconsensusinfo", serde_json::json!([]));
+    assert_eq!(
+        consensus["result"]["masternodes"].as_array().unwrap().len(),
+        4,
+        "{consensus}"
+    );
+    assert_eq!(consensus["result"]["quorum"], serde_json::json!(3));
+    assert!(consensus["result"]["height"].as_u64().unwrap() > included);
+    let list = net.rpc(0, "masternodelist", serde_json::json!([]));
+    let connected = list["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "connected")
+        .count();
+    assert_eq!(connected, 4, "node 0 and its three peers: {list}");
+    let own = net.rpc(0, "masternodestatus", serde_json::json!([]));
+    assert_eq!(own["result"]["status"], serde_json::json!("active"), "{own}");
     let info = net.rpc(0, "getblockchaininfo", serde_json::json!([]));
     assert_eq!(info["result"]["chain"], serde_json::json!("local"));
 
@@ -594,12 +616,13 @@ fn sigkill_at_random_moments_loses_no_finalized_block() {
     }
 }
 
-/// `time-cli`, built beside `timed` by `cargo test --workspace`.
+/// `time-cli`, built beside `timed` by `cargo test --workspace` (the cli package's own
+/// integration tests make cargo build the binary).
 fn time_cli(args: &[&str]) -> (bool, String, String) {
     let path = Path::new(env!("CARGO_BIN_EXE_timed")).with_file_name("time-cli");
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or build -p timecoin-cli)",
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p timecoin-cli` first)",
         path.display()
     );
     let output = Command::new(path).args(args).output().unwrap();

@@ -2,11 +2,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, Hash256, Network, Transaction, TxId};
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, Hash256, Network, OutPoint, Transaction, TxId};
 use timecoin_rpc::auth::{COOKIE_USER, basic_header};
 use timecoin_rpc::{
-    Backend, ChainInfo, Client, ClientError, Credentials, MempoolInfo, PeerSummary, RpcAuth, RpcError, RpcServer,
-    ServeOptions, codes, methods, serve,
+    Backend, ChainInfo, Client, ClientError, ConsensusStatus, Credentials, MasternodeSummary, MempoolEntry,
+    MempoolInfo, PeerSummary, RpcAuth, RpcError, RpcServer, ServeOptions, TxOutInfo, UtxoSetSummary, codes, methods,
+    serve,
 };
 
 /// A chain of 7 blocks, as far as the API can tell.
@@ -32,6 +33,31 @@ impl Backend for Fixed {
         Ok(Vec::new())
     }
     fn stop(&self) {}
+    fn txout(&self, _outpoint: &OutPoint, _include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
+        Ok(None)
+    }
+    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError> {
+        Err(RpcError::new(codes::INTERNAL_ERROR, "not kept here"))
+    }
+    fn transaction(&self, _txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {
+        Ok(None)
+    }
+    fn mempool_entry(&self, _txid: &TxId) -> Result<Option<MempoolEntry>, RpcError> {
+        Ok(None)
+    }
+    fn add_node(&self, _address: SocketAddr) {}
+    fn wait_for_transaction(&self, _txid: &TxId, _timeout: std::time::Duration) -> Result<Option<u64>, RpcError> {
+        Ok(None)
+    }
+    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError> {
+        Ok(Vec::new())
+    }
+    fn own_masternode(&self) -> Option<String> {
+        None
+    }
+    fn consensus(&self) -> ConsensusStatus {
+        ConsensusStatus::default()
+    }
     fn chain_info(&self) -> Result<ChainInfo, RpcError> {
         Ok(ChainInfo {
             network: Network::Local,
