@@ -895,6 +895,12 @@ const SLOW: &str = "too slow: its send queue is full";
 /// How often the address book is written to disk (and once more at shutdown).
 const BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Counts a received frame's bytes and decodes it.
+fn received(bytes: &[u8]) -> Result<Message, timecoin_primitives::DecodeError> {
+    metrics::counter!("timecoin_network_received_bytes_total").increment(bytes.len() as u64);
+    Message::from_bytes(bytes)
+}
+
 struct ReadContext {
     peer: PublicKey,
     connection: u64,
@@ -925,7 +931,7 @@ async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext
                 break (format!("sent a {size}-byte frame, over the {limit}-byte limit"), true);
             }
             Ok(Err(error)) => break (error.to_string(), false),
-            Ok(Ok(bytes)) => match Message::from_bytes(&bytes) {
+            Ok(Ok(bytes)) => match received(&bytes) {
                 Err(error) => Some((Offense::Undecodable, format!("sent an undecodable message: {error}"))),
                 Ok(message) if !limits.allow(message.class()) => Some((
                     Offense::RateExceeded,
@@ -993,6 +999,7 @@ async fn write_loop(
         if let Err(error) = writer.send(&frame).await {
             break error.to_string();
         }
+        metrics::counter!("timecoin_network_sent_bytes_total").increment(frame.len() as u64);
     };
     cancel.cancel();
     let _ = shared

@@ -220,6 +220,11 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     } else {
         None
     };
+    if config.metrics.enabled {
+        let handle = crate::metrics::install()?;
+        let address = crate::metrics::serve(config.metrics.listen, handle, cancel.clone(), &tracker).await?;
+        info!(address = %address, "serving Prometheus metrics on /metrics");
+    }
     let host = Host {
         store: Arc::clone(&store),
         genesis: Arc::clone(&genesis),

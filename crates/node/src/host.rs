@@ -120,6 +120,8 @@ struct State {
     connected: HashSet<PublicKey>,
     /// Equivocations already passed on, by masternode and height.
     evidence: HashSet<(PublicKey, u64)>,
+    /// When this node started deciding `height`.
+    height_started: Option<Instant>,
 }
 
 /// Most equivocations remembered; older heights are forgotten first.
@@ -182,6 +184,7 @@ impl Host {
             relay: TxRelay::new(),
             connected: HashSet::new(),
             evidence: HashSet::new(),
+            height_started: None,
         };
         let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
         let mut pacing = tokio::time::interval(Duration::from_millis(100));
@@ -214,9 +217,43 @@ impl Host {
         }
     }
 
+    /// Metrics of a block just applied: height, apply time, interval, and for a block this
+    /// node decided, the commit latency and the masternodes whose precommit is missing.
+    fn record_block(
+        &self,
+        state: &State,
+        block: &Block,
+        certificate: &CommitCertificate,
+        apply: Duration,
+        decided_here: bool,
+    ) {
+        metrics::gauge!("timecoin_chain_height").set(block.header.height as f64);
+        metrics::counter!("timecoin_blocks_finalized_total").increment(1);
+        metrics::histogram!("timecoin_block_apply_seconds").record(apply.as_secs_f64());
+        let interval_ms = block.header.timestamp_ms.saturating_sub(state.tip.timestamp_ms);
+        metrics::histogram!("timecoin_block_interval_seconds").record(interval_ms as f64 / 1_000.0);
+        if !decided_here {
+            metrics::counter!("timecoin_sync_blocks_applied_total").increment(1);
+            return;
+        }
+        if let Some(started) = state.height_started {
+            metrics::histogram!("timecoin_commit_latency_seconds").record(started.elapsed().as_secs_f64());
+        }
+        for validator in state.validators.validators() {
+            if !certificate.signatures.iter().any(|s| s.validator == validator.key) {
+                metrics::counter!("timecoin_votes_missed_total", "masternode" => validator.key.to_string())
+                    .increment(1);
+            }
+        }
+    }
+
     fn publish_status(&self, state: &State) {
         let (height, round, step) = (state.height, state.engine.round(), step_name(state.engine.step()));
         let syncing = state.sync.is_behind(state.height);
+        metrics::gauge!("timecoin_consensus_round").set(f64::from(round));
+        metrics::gauge!("timecoin_sync_behind").set(if syncing { 1.0 } else { 0.0 });
+        metrics::gauge!("timecoin_sync_target_height").set(state.sync.best_known().max(state.tip.height) as f64);
+        metrics::gauge!("timecoin_peers").set(state.connected.len() as f64);
         self.status.send_if_modified(|status| {
             let same =
                 status.height == height && status.round == round && status.step == step && status.syncing == syncing;
@@ -261,6 +298,7 @@ impl Host {
 
     async fn start_height(&self, state: &mut State, internal: &mpsc::Sender<Internal>) -> Result<()> {
         state.started = true;
+        state.height_started = Some(Instant::now());
         let store = Arc::clone(&self.store);
         let height = state.height;
         let wal = blocking(move || Ok(store.consensus_wal().entries(height)?)).await?;
@@ -412,6 +450,7 @@ impl Host {
     ) -> Result<()> {
         let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
         let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
+        let applying = Instant::now();
         let applied = blocking(move || {
             let applied = store.apply_block(&applied_block, Some(&applied_certificate))?;
             let snapshot = store.snapshot()?;
@@ -424,6 +463,7 @@ impl Host {
         })
         .await
         .context("applying a finalized block")?;
+        self.record_block(state, &block, &certificate, applying.elapsed(), announce);
         info!(
             height = block.header.height,
             hash = %block.hash(),
@@ -454,6 +494,11 @@ impl Host {
     }
 
     async fn gossip(&self, state: &State) {
+        if let Ok(mempool) = self.mempool.lock() {
+            metrics::gauge!("timecoin_mempool_transactions").set(mempool.len() as f64);
+            metrics::gauge!("timecoin_mempool_bytes").set(mempool.total_size() as f64);
+            metrics::gauge!("timecoin_mempool_usage_bytes").set(mempool.usage() as f64);
+        }
         let (proposals, votes) = state.engine.messages_to_gossip();
         for proposal in proposals {
             if let Some(block) = state.blocks.get(&proposal.proposal.block) {

@@ -17,6 +17,7 @@ mod demo;
 mod host;
 mod keys;
 mod localnet;
+mod metrics;
 mod relay;
 mod sync;
 

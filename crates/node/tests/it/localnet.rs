@@ -670,3 +670,92 @@ fn time_cli_finds_a_node_by_its_data_directory_and_reports_results_and_errors() 
     let status = net.children[0].take().unwrap().wait().unwrap();
     assert!(status.success(), "the node exited with {status}");
 }
+
+/// Parses the Prometheus text exposition format strictly enough to catch malformed output:
+/// every sample line is `name{labels} value` with a valid metric name and a number, every
+/// `# TYPE` names a known kind. Returns the samples by their full name with labels.
+fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+    };
+    let mut samples = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(valid_name(name), "{line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let name = series.split('{').next().unwrap();
+        assert!(valid_name(name), "bad metric name in {line:?}");
+        assert!(series.contains('{') == series.ends_with('}'), "{line}");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+#[test]
+fn metrics_are_served_in_the_prometheus_format() {
+    let mut net = Localnet::init(3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = net.config(0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    for node in 0..3 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2], 3);
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        parse_exposition(body)
+    };
+    let samples = scrape();
+    let value = |name: &str| {
+        *samples
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing: {samples:?}"))
+    };
+    assert!(value("timecoin_chain_height") >= 3.0);
+    assert!(value("timecoin_blocks_finalized_total") >= 3.0);
+    assert_eq!(value("timecoin_peers"), 2.0);
+    assert!(value("timecoin_network_received_bytes_total") > 0.0);
+    assert!(value("timecoin_network_sent_bytes_total") > 0.0);
+    assert!(value("timecoin_block_apply_seconds_count") >= 3.0);
+    assert!(
+        samples
+            .keys()
+            .any(|k| k.starts_with("timecoin_commit_latency_seconds_bucket{"))
+    );
+    assert!(samples.contains_key("timecoin_mempool_transactions"));
+    assert_eq!(value("timecoin_sync_behind"), 0.0);
+    // Height moves on between scrapes.
+    let before = value("timecoin_chain_height");
+    net.wait_until(&[0], before as u64 + 1);
+    assert!(scrape()["timecoin_chain_height"] > before);
+}
