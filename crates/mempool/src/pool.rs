@@ -579,6 +579,21 @@ impl Mempool {
             .collect()
     }
 
+    /// Checks `tx` as [`Mempool::add`] would — chain rules against `view` and the pool,
+    /// conflicts and replacement rules, fee and dust policy, signatures — without admitting
+    /// it; returns its txid, size and fee. Eviction to make room is not simulated, so a
+    /// transaction accepted here may still be refused by a full pool.
+    pub fn check(
+        &mut self,
+        tx: &Transaction,
+        view: &impl UtxoView,
+        now_ms: u64,
+    ) -> Result<(TxId, usize, Amount), MempoolError> {
+        let prepared = self.prepare(tx, view, now_ms)?;
+        verify_batch(&prepared.sig_items).map_err(|_| MempoolError::from(TxError::BadSignature))?;
+        Ok((prepared.txid, prepared.size, prepared.fee))
+    }
+
     /// Admits one transaction, checked against `view` (the chain tip's UTXO set) and the pool.
     pub fn add(&mut self, tx: Transaction, view: &impl UtxoView, now_ms: u64) -> Result<TxId, MempoolError> {
         // `add_batch` returns exactly one result per transaction.

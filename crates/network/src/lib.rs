@@ -26,6 +26,6 @@ pub mod wire;
 pub use addrbook::AddressBook;
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
 pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
-pub use service::{NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, start};
+pub use service::{BanTarget, NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, start};
 pub use transport::{SecureReader, SecureStream, SecureWriter, TransportError, secure};
 pub use wire::{Message, MessageClass};

@@ -177,6 +177,20 @@ impl BanList {
         self.until.get(peer).is_some_and(|t| *t > now)
     }
 
+    /// Lifts `peer`'s ban; returns whether there was one in force.
+    pub fn unban(&mut self, peer: &PublicKey, now: Instant) -> bool {
+        self.until.remove(peer).is_some_and(|t| t > now)
+    }
+
+    /// The bans in force at `now`, with the time left.
+    pub fn entries(&self, now: Instant) -> Vec<(PublicKey, Duration)> {
+        self.until
+            .iter()
+            .filter(|(_, t)| **t > now)
+            .map(|(peer, t)| (*peer, t.duration_since(now)))
+            .collect()
+    }
+
     /// Forgets expired bans.
     pub fn prune(&mut self, now: Instant) {
         self.until.retain(|_, t| *t > now);

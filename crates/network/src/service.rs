@@ -178,6 +178,27 @@ enum ManagerInput {
     SetMasternodes(HashSet<PublicKey>),
     AddAddress(SocketAddr),
     Report(PublicKey, Offense),
+    Ban(BanTarget, Duration),
+    Unban(BanTarget, oneshot::Sender<bool>),
+    Bans(oneshot::Sender<Vec<(BanTarget, Duration)>>),
+}
+
+/// What an operator's ban applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanTarget {
+    /// A node identity, wherever it connects from.
+    Identity(PublicKey),
+    /// An address: not dialled, and a peer connected from or listening at it is dropped.
+    Address(SocketAddr),
+}
+
+impl std::fmt::Display for BanTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BanTarget::Identity(key) => write!(f, "{key}"),
+            BanTarget::Address(address) => write!(f, "{address}"),
+        }
+    }
 }
 
 /// Why a connection did not get through.
@@ -240,6 +261,29 @@ impl NetworkHandle {
     /// against its misbehaviour score; at [`crate::BAN_THRESHOLD`] it is dropped and banned.
     pub async fn report(&self, peer: PublicKey, offense: Offense) {
         let _ = self.manager.send(ManagerInput::Report(peer, offense)).await;
+    }
+
+    /// Bans `target` for `duration`, dropping matching peers.
+    pub async fn ban(&self, target: BanTarget, duration: Duration) {
+        let _ = self.manager.send(ManagerInput::Ban(target, duration)).await;
+    }
+
+    /// Lifts a ban; whether there was one.
+    pub async fn unban(&self, target: BanTarget) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.manager.send(ManagerInput::Unban(target, reply)).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// The bans in force, with the time left (identities banned for misbehaviour included).
+    pub async fn bans(&self) -> Vec<(BanTarget, Duration)> {
+        let (reply, answer) = oneshot::channel();
+        if self.manager.send(ManagerInput::Bans(reply)).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Adds an address to the address book; it is dialled when an outbound slot is free.
@@ -517,6 +561,55 @@ impl Manager {
                 self.book.add(address);
                 self.dial(Instant::now());
             }
+            ManagerInput::Ban(target, duration) => {
+                let now = Instant::now();
+                let dropped: Vec<PublicKey> = match target {
+                    BanTarget::Identity(peer) => {
+                        self.bans.ban(peer, now, duration);
+                        vec![peer]
+                    }
+                    BanTarget::Address(address) => {
+                        self.banned_addresses.insert(address, now + duration);
+                        self.book.remove(&address);
+                        self.peers
+                            .iter()
+                            .filter(|(_, slot)| {
+                                let listening = SocketAddr::new(slot.info.address.ip(), slot.info.hello.listen_port);
+                                slot.info.address == address || listening == address
+                            })
+                            .map(|(peer, _)| *peer)
+                            .collect()
+                    }
+                };
+                for peer in dropped {
+                    self.drop_peer(peer, format!("banned by the operator for {duration:?}"))
+                        .await;
+                }
+            }
+            ManagerInput::Unban(target, reply) => {
+                let now = Instant::now();
+                let was = match target {
+                    BanTarget::Identity(peer) => self.bans.unban(&peer, now),
+                    BanTarget::Address(address) => self.banned_addresses.remove(&address).is_some_and(|t| t > now),
+                };
+                let _ = reply.send(was);
+            }
+            ManagerInput::Bans(reply) => {
+                let now = Instant::now();
+                let mut all: Vec<(BanTarget, Duration)> = self
+                    .bans
+                    .entries(now)
+                    .into_iter()
+                    .map(|(peer, left)| (BanTarget::Identity(peer), left))
+                    .collect();
+                all.extend(
+                    self.banned_addresses
+                        .iter()
+                        .filter(|(_, until)| **until > now)
+                        .map(|(address, until)| (BanTarget::Address(*address), until.duration_since(now))),
+                );
+                let _ = reply.send(all);
+            }
             ManagerInput::Report(peer, offense) => {
                 let banned = self.peers.get(&peer).is_some_and(|slot| slot.score.record(offense));
                 if banned {
@@ -541,7 +634,11 @@ impl Manager {
             self.dialing.remove(&address);
         }
         let now = Instant::now();
-        if self.bans.is_banned(&peer, now) {
+        let listening = SocketAddr::new(address.ip(), hello.listen_port);
+        let address_banned = [address, listening]
+            .iter()
+            .any(|a| self.banned_addresses.get(a).is_some_and(|until| *until > now));
+        if self.bans.is_banned(&peer, now) || address_banned {
             return;
         }
         if let Some(existing) = self.peers.get(&peer) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use timecoin_chain::{Genesis, UtxoView};
 use timecoin_mempool::{Mempool, MempoolError};
-use timecoin_network::{Hello, NetworkHandle};
+use timecoin_network::{BanTarget, Hello, NetworkHandle};
 use timecoin_primitives::{Address, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, Transaction, TxId};
 use timecoin_rpc::{
     Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, RpcError,
@@ -39,6 +39,21 @@ pub(crate) struct NodeBackend {
 
 fn internal(error: impl std::fmt::Display) -> RpcError {
     RpcError::new(codes::INTERNAL_ERROR, error.to_string())
+}
+
+/// A ban's target as the API takes it: a peer identity (64 hex) or an address (IP:port).
+fn ban_target(text: &str) -> Result<BanTarget, RpcError> {
+    if let Ok(key) = text.parse::<PublicKey>() {
+        return Ok(BanTarget::Identity(key));
+    }
+    text.parse::<std::net::SocketAddr>()
+        .map(BanTarget::Address)
+        .map_err(|_| {
+            RpcError::new(
+                codes::INVALID_PARAMETER,
+                format!("{text:?} is neither a peer identity (64 hex) nor an address (IP:port)"),
+            )
+        })
 }
 
 impl NodeBackend {
@@ -166,6 +181,37 @@ impl Backend for NodeBackend {
 
     fn consensus(&self) -> ConsensusStatus {
         self.consensus.borrow().clone()
+    }
+
+    fn test_accept(&self, tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError> {
+        if self.store.tx_location(&tx.txid()).map_err(internal)?.is_some() {
+            return Ok(Err("txn-already-known".to_owned()));
+        }
+        let snapshot = self.store.snapshot().map_err(internal)?;
+        Ok(match self.mempool()?.check(tx, &snapshot, crate::host::now_ms()) {
+            Ok((_, size, fee)) => Ok((size, fee.units())),
+            Err(error) => Err(error.code().to_owned()),
+        })
+    }
+
+    fn ban(&self, target: &str, seconds: u64) -> Result<(), RpcError> {
+        let target = ban_target(target)?;
+        self.runtime
+            .block_on(self.network.ban(target, Duration::from_secs(seconds)));
+        Ok(())
+    }
+
+    fn unban(&self, target: &str) -> Result<bool, RpcError> {
+        let target = ban_target(target)?;
+        Ok(self.runtime.block_on(self.network.unban(target)))
+    }
+
+    fn bans(&self) -> Vec<(String, u64)> {
+        self.runtime
+            .block_on(self.network.bans())
+            .into_iter()
+            .map(|(target, left)| (target.to_string(), left.as_secs()))
+            .collect()
     }
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {

@@ -47,6 +47,8 @@ pub mod codes {
     pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
     /// An internal error.
     pub const INTERNAL_ERROR: i32 = -32603;
+    /// Unbanning something that was not banned.
+    pub const CLIENT_NODE_NOT_BANNED: i32 = -30;
 }
 
 /// An error a backend reports: a code from [`codes`] and a message for the caller.
@@ -214,6 +216,15 @@ pub trait Backend: Send + Sync + 'static {
     fn own_masternode(&self) -> Option<String>;
     /// The consensus engine's position.
     fn consensus(&self) -> ConsensusStatus;
+    /// Whether the mempool would admit `tx` now: its size and fee in units, or the reason
+    /// code it would be refused with.
+    fn test_accept(&self, tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError>;
+    /// Bans a peer identity (64 hex) or address (IP:port) for `seconds`, disconnecting it.
+    fn ban(&self, target: &str, seconds: u64) -> Result<(), RpcError>;
+    /// Lifts a ban; whether there was one.
+    fn unban(&self, target: &str) -> Result<bool, RpcError>;
+    /// The bans in force: (identity or address, seconds left).
+    fn bans(&self) -> Vec<(String, u64)>;
     /// The commit certificate of the block at `height`, if finalized.
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
     /// The txids in the mempool.
@@ -564,6 +575,58 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
             );
         }
         Ok(object)
+    })?;
+    module.register_blocking_method("testmempoolaccept", |params, context, _| {
+        let rawtxs: Vec<String> = param(&params, 0, "rawtxs")?;
+        if rawtxs.len() > 25 {
+            return Err(invalid("at most 25 transactions at once"));
+        }
+        let mut answers = Vec::with_capacity(rawtxs.len());
+        for text in rawtxs {
+            let tx: Transaction = decode_hex(&text, "TX")?;
+            let txid = tx.txid().to_string();
+            answers.push(match context.backend.test_accept(&tx)? {
+                Ok((size, fee)) => {
+                    json!({"txid": txid, "allowed": true, "vsize": size, "fees": {"base": time_value(fee)}})
+                }
+                Err(reason) => json!({"txid": txid, "allowed": false, "reject-reason": reason}),
+            });
+        }
+        Ok::<_, ErrorObjectOwned>(answers)
+    })?;
+    module.register_blocking_method("setban", |params, context, _| {
+        let target: String = param(&params, 0, "target")?;
+        let command: String = param(&params, 1, "command")?;
+        match command.as_str() {
+            "add" => {
+                let seconds: u64 = optional(&params, 2, "bantime")?.unwrap_or(86_400);
+                if seconds == 0 || seconds > 365 * 86_400 {
+                    return Err(invalid("bantime is 1 second to 365 days"));
+                }
+                context.backend.ban(&target, seconds)?;
+            }
+            "remove" => {
+                if !context.backend.unban(&target)? {
+                    return Err(RpcError::new(
+                        codes::CLIENT_NODE_NOT_BANNED,
+                        "Error: Unban failed. Requested address/identity was not previously banned.",
+                    )
+                    .into());
+                }
+            }
+            _ => return Err(invalid("command must be add or remove")),
+        }
+        Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("listbanned", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(
+            context
+                .backend
+                .bans()
+                .into_iter()
+                .map(|(target, left)| json!({"address": target, "ban_remaining": left}))
+                .collect::<Vec<_>>(),
+        )
     })?;
     module.register_blocking_method("getmempoolentry", |params, context, _| {
         let txid = txid_param(&params, 0)?;

@@ -148,6 +148,12 @@ pub const METHODS: &[Method] = &[
         help: "Decodes a transaction (hex) without looking at the chain.",
     },
     Method {
+        name: "testmempoolaccept",
+        category: "Rawtransactions",
+        params: &[json("rawtxs")],
+        help: "Whether the mempool would admit each transaction (a JSON array of hex, at most 25, each judged alone): [{txid, allowed, vsize, fees.base | reject-reason}].",
+    },
+    Method {
         name: "getrawmempool",
         category: "Mempool",
         params: &[],
@@ -188,6 +194,18 @@ pub const METHODS: &[Method] = &[
         category: "Network",
         params: &[],
         help: "One object per connected peer: id (its identity key), addr, inbound, startingheight, masternode.",
+    },
+    Method {
+        name: "setban",
+        category: "Network",
+        params: &[text("target"), text("command"), optional(json("bantime"))],
+        help: "Bans (command add, for bantime seconds, a day by default) or unbans (remove) a peer identity (64 hex) or address (IP:port); a banned peer is disconnected.",
+    },
+    Method {
+        name: "listbanned",
+        category: "Network",
+        params: &[],
+        help: "The bans in force: [{address (identity or IP:port), ban_remaining (seconds)}].",
     },
     Method {
         name: "masternodelist",

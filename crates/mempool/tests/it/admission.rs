@@ -170,3 +170,25 @@ fn batch_admission_verifies_together_and_rejects_only_the_guilty() {
     assert_eq!(mempool.len(), 299);
     mempool.check_invariants().unwrap();
 }
+
+#[test]
+fn checking_without_admitting_gives_the_verdict_admission_would() {
+    let mut chain = ChainBuilder::new(5);
+    let mut mempool = pool(&chain, MempoolConfig::default());
+    let txs = chain.payments(2);
+    let (txid, size, fee) = mempool.check(&txs[0], &chain.utxos, NOW).unwrap();
+    assert_eq!((txid, size, fee), (txs[0].txid(), 225, Amount::from_units(225)));
+    assert!(mempool.is_empty(), "a check admits nothing");
+    let mut forged = txs[1].clone();
+    forged.inputs[0].signature.0[0] ^= 1;
+    assert_eq!(
+        mempool.check(&forged, &chain.utxos, NOW),
+        Err(MempoolError::Invalid(TxError::BadSignature))
+    );
+    mempool.add(txs[0].clone(), &chain.utxos, NOW).unwrap();
+    assert_eq!(
+        mempool.check(&txs[0], &chain.utxos, NOW),
+        Err(MempoolError::AlreadyInPool(txs[0].txid()))
+    );
+    mempool.check_invariants().unwrap();
+}

@@ -3,7 +3,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use timecoin_network::{
-    Hello, Message, NetworkConfig, NetworkEvent, NetworkHandle, Offense, PROTOCOL_VERSION, RateConfig, connect, start,
+    BanTarget, Hello, Message, NetworkConfig, NetworkEvent, NetworkHandle, Offense, PROTOCOL_VERSION, RateConfig,
+    connect, start,
 };
 use timecoin_primitives::{BlockHash, Encode, Hash256, PublicKey, SecretKey};
 use tokio::net::TcpStream;
@@ -413,4 +414,39 @@ async fn unsolicited_answers_and_offenses_the_node_reports_get_a_peer_banned() {
         assert!(again.receive().await.is_err(), "peer {seed} came back");
     }
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn operator_bans_drop_peers_and_can_be_lifted() {
+    let mut a = Node::start(1, 5, |_| {}).await;
+    let a_address = a.address();
+    let mut b = Node::start(2, 5, |c| c.bootstrap = vec![a_address]).await;
+    a.connected_to(b.id()).await;
+    a.handle
+        .ban(BanTarget::Identity(b.id()), Duration::from_secs(600))
+        .await;
+    let b_id = b.id();
+    a.expect(
+        |e| matches!(e, NetworkEvent::Disconnected { peer, reason } if *peer == b_id && reason.contains("banned")),
+    )
+    .await;
+    let bans = a.handle.bans().await;
+    assert!(
+        bans.iter()
+            .any(|(target, left)| *target == BanTarget::Identity(b_id) && left.as_secs() > 590)
+    );
+    assert!(a.handle.unban(BanTarget::Identity(b_id)).await);
+    assert!(!a.handle.unban(BanTarget::Identity(b_id)).await, "already lifted");
+    // B keeps dialling A and gets back in.
+    a.connected_to(b_id).await;
+    // An address ban: B, dialled at its listening address by A, is not dialled.
+    b.handle
+        .ban(BanTarget::Address(a_address), Duration::from_secs(600))
+        .await;
+    let a_id = a.id();
+    b.expect(|e| matches!(e, NetworkEvent::Disconnected { peer, .. } if *peer == a_id))
+        .await;
+    assert_eq!(b.handle.bans().await.len(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -369,6 +369,12 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     // serves the block that holds it.
     use timecoin_primitives::Encode;
     let tx = net.payment();
+    let tested = net.rpc(
+        1,
+        "testmempoolaccept",
+        serde_json::json!([[hex::encode(tx.to_bytes())]]),
+    );
+    assert_eq!(tested["result"][0]["allowed"], serde_json::json!(true), "{tested}");
     let answer = net.rpc(1, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     assert_eq!(answer["result"], serde_json::json!(tx.txid().to_string()), "{answer}");
     let again = net.rpc(2, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
@@ -394,6 +400,16 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     assert!(again.get("result").is_some() || again.get("error").is_some());
     let twice = net.rpc(0, "sendrawtransaction", serde_json::json!([hex::encode(tx.to_bytes())]));
     assert_eq!(twice["error"]["code"], serde_json::json!(-27), "{twice}");
+    let known = net.rpc(
+        0,
+        "testmempoolaccept",
+        serde_json::json!([[hex::encode(tx.to_bytes())]]),
+    );
+    assert_eq!(
+        known["result"][0]["reject-reason"],
+        serde_json::json!("txn-already-known"),
+        "{known}"
+    );
     // The masternode set and the consensus position as node 0 sees them.
     let consensus = net.rpc(0, "getconsensusinfo", serde_json::json!([]));
     assert_eq!(
@@ -664,6 +680,26 @@ fn time_cli_finds_a_node_by_its_data_directory_and_reports_results_and_errors() 
     assert!(!ok && err.contains("incorrect rpcuser or rpcpassword"), "{err}");
     let (ok, help, _) = time_cli(&[&datadir, "help", "getblock"]);
     assert!(ok && help.starts_with("getblock blockhash ( verbosity )"), "{help}");
+    // Bans: node 0 drops node 1 and lists the ban until it is lifted.
+    let node1 = net.key(1, "masternode.key").public_key().to_string();
+    let (ok, _, err) = time_cli(&[&datadir, "setban", &node1, "add", "600"]);
+    assert!(ok, "{err}");
+    let (_, listed, _) = time_cli(&[&datadir, "listbanned"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["address"] == serde_json::json!(node1)),
+        "{listed}"
+    );
+    let (_, peers, _) = time_cli(&[&datadir, "getpeerinfo"]);
+    assert!(!peers.contains(&node1), "the banned node is still connected: {peers}");
+    let (ok, _, err) = time_cli(&[&datadir, "setban", &node1, "remove"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = time_cli(&[&datadir, "setban", &node1, "remove"]);
+    assert!(!ok && err.contains("error code: -30"), "{err}");
     // `stop` stops the node gracefully.
     let (ok, out, _) = time_cli(&[&datadir, "stop"]);
     assert!(ok && out.contains("stopping"), "{out}");

@@ -58,6 +58,18 @@ impl Backend for Fixed {
     fn consensus(&self) -> ConsensusStatus {
         ConsensusStatus::default()
     }
+    fn test_accept(&self, _tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError> {
+        Ok(Err("bad-txns-inputs-missingorspent".to_owned()))
+    }
+    fn ban(&self, _target: &str, _seconds: u64) -> Result<(), RpcError> {
+        Ok(())
+    }
+    fn unban(&self, _target: &str) -> Result<bool, RpcError> {
+        Ok(false)
+    }
+    fn bans(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
     fn chain_info(&self) -> Result<ChainInfo, RpcError> {
         Ok(ChainInfo {
             network: Network::Local,
