@@ -1,0 +1,253 @@
+//! The wallet file: the recovery phrase's entropy, encrypted at rest when a passphrase is set
+//! (Argon2id stretches the passphrase into a key; XChaCha20-Poly1305 seals the entropy, so a
+//! wrong passphrase or a changed byte is detected), plus the next unused address indexes.
+//! The file is JSON, written through a temporary file and a rename, readable by its owner
+//! only.
+
+use std::path::Path;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::keys::{Mnemonic, MnemonicError};
+
+/// The file format's version.
+const VERSION: u32 = 1;
+
+/// Argon2id cost: 64 MiB, 3 passes, one lane (OWASP's recommended minimum is 19 MiB, 2 passes).
+const MEMORY_KIB: u32 = 64 * 1024;
+const PASSES: u32 = 3;
+
+/// Why the wallet file could not be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KeystoreError {
+    /// Reading or writing the file failed.
+    #[error("wallet file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a wallet file of a version this build reads.
+    #[error("wallet file {path} is damaged or of another version: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The passphrase is wrong (or the encrypted part was changed).
+    #[error("wrong wallet passphrase")]
+    WrongPassphrase,
+    /// The wallet is encrypted and no passphrase was given.
+    #[error("the wallet is encrypted: unlock it with its passphrase (walletpassphrase)")]
+    Locked,
+    /// The key derivation or encryption could not run.
+    #[error("wallet encryption failed: {0}")]
+    Crypto(String),
+    /// The wallet's secret or its parameters are damaged.
+    #[error("the wallet's secret is damaged: {0}")]
+    Damaged(String),
+    /// The stored phrase does not decode.
+    #[error(transparent)]
+    Mnemonic(#[from] MnemonicError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Encryption {
+    kdf: String,
+    memory_kib: u32,
+    passes: u32,
+    salt: String,
+    nonce: String,
+}
+
+/// The wallet file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keystore {
+    version: u32,
+    /// The network the wallet's addresses are for.
+    pub network: String,
+    encryption: Option<Encryption>,
+    /// The entropy, hex; sealed when `encryption` is set.
+    secret: String,
+    /// The next receiving address index.
+    pub next_receive: u32,
+    /// The next change address index.
+    pub next_change: u32,
+}
+
+fn stretch(passphrase: &str, salt: &[u8], memory_kib: u32, passes: u32) -> Result<[u8; 32], KeystoreError> {
+    let params = Params::new(memory_kib, passes, 1, Some(32)).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+    let mut key = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(passphrase.as_bytes(), salt, &mut key)
+        .map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+    Ok(key)
+}
+
+impl Keystore {
+    /// A wallet for `network` holding `mnemonic`, sealed with `passphrase` if given.
+    pub fn new(network: &str, mnemonic: &Mnemonic, passphrase: Option<&str>) -> Result<Keystore, KeystoreError> {
+        let entropy = mnemonic.entropy();
+        let (encryption, secret) = match passphrase {
+            None => (None, hex::encode(&entropy)),
+            Some(passphrase) => {
+                let salt: [u8; 16] = rand::random();
+                let nonce: [u8; 24] = rand::random();
+                let key = stretch(passphrase, &salt, MEMORY_KIB, PASSES)?;
+                let cipher = XChaCha20Poly1305::new((&key).into());
+                let sealed = cipher
+                    .encrypt(XNonce::from_slice(&nonce), entropy.as_slice())
+                    .map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+                let encryption = Encryption {
+                    kdf: "argon2id".to_owned(),
+                    memory_kib: MEMORY_KIB,
+                    passes: PASSES,
+                    salt: hex::encode(salt),
+                    nonce: hex::encode(nonce),
+                };
+                (Some(encryption), hex::encode(sealed))
+            }
+        };
+        Ok(Keystore {
+            version: VERSION,
+            network: network.to_owned(),
+            encryption,
+            secret,
+            next_receive: 0,
+            next_change: 0,
+        })
+    }
+
+    /// Whether a passphrase is needed to use the keys.
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
+    }
+
+    /// The recovery phrase, opening the seal with `passphrase` when the wallet is encrypted.
+    pub fn mnemonic(&self, passphrase: Option<&str>) -> Result<Mnemonic, KeystoreError> {
+        let corrupt = |reason: &str| KeystoreError::Damaged(reason.to_owned());
+        let secret = hex::decode(&self.secret).map_err(|_| corrupt("secret is not hex"))?;
+        let entropy = match (&self.encryption, passphrase) {
+            (None, _) => secret,
+            (Some(_), None) => return Err(KeystoreError::Locked),
+            (Some(encryption), Some(passphrase)) => {
+                let salt = hex::decode(&encryption.salt).map_err(|_| corrupt("salt is not hex"))?;
+                let nonce = hex::decode(&encryption.nonce).map_err(|_| corrupt("nonce is not hex"))?;
+                if encryption.kdf != "argon2id" || nonce.len() != 24 {
+                    return Err(corrupt("unknown key derivation or nonce size"));
+                }
+                let key = stretch(passphrase, &salt, encryption.memory_kib, encryption.passes)?;
+                XChaCha20Poly1305::new((&key).into())
+                    .decrypt(XNonce::from_slice(&nonce), secret.as_slice())
+                    .map_err(|_| KeystoreError::WrongPassphrase)?
+            }
+        };
+        Ok(Mnemonic::from_entropy(&entropy)?)
+    }
+
+    /// Reads a wallet file.
+    pub fn load(path: &Path) -> Result<Keystore, KeystoreError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let keystore: Keystore = serde_json::from_str(&text).map_err(|e| KeystoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if keystore.version != VERSION {
+            return Err(KeystoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: format!("version {} (this build reads {VERSION})", keystore.version),
+            });
+        }
+        Ok(keystore)
+    }
+
+    /// Writes the wallet file (mode 0600), replacing the old one only once the new one is
+    /// complete on disk.
+    pub fn save(&self, path: &Path) -> Result<(), KeystoreError> {
+        let io = |source| KeystoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+        let temporary = path.with_extension("tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temporary).map_err(io)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&temporary, path).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encrypted_wallet_opens_only_with_its_passphrase_and_detects_tampering() {
+        let mnemonic = Mnemonic::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        let keystore = Keystore::new("local", &mnemonic, Some("correct horse")).unwrap();
+        keystore.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains(&hex::encode(mnemonic.entropy())),
+            "the entropy is not stored in clear"
+        );
+        let read = Keystore::load(&path).unwrap();
+        assert!(read.is_encrypted());
+        assert_eq!(read.mnemonic(Some("correct horse")).unwrap(), mnemonic);
+        assert!(matches!(
+            read.mnemonic(Some("wrong horse")),
+            Err(KeystoreError::WrongPassphrase)
+        ));
+        assert!(matches!(read.mnemonic(None), Err(KeystoreError::Locked)));
+        let mut tampered = read.clone();
+        let mut bytes = hex::decode(&tampered.secret).unwrap();
+        bytes[0] ^= 1;
+        tampered.secret = hex::encode(bytes);
+        assert!(matches!(
+            tampered.mnemonic(Some("correct horse")),
+            Err(KeystoreError::WrongPassphrase)
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_plain_wallet_round_trips_and_damage_is_named() {
+        let mnemonic = Mnemonic::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        let mut keystore = Keystore::new("testnet", &mnemonic, None).unwrap();
+        keystore.next_receive = 7;
+        keystore.save(&path).unwrap();
+        let read = Keystore::load(&path).unwrap();
+        assert_eq!(read, keystore);
+        assert_eq!(read.mnemonic(None).unwrap(), mnemonic);
+        std::fs::write(&path, "{\"version\": 1}").unwrap();
+        let error = Keystore::load(&path).unwrap_err();
+        assert!(matches!(error, KeystoreError::Corrupt { .. }), "{error}");
+        assert!(error.to_string().contains("wallet.json"));
+    }
+}

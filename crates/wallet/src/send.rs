@@ -1,0 +1,190 @@
+//! Paying: choosing coins, the fee from the network's fee rate, change, and signing.
+//!
+//! Coins are taken largest first (fewest inputs, so the smallest fee). Change is an output
+//! only when it is at least the dust limit; a smaller remainder goes to the fee rather than
+//! creating an output nobody can spend at a profit. Sizes are exact, not estimated: every
+//! input carries a 32-byte key and a 64-byte signature, so a transaction's size is known
+//! before it is signed.
+
+use thiserror::Error;
+use timecoin_chain::FeeRate;
+use timecoin_primitives::{
+    Address, AddressPayload, Amount, BlockHash, Encode, OutPoint, SecretKey, Transaction, TxInput, TxOutput,
+    sign_transaction,
+};
+
+/// An output the wallet can spend.
+#[derive(Debug, Clone)]
+pub struct Coin {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub value: Amount,
+    /// The key that owns it.
+    pub key: SecretKey,
+}
+
+/// Why a payment could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Not enough spendable coins.
+    #[error("insufficient funds: {needed} needed (payments and fee), {available} spendable")]
+    InsufficientFunds {
+        /// What the payments and fee need.
+        needed: Amount,
+        /// What the wallet can spend.
+        available: Amount,
+    },
+    /// A payment is below the dust limit or zero.
+    #[error("payment of {amount} is below the dust limit of {limit}")]
+    Dust {
+        /// The payment.
+        amount: Amount,
+        /// The limit.
+        limit: Amount,
+    },
+    /// No payment was asked for.
+    #[error("no payments given")]
+    NoPayments,
+    /// The amounts overflow.
+    #[error("amounts out of range")]
+    Overflow,
+}
+
+/// A signed payment and what it costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The signed transaction.
+    pub tx: Transaction,
+    /// Its fee.
+    pub fee: Amount,
+    /// The change output's index, if there is one.
+    pub change: Option<usize>,
+}
+
+/// What a payment needs: the chain (for signatures), its fee rate and dust limit.
+#[derive(Debug, Clone, Copy)]
+pub struct SendContext {
+    /// The network's genesis hash, which signatures commit to.
+    pub genesis: BlockHash,
+    /// The fee rate to pay.
+    pub fee_rate: FeeRate,
+    /// The smallest output to create.
+    pub dust: Amount,
+}
+
+fn sum(amounts: impl IntoIterator<Item = Amount>) -> Result<Amount, SendError> {
+    Amount::checked_sum(amounts).ok_or(SendError::Overflow)
+}
+
+/// An input as it will be once signed (the signature's bytes do not change the size).
+fn placeholder_input() -> TxInput {
+    TxInput {
+        prevout: OutPoint {
+            txid: Default::default(),
+            index: 0,
+        },
+        public_key: Default::default(),
+        signature: Default::default(),
+    }
+}
+
+/// The exact size of a transaction with `inputs` inputs and these outputs and memo.
+fn size_of(inputs: usize, outputs: &[TxOutput], memo: &[u8]) -> usize {
+    Transaction {
+        version: Transaction::VERSION,
+        inputs: vec![placeholder_input(); inputs],
+        outputs: outputs.to_vec(),
+        lock_time: 0,
+        memo: memo.to_vec(),
+    }
+    .encoded_len()
+}
+
+/// Pays `payments` from `coins`, sending change to `change_to`, and signs the result.
+pub fn pay(
+    coins: &[Coin],
+    payments: &[(Address, Amount)],
+    change_to: AddressPayload,
+    memo: &[u8],
+    context: &SendContext,
+) -> Result<Payment, SendError> {
+    if payments.is_empty() {
+        return Err(SendError::NoPayments);
+    }
+    if let Some((_, amount)) = payments.iter().find(|(_, a)| *a < context.dust || *a == Amount::ZERO) {
+        return Err(SendError::Dust {
+            amount: *amount,
+            limit: context.dust,
+        });
+    }
+    let mut outputs: Vec<TxOutput> = payments
+        .iter()
+        .map(|(address, amount)| TxOutput {
+            amount: *amount,
+            address: address.payload,
+        })
+        .collect();
+    let target = sum(payments.iter().map(|(_, a)| *a))?;
+    let available = sum(coins.iter().map(|c| c.value))?;
+    let mut ordered: Vec<&Coin> = coins.iter().collect();
+    ordered.sort_by_key(|coin| std::cmp::Reverse(coin.value));
+    let change_output = TxOutput {
+        amount: Amount::ZERO,
+        address: change_to,
+    };
+    let with_change: Vec<TxOutput> = outputs.iter().copied().chain([change_output]).collect();
+    let mut chosen: Vec<&Coin> = Vec::new();
+    let mut gathered = Amount::ZERO;
+    for coin in ordered {
+        chosen.push(coin);
+        gathered = gathered.checked_add(coin.value).ok_or(SendError::Overflow)?;
+        let fee_with_change = context.fee_rate.fee_for(size_of(chosen.len(), &with_change, memo));
+        let fee_alone = context.fee_rate.fee_for(size_of(chosen.len(), &outputs, memo));
+        let needed_with_change = target.checked_add(fee_with_change).ok_or(SendError::Overflow)?;
+        let needed_alone = target.checked_add(fee_alone).ok_or(SendError::Overflow)?;
+        let (fee, change) = match gathered.checked_sub(needed_with_change) {
+            Some(change) if change >= context.dust => (fee_with_change, Some(change)),
+            // Too little left for a change output worth having: it goes to the fee.
+            _ if gathered >= needed_alone => (gathered.checked_sub(target).ok_or(SendError::Overflow)?, None),
+            _ => continue,
+        };
+        let change_index = change.map(|amount| {
+            outputs.push(TxOutput {
+                amount,
+                address: change_output.address,
+            });
+            outputs.len() - 1
+        });
+        let mut tx = Transaction {
+            version: Transaction::VERSION,
+            inputs: chosen
+                .iter()
+                .map(|coin| TxInput {
+                    prevout: coin.outpoint,
+                    public_key: coin.key.public_key(),
+                    signature: Default::default(),
+                })
+                .collect(),
+            outputs,
+            lock_time: 0,
+            memo: memo.to_vec(),
+        };
+        let keys: Vec<&SecretKey> = chosen.iter().map(|c| &c.key).collect();
+        let amounts: Vec<Amount> = chosen.iter().map(|c| c.value).collect();
+        sign_transaction(&mut tx, &context.genesis, &keys, &amounts);
+        return Ok(Payment {
+            tx,
+            fee,
+            change: change_index,
+        });
+    }
+    let fee = context
+        .fee_rate
+        .fee_for(size_of(coins.len().max(1), &with_change, memo));
+    Err(SendError::InsufficientFunds {
+        needed: target.checked_add(fee).ok_or(SendError::Overflow)?,
+        available,
+    })
+}
