@@ -1060,6 +1060,18 @@ async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext
             break (reason, true);
         }
     };
+    close(&shared, &cancel, peer, connection, reason, ban).await;
+}
+
+/// Ends a connection from one of its tasks: stops the other task and tells the manager.
+async fn close(
+    shared: &Shared,
+    cancel: &CancellationToken,
+    peer: PublicKey,
+    connection: u64,
+    reason: String,
+    ban: bool,
+) {
     cancel.cancel();
     let _ = shared
         .manager
@@ -1071,6 +1083,7 @@ async fn read_loop(shared: Arc<Shared>, mut reader: Reader, context: ReadContext
         })
         .await;
 }
+
 async fn write_loop(
     shared: Arc<Shared>,
     mut writer: Writer,
@@ -1098,14 +1111,5 @@ async fn write_loop(
         }
         metrics::counter!("timecoin_network_sent_bytes_total").increment(frame.len() as u64);
     };
-    cancel.cancel();
-    let _ = shared
-        .manager
-        .send(ManagerInput::Closed {
-            peer,
-            connection,
-            reason,
-            ban: false,
-        })
-        .await;
+    close(&shared, &cancel, peer, connection, reason, false).await;
 }
