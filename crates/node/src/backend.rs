@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 use timecoin_chain::{Genesis, UtxoView};
 use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
+use timecoin_primitives::Amount;
 use timecoin_primitives::{Address, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, Transaction, TxId};
 use timecoin_rpc::{
     Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, RpcError,
-    TxOutInfo, UtxoSetSummary, codes,
+    TxOutInfo, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo, codes,
 };
+use timecoin_wallet::Chain;
+
+use crate::wallet::{NodeWallet, WalletError};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +39,19 @@ pub(crate) struct NodeBackend {
     pub(crate) consensus: watch::Receiver<ConsensusStatus>,
     /// This node's operator key, if it is a masternode.
     pub(crate) operator: Option<PublicKey>,
+    /// The wallet, unless disabled.
+    pub(crate) wallet: Option<Arc<Mutex<NodeWallet>>>,
+}
+
+fn wallet_error(error: WalletError) -> RpcError {
+    let code = match error {
+        WalletError::Locked => codes::WALLET_UNLOCK_NEEDED,
+        WalletError::WrongPassphrase => codes::WALLET_PASSPHRASE_INCORRECT,
+        WalletError::NotEncrypted | WalletError::AlreadyEncrypted => codes::WALLET_WRONG_ENC_STATE,
+        WalletError::Funds(_) => codes::WALLET_INSUFFICIENT_FUNDS,
+        WalletError::Other(_) => codes::WALLET_ERROR,
+    };
+    RpcError::new(code, error.to_string())
 }
 
 fn internal(error: impl std::fmt::Display) -> RpcError {
@@ -57,12 +74,119 @@ fn ban_target(text: &str) -> Result<BanTarget, RpcError> {
 }
 
 impl NodeBackend {
+    fn wallet(&self) -> Result<std::sync::MutexGuard<'_, NodeWallet>, RpcError> {
+        self.wallet
+            .as_ref()
+            .ok_or_else(|| {
+                RpcError::new(
+                    codes::WALLET_NOT_FOUND,
+                    "No wallet is loaded ([wallet] enabled = false)",
+                )
+            })?
+            .lock()
+            .map_err(|_| internal("wallet lock poisoned"))
+    }
+
     fn mempool(&self) -> Result<std::sync::MutexGuard<'_, Mempool>, RpcError> {
         self.mempool.lock().map_err(|_| internal("mempool lock poisoned"))
     }
 }
 
 impl Backend for NodeBackend {
+    fn wallet_new_address(&self, change: bool) -> Result<String, RpcError> {
+        let chain = if change { Chain::Change } else { Chain::Receive };
+        Ok(self.wallet()?.new_address(chain).map_err(wallet_error)?.to_string())
+    }
+
+    fn wallet_balances(&self) -> Result<WalletBalances, RpcError> {
+        let wallet = self.wallet()?;
+        let (available, pending) = wallet.balances(&*self.mempool()?);
+        Ok(WalletBalances {
+            available: available.units(),
+            pending: pending.units(),
+            locked: 0,
+        })
+    }
+
+    fn wallet_unspent(&self) -> Result<Vec<WalletCoinInfo>, RpcError> {
+        let wallet = self.wallet()?;
+        let network = self.genesis.params.network;
+        Ok(wallet
+            .unspent(&*self.mempool()?)
+            .into_iter()
+            .map(|(outpoint, coin)| WalletCoinInfo {
+                outpoint,
+                address: Address {
+                    network,
+                    payload: coin.address,
+                }
+                .to_string(),
+                amount: coin.value.units(),
+                height: coin.height,
+            })
+            .collect())
+    }
+
+    fn wallet_history(&self) -> Result<Vec<WalletTxInfo>, RpcError> {
+        Ok(self
+            .wallet()?
+            .history()
+            .iter()
+            .map(|entry| WalletTxInfo {
+                txid: entry.txid,
+                height: entry.height,
+                received: entry.received.units(),
+                spent: entry.spent.units(),
+            })
+            .collect())
+    }
+
+    fn wallet_send(&self, payments: Vec<(String, u64)>) -> Result<TxId, RpcError> {
+        let network = self.genesis.params.network;
+        let mut parsed = Vec::with_capacity(payments.len());
+        for (text, units) in payments {
+            let address: Address = text
+                .parse()
+                .map_err(|e| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, format!("Invalid address {text}: {e}")))?;
+            if address.network != network {
+                return Err(RpcError::new(
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    format!("Invalid address {text}: it is for {}, not {network}", address.network),
+                ));
+            }
+            parsed.push((address, Amount::from_units(units)));
+        }
+        let tx = {
+            let mut wallet = self.wallet()?;
+            let mut mempool = self.mempool()?;
+            let fee_rate = mempool
+                .min_fee_rate(crate::host::now_ms())
+                .max(self.genesis.params.min_fee_rate);
+            wallet
+                .pay(
+                    &parsed,
+                    &mempool,
+                    self.genesis.hash(),
+                    fee_rate,
+                    self.genesis.params.dust_limit,
+                )
+                .map_err(wallet_error)?
+        };
+        self.submit_transaction(tx)
+    }
+
+    fn wallet_passphrase(&self, passphrase: &str, seconds: u64) -> Result<(), RpcError> {
+        self.wallet()?.unlock(passphrase, seconds).map_err(wallet_error)
+    }
+
+    fn wallet_lock(&self) -> Result<(), RpcError> {
+        self.wallet()?.lock().map_err(wallet_error)
+    }
+
+    fn wallet_encrypt(&self, passphrase: &str) -> Result<(), RpcError> {
+        self.wallet()?.encrypt(passphrase).map_err(wallet_error)
+    }
+
     fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
         let mempool = self.mempool()?;
         if include_mempool && mempool.spender_of(outpoint).is_some() {

@@ -27,6 +27,27 @@ pub(crate) struct Config {
     pub(crate) mempool: MempoolSection,
     /// `[metrics]`
     pub(crate) metrics: MetricsSection,
+    /// `[wallet]`
+    pub(crate) wallet: WalletSection,
+}
+
+/// `[wallet]`: the node's wallet.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct WalletSection {
+    /// Whether to load (and on first start create) the wallet.
+    pub(crate) enabled: bool,
+    /// The wallet file, relative to the data directory.
+    pub(crate) file: PathBuf,
+}
+
+impl Default for WalletSection {
+    fn default() -> Self {
+        WalletSection {
+            enabled: true,
+            file: PathBuf::from("wallet.json"),
+        }
+    }
 }
 
 /// `[node]`: where the node keeps its data and which chain it follows.

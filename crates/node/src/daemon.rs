@@ -174,6 +174,17 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         identity = %identity.public_key(),
         "started"
     );
+    let wallet = if config.wallet.enabled {
+        let path = data_dir.join(&config.wallet.file);
+        let (network, store) = (params.network, Arc::clone(&store));
+        let shown = path.display().to_string();
+        let (wallet, created) =
+            tokio::task::spawn_blocking(move || crate::wallet::load(&path, network, &store)).await??;
+        info!(path = %shown, created, "wallet loaded");
+        Some(Arc::new(Mutex::new(wallet)))
+    } else {
+        None
+    };
     let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(4_096);
     // Cancelled by the `stop` RPC.
     let stop_request = CancellationToken::new();
@@ -194,6 +205,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             tip: hello_tx.subscribe(),
             consensus: status_rx,
             operator: config.masternode.enabled.then(|| identity.public_key()),
+            wallet: wallet.clone(),
         };
         let users = config
             .rpc
@@ -238,6 +250,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         relay: relay_rx,
         max_frame: params.max_block_bytes + 100_000,
         status: status_tx,
+        wallet,
     };
     let host_cancel = cancel.clone();
     let host_task = tracker.spawn(async move {

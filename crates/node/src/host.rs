@@ -54,6 +54,8 @@ pub(crate) struct Host {
     pub(crate) max_frame: usize,
     /// Where the engine is, for `getconsensusinfo`.
     pub(crate) status: watch::Sender<ConsensusStatus>,
+    /// The wallet, which follows every applied block.
+    pub(crate) wallet: Option<Arc<Mutex<crate::wallet::NodeWallet>>>,
 }
 
 fn step_name(step: Step) -> &'static str {
@@ -449,6 +451,7 @@ impl Host {
         announce: bool,
     ) -> Result<()> {
         let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
+        let wallet = self.wallet.clone();
         let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
         let applying = Instant::now();
         let applied = blocking(move || {
@@ -458,6 +461,12 @@ impl Host {
                 .lock()
                 .map_err(|_| anyhow!("mempool lock poisoned"))?
                 .block_connected(&applied_block, &snapshot)?;
+            if let Some(wallet) = wallet {
+                wallet
+                    .lock()
+                    .map_err(|_| anyhow!("wallet lock poisoned"))?
+                    .scan_block(&applied_block);
+            }
             store.consensus_wal().prune_below(applied_block.header.height + 1)?;
             Ok(applied)
         })

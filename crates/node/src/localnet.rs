@@ -36,7 +36,7 @@ pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
     }
     let wallet = keys::load_or_create(&dir.join("node0").join("wallet.key"))?;
     println!(
-        "development chain in {}: one masternode, JSON-RPC on 127.0.0.1:{}; the genesis funds {} (key in {})",
+        "development chain in {}: one masternode, JSON-RPC on 127.0.0.1:{}; the genesis funds the node's wallet and {} (key in {})",
         dir.display(),
         params.rpc_port,
         Address::from_public_key(Network::Local, &wallet.public_key()),
@@ -60,12 +60,19 @@ fn write_network(dir: &Path, nodes: usize, base_port: u16, pacing: &str) -> Resu
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
     let wallet = keys::load_or_create(&dir.join("node0").join("wallet.key"))?;
+    // Node 0's wallet (the one `timed` loads) gets the same again at its first address.
+    let (mut node_wallet, _) =
+        crate::wallet::NodeWallet::open_or_create(&dir.join("node0").join("wallet.json"), Network::Local)?;
+    let funded = node_wallet
+        .new_address(timecoin_wallet::Chain::Receive)
+        .map_err(|e| anyhow::anyhow!("node 0's wallet: {e}"))?;
     let mut genesis = format!("network = \"local\"\ntimestamp_ms = {now_ms}\nmessage = \"timecoin localnet\"\n");
-    let _ = write!(
-        genesis,
-        "\n[[allocation]]\naddress = \"{}\"\namount = \"1000000\"\n",
-        Address::from_public_key(Network::Local, &wallet.public_key())
-    );
+    for address in [Address::from_public_key(Network::Local, &wallet.public_key()), funded] {
+        let _ = write!(
+            genesis,
+            "\n[[allocation]]\naddress = \"{address}\"\namount = \"1000000\"\n"
+        );
+    }
     let ports: Vec<u16> = (0..nodes)
         .map(|i| base_port.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)))
         .collect();

@@ -20,6 +20,7 @@ mod localnet;
 mod metrics;
 mod relay;
 mod sync;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

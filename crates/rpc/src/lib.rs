@@ -49,6 +49,20 @@ pub mod codes {
     pub const INTERNAL_ERROR: i32 = -32603;
     /// Unbanning something that was not banned.
     pub const CLIENT_NODE_NOT_BANNED: i32 = -30;
+    /// A wallet error.
+    pub const WALLET_ERROR: i32 = -4;
+    /// An amount out of range or badly written.
+    pub const INVALID_AMOUNT: i32 = -3;
+    /// Not enough funds in the wallet.
+    pub const WALLET_INSUFFICIENT_FUNDS: i32 = -6;
+    /// The wallet must be unlocked first.
+    pub const WALLET_UNLOCK_NEEDED: i32 = -13;
+    /// The wallet passphrase is wrong.
+    pub const WALLET_PASSPHRASE_INCORRECT: i32 = -14;
+    /// The command does not fit the wallet's encryption state.
+    pub const WALLET_WRONG_ENC_STATE: i32 = -15;
+    /// No wallet is loaded.
+    pub const WALLET_NOT_FOUND: i32 = -18;
 }
 
 /// An error a backend reports: a code from [`codes`] and a message for the caller.
@@ -195,8 +209,86 @@ pub struct MasternodeSummary {
     pub connected: bool,
 }
 
+/// The wallet's balances in units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalletBalances {
+    /// Finalized coins not being spent: what can be sent now.
+    pub available: u64,
+    /// Paid to the wallet by transactions still waiting in the mempool.
+    pub pending: u64,
+    /// Locked as masternode collateral.
+    pub locked: u64,
+}
+
+/// A wallet coin as `listunspent` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletCoinInfo {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its owner.
+    pub address: String,
+    /// Its value in units.
+    pub amount: u64,
+    /// The height of its block.
+    pub height: u64,
+}
+
+/// A wallet transaction as `listtransactions` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletTxInfo {
+    /// Its id.
+    pub txid: TxId,
+    /// The height of its block.
+    pub height: u64,
+    /// Units paid to the wallet.
+    pub received: u64,
+    /// Units of the wallet's coins it spent.
+    pub spent: u64,
+}
+
+fn no_wallet() -> RpcError {
+    RpcError::new(
+        codes::WALLET_NOT_FOUND,
+        "No wallet is loaded ([wallet] enabled = false)",
+    )
+}
+
 /// What the node provides to the API. Calls may block (they run on blocking threads).
+/// The wallet methods answer "no wallet" unless the node has one.
 pub trait Backend: Send + Sync + 'static {
+    /// A new address of the wallet (a change address if `change`).
+    fn wallet_new_address(&self, _change: bool) -> Result<String, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's balances.
+    fn wallet_balances(&self) -> Result<WalletBalances, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's spendable coins.
+    fn wallet_unspent(&self) -> Result<Vec<WalletCoinInfo>, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's finalized transactions, oldest first.
+    fn wallet_history(&self) -> Result<Vec<WalletTxInfo>, RpcError> {
+        Err(no_wallet())
+    }
+    /// Pays `payments` (address, units) from the wallet, submits and relays the
+    /// transaction; its txid.
+    fn wallet_send(&self, _payments: Vec<(String, u64)>) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+    /// Unlocks an encrypted wallet for `seconds`.
+    fn wallet_passphrase(&self, _passphrase: &str, _seconds: u64) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
+    /// Locks an encrypted wallet.
+    fn wallet_lock(&self) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
+    /// Encrypts the wallet with `passphrase` (and locks it).
+    fn wallet_encrypt(&self, _passphrase: &str) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
     /// The unspent output at `outpoint`; with `include_mempool`, outputs created by waiting
     /// transactions count and those they spend do not.
     fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError>;
@@ -340,6 +432,34 @@ fn header_json(header: &BlockHeader, tip: u64) -> Value {
         "previousblockhash": header.prev_hash.to_string(),
         "proposer": header.proposer.to_string(),
         "masternodesethash": header.masternode_set_hash.to_string(),
+    })
+}
+
+/// An amount of TIME given as a JSON number (or a decimal string), as Bitcoin Core takes BTC.
+fn amount_value(value: &Value, name: &str) -> Result<u64, ErrorObjectOwned> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return Err(invalid(format!("parameter {name}: an amount is a number of TIME"))),
+    };
+    text.parse::<timecoin_primitives::Amount>()
+        .map(|a| a.units())
+        .map_err(|e| RpcError::new(codes::INVALID_AMOUNT, format!("Invalid amount {text}: {e}")).into())
+}
+
+fn amount_param(params: &Params<'_>, index: usize, name: &str) -> Result<u64, ErrorObjectOwned> {
+    let value: Value = param(params, index, name)?;
+    amount_value(&value, name)
+}
+
+fn wallet_tx_json(entry: &WalletTxInfo, tip: u64) -> Value {
+    let net = i128::from(entry.received) - i128::from(entry.spent);
+    json!({
+        "txid": entry.txid.to_string(),
+        "category": if net >= 0 { "receive" } else { "send" },
+        "amount": net as f64 / 100_000_000.0,
+        "blockheight": entry.height,
+        "confirmations": tip.saturating_sub(entry.height) + 1,
     })
 }
 
@@ -740,6 +860,112 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
             "rss": resident_bytes(),
             "mempool": {"usage": mempool.usage, "max": mempool.max_usage},
         }))
+    })?;
+    module.register_blocking_method("getnewaddress", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_new_address(false)?)
+    })?;
+    module.register_blocking_method("getrawchangeaddress", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_new_address(true)?)
+    })?;
+    module.register_blocking_method("getbalance", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(time_value(context.backend.wallet_balances()?.available))
+    })?;
+    module.register_blocking_method("getbalances", |_, context, _| {
+        let balances = context.backend.wallet_balances()?;
+        Ok::<_, ErrorObjectOwned>(json!({"mine": {
+            "trusted": time_value(balances.available),
+            "untrusted_pending": time_value(balances.pending),
+            "locked": time_value(balances.locked),
+        }}))
+    })?;
+    module.register_blocking_method("listunspent", |_, context, _| {
+        let tip = context.backend.chain_info()?.blocks;
+        let coins = context.backend.wallet_unspent()?;
+        Ok::<_, ErrorObjectOwned>(
+            coins
+                .iter()
+                .map(|c| {
+                    json!({
+                        "txid": c.outpoint.txid.to_string(),
+                        "vout": c.outpoint.index,
+                        "address": c.address,
+                        "amount": time_value(c.amount),
+                        "confirmations": tip.saturating_sub(c.height) + 1,
+                        "spendable": true,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("listtransactions", |params, context, _| {
+        let count: usize = optional(&params, 1, "count")?.unwrap_or(10);
+        let skip: usize = optional(&params, 2, "skip")?.unwrap_or(0);
+        let tip = context.backend.chain_info()?.blocks;
+        let history = context.backend.wallet_history()?;
+        let end = history.len().saturating_sub(skip);
+        let start = end.saturating_sub(count);
+        Ok::<_, ErrorObjectOwned>(
+            history
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|t| wallet_tx_json(t, tip))
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("gettransaction", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let tip = context.backend.chain_info()?.blocks;
+        let history = context.backend.wallet_history()?;
+        let entry = history.iter().find(|t| t.txid == txid).ok_or_else(|| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                "Invalid or non-wallet transaction id",
+            ))
+        })?;
+        let mut object = wallet_tx_json(entry, tip);
+        if let Some((tx, _)) = context.backend.transaction(&txid)? {
+            extend(&mut object, "hex", json!(hex::encode(tx.to_bytes())));
+        }
+        Ok::<_, ErrorObjectOwned>(object)
+    })?;
+    module.register_blocking_method("sendtoaddress", |params, context, _| {
+        let address: String = param(&params, 0, "address")?;
+        let amount = amount_param(&params, 1, "amount")?;
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_send(vec![(address, amount)])?.to_string())
+    })?;
+    module.register_blocking_method("sendmany", |params, context, _| {
+        // Bitcoin Core's first parameter is a dummy account name.
+        let amounts: serde_json::Map<String, Value> = param(&params, 1, "amounts")?;
+        if amounts.is_empty() {
+            return Err(invalid("amounts is empty"));
+        }
+        let mut payments = Vec::with_capacity(amounts.len());
+        for (address, value) in amounts {
+            payments.push((address, amount_value(&value, "amounts")?));
+        }
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_send(payments)?.to_string())
+    })?;
+    module.register_blocking_method("walletpassphrase", |params, context, _| {
+        let passphrase: String = param(&params, 0, "passphrase")?;
+        let seconds: u64 = param(&params, 1, "timeout")?;
+        if seconds == 0 || seconds > 100_000_000 {
+            return Err(invalid("timeout is 1 to 100,000,000 seconds"));
+        }
+        context.backend.wallet_passphrase(&passphrase, seconds)?;
+        Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("walletlock", |_, context, _| {
+        context.backend.wallet_lock()?;
+        Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("encryptwallet", |params, context, _| {
+        let passphrase: String = param(&params, 0, "passphrase")?;
+        if passphrase.is_empty() {
+            return Err(invalid("the passphrase must not be empty"));
+        }
+        context.backend.wallet_encrypt(&passphrase)?;
+        Ok::<_, ErrorObjectOwned>("wallet encrypted and locked; unlock it with walletpassphrase")
     })?;
     module.register_method("help", |params, _, _| {
         let command: Option<String> = optional(&params, 0, "command")?;

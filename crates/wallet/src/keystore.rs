@@ -12,7 +12,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::keys::{Mnemonic, MnemonicError};
+use crate::keys::{Chain, Mnemonic, MnemonicError, derive_key};
 
 /// The file format's version.
 const VERSION: u32 = 1;
@@ -81,6 +81,13 @@ pub struct Keystore {
     pub next_receive: u32,
     /// The next change address index.
     pub next_change: u32,
+    /// Public keys derived ahead (hex), receiving chain, from index 0: addresses are not
+    /// secret, so a locked wallet can still hand them out and recognise payments to them.
+    #[serde(default)]
+    pub receive_keys: Vec<String>,
+    /// The same for the change chain.
+    #[serde(default)]
+    pub change_keys: Vec<String>,
 }
 
 fn stretch(passphrase: &str, salt: &[u8], memory_kib: u32, passes: u32) -> Result<[u8; 32], KeystoreError> {
@@ -123,7 +130,33 @@ impl Keystore {
             secret,
             next_receive: 0,
             next_change: 0,
+            receive_keys: Vec::new(),
+            change_keys: Vec::new(),
         })
+    }
+
+    /// Derives public keys from `seed` until each chain holds `ahead` beyond its next index.
+    pub fn fill_pool(&mut self, seed: &[u8], ahead: u32) {
+        for (chain, keys, next) in [
+            (Chain::Receive, &mut self.receive_keys, self.next_receive),
+            (Chain::Change, &mut self.change_keys, self.next_change),
+        ] {
+            let want = next.saturating_add(ahead);
+            while (keys.len() as u64) < u64::from(want) {
+                let index = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+                keys.push(derive_key(seed, 0, chain, index).public_key().to_string());
+            }
+        }
+    }
+
+    /// The same secret under a new passphrase (or none), keeping indexes and pools.
+    pub fn resealed(&self, mnemonic: &Mnemonic, passphrase: Option<&str>) -> Result<Keystore, KeystoreError> {
+        let mut sealed = Keystore::new(&self.network, mnemonic, passphrase)?;
+        sealed.next_receive = self.next_receive;
+        sealed.next_change = self.next_change;
+        sealed.receive_keys = self.receive_keys.clone();
+        sealed.change_keys = self.change_keys.clone();
+        Ok(sealed)
     }
 
     /// Whether a passphrase is needed to use the keys.

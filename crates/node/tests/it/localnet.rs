@@ -795,3 +795,48 @@ fn metrics_are_served_in_the_prometheus_format() {
     net.wait_until(&[0], before as u64 + 1);
     assert!(scrape()["timecoin_chain_height"] > before);
 }
+
+#[test]
+fn wallets_pay_each_other_and_an_encrypted_wallet_needs_its_passphrase() {
+    use serde_json::json;
+    let net = Localnet::running(3);
+    // Node 0's wallet is funded by the genesis.
+    assert_eq!(net.rpc(0, "getbalance", json!([]))["result"], json!(1_000_000.0));
+    let to = net.rpc(1, "getnewaddress", json!([]))["result"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sent = net.rpc(0, "sendtoaddress", json!([to, 12.5]));
+    let txid = sent["result"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned();
+    let waited = net.rpc(1, "waitfortransaction", json!([txid, 120]));
+    assert_eq!(waited["result"]["finalized"], json!(true), "{waited}");
+    // The payee sees the coin once it has the block; the payer paid the amount and a fee.
+    let height = waited["result"]["height"].as_u64().unwrap();
+    let mut net = net;
+    net.wait_until(&[0, 1], height);
+    assert_eq!(net.rpc(1, "getbalance", json!([]))["result"], json!(12.5));
+    let unspent = net.rpc(1, "listunspent", json!([]));
+    assert_eq!(unspent["result"][0]["txid"], json!(txid), "{unspent}");
+    let left = net.rpc(0, "getbalance", json!([]))["result"].as_f64().unwrap();
+    assert!(left < 1_000_000.0 - 12.5 && left > 1_000_000.0 - 12.5 - 0.01, "{left}");
+    let history = net.rpc(0, "listtransactions", json!([]));
+    let last = history["result"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["txid"].clone(), last["category"].clone()),
+        (json!(txid), json!("send"))
+    );
+    // Encrypted, node 1's wallet cannot pay until unlocked with the right passphrase.
+    assert!(net.rpc(1, "encryptwallet", json!(["open sesame"]))["result"].is_string());
+    let back = net.rpc(0, "getnewaddress", json!([]))["result"].clone();
+    let locked = net.rpc(1, "sendtoaddress", json!([back, 1]));
+    assert_eq!(locked["error"]["code"], json!(-13), "{locked}");
+    let wrong = net.rpc(1, "walletpassphrase", json!(["open sesam", 60]));
+    assert_eq!(wrong["error"]["code"], json!(-14), "{wrong}");
+    assert!(net.rpc(1, "walletpassphrase", json!(["open sesame", 60]))["error"].is_null());
+    let paid = net.rpc(1, "sendtoaddress", json!([back, 1]));
+    assert!(paid["result"].is_string(), "{paid}");
+    let text = std::fs::read_to_string(net.path().join("node1").join("wallet.json")).unwrap();
+    assert!(text.contains("argon2id"), "the wallet file is sealed");
+    let broke = net.rpc(1, "sendtoaddress", json!([back, 100]));
+    assert_eq!(broke["error"]["code"], json!(-6), "{broke}");
+}

@@ -1,0 +1,338 @@
+//! The node's wallet: the wallet file (`wallet.json` in the data directory, created on first
+//! start unless `[wallet] enabled = false`), the coins it owns, followed block by block, and
+//! payments from them.
+//!
+//! Coins are rebuilt at start by scanning the stored blocks (the file keeps keys, not
+//! coins), then kept up to date as each block is applied. Every block is final, so a coin in
+//! a block is spendable at once; a coin still in the mempool is pending.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use timecoin_mempool::Mempool;
+use timecoin_primitives::{
+    Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, PublicKey, Transaction, TxId,
+};
+use timecoin_wallet::{Chain, Coin, Keystore, KeystoreError, Mnemonic, SendContext, derive_key, pay};
+
+/// Addresses derived ahead of the last one given out.
+const POOL: u32 = 100;
+
+/// A coin the wallet owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwnedCoin {
+    pub(crate) value: Amount,
+    pub(crate) address: AddressPayload,
+    pub(crate) height: u64,
+}
+
+/// A transaction that touched the wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HistoryEntry {
+    pub(crate) txid: TxId,
+    pub(crate) height: u64,
+    /// Paid to the wallet's addresses.
+    pub(crate) received: Amount,
+    /// Spent from the wallet's coins.
+    pub(crate) spent: Amount,
+}
+
+/// Why a wallet operation failed, in terms the API maps to Bitcoin Core's codes.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WalletError {
+    #[error("Error: Please enter the wallet passphrase with walletpassphrase first.")]
+    Locked,
+    #[error("Error: The wallet passphrase entered was incorrect.")]
+    WrongPassphrase,
+    #[error("Error: running with an unencrypted wallet, but walletpassphrase was called.")]
+    NotEncrypted,
+    #[error("Error: the wallet is already encrypted.")]
+    AlreadyEncrypted,
+    #[error("{0}")]
+    Funds(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<KeystoreError> for WalletError {
+    fn from(error: KeystoreError) -> WalletError {
+        match error {
+            KeystoreError::WrongPassphrase => WalletError::WrongPassphrase,
+            KeystoreError::Locked => WalletError::Locked,
+            other => WalletError::Other(other.to_string()),
+        }
+    }
+}
+
+pub(crate) struct NodeWallet {
+    path: PathBuf,
+    keystore: Keystore,
+    network: Network,
+    /// The seed while the keys may be used; with the time it must be forgotten.
+    seed: Option<([u8; 64], Option<Instant>)>,
+    owned: HashMap<AddressPayload, (Chain, u32)>,
+    coins: BTreeMap<OutPoint, OwnedCoin>,
+    history: Vec<HistoryEntry>,
+}
+
+fn payload_of(hex_key: &str) -> Option<AddressPayload> {
+    hex_key
+        .parse::<PublicKey>()
+        .ok()
+        .map(|key| AddressPayload::from_public_key(&key))
+}
+
+impl NodeWallet {
+    /// Opens the wallet file at `path`, or creates one with a new recovery phrase.
+    pub(crate) fn open_or_create(path: &Path, network: Network) -> Result<(NodeWallet, bool)> {
+        let created = !path.exists();
+        let (keystore, seed) = if created {
+            let mnemonic = Mnemonic::generate()?;
+            let mut keystore = Keystore::new(network.name(), &mnemonic, None)?;
+            let seed = mnemonic.seed("");
+            keystore.fill_pool(&seed, POOL);
+            keystore.save(path)?;
+            (keystore, Some((seed, None)))
+        } else {
+            let keystore = Keystore::load(path)?;
+            if keystore.network != network.name() {
+                anyhow::bail!(
+                    "wallet file {} is for {}, but the node runs on {network}",
+                    path.display(),
+                    keystore.network
+                );
+            }
+            let seed = if keystore.is_encrypted() {
+                None
+            } else {
+                Some((keystore.mnemonic(None)?.seed(""), None))
+            };
+            (keystore, seed)
+        };
+        let mut wallet = NodeWallet {
+            path: path.to_owned(),
+            keystore,
+            network,
+            seed,
+            owned: HashMap::new(),
+            coins: BTreeMap::new(),
+            history: Vec::new(),
+        };
+        if let Some((seed, _)) = wallet.seed {
+            wallet.keystore.fill_pool(&seed, POOL);
+        }
+        wallet.index_pool();
+        Ok((wallet, created))
+    }
+
+    fn index_pool(&mut self) {
+        for (chain, keys) in [
+            (Chain::Receive, &self.keystore.receive_keys),
+            (Chain::Change, &self.keystore.change_keys),
+        ] {
+            for (index, key) in keys.iter().enumerate() {
+                if let Some(payload) = payload_of(key) {
+                    self.owned
+                        .insert(payload, (chain, u32::try_from(index).unwrap_or(u32::MAX)));
+                }
+            }
+        }
+    }
+
+    fn save(&self) -> Result<(), WalletError> {
+        Ok(self.keystore.save(&self.path)?)
+    }
+
+    /// The seed, if unlocked (an expired unlock is forgotten here).
+    fn seed(&mut self) -> Option<[u8; 64]> {
+        if let Some((_, Some(until))) = self.seed
+            && Instant::now() >= until
+        {
+            self.seed = None;
+        }
+        self.seed.map(|(seed, _)| seed)
+    }
+
+    /// Follows a finalized block: coins paid to the wallet, coins it spent.
+    pub(crate) fn scan_block(&mut self, block: &Block) {
+        let height = block.header.height;
+        for tx in &block.transactions {
+            let txid = tx.txid();
+            let mut spent = Amount::ZERO;
+            for input in &tx.inputs {
+                if let Some(coin) = self.coins.remove(&input.prevout) {
+                    spent = spent.checked_add(coin.value).unwrap_or(spent);
+                }
+            }
+            let mut received = Amount::ZERO;
+            for (index, output) in tx.outputs.iter().enumerate() {
+                if self.owned.contains_key(&output.address) {
+                    received = received.checked_add(output.amount).unwrap_or(received);
+                    let outpoint = OutPoint {
+                        txid,
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                    };
+                    self.coins.insert(
+                        outpoint,
+                        OwnedCoin {
+                            value: output.amount,
+                            address: output.address,
+                            height,
+                        },
+                    );
+                }
+            }
+            if received != Amount::ZERO || spent != Amount::ZERO {
+                self.history.push(HistoryEntry {
+                    txid,
+                    height,
+                    received,
+                    spent,
+                });
+            }
+        }
+    }
+
+    /// Hands out the next address of `chain`, deriving more ahead when unlocked.
+    pub(crate) fn new_address(&mut self, chain: Chain) -> Result<Address, WalletError> {
+        let (next, pool) = match chain {
+            Chain::Receive => (self.keystore.next_receive, self.keystore.receive_keys.len()),
+            Chain::Change => (self.keystore.next_change, self.keystore.change_keys.len()),
+        };
+        if usize::try_from(next).unwrap_or(usize::MAX) >= pool {
+            let seed = self.seed().ok_or(WalletError::Locked)?;
+            self.keystore.fill_pool(&seed, POOL);
+            self.index_pool();
+        }
+        let keys = match chain {
+            Chain::Receive => &self.keystore.receive_keys,
+            Chain::Change => &self.keystore.change_keys,
+        };
+        let payload = keys
+            .get(usize::try_from(next).unwrap_or(usize::MAX))
+            .and_then(|k| payload_of(k))
+            .ok_or_else(|| WalletError::Other("the wallet file's key pool is damaged".to_owned()))?;
+        match chain {
+            Chain::Receive => self.keystore.next_receive += 1,
+            Chain::Change => self.keystore.next_change += 1,
+        }
+        if let Some(seed) = self.seed() {
+            self.keystore.fill_pool(&seed, POOL);
+            self.index_pool();
+        }
+        self.save()?;
+        Ok(Address {
+            network: self.network,
+            payload,
+        })
+    }
+
+    /// Coins not spent by a waiting transaction.
+    pub(crate) fn unspent(&self, mempool: &Mempool) -> Vec<(OutPoint, OwnedCoin)> {
+        self.coins
+            .iter()
+            .filter(|(outpoint, _)| mempool.spender_of(outpoint).is_none())
+            .map(|(o, c)| (*o, *c))
+            .collect()
+    }
+
+    /// (available, pending): finalized coins not being spent, and what waiting transactions
+    /// pay the wallet.
+    pub(crate) fn balances(&self, mempool: &Mempool) -> (Amount, Amount) {
+        let available = Amount::checked_sum(self.unspent(mempool).iter().map(|(_, c)| c.value)).unwrap_or(Amount::ZERO);
+        let pending = Amount::checked_sum(mempool.txids().iter().filter_map(|id| mempool.get(id)).flat_map(|tx| {
+            tx.outputs
+                .iter()
+                .filter(|o| self.owned.contains_key(&o.address))
+                .map(|o| o.amount)
+                .collect::<Vec<_>>()
+        }))
+        .unwrap_or(Amount::ZERO);
+        (available, pending)
+    }
+
+    /// The transactions that touched the wallet, oldest first.
+    pub(crate) fn history(&self) -> &[HistoryEntry] {
+        &self.history
+    }
+
+    /// A signed payment of `payments` from finalized coins, change to a new change address.
+    pub(crate) fn pay(
+        &mut self,
+        payments: &[(Address, Amount)],
+        mempool: &Mempool,
+        genesis: BlockHash,
+        fee_rate: timecoin_chain::FeeRate,
+        dust: Amount,
+    ) -> Result<Transaction, WalletError> {
+        let seed = self.seed().ok_or(WalletError::Locked)?;
+        let coins: Vec<Coin> = self
+            .unspent(mempool)
+            .into_iter()
+            .filter_map(|(outpoint, coin)| {
+                let (chain, index) = *self.owned.get(&coin.address)?;
+                Some(Coin {
+                    outpoint,
+                    value: coin.value,
+                    key: derive_key(&seed, 0, chain, index),
+                })
+            })
+            .collect();
+        let change = self.new_address(Chain::Change)?;
+        let context = SendContext {
+            genesis,
+            fee_rate,
+            dust,
+        };
+        pay(&coins, payments, change.payload, b"", &context)
+            .map(|payment| payment.tx)
+            .map_err(|e| WalletError::Funds(e.to_string()))
+    }
+
+    /// Seals the wallet with `passphrase` and locks it.
+    pub(crate) fn encrypt(&mut self, passphrase: &str) -> Result<(), WalletError> {
+        if self.keystore.is_encrypted() {
+            return Err(WalletError::AlreadyEncrypted);
+        }
+        let mnemonic = self.keystore.mnemonic(None)?;
+        self.keystore = self.keystore.resealed(&mnemonic, Some(passphrase))?;
+        self.save()?;
+        self.seed = None;
+        Ok(())
+    }
+
+    /// Unlocks an encrypted wallet for `seconds`.
+    pub(crate) fn unlock(&mut self, passphrase: &str, seconds: u64) -> Result<(), WalletError> {
+        if !self.keystore.is_encrypted() {
+            return Err(WalletError::NotEncrypted);
+        }
+        let seed = self.keystore.mnemonic(Some(passphrase))?.seed("");
+        let until = Instant::now().checked_add(std::time::Duration::from_secs(seconds));
+        self.seed = Some((seed, until));
+        Ok(())
+    }
+
+    /// Forgets the seed of an encrypted wallet.
+    pub(crate) fn lock(&mut self) -> Result<(), WalletError> {
+        if !self.keystore.is_encrypted() {
+            return Err(WalletError::NotEncrypted);
+        }
+        self.seed = None;
+        Ok(())
+    }
+}
+
+/// Opens the wallet and scans the stored chain for its coins (blocking).
+pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Store) -> Result<(NodeWallet, bool)> {
+    let (mut wallet, created) =
+        NodeWallet::open_or_create(path, network).with_context(|| format!("wallet file {}", path.display()))?;
+    let tip = store.tip()?;
+    for height in 0..=tip.height {
+        if let Some(block) = store.block_by_height(height)? {
+            wallet.scan_block(&block);
+        }
+    }
+    Ok((wallet, created))
+}
