@@ -187,6 +187,22 @@ impl Backend for NodeBackend {
         self.wallet()?.encrypt(passphrase).map_err(wallet_error)
     }
 
+    fn wallet_sign(&self, tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
+        let snapshot = self.store.snapshot().map_err(internal)?;
+        let mut amounts = Vec::with_capacity(tx.inputs.len());
+        for input in &tx.inputs {
+            amounts.push(
+                snapshot
+                    .utxo(&input.prevout)
+                    .map_err(internal)?
+                    .map(|u| u.output.amount),
+            );
+        }
+        self.wallet()?
+            .sign(tx, &amounts, self.genesis.hash())
+            .map_err(wallet_error)
+    }
+
     fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
         let mempool = self.mempool()?;
         if include_mempool && mempool.spender_of(outpoint).is_some() {

@@ -291,6 +291,52 @@ impl NodeWallet {
             .map_err(|e| WalletError::Funds(e.to_string()))
     }
 
+    /// Fills in the key and signature of every input of `tx` that spends one of the
+    /// wallet's coins. `amounts` holds the value of every input's coin (the signature
+    /// commits to all of them); returns the errors for inputs left unsigned.
+    pub(crate) fn sign(
+        &mut self,
+        tx: &mut Transaction,
+        amounts: &[Option<Amount>],
+        genesis: BlockHash,
+    ) -> Result<Vec<String>, WalletError> {
+        let seed = self.seed().ok_or(WalletError::Locked)?;
+        let mut errors = Vec::new();
+        let mut keys = Vec::with_capacity(tx.inputs.len());
+        for (input, amount) in tx.inputs.iter_mut().zip(amounts) {
+            let owner = self
+                .coins
+                .get(&input.prevout)
+                .and_then(|coin| self.owned.get(&coin.address));
+            match (owner, amount) {
+                (Some((chain, index)), Some(_)) => {
+                    let key = derive_key(&seed, 0, *chain, *index);
+                    input.public_key = key.public_key();
+                    keys.push(Some(key));
+                }
+                (None, Some(_)) => {
+                    errors.push(format!("input {}: not the wallet's coin", input.prevout));
+                    keys.push(None);
+                }
+                (_, None) => {
+                    errors.push(format!("input {}: missing or spent", input.prevout));
+                    keys.push(None);
+                }
+            }
+        }
+        if errors.iter().any(|e| e.ends_with("missing or spent")) {
+            return Ok(errors);
+        }
+        let spent: Vec<Amount> = amounts.iter().map(|a| a.unwrap_or(Amount::ZERO)).collect();
+        let message = timecoin_primitives::signature_message(&genesis, &tx.txid(), &spent);
+        for (input, key) in tx.inputs.iter_mut().zip(&keys) {
+            if let Some(key) = key {
+                input.signature = key.sign(&message.0);
+            }
+        }
+        Ok(errors)
+    }
+
     /// Seals the wallet with `passphrase` and locks it.
     pub(crate) fn encrypt(&mut self, passphrase: &str) -> Result<(), WalletError> {
         if self.keystore.is_encrypted() {

@@ -289,6 +289,11 @@ pub trait Backend: Send + Sync + 'static {
     fn wallet_encrypt(&self, _passphrase: &str) -> Result<(), RpcError> {
         Err(no_wallet())
     }
+    /// Signs the inputs of `tx` that spend the wallet's coins; the errors of inputs left
+    /// unsigned.
+    fn wallet_sign(&self, _tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
+        Err(no_wallet())
+    }
     /// The unspent output at `outpoint`; with `include_mempool`, outputs created by waiting
     /// transactions count and those they spend do not.
     fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError>;
@@ -958,6 +963,71 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
     module.register_blocking_method("walletlock", |_, context, _| {
         context.backend.wallet_lock()?;
         Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("createrawtransaction", |params, context, _| {
+        #[derive(serde::Deserialize)]
+        struct Input {
+            txid: String,
+            vout: u32,
+        }
+        let inputs: Vec<Input> = param(&params, 0, "inputs")?;
+        let outputs: serde_json::Map<String, Value> = param(&params, 1, "outputs")?;
+        let lock_time: u64 = optional(&params, 2, "locktime")?.unwrap_or(0);
+        if inputs.is_empty() || outputs.is_empty() {
+            return Err(invalid("inputs and outputs must not be empty"));
+        }
+        let network = context.backend.chain_info()?.network;
+        let mut tx = Transaction {
+            version: Transaction::VERSION,
+            inputs: Vec::with_capacity(inputs.len()),
+            outputs: Vec::with_capacity(outputs.len()),
+            lock_time,
+            memo: Vec::new(),
+        };
+        for input in inputs {
+            let txid: TxId = input
+                .txid
+                .parse()
+                .map_err(|e| invalid(format!("txid {}: {e}", input.txid)))?;
+            tx.inputs.push(timecoin_primitives::TxInput {
+                prevout: OutPoint {
+                    txid,
+                    index: input.vout,
+                },
+                public_key: Default::default(),
+                signature: Default::default(),
+            });
+        }
+        for (text, value) in outputs {
+            let address: Address = text.parse().map_err(|e| {
+                ErrorObjectOwned::from(RpcError::new(
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    format!("Invalid address {text}: {e}"),
+                ))
+            })?;
+            if address.network != network {
+                return Err(RpcError::new(
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    format!("Invalid address {text}: not for {network}"),
+                )
+                .into());
+            }
+            tx.outputs.push(timecoin_primitives::TxOutput {
+                amount: timecoin_primitives::Amount::from_units(amount_value(&value, "outputs")?),
+                address: address.payload,
+            });
+        }
+        Ok::<_, ErrorObjectOwned>(hex::encode(tx.to_bytes()))
+    })?;
+    module.register_blocking_method("signrawtransactionwithwallet", |params, context, _| {
+        let text: String = param(&params, 0, "hexstring")?;
+        let mut tx: Transaction = decode_hex(&text, "TX")?;
+        let errors = context.backend.wallet_sign(&mut tx)?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "hex": hex::encode(tx.to_bytes()),
+            "complete": errors.is_empty(),
+            "errors": errors.iter().map(|e| json!({"error": e})).collect::<Vec<_>>(),
+        }))
     })?;
     module.register_blocking_method("encryptwallet", |params, context, _| {
         let passphrase: String = param(&params, 0, "passphrase")?;

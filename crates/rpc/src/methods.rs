@@ -280,6 +280,18 @@ pub const METHODS: &[Method] = &[
         help: "Pays several addresses in one transaction: amounts is {\"address\": TIME, ...}; the first parameter is ignored (\"\"), as in Bitcoin Core.",
     },
     Method {
+        name: "createrawtransaction",
+        category: "Wallet",
+        params: &[json("inputs"), json("outputs"), optional(json("locktime"))],
+        help: "An unsigned transaction (hex): inputs is [{\"txid\": hex, \"vout\": n}, ...], outputs is {\"address\": TIME, ...}.",
+    },
+    Method {
+        name: "signrawtransactionwithwallet",
+        category: "Wallet",
+        params: &[text("hexstring")],
+        help: "Signs the inputs that spend the wallet's coins: {hex, complete, errors}.",
+    },
+    Method {
         name: "walletpassphrase",
         category: "Wallet",
         params: &[text("passphrase"), json("timeout")],

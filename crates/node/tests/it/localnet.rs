@@ -839,4 +839,20 @@ fn wallets_pay_each_other_and_an_encrypted_wallet_needs_its_passphrase() {
     assert!(text.contains("argon2id"), "the wallet file is sealed");
     let broke = net.rpc(1, "sendtoaddress", json!([back, 100]));
     assert_eq!(broke["error"]["code"], json!(-6), "{broke}");
+    // A raw transaction built by hand from node 0's coin, signed by its wallet, is accepted.
+    let coin = net.rpc(0, "listunspent", json!([]))["result"][0].clone();
+    let value = coin["amount"].as_f64().unwrap();
+    let outputs = json!({ to.clone(): 1, back.as_str().unwrap(): ((value - 1.0 - 0.001) * 1e8).round() / 1e8 });
+    let raw = net.rpc(
+        0,
+        "createrawtransaction",
+        json!([[{"txid": coin["txid"], "vout": coin["vout"]}], outputs]),
+    );
+    let unsigned = raw["result"].as_str().unwrap_or_else(|| panic!("{raw}")).to_owned();
+    let refused = net.rpc(0, "sendrawtransaction", json!([unsigned]));
+    assert_eq!(refused["error"]["code"], json!(-26), "unsigned: {refused}");
+    let signed = net.rpc(0, "signrawtransactionwithwallet", json!([unsigned]));
+    assert_eq!(signed["result"]["complete"], json!(true), "{signed}");
+    let accepted = net.rpc(0, "sendrawtransaction", json!([signed["result"]["hex"]]));
+    assert!(accepted["result"].is_string(), "{accepted}");
 }
