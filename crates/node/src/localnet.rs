@@ -121,6 +121,40 @@ fn write_network(dir: &Path, nodes: usize, base_port: u16, pacing: &str) -> Resu
     Ok(())
 }
 
+/// `height H, P peers, last block S s ago` for each node, read over its JSON-RPC API with
+/// its cookie (blocking).
+fn network_status(dirs: &[PathBuf]) -> String {
+    let now_s = crate::host::now_ms() / 1_000;
+    let parts: Vec<String> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let answer = node_client(dir).and_then(|client| {
+                let info = client.call("getblockchaininfo", serde_json::json!([])).ok()?;
+                let peers = client.call("getconnectioncount", serde_json::json!([])).ok()?;
+                let field = |name: &str| info.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                Some(format!(
+                    "node{i} height {} peers {} last block {} s ago",
+                    field("blocks"),
+                    peers,
+                    now_s.saturating_sub(field("time"))
+                ))
+            });
+            answer.unwrap_or_else(|| format!("node{i} not answering"))
+        })
+        .collect();
+    format!("[network] {}", parts.join(" | "))
+}
+
+/// A JSON-RPC client of the node whose data directory (and configuration) is `dir`.
+fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
+    let config = crate::config::Config::load(&dir.join("config.toml")).ok()?;
+    let listen = config.rpc.listen?;
+    timecoin_rpc::Client::with_cookie(listen, &dir.join(".cookie"))
+        .ok()
+        .map(|c| c.timeout(std::time::Duration::from_secs(2)))
+}
+
 /// Runs every node under `dir` as a child process, printing their output, until Ctrl-C.
 pub(crate) fn run(dir: &Path) -> Result<()> {
     let mut configs: Vec<PathBuf> = Vec::new();
@@ -176,7 +210,26 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
             }
             children.push(child);
         }
-        let _ = tokio::signal::ctrl_c().await;
+        // Every 5 s, one line with each node's height, peers and time since its last block.
+        let dirs: Vec<PathBuf> = configs
+            .iter()
+            .filter_map(|c| c.parent().map(Path::to_path_buf))
+            .collect();
+        let mut status = tokio::time::interval(std::time::Duration::from_secs(5));
+        status.tick().await;
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        loop {
+            tokio::select! {
+                _ = &mut interrupted => break,
+                _ = status.tick() => {
+                    let dirs = dirs.clone();
+                    if let Ok(line) = tokio::task::spawn_blocking(move || network_status(&dirs)).await {
+                        println!("{line}");
+                    }
+                }
+            }
+        }
         for child in &children {
             if let Some(pid) = child.id() {
                 // A graceful stop: each node flushes and exits on SIGTERM.

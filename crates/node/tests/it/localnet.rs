@@ -856,3 +856,33 @@ fn wallets_pay_each_other_and_an_encrypted_wallet_needs_its_passphrase() {
     let accepted = net.rpc(0, "sendrawtransaction", json!([signed["result"]["hex"]]));
     assert!(accepted["result"].is_string(), "{accepted}");
 }
+
+/// The README's main job: `timed localnet` writes a network, runs it, prints each node's
+/// finalized blocks and a status line, and stops every node on Ctrl-C.
+#[test]
+fn timed_localnet_runs_a_network_shows_it_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_ports(6);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timed"))
+        .args(["localnet", "--nodes", "3", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let status = lines
+        .by_ref()
+        .find(|line| line.starts_with("[network]") && !line.contains("height 0") && !line.contains("not answering"))
+        .expect("a status line with every node past height 0");
+    assert_eq!(status.matches("peers 2").count(), 3, "{status}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.collect();
+    assert!(child.wait().unwrap().success());
+    let stopped = rest.iter().filter(|l| l.contains("stopped")).count();
+    assert_eq!(stopped, 3, "every node stops gracefully: {rest:?}");
+}
