@@ -124,6 +124,8 @@ struct State {
     evidence: HashSet<(PublicKey, u64)>,
     /// When this node started deciding `height`.
     height_started: Option<Instant>,
+    /// When the sync progress bar was last drawn (a terminal only).
+    bar_drawn: Option<Instant>,
 }
 
 /// Most equivocations remembered; older heights are forgotten first.
@@ -187,6 +189,7 @@ impl Host {
             connected: HashSet::new(),
             evidence: HashSet::new(),
             height_started: None,
+            bar_drawn: None,
         };
         let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
         let mut pacing = tokio::time::interval(Duration::from_millis(100));
@@ -761,9 +764,35 @@ impl Host {
             if let Some(line) = state.sync.progress(state.tip.height, Instant::now()) {
                 info!("{line}");
             }
+            self.draw_bar(state);
         }
         self.request_blocks(state).await;
         Ok(())
+    }
+
+    /// In a terminal, redraws the sync progress bar on standard error (at most 4 times a
+    /// second), and ends its line once caught up.
+    fn draw_bar(&self, state: &mut State) {
+        use std::io::{IsTerminal, Write};
+        let mut stderr = std::io::stderr();
+        if !stderr.is_terminal() {
+            return;
+        }
+        let now = Instant::now();
+        match state.sync.bar(state.tip.height) {
+            Some(bar)
+                if state
+                    .bar_drawn
+                    .is_none_or(|at| now.duration_since(at) >= Duration::from_millis(250)) =>
+            {
+                let _ = write!(stderr, "\r{bar}");
+                state.bar_drawn = Some(now);
+            }
+            None if state.bar_drawn.take().is_some() => {
+                let _ = writeln!(stderr);
+            }
+            _ => {}
+        }
     }
 
     /// Checks a block from sync: its certificate against the masternode set, then its content.

@@ -213,6 +213,22 @@ impl BlockSync {
         ))
     }
 
+    /// A one-line progress bar for a terminal while catching up (`None` at the tip).
+    pub(crate) fn bar(&self, height: u64) -> Option<String> {
+        let target = self.best_known();
+        if target <= height {
+            return None;
+        }
+        const WIDTH: u64 = 30;
+        let filled = (height.saturating_mul(WIDTH) / target.max(1)).min(WIDTH);
+        let percent = height.saturating_mul(100) / target.max(1);
+        Some(format!(
+            "syncing [{}{}] {percent:>3}% {height}/{target}",
+            "#".repeat(usize::try_from(filled).unwrap_or(0)),
+            ".".repeat(usize::try_from(WIDTH - filled).unwrap_or(0)),
+        ))
+    }
+
     fn prune_below(&mut self, next: u64) {
         while let Some(height) = self.buffer.first_key_value().map(|(h, _)| *h).filter(|h| *h < next) {
             self.remove(height);
@@ -355,6 +371,17 @@ mod tests {
         assert_eq!(sync.best_known(), 200);
         assert!(!sync.is_behind(201));
         assert!(sync.requests(201, now).is_empty());
+    }
+
+    #[test]
+    fn the_bar_fills_with_progress_and_disappears_at_the_tip() {
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 200);
+        assert_eq!(
+            sync.bar(100).as_deref(),
+            Some("syncing [###############...............]  50% 100/200")
+        );
+        assert_eq!(sync.bar(200), None);
     }
 
     #[test]
