@@ -886,3 +886,148 @@ fn timed_localnet_runs_a_network_shows_it_and_stops_on_ctrl_c() {
     let stopped = rest.iter().filter(|l| l.contains("stopped")).count();
     assert_eq!(stopped, 3, "every node stops gracefully: {rest:?}");
 }
+
+/// Every method of the API, through the typed client, against a running network — with the
+/// error cases a user meets. The test fails if a method of the table is left out.
+#[test]
+fn every_rpc_method_answers_through_the_client_including_errors() {
+    use serde_json::{Value, json};
+    use timecoin_rpc::{Client, ClientError};
+
+    let net = Localnet::running(3);
+    let client = |node: usize| {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.rpc_port(node)));
+        Client::with_cookie(address, &net.path().join(format!("node{node}")).join(".cookie")).unwrap()
+    };
+    let called = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let call = |node: usize, method: &str, params: Value| {
+        called.borrow_mut().insert(method.to_owned());
+        client(node).call(method, params)
+    };
+    let ok = |node: usize, method: &str, params: Value| {
+        call(node, method, params.clone()).unwrap_or_else(|e| panic!("{method} {params}: {e}"))
+    };
+    let code = |result: Result<Value, ClientError>| match result {
+        Err(ClientError::Rpc { code, .. }) => code,
+        other => panic!("expected an RPC error, got {other:?}"),
+    };
+
+    // Chain.
+    let info = ok(0, "getblockchaininfo", json!([]));
+    assert_eq!(info["chain"], json!("local"));
+    let count = ok(0, "getblockcount", json!([])).as_u64().unwrap();
+    let best = ok(0, "getbestblockhash", json!([]));
+    let hash = ok(0, "getblockhash", json!([1]));
+    assert_eq!(code(call(0, "getblockhash", json!([count + 1000]))), -8);
+    assert!(best.is_string());
+    let header = ok(0, "getblockheader", json!([hash]));
+    assert_eq!(header["height"], json!(1));
+    let unknown = "00".repeat(32);
+    assert_eq!(code(call(0, "getblock", json!([unknown]))), -5, "unknown block");
+    let block = ok(0, "getblock", json!([hash, 2]));
+    let reward_tx = block["tx"][0]["txid"].clone();
+    assert_eq!(ok(0, "getcommit", json!([1]))["blockhash"], hash);
+    let utxos = ok(0, "gettxoutsetinfo", json!([]));
+    assert!(utxos["txouts"].as_u64().unwrap() > 0);
+    let reward_out = ok(0, "gettxout", json!([reward_tx, 0]));
+    assert!(reward_out["coinbase"].as_bool().unwrap(), "{reward_out}");
+    let consensus = ok(0, "getconsensusinfo", json!([]));
+    assert_eq!(consensus["masternodes"].as_array().unwrap().len(), 3);
+
+    // The wallet and raw transactions.
+    let to = ok(1, "getnewaddress", json!([]));
+    let change = ok(1, "getrawchangeaddress", json!([]));
+    assert_ne!(to, change);
+    assert_eq!(ok(0, "validateaddress", json!([to]))["isvalid"], json!(true));
+    assert_eq!(ok(0, "validateaddress", json!(["time1qqq"]))["isvalid"], json!(false));
+    assert_eq!(
+        code(call(0, "sendtoaddress", json!(["nonsense", 1]))),
+        -5,
+        "bad address"
+    );
+    assert_eq!(
+        code(call(0, "sendtoaddress", json!([to, 10_000_000]))),
+        -6,
+        "insufficient funds"
+    );
+    let txid = ok(
+        0,
+        "sendmany",
+        json!(["", { to.as_str().unwrap(): 2, change.as_str().unwrap(): 3 }]),
+    );
+    let pending = ok(0, "getrawmempool", json!([]));
+    if pending.as_array().unwrap().contains(&txid) {
+        assert!(ok(0, "getmempoolentry", json!([txid]))["vsize"].as_u64().unwrap() > 0);
+    } else {
+        assert_eq!(code(call(0, "getmempoolentry", json!([txid]))), -5);
+    }
+    assert!(ok(0, "getmempoolinfo", json!([]))["size"].is_u64());
+    let raw = ok(0, "getrawtransaction", json!([txid]));
+    let decoded = ok(0, "decoderawtransaction", json!([raw]));
+    assert_eq!(decoded["txid"], txid);
+    assert_eq!(code(call(0, "sendrawtransaction", json!(["00"]))), -22);
+    let accept = ok(0, "testmempoolaccept", json!([[raw]]));
+    assert_eq!(accept[0]["allowed"], json!(false), "a double spend of itself: {accept}");
+    let waited = ok(1, "waitfortransaction", json!([txid, 120]));
+    assert_eq!(waited["finalized"], json!(true));
+    let twice = call(0, "sendrawtransaction", json!([raw]));
+    assert_eq!(code(twice), -27, "already in the chain");
+    assert_eq!(
+        ok(0, "waitfortransaction", json!([txid, 120]))["finalized"],
+        json!(true)
+    );
+    let balances = ok(1, "getbalances", json!([]));
+    assert_eq!(balances["mine"]["trusted"], json!(5.0), "{balances}");
+    assert_eq!(ok(1, "getbalance", json!([])), json!(5.0));
+    assert_eq!(ok(1, "listunspent", json!([])).as_array().unwrap().len(), 2);
+    assert_eq!(ok(1, "gettransaction", json!([txid]))["category"], json!("receive"));
+    assert_eq!(ok(0, "listtransactions", json!(["*", 1]))[0]["txid"], txid);
+    let coin = &ok(1, "listunspent", json!([]))[0];
+    let back = ok(0, "getnewaddress", json!([]));
+    let unsigned = ok(
+        1,
+        "createrawtransaction",
+        json!([[{"txid": coin["txid"], "vout": coin["vout"]}], {back.as_str().unwrap(): 1}]),
+    );
+    let signed = ok(1, "signrawtransactionwithwallet", json!([unsigned]));
+    assert_eq!(signed["complete"], json!(true));
+    assert_eq!(code(call(1, "walletlock", json!([]))), -15, "not encrypted");
+    ok(1, "encryptwallet", json!(["pw"]));
+    assert_eq!(
+        code(call(1, "walletpassphrase", json!(["PW", 10]))),
+        -14,
+        "wrong password"
+    );
+    assert!(ok(1, "walletpassphrase", json!(["pw", 10])).is_null());
+    assert!(ok(1, "walletlock", json!([])).is_null());
+
+    // Network, masternodes, control.
+    assert_eq!(ok(0, "getconnectioncount", json!([])), json!(2));
+    assert_eq!(ok(0, "getpeerinfo", json!([])).as_array().unwrap().len(), 2);
+    assert_eq!(ok(0, "getnetworkinfo", json!([]))["connections"], json!(2));
+    assert!(ok(0, "addnode", json!([format!("127.0.0.1:{}", net.p2p_port(2)), "add"])).is_null());
+    assert_eq!(code(call(0, "addnode", json!(["nowhere", "add"]))), -8);
+    let other = net.key(2, "masternode.key").public_key().to_string();
+    assert!(ok(0, "setban", json!([other, "add", 60])).is_null());
+    assert_eq!(ok(0, "listbanned", json!([])).as_array().unwrap().len(), 1);
+    assert!(ok(0, "setban", json!([other, "remove"])).is_null());
+    assert_eq!(ok(0, "masternodelist", json!([])).as_array().unwrap().len(), 3);
+    assert_eq!(ok(0, "masternodestatus", json!([]))["status"], json!("active"));
+    assert!(ok(0, "getmemoryinfo", json!([]))["rss"].as_u64().unwrap() > 0);
+    assert!(ok(0, "uptime", json!([])).is_u64());
+    assert!(ok(0, "help", json!([])).as_str().unwrap().contains("sendtoaddress"));
+    // An oversized request is refused before it is read.
+    let huge = format!(r#"{{"method":"getblockcount","id":1,"pad":"{}"}}"#, "x".repeat(5 << 20));
+    assert!(matches!(
+        client(0).post(&huge),
+        Err(ClientError::Http { status: 413, .. })
+    ));
+    assert!(ok(0, "stop", json!([])).as_str().unwrap().contains("stopping"));
+
+    let missing: Vec<&str> = timecoin_rpc::methods::METHODS
+        .iter()
+        .map(|m| m.name)
+        .filter(|name| !called.borrow().contains(*name))
+        .collect();
+    assert!(missing.is_empty(), "methods not exercised: {missing:?}");
+}
