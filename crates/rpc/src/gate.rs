@@ -2,7 +2,8 @@
 //! cookie and `rpcauth` users; 401 and a log line otherwise, after a pause that slows
 //! password guessing), the request body limit, and JSON-RPC 1.0-style requests (no
 //! `"jsonrpc": "2.0"`, as `bitcoin-cli` and python-bitcoinrpc send them), which are
-//! accepted by adding the field.
+//! accepted by adding the field. Answers carry `Content-Type: application/json` exactly, as
+//! Bitcoin Core's do.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -137,10 +138,22 @@ where
             parts
                 .headers
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            inner
+            let mut answer = inner
                 .call(HttpRequest::from_parts(parts, HttpBody::from(body)))
                 .await
-                .map_err(Into::into)
+                .map_err(Into::into)?;
+            // Bitcoin Core answers `application/json` exactly, and clients such as
+            // python-bitcoinrpc compare the header to that string.
+            let json = answer
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if json {
+                answer
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            Ok(answer)
         })
     }
 }

@@ -1037,3 +1037,67 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
         .collect();
     assert!(missing.is_empty(), "methods not exercised: {missing:?}");
 }
+
+/// A Python client written for Bitcoin Core — python-bitcoinrpc's AuthServiceProxy,
+/// installed from PyPI here — reads the chain, sends coins and sees them finalized, with
+/// nothing but each node's cookie file.
+#[test]
+fn a_bitcoin_core_python_client_works_with_only_the_cookie() {
+    let net = Localnet::running(3);
+    let packages = tempfile::tempdir().unwrap();
+    let installed = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(packages.path())
+        .arg("python-bitcoinrpc==1.0")
+        .status()
+        .expect("python3 with pip is needed for this test");
+    assert!(installed.success(), "pip could not install python-bitcoinrpc");
+    let script = r#"
+import sys
+from decimal import Decimal
+from bitcoinrpc.authproxy import AuthServiceProxy
+
+def proxy(cookie, port):
+    with open(cookie) as f:
+        credentials = f.read().strip()
+    return AuthServiceProxy("http://%s@127.0.0.1:%s" % (credentials, port), timeout=180)
+
+payer = proxy(sys.argv[1], sys.argv[2])
+payee = proxy(sys.argv[3], sys.argv[4])
+height = payer.getblockcount()
+assert height >= 2, height
+assert payer.getblockchaininfo()["chain"] == "local"
+block = payer.getblock(payer.getblockhash(1))
+assert block["height"] == 1
+address = payee.getnewaddress()
+txid = payer.sendtoaddress(address, Decimal("3.25"))
+done = payee.waitfortransaction(txid, 120)
+assert done["finalized"], done
+assert payee.getbalance() == Decimal("3.25"), payee.getbalance()
+print("ok", txid)
+"#;
+    let cookie = |node: usize| net.path().join(format!("node{node}")).join(".cookie");
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(cookie(0))
+        .arg(net.rpc_port(0).to_string())
+        .arg(cookie(1))
+        .arg(net.rpc_port(1).to_string())
+        .env("PYTHONPATH", packages.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.starts_with("ok "),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
