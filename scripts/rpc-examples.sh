@@ -76,3 +76,5 @@ ex 1 encryptwallet "a long passphrase"
 ex 1 walletpassphrase "a long passphrase" 60
 ex 1 walletlock
 ex 1 sendtoaddress "$ADDR" 1
+echo "### Stopping"
+ex 0 stop
