@@ -187,6 +187,10 @@ impl Backend for NodeBackend {
         self.wallet()?.encrypt(passphrase).map_err(wallet_error)
     }
 
+    fn wallet_mnemonic(&self) -> Result<String, RpcError> {
+        self.wallet()?.recovery_phrase().map_err(wallet_error)
+    }
+
     fn wallet_sign(&self, tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
         let snapshot = self.store.snapshot().map_err(internal)?;
         let mut amounts = Vec::with_capacity(tx.inputs.len());

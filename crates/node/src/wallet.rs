@@ -75,6 +75,8 @@ pub(crate) struct NodeWallet {
     owned: HashMap<AddressPayload, (Chain, u32)>,
     coins: BTreeMap<OutPoint, OwnedCoin>,
     history: Vec<HistoryEntry>,
+    /// The phrase of an encrypted wallet while it is unlocked.
+    unlocked_phrase: Option<String>,
 }
 
 fn payload_of(hex_key: &str) -> Option<AddressPayload> {
@@ -119,6 +121,7 @@ impl NodeWallet {
             owned: HashMap::new(),
             coins: BTreeMap::new(),
             history: Vec::new(),
+            unlocked_phrase: None,
         };
         if let Some((seed, _)) = wallet.seed {
             wallet.keystore.fill_pool(&seed, POOL);
@@ -151,6 +154,7 @@ impl NodeWallet {
             && Instant::now() >= until
         {
             self.seed = None;
+            self.unlocked_phrase = None;
         }
         self.seed.map(|(seed, _)| seed)
     }
@@ -337,6 +341,19 @@ impl NodeWallet {
         Ok(errors)
     }
 
+    /// The recovery phrase (needs the wallet unlocked when it is encrypted).
+    pub(crate) fn recovery_phrase(&mut self) -> Result<String, WalletError> {
+        if self.seed().is_none() {
+            return Err(WalletError::Locked);
+        }
+        // While unlocked the phrase is readable: unencrypted, or opened by `unlock`.
+        let mnemonic = match &self.unlocked_phrase {
+            Some(phrase) => phrase.clone(),
+            None => self.keystore.mnemonic(None)?.phrase(),
+        };
+        Ok(mnemonic)
+    }
+
     /// Seals the wallet with `passphrase` and locks it.
     pub(crate) fn encrypt(&mut self, passphrase: &str) -> Result<(), WalletError> {
         if self.keystore.is_encrypted() {
@@ -346,6 +363,7 @@ impl NodeWallet {
         self.keystore = self.keystore.resealed(&mnemonic, Some(passphrase))?;
         self.save()?;
         self.seed = None;
+        self.unlocked_phrase = None;
         Ok(())
     }
 
@@ -354,9 +372,10 @@ impl NodeWallet {
         if !self.keystore.is_encrypted() {
             return Err(WalletError::NotEncrypted);
         }
-        let seed = self.keystore.mnemonic(Some(passphrase))?.seed("");
+        let mnemonic = self.keystore.mnemonic(Some(passphrase))?;
         let until = Instant::now().checked_add(std::time::Duration::from_secs(seconds));
-        self.seed = Some((seed, until));
+        self.seed = Some((mnemonic.seed(""), until));
+        self.unlocked_phrase = Some(mnemonic.phrase());
         Ok(())
     }
 
@@ -366,6 +385,7 @@ impl NodeWallet {
             return Err(WalletError::NotEncrypted);
         }
         self.seed = None;
+        self.unlocked_phrase = None;
         Ok(())
     }
 }

@@ -289,6 +289,10 @@ pub trait Backend: Send + Sync + 'static {
     fn wallet_encrypt(&self, _passphrase: &str) -> Result<(), RpcError> {
         Err(no_wallet())
     }
+    /// The wallet's recovery phrase (the wallet must be unlocked).
+    fn wallet_mnemonic(&self) -> Result<String, RpcError> {
+        Err(no_wallet())
+    }
     /// Signs the inputs of `tx` that spend the wallet's coins; the errors of inputs left
     /// unsigned.
     fn wallet_sign(&self, _tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
@@ -1028,6 +1032,9 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
             "complete": errors.is_empty(),
             "errors": errors.iter().map(|e| json!({"error": e})).collect::<Vec<_>>(),
         }))
+    })?;
+    module.register_blocking_method("dumpmnemonic", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_mnemonic()?)
     })?;
     module.register_blocking_method("encryptwallet", |params, context, _| {
         let passphrase: String = param(&params, 0, "passphrase")?;

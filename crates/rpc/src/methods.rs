@@ -304,6 +304,12 @@ pub const METHODS: &[Method] = &[
         help: "Locks an encrypted wallet now.",
     },
     Method {
+        name: "dumpmnemonic",
+        category: "Wallet",
+        params: &[],
+        help: "The wallet's 24-word recovery phrase, to write down: whoever has it owns the coins (an encrypted wallet must be unlocked).",
+    },
+    Method {
         name: "encryptwallet",
         category: "Wallet",
         params: &[text("passphrase")],

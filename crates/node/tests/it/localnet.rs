@@ -998,13 +998,21 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     let signed = ok(1, "signrawtransactionwithwallet", json!([unsigned]));
     assert_eq!(signed["complete"], json!(true));
     assert_eq!(code(call(1, "walletlock", json!([]))), -15, "not encrypted");
+    let phrase = ok(1, "dumpmnemonic", json!([]));
+    assert_eq!(phrase.as_str().unwrap().split(' ').count(), 24);
     ok(1, "encryptwallet", json!(["pw"]));
+    assert_eq!(code(call(1, "dumpmnemonic", json!([]))), -13, "locked");
     assert_eq!(
         code(call(1, "walletpassphrase", json!(["PW", 10]))),
         -14,
         "wrong password"
     );
     assert!(ok(1, "walletpassphrase", json!(["pw", 10])).is_null());
+    assert_eq!(
+        ok(1, "dumpmnemonic", json!([])),
+        phrase,
+        "the same phrase, sealed and opened"
+    );
     assert!(ok(1, "walletlock", json!([])).is_null());
 
     // Network, masternodes, control.
