@@ -779,7 +779,7 @@ impl Host {
             return;
         }
         let now = Instant::now();
-        match state.sync.bar(state.tip.height) {
+        match state.sync.bar(state.tip.height, now) {
             Some(bar)
                 if state
                     .bar_drawn
