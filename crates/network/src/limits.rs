@@ -142,16 +142,17 @@ impl Misbehaviour {
     }
 }
 
-/// Banned node identities with their expiry, bounded in size.
+/// Banned node identities (or, with another key type, addresses) with their expiry, bounded
+/// in size.
 #[derive(Debug, Clone)]
-pub struct BanList {
-    until: HashMap<PublicKey, Instant>,
+pub struct BanList<K = PublicKey> {
+    until: HashMap<K, Instant>,
     capacity: usize,
 }
 
-impl BanList {
+impl<K: Copy + Eq + std::hash::Hash> BanList<K> {
     /// An empty list holding at most `capacity` bans (the soonest to expire go first).
-    pub fn new(capacity: usize) -> BanList {
+    pub fn new(capacity: usize) -> BanList<K> {
         BanList {
             until: HashMap::new(),
             capacity: capacity.max(1),
@@ -159,7 +160,7 @@ impl BanList {
     }
 
     /// Bans `peer` for `duration` from `now` (extending an existing ban, never shortening it).
-    pub fn ban(&mut self, peer: PublicKey, now: Instant, duration: Duration) {
+    pub fn ban(&mut self, peer: K, now: Instant, duration: Duration) {
         let expiry = now + duration;
         self.prune(now);
         if !self.until.contains_key(&peer)
@@ -173,17 +174,17 @@ impl BanList {
     }
 
     /// Whether `peer` is banned at `now`.
-    pub fn is_banned(&self, peer: &PublicKey, now: Instant) -> bool {
+    pub fn is_banned(&self, peer: &K, now: Instant) -> bool {
         self.until.get(peer).is_some_and(|t| *t > now)
     }
 
     /// Lifts `peer`'s ban; returns whether there was one in force.
-    pub fn unban(&mut self, peer: &PublicKey, now: Instant) -> bool {
+    pub fn unban(&mut self, peer: &K, now: Instant) -> bool {
         self.until.remove(peer).is_some_and(|t| t > now)
     }
 
     /// The bans in force at `now`, with the time left.
-    pub fn entries(&self, now: Instant) -> Vec<(PublicKey, Duration)> {
+    pub fn entries(&self, now: Instant) -> Vec<(K, Duration)> {
         self.until
             .iter()
             .filter(|(_, t)| **t > now)

@@ -441,7 +441,7 @@ struct Manager {
     /// Addresses being dialled.
     dialing: HashSet<SocketAddr>,
     /// Addresses refused for a reason that deserves a ban, until when.
-    banned_addresses: HashMap<SocketAddr, Instant>,
+    banned_addresses: BanList<SocketAddr>,
     /// Addresses that turned out to be this node.
     own: HashSet<SocketAddr>,
     masternodes: HashSet<PublicKey>,
@@ -458,7 +458,7 @@ impl Manager {
             bans: BanList::new(10_000),
             book,
             dialing: HashSet::new(),
-            banned_addresses: HashMap::new(),
+            banned_addresses: BanList::new(10_000),
             own: HashSet::new(),
             masternodes: HashSet::new(),
             next_connection: 0,
@@ -475,7 +475,7 @@ impl Manager {
                 () = self.shared.cancel.cancelled() => break,
                 _ = dial_timer.tick() => {
                     let now = Instant::now();
-                    self.banned_addresses.retain(|_, until| *until > now);
+                    self.banned_addresses.prune(now);
                     self.bans.prune(now);
                     self.dial(now);
                     continue;
@@ -569,7 +569,7 @@ impl Manager {
                         vec![peer]
                     }
                     BanTarget::Address(address) => {
-                        self.banned_addresses.insert(address, now + duration);
+                        self.banned_addresses.ban(address, now, duration);
                         self.book.remove(&address);
                         self.peers
                             .iter()
@@ -590,7 +590,7 @@ impl Manager {
                 let now = Instant::now();
                 let was = match target {
                     BanTarget::Identity(peer) => self.bans.unban(&peer, now),
-                    BanTarget::Address(address) => self.banned_addresses.remove(&address).is_some_and(|t| t > now),
+                    BanTarget::Address(address) => self.banned_addresses.unban(&address, now),
                 };
                 let _ = reply.send(was);
             }
@@ -604,9 +604,9 @@ impl Manager {
                     .collect();
                 all.extend(
                     self.banned_addresses
-                        .iter()
-                        .filter(|(_, until)| **until > now)
-                        .map(|(address, until)| (BanTarget::Address(*address), until.duration_since(now))),
+                        .entries(now)
+                        .into_iter()
+                        .map(|(address, left)| (BanTarget::Address(address), left)),
                 );
                 let _ = reply.send(all);
             }
@@ -637,7 +637,7 @@ impl Manager {
         let listening = SocketAddr::new(address.ip(), hello.listen_port);
         let address_banned = [address, listening]
             .iter()
-            .any(|a| self.banned_addresses.get(a).is_some_and(|until| *until > now));
+            .any(|a| self.banned_addresses.is_banned(a, now));
         if self.bans.is_banned(&peer, now) || address_banned {
             return;
         }
@@ -753,8 +753,7 @@ impl Manager {
                         self.own.insert(address);
                         self.book.remove(&address);
                     } else if ban {
-                        self.banned_addresses
-                            .insert(address, now + self.shared.config.ban_duration);
+                        self.banned_addresses.ban(address, now, self.shared.config.ban_duration);
                         self.book.remove(&address);
                     } else {
                         self.book.failed(address, now, self.shared.config.dial_interval);
@@ -791,7 +790,7 @@ impl Manager {
             Message::Peers(addresses) if slot.asked & ASKED_PEERS != 0 => {
                 slot.asked &= !ASKED_PEERS;
                 for address in addresses {
-                    if !self.own.contains(&address) && !self.banned_addresses.contains_key(&address) {
+                    if !self.own.contains(&address) && !self.banned_addresses.is_banned(&address, Instant::now()) {
                         self.book.add(address);
                     }
                 }
@@ -903,7 +902,7 @@ impl Manager {
         let usable = |address: &SocketAddr, dialing: &HashSet<SocketAddr>| {
             !connected.contains(address)
                 && !dialing.contains(address)
-                && !self.banned_addresses.contains_key(address)
+                && !self.banned_addresses.is_banned(address, now)
                 && !self.own.contains(address)
         };
         let mut wanted: Vec<SocketAddr> = Vec::new();
