@@ -14,7 +14,7 @@ use timecoin_rpc::{
     Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, RpcError,
     TxOutInfo, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo, codes,
 };
-use timecoin_wallet::Chain;
+use timecoin_wallet::{Chain, SendContext};
 
 use crate::wallet::{NodeWallet, WalletError};
 use timecoin_storage::Store;
@@ -158,19 +158,20 @@ impl Backend for NodeBackend {
         }
         let tx = {
             let mut wallet = self.wallet()?;
-            let mut mempool = self.mempool()?;
-            let fee_rate = mempool
-                .min_fee_rate(crate::host::now_ms())
-                .max(self.genesis.params.min_fee_rate);
-            wallet
-                .pay(
-                    &parsed,
-                    &mempool,
-                    self.genesis.hash(),
-                    fee_rate,
-                    self.genesis.params.dust_limit,
-                )
-                .map_err(wallet_error)?
+            // The mempool is held only to see which coins are being spent and the fee rate.
+            let (unspent, fee_rate) = {
+                let mut mempool = self.mempool()?;
+                let rate = mempool
+                    .min_fee_rate(crate::host::now_ms())
+                    .max(self.genesis.params.min_fee_rate);
+                (wallet.unspent(&mempool), rate)
+            };
+            let context = SendContext {
+                genesis: self.genesis.hash(),
+                fee_rate,
+                dust: self.genesis.params.dust_limit,
+            };
+            wallet.pay(&parsed, &unspent, &context).map_err(wallet_error)?
         };
         self.submit_transaction(tx)
     }

@@ -15,7 +15,7 @@ use timecoin_mempool::Mempool;
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, PublicKey, Transaction, TxId,
 };
-use timecoin_wallet::{Chain, Coin, Keystore, KeystoreError, Mnemonic, SendContext, derive_key, pay};
+use timecoin_wallet::{Chain, Coin, Keystore, KeystoreError, Mnemonic, SendContext, SendError, derive_key, pay};
 
 /// Addresses derived ahead of the last one given out.
 const POOL: u32 = 100;
@@ -262,37 +262,38 @@ impl NodeWallet {
         &self.history
     }
 
-    /// A signed payment of `payments` from finalized coins, change to a new change address.
+    /// A signed payment of `payments` from `unspent` (see [`NodeWallet::unspent`]), change
+    /// to a new change address; keys are derived for the chosen coins only.
     pub(crate) fn pay(
         &mut self,
         payments: &[(Address, Amount)],
-        mempool: &Mempool,
-        genesis: BlockHash,
-        fee_rate: timecoin_chain::FeeRate,
-        dust: Amount,
+        unspent: &[(OutPoint, OwnedCoin)],
+        context: &SendContext,
     ) -> Result<Transaction, WalletError> {
         let seed = self.seed().ok_or(WalletError::Locked)?;
-        let coins: Vec<Coin> = self
-            .unspent(mempool)
-            .into_iter()
-            .filter_map(|(outpoint, coin)| {
-                let (chain, index) = *self.owned.get(&coin.address)?;
-                Some(Coin {
-                    outpoint,
-                    value: coin.value,
-                    key: derive_key(&seed, 0, chain, index),
-                })
+        let coins: Vec<Coin> = unspent
+            .iter()
+            .map(|(outpoint, coin)| Coin {
+                outpoint: *outpoint,
+                value: coin.value,
             })
             .collect();
         let change = self.new_address(Chain::Change)?;
-        let context = SendContext {
-            genesis,
-            fee_rate,
-            dust,
+        let owners: HashMap<OutPoint, (Chain, u32)> = unspent
+            .iter()
+            .filter_map(|(outpoint, coin)| self.owned.get(&coin.address).map(|owner| (*outpoint, *owner)))
+            .collect();
+        let key_of = |coin: &Coin| {
+            owners
+                .get(&coin.outpoint)
+                .map(|(chain, index)| derive_key(&seed, 0, *chain, *index))
         };
-        pay(&coins, payments, change.payload, b"", &context)
+        pay(&coins, payments, change.payload, b"", context, key_of)
             .map(|payment| payment.tx)
-            .map_err(|e| WalletError::Funds(e.to_string()))
+            .map_err(|e| match e {
+                SendError::MissingKey(_) => WalletError::Other(e.to_string()),
+                _ => WalletError::Funds(e.to_string()),
+            })
     }
 
     /// Fills in the key and signature of every input of `tx` that spends one of the

@@ -14,14 +14,12 @@ use timecoin_primitives::{
 };
 
 /// An output the wallet can spend.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Coin {
     /// Where it is.
     pub outpoint: OutPoint,
     /// Its value.
     pub value: Amount,
-    /// The key that owns it.
-    pub key: SecretKey,
 }
 
 /// Why a payment could not be made.
@@ -50,6 +48,9 @@ pub enum SendError {
     /// The amounts overflow.
     #[error("amounts out of range")]
     Overflow,
+    /// The key of a chosen coin is not available.
+    #[error("no key for coin {0}")]
+    MissingKey(OutPoint),
 }
 
 /// A signed payment and what it costs.
@@ -102,13 +103,15 @@ fn size_of(inputs: usize, outputs: &[TxOutput], memo: &[u8]) -> usize {
     .encoded_len()
 }
 
-/// Pays `payments` from `coins`, sending change to `change_to`, and signs the result.
+/// Pays `payments` from `coins`, sending change to `change_to`, and signs the result with
+/// the keys `key_of` gives for the coins chosen (only those are asked for).
 pub fn pay(
     coins: &[Coin],
     payments: &[(Address, Amount)],
     change_to: AddressPayload,
     memo: &[u8],
     context: &SendContext,
+    key_of: impl Fn(&Coin) -> Option<SecretKey>,
 ) -> Result<Payment, SendError> {
     if payments.is_empty() {
         return Err(SendError::NoPayments);
@@ -157,13 +160,18 @@ pub fn pay(
             });
             outputs.len() - 1
         });
+        let keys: Vec<SecretKey> = chosen
+            .iter()
+            .map(|coin| key_of(coin).ok_or(SendError::MissingKey(coin.outpoint)))
+            .collect::<Result<_, _>>()?;
         let mut tx = Transaction {
             version: Transaction::VERSION,
             inputs: chosen
                 .iter()
-                .map(|coin| TxInput {
+                .zip(&keys)
+                .map(|(coin, key)| TxInput {
                     prevout: coin.outpoint,
-                    public_key: coin.key.public_key(),
+                    public_key: key.public_key(),
                     signature: Default::default(),
                 })
                 .collect(),
@@ -171,7 +179,7 @@ pub fn pay(
             lock_time: 0,
             memo: memo.to_vec(),
         };
-        let keys: Vec<&SecretKey> = chosen.iter().map(|c| &c.key).collect();
+        let keys: Vec<&SecretKey> = keys.iter().collect();
         let amounts: Vec<Amount> = chosen.iter().map(|c| c.value).collect();
         sign_transaction(&mut tx, &context.genesis, &keys, &amounts);
         return Ok(Payment {

@@ -15,9 +15,16 @@ fn coins(chain: &ChainBuilder) -> Vec<Coin> {
         .map(|(outpoint, utxo)| Coin {
             outpoint,
             value: utxo.output.amount,
-            key: chain.key_for(&utxo.output.address).unwrap().clone(),
         })
         .collect()
+}
+
+/// The key of a coin the builder made.
+fn key_of(chain: &ChainBuilder) -> impl Fn(&Coin) -> Option<timecoin_primitives::SecretKey> + '_ {
+    |coin| {
+        let utxo = chain.utxos.get(&coin.outpoint)?;
+        chain.key_for(&utxo.output.address).cloned()
+    }
 }
 
 fn pool(chain: &ChainBuilder) -> Mempool {
@@ -55,7 +62,15 @@ fn payments_with_change_are_admitted_and_balance_exactly() {
     let mut chain = ChainBuilder::new(3);
     let coins = coins(&chain);
     let (to, change) = recipient_and_change(&mut chain);
-    let payment = pay(&coins, &[(to, time(7))], change, b"rent", &context(&chain)).unwrap();
+    let payment = pay(
+        &coins,
+        &[(to, time(7))],
+        change,
+        b"rent",
+        &context(&chain),
+        key_of(&chain),
+    )
+    .unwrap();
     let tx = &payment.tx;
     assert_eq!(tx.outputs[0].amount, time(7));
     let change_index = payment.change.expect("a large coin leaves change");
@@ -77,16 +92,32 @@ fn payments_with_change_are_admitted_and_balance_exactly() {
 fn a_remainder_below_the_dust_limit_goes_to_the_fee() {
     let mut chain = ChainBuilder::new(1);
     let all = coins(&chain);
-    let coin = all[0].clone();
+    let coin = all[0];
     let ctx = context(&chain);
     let (to, change) = recipient_and_change(&mut chain);
     // Find the fee of a one-in, one-out payment, then pay everything but the fee and 500
     // units (below the 1,000-unit dust limit).
-    let probe = pay(std::slice::from_ref(&coin), &[(to, time(1))], change, b"", &ctx).unwrap();
+    let probe = pay(
+        std::slice::from_ref(&coin),
+        &[(to, time(1))],
+        change,
+        b"",
+        &ctx,
+        key_of(&chain),
+    )
+    .unwrap();
     let change_size = probe.tx.outputs[1].encoded_len();
     let one_output_fee = ctx.fee_rate.fee_for(ChainBuilder::size_of(&probe.tx) - change_size);
     let amount = Amount::from_units(coin.value.units() - one_output_fee.units() - 500);
-    let payment = pay(std::slice::from_ref(&coin), &[(to, amount)], change, b"", &ctx).unwrap();
+    let payment = pay(
+        std::slice::from_ref(&coin),
+        &[(to, amount)],
+        change,
+        b"",
+        &ctx,
+        key_of(&chain),
+    )
+    .unwrap();
     assert_eq!(payment.change, None);
     assert_eq!(payment.tx.outputs.len(), 1);
     assert_eq!(payment.fee.units(), one_output_fee.units() + 500);
@@ -100,15 +131,23 @@ fn insufficient_funds_and_dust_payments_are_refused_with_the_figures() {
     let coins = coins(&chain);
     let (to, change) = recipient_and_change(&mut chain);
     let total = Amount::checked_sum(coins.iter().map(|c| c.value)).unwrap();
-    let error = pay(&coins, &[(to, total)], change, b"", &context(&chain)).unwrap_err();
+    let error = pay(&coins, &[(to, total)], change, b"", &context(&chain), key_of(&chain)).unwrap_err();
     assert!(
         matches!(error, SendError::InsufficientFunds { available, needed } if available == total && needed > total),
         "{error}"
     );
-    let error = pay(&coins, &[(to, Amount::from_units(999))], change, b"", &context(&chain)).unwrap_err();
+    let error = pay(
+        &coins,
+        &[(to, Amount::from_units(999))],
+        change,
+        b"",
+        &context(&chain),
+        key_of(&chain),
+    )
+    .unwrap_err();
     assert!(matches!(error, SendError::Dust { .. }), "{error}");
     assert_eq!(
-        pay(&coins, &[], change, b"", &context(&chain)),
+        pay(&coins, &[], change, b"", &context(&chain), key_of(&chain)),
         Err(SendError::NoPayments)
     );
 }
