@@ -209,6 +209,7 @@ impl Genesis {
             outputs,
             lock_time: 0,
             memo,
+            payload: None,
         };
         let header = BlockHeader {
             version: BlockHeader::VERSION,
@@ -218,15 +219,25 @@ impl Genesis {
             merkle_root: merkle_root(&[tx.txid()]),
             proposer: PublicKey::default(),
             masternode_set_hash: masternodes.hash(),
+            state_hash: Hash256::ZERO,
+            last_commit_hash: Hash256::ZERO,
+            evidence_hash: Hash256::ZERO,
         };
         Ok(Genesis {
             params,
             block: Block {
                 header,
                 transactions: vec![tx],
+                last_commit: None,
+                evidence: Vec::new(),
             },
             masternodes,
         })
+    }
+
+    /// The masternode list of the chain state the genesis block makes.
+    pub fn masternode_list(&self) -> crate::MasternodeList {
+        crate::MasternodeList::from_genesis(&self.masternodes, self.block.header.timestamp_ms)
     }
 
     /// The genesis block's hash, which identifies the network.

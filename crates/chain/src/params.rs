@@ -50,6 +50,18 @@ pub struct ChainParams {
     pub reward_period_ms: u64,
     /// Fewest masternodes with voting power for blocks to be produced.
     pub min_masternodes: usize,
+    /// Blocks between a registration's block and the first block its masternode votes on.
+    pub masternode_activation_blocks: u64,
+    /// Proof-of-service penalty added for each certificate that lacks a masternode's
+    /// precommit; each certificate that has it takes 1 away. With 2, a masternode missing
+    /// more than a third of recent certificates accumulates a penalty.
+    pub pose_miss_penalty: u32,
+    /// The penalty at which an active masternode is excluded from the voting set.
+    pub pose_ban_threshold: u32,
+    /// How long (blocks) evidence of double-signing bans a masternode.
+    pub evidence_ban_blocks: u64,
+    /// The oldest evidence a block may carry, in blocks below its height.
+    pub max_evidence_age_blocks: u64,
 }
 
 impl ChainParams {
@@ -61,6 +73,12 @@ impl ChainParams {
             Network::Mainnet => (*b"TIME", 24000, 24001, 3),
             Network::Testnet => (*b"TIMT", 24100, 24101, 3),
             Network::Local => (*b"TIML", 24200, 24201, 1),
+        };
+        // A local chain runs blocks as fast as they are asked for, so its masternodes join
+        // within a couple of blocks; public networks wait longer.
+        let (masternode_activation_blocks, evidence_ban_blocks) = match network {
+            Network::Mainnet | Network::Testnet => (10, 100_000),
+            Network::Local => (2, 10_000),
         };
         ChainParams {
             network,
@@ -76,6 +94,11 @@ impl ChainParams {
             emission_per_period: Amount::COIN.checked_mul(100).unwrap_or(Amount::ZERO),
             reward_period_ms: 600_000,
             min_masternodes,
+            masternode_activation_blocks,
+            pose_miss_penalty: 2,
+            pose_ban_threshold: 1_000,
+            evidence_ban_blocks,
+            max_evidence_age_blocks: 1_000,
         }
     }
 }

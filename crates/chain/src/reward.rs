@@ -3,12 +3,13 @@
 //! Each block mints `emission_per_period * min(dt, reward_period) / reward_period`, rounded
 //! down, where `dt` is the chain time since the previous block: 100 TIME per 600 s however
 //! blocks are spaced, and an outage mints at most one period's worth. The minted amount is
-//! split among masternodes with voting power in proportion to their tier weight; the units
-//! that rounding leaves over go to the heaviest member (the first in key order among equals).
-//! The block's transaction fees go to the proposer. `docs/PROTOCOL.md` states the rule.
+//! split, in proportion to tier weight, among the masternodes that have been active for a
+//! whole reward period (genesis masternodes from the start); the units that rounding leaves
+//! over go to the heaviest of them (the first in key order among equals). When none is
+//! eligible nothing is minted. The block's transaction fees go to the proposer. `docs/PROTOCOL.md` states the rule.
 
 use thiserror::Error;
-use timecoin_primitives::{Amount, MasternodeSet, PublicKey, TxOutput};
+use timecoin_primitives::{Amount, Masternode, MasternodeSet, PublicKey, TxOutput};
 
 use crate::params::ChainParams;
 
@@ -32,53 +33,57 @@ pub fn block_reward(params: &ChainParams, prev_timestamp_ms: u64, timestamp_ms: 
     Amount::from_units(u64::try_from(units).unwrap_or(u64::MAX))
 }
 
+/// Each payee's share of `reward`, in key order: proportional to tier weight, rounded down,
+/// with the units rounding leaves over added to the heaviest payee (the first in key order
+/// among equals).
+pub fn reward_shares(payees: &MasternodeSet, reward: Amount) -> Vec<(Masternode, u64)> {
+    let total_weight = u128::from(payees.total_voting_power());
+    let mut shares: Vec<(Masternode, u64)> = payees
+        .members()
+        .iter()
+        .filter(|m| m.tier.weight() > 0)
+        .map(|m| {
+            let share = (u128::from(reward.units()) * u128::from(m.tier.weight()))
+                .checked_div(total_weight)
+                .unwrap_or(0);
+            // A share is at most `reward`, which fits in u64.
+            (*m, u64::try_from(share).unwrap_or(0))
+        })
+        .collect();
+    let paid: u64 = shares.iter().fold(0u64, |sum, (_, share)| sum.saturating_add(*share));
+    let remainder = reward.units().saturating_sub(paid);
+    let heaviest = shares
+        .iter()
+        .enumerate()
+        .max_by(|(ia, a), (ib, b)| a.0.tier.weight().cmp(&b.0.tier.weight()).then(ib.cmp(ia)))
+        .map(|(i, _)| i);
+    if let Some(entry) = heaviest.and_then(|i| shares.get_mut(i)) {
+        entry.1 = entry.1.saturating_add(remainder);
+    }
+    shares
+}
+
 /// The outputs of a block's reward transaction, in their required order: one per paid
 /// masternode in key order (zero shares omitted), then the fees to the proposer (if any).
+/// `payees` are the masternodes eligible for the reward ([`crate::MasternodeList::payees`]);
+/// when there are none, nothing is minted. The proposer must hold voting power in `voting`.
 pub fn reward_outputs(
-    set: &MasternodeSet,
+    voting: &MasternodeSet,
+    payees: &MasternodeSet,
     reward: Amount,
     fees: Amount,
     proposer: &PublicKey,
 ) -> Result<Vec<TxOutput>, RewardError> {
-    let proposer_node = set
+    let proposer_node = voting
         .get(proposer)
         .filter(|m| m.tier.weight() > 0)
         .ok_or(RewardError::UnknownProposer(*proposer))?;
-    let total_weight = u128::from(set.total_voting_power());
-    let mut shares: Vec<(usize, u64)> = Vec::new();
-    let mut paid: u64 = 0;
-    for (i, member) in set.members().iter().enumerate() {
-        let weight = u128::from(member.tier.weight());
-        if weight == 0 {
-            continue;
-        }
-        // `total_weight` is positive: the proposer holds voting power.
-        let share = (u128::from(reward.units()) * weight)
-            .checked_div(total_weight)
-            .unwrap_or(0);
-        let share = u64::try_from(share).map_err(|_| RewardError::Overflow)?;
-        paid = paid.checked_add(share).ok_or(RewardError::Overflow)?;
-        shares.push((i, share));
-    }
-    let remainder = reward.units().checked_sub(paid).ok_or(RewardError::Overflow)?;
-    // The heaviest member, first in key order among equals, takes the rounding remainder.
-    let heaviest = set
-        .members()
-        .iter()
-        .enumerate()
-        .max_by(|(ia, a), (ib, b)| a.tier.weight().cmp(&b.tier.weight()).then(ib.cmp(ia)))
-        .map(|(i, _)| i);
-    if let Some(entry) = shares.iter_mut().find(|(i, _)| Some(*i) == heaviest) {
-        entry.1 = entry.1.checked_add(remainder).ok_or(RewardError::Overflow)?;
-    }
-    let mut outputs: Vec<TxOutput> = shares
+    let mut outputs: Vec<TxOutput> = reward_shares(payees, reward)
         .into_iter()
         .filter(|(_, share)| *share > 0)
-        .filter_map(|(i, share)| {
-            set.members().get(i).map(|m| TxOutput {
-                amount: Amount::from_units(share),
-                address: m.reward_address,
-            })
+        .map(|(m, share)| TxOutput {
+            amount: Amount::from_units(share),
+            address: m.reward_address,
         })
         .collect();
     if fees > Amount::ZERO {
@@ -132,7 +137,7 @@ mod tests {
     fn split_by_tier_weight_pays_exactly_the_reward() {
         let s = set(&[Tier::Bronze, Tier::Silver, Tier::Gold, Tier::Free]);
         let proposer = PublicKey([1; 32]);
-        let outputs = reward_outputs(&s, Amount::from_units(1_000_003), Amount::from_units(7), &proposer).unwrap();
+        let outputs = reward_outputs(&s, &s, Amount::from_units(1_000_003), Amount::from_units(7), &proposer).unwrap();
         // Free is unpaid: three shares and the fee output.
         assert_eq!(outputs.len(), 4);
         let units: Vec<u64> = outputs.iter().map(|o| o.amount.units()).collect();
@@ -147,9 +152,9 @@ mod tests {
     fn free_or_unknown_proposer_is_refused() {
         let s = set(&[Tier::Bronze, Tier::Free]);
         assert_eq!(
-            reward_outputs(&s, Amount::COIN, Amount::ZERO, &PublicKey([2; 32])),
+            reward_outputs(&s, &s, Amount::COIN, Amount::ZERO, &PublicKey([2; 32])),
             Err(RewardError::UnknownProposer(PublicKey([2; 32])))
         );
-        assert!(reward_outputs(&s, Amount::COIN, Amount::ZERO, &PublicKey([9; 32])).is_err());
+        assert!(reward_outputs(&s, &s, Amount::COIN, Amount::ZERO, &PublicKey([9; 32])).is_err());
     }
 }

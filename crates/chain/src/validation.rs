@@ -11,13 +11,18 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::net::SocketAddr;
+
 use rayon::prelude::*;
 use thiserror::Error;
+use timecoin_primitives::limits::MAX_BLOCK_EVIDENCE;
 use timecoin_primitives::{
-    AddressPayload, Amount, BatchVerifier, Block, BlockHash, BlockHeader, Encode, Hash256, MasternodeSet, OutPoint,
-    PublicKey, Signature, SignatureError, Transaction, TxId, TxOutput, merkle_root, signature_message,
+    AddressPayload, Amount, BatchVerifier, Block, BlockHash, BlockHeader, CommitCertificate, Encode, Equivocation,
+    Hash256, OutPoint, Payload, PublicKey, Signature, SignatureError, Tier, Transaction, TxId, TxOutput, evidence_hash,
+    last_commit_hash, merkle_root, payload_signature_message, signature_message,
 };
 
+use crate::masternodes::{EMPTY_LIST, MasternodeList, Status};
 use crate::params::ChainParams;
 use crate::reward::{RewardError, block_reward, reward_outputs};
 
@@ -37,16 +42,25 @@ pub struct Utxo {
 #[error("utxo lookup failed: {0}")]
 pub struct ViewError(pub String);
 
-/// Read access to a set of unspent outputs: the chain tip's, or that plus a block's or a
-/// mempool's own outputs.
+/// Read access to a chain state: its unspent outputs (the tip's, or those plus a block's or
+/// a mempool's own outputs) and its masternode list.
 pub trait UtxoView {
     /// The unspent output at `outpoint`, if there is one.
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError>;
+
+    /// The masternode list of the same state (empty for a view that holds none).
+    fn masternodes(&self) -> &MasternodeList {
+        &EMPTY_LIST
+    }
 }
 
 impl<T: UtxoView + ?Sized> UtxoView for &T {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
         (**self).utxo(outpoint)
+    }
+
+    fn masternodes(&self) -> &MasternodeList {
+        (**self).masternodes()
     }
 }
 
@@ -150,9 +164,79 @@ pub enum TxError {
     /// A signature does not verify.
     #[error("invalid signature")]
     BadSignature,
+    /// The transaction spends a registered masternode's collateral without deregistering it.
+    #[error("input {outpoint} is the locked collateral of masternode {masternode}; spend it with masternodeunlock")]
+    CollateralLocked {
+        /// The collateral.
+        outpoint: OutPoint,
+        /// The masternode.
+        masternode: TxId,
+    },
+    /// A masternode payload is invalid against the masternode list.
+    #[error(transparent)]
+    Masternode(#[from] MasternodeTxError),
     /// The chain state could not be read.
     #[error(transparent)]
     View(#[from] ViewError),
+}
+
+/// Why a masternode special transaction is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum MasternodeTxError {
+    /// Free-tier masternodes run without registration.
+    #[error("the free tier has no collateral to register; run a free masternode without registering")]
+    FreeTier,
+    /// The collateral output does not exist (or the transaction spends it).
+    #[error("collateral {0} is missing, spent, or spent by the registration itself")]
+    CollateralMissing(OutPoint),
+    /// The collateral is not the tier's exact amount.
+    #[error("collateral holds {found}; the {tier} tier needs exactly {expected}")]
+    CollateralAmount {
+        /// The tier.
+        tier: Tier,
+        /// What it holds.
+        found: Amount,
+        /// What the tier needs.
+        expected: Amount,
+    },
+    /// The collateral key does not own the collateral output.
+    #[error("the collateral key does not own collateral {0}")]
+    CollateralKey(OutPoint),
+    /// The collateral already backs a masternode.
+    #[error("collateral {0} already backs a masternode")]
+    CollateralInUse(OutPoint),
+    /// Another masternode uses the operator key.
+    #[error("operator key {0} is already used by masternode {1}")]
+    DuplicateOperator(PublicKey, TxId),
+    /// Another masternode announces the P2P address.
+    #[error("service address {0} is already announced by masternode {1}")]
+    DuplicateService(SocketAddr, TxId),
+    /// No masternode has this id.
+    #[error("no masternode {0}")]
+    Unknown(TxId),
+    /// An unlock that does not spend the masternode's collateral.
+    #[error("the unlock does not spend the collateral of masternode {0}")]
+    CollateralNotSpent(TxId),
+    /// The masternode is banned for double-signing.
+    #[error("masternode {masternode} is banned for double-signing until height {until}")]
+    Banned {
+        /// The masternode.
+        masternode: TxId,
+        /// When the ban ends.
+        until: u64,
+    },
+    /// A proof-of-service penalty must decay before the masternode re-announces.
+    #[error("masternode {masternode} still has a proof-of-service penalty of {penalty}; it decays by 1 per block")]
+    PenaltyNotDecayed {
+        /// The masternode.
+        masternode: TxId,
+        /// The remaining penalty.
+        penalty: u32,
+    },
+    /// Revoked already.
+    #[error("masternode {0} is already revoked")]
+    AlreadyRevoked(TxId),
 }
 
 impl TxError {
@@ -171,6 +255,7 @@ impl TxError {
                 | TxError::OutputsTooLarge
                 | TxError::WrongKey { .. }
                 | TxError::BadSignature
+                | TxError::Masternode(MasternodeTxError::FreeTier)
         )
     }
 
@@ -190,6 +275,21 @@ impl TxError {
             TxError::InputsBelowOutputs { .. } => "bad-txns-in-belowout",
             TxError::FeeTooLow { .. } => "min-fee-not-met",
             TxError::BadSignature => "bad-txns-signature",
+            TxError::CollateralLocked { .. } => "bad-txns-collateral-locked",
+            TxError::Masternode(e) => match e {
+                MasternodeTxError::FreeTier => "bad-protx-tier",
+                MasternodeTxError::CollateralMissing(_)
+                | MasternodeTxError::CollateralAmount { .. }
+                | MasternodeTxError::CollateralKey(_) => "bad-protx-collateral",
+                MasternodeTxError::CollateralInUse(_) => "bad-protx-collateral-dup",
+                MasternodeTxError::DuplicateOperator(..) => "bad-protx-dup-key",
+                MasternodeTxError::DuplicateService(..) => "bad-protx-dup-addr",
+                MasternodeTxError::Unknown(_) => "bad-protx-hash",
+                MasternodeTxError::CollateralNotSpent(_) => "bad-protx-unlock",
+                MasternodeTxError::Banned { .. } => "bad-protx-banned",
+                MasternodeTxError::PenaltyNotDecayed { .. } => "bad-protx-penalty",
+                MasternodeTxError::AlreadyRevoked(_) => "bad-protx-revoked",
+            },
             TxError::View(_) => "state-unavailable",
         }
     }
@@ -239,7 +339,7 @@ fn check_outputs(tx: &Transaction) -> Result<Amount, TxError> {
 /// Stateless checks of a transaction that is not a reward transaction; `size` is its encoded
 /// size.
 pub fn check_tx_stateless(tx: &Transaction, size: usize, params: &ChainParams) -> Result<(), TxError> {
-    if tx.version != Transaction::VERSION {
+    if tx.version != Transaction::version_for(tx.payload.as_ref()) {
         return Err(TxError::Version(tx.version));
     }
     if size > params.max_tx_bytes {
@@ -293,6 +393,7 @@ pub fn check_tx_contextual(
     if fee < required {
         return Err(TxError::FeeTooLow { fee, required, size });
     }
+    let payload_sig = check_masternode_rules(tx, txid, view, ctx)?;
     let amounts: Vec<Amount> = spent.iter().map(|u| u.output.amount).collect();
     let message = signature_message(&ctx.genesis_hash, &txid, &amounts);
     let sig_items = tx
@@ -303,6 +404,7 @@ pub fn check_tx_contextual(
             message,
             signature: input.signature,
         })
+        .chain(payload_sig)
         .collect();
     Ok(CheckedTx {
         txid,
@@ -311,6 +413,127 @@ pub fn check_tx_contextual(
         spent,
         sig_items,
     })
+}
+
+/// The masternode rules of a transaction against the list `view` holds: a registered
+/// collateral is spent only by its masternode's unlock, and a payload is valid against the
+/// list. Returns the payload's signature check, if it carries one (part of
+/// [`check_tx_contextual`]; public so that a pool can re-check after the list changes).
+pub fn check_masternode_rules(
+    tx: &Transaction,
+    txid: TxId,
+    view: &impl UtxoView,
+    ctx: &TxContext<'_>,
+) -> Result<Option<SigItem>, TxError> {
+    let list = view.masternodes();
+    let unlocking = match &tx.payload {
+        Some(Payload::Unlock(u)) => Some(u.masternode),
+        _ => None,
+    };
+    let mut unlocked = false;
+    for input in &tx.inputs {
+        if let Some(entry) = list.by_collateral(&input.prevout) {
+            if unlocking != Some(entry.id) {
+                return Err(TxError::CollateralLocked {
+                    outpoint: input.prevout,
+                    masternode: entry.id,
+                });
+            }
+            unlocked = true;
+        }
+    }
+    let Some(payload) = &tx.payload else {
+        return Ok(None);
+    };
+    let message = payload_signature_message(&ctx.genesis_hash, &txid);
+    let signed_by = |key: PublicKey, signature: &Signature| {
+        Ok(Some(SigItem {
+            key,
+            message,
+            signature: *signature,
+        }))
+    };
+    let known = |id: &TxId| list.get(id).ok_or(MasternodeTxError::Unknown(*id));
+    let not_banned = |entry: &crate::masternodes::Entry| match entry.banned_until(ctx.height) {
+        Some(until) => Err(MasternodeTxError::Banned {
+            masternode: entry.id,
+            until,
+        }),
+        None => Ok(()),
+    };
+    match payload {
+        Payload::Unlock(u) => {
+            let entry = known(&u.masternode)?;
+            if !unlocked {
+                return Err(MasternodeTxError::CollateralNotSpent(u.masternode).into());
+            }
+            not_banned(entry)?;
+            Ok(None)
+        }
+        Payload::Register(r) => {
+            if r.tier == Tier::Free {
+                return Err(MasternodeTxError::FreeTier.into());
+            }
+            let outpoint = r.collateral_outpoint(txid);
+            let output = if r.collateral.txid == TxId::default() {
+                usize::try_from(outpoint.index)
+                    .ok()
+                    .and_then(|i| tx.outputs.get(i))
+                    .copied()
+            } else if tx.inputs.iter().any(|input| input.prevout == outpoint) {
+                None
+            } else {
+                view.utxo(&outpoint)?.map(|u| u.output)
+            };
+            let output = output.ok_or(MasternodeTxError::CollateralMissing(outpoint))?;
+            if output.amount != r.tier.collateral() {
+                return Err(MasternodeTxError::CollateralAmount {
+                    tier: r.tier,
+                    found: output.amount,
+                    expected: r.tier.collateral(),
+                }
+                .into());
+            }
+            if output.address != AddressPayload::from_public_key(&r.collateral_key) {
+                return Err(MasternodeTxError::CollateralKey(outpoint).into());
+            }
+            if list.by_collateral(&outpoint).is_some() {
+                return Err(MasternodeTxError::CollateralInUse(outpoint).into());
+            }
+            if let Some(other) = list.by_operator(&r.operator) {
+                return Err(MasternodeTxError::DuplicateOperator(r.operator, other.id).into());
+            }
+            if let Some(other) = list.by_service(&r.service) {
+                return Err(MasternodeTxError::DuplicateService(r.service, other.id).into());
+            }
+            signed_by(r.collateral_key, &r.signature)
+        }
+        Payload::Update(u) => {
+            let entry = known(&u.masternode)?;
+            not_banned(entry)?;
+            if matches!(entry.status, Status::PoseBanned { .. }) && entry.penalty > 0 {
+                return Err(MasternodeTxError::PenaltyNotDecayed {
+                    masternode: entry.id,
+                    penalty: entry.penalty,
+                }
+                .into());
+            }
+            if let Some(other) = list.by_operator(&u.operator).filter(|o| o.id != entry.id) {
+                return Err(MasternodeTxError::DuplicateOperator(u.operator, other.id).into());
+            }
+            if let Some(other) = list.by_service(&u.service).filter(|o| o.id != entry.id) {
+                return Err(MasternodeTxError::DuplicateService(u.service, other.id).into());
+            }
+            signed_by(entry.owner, &u.signature)
+        }
+        Payload::Revoke(r) => {
+            let entry = known(&r.masternode)?;
+            if matches!(entry.status, Status::Revoked { .. }) {
+                return Err(MasternodeTxError::AlreadyRevoked(entry.id).into());
+            }
+            signed_by(entry.operator, &r.signature)
+        }
+    }
 }
 
 /// Signature batches smaller than this are not split across threads.
@@ -375,8 +598,10 @@ pub struct BlockContext<'a> {
     pub genesis_hash: BlockHash,
     /// The block the new one must extend.
     pub parent: ChainTip,
-    /// The masternode set that signs the new block.
-    pub masternodes: &'a MasternodeSet,
+    /// The masternode list after the parent: it fixes the set that signs the new block.
+    pub masternodes: &'a MasternodeList,
+    /// The chain state after the parent ([`timecoin_primitives::chain_state_hash`]).
+    pub parent_state: Hash256,
     /// The judging node's clock, for the far-future rule.
     pub now_ms: u64,
 }
@@ -474,6 +699,25 @@ pub enum BlockError {
     /// Fees overflowed.
     #[error("fees overflow")]
     FeeOverflow,
+    /// The header names another chain state than the parent's.
+    #[error("header names chain state {found}, but the state after the parent is {expected}")]
+    State {
+        /// The state after the parent.
+        expected: Hash256,
+        /// The header's.
+        found: Hash256,
+    },
+    /// The certificate of the parent is missing, unexpected, or invalid.
+    #[error("last commit: {0}")]
+    LastCommit(String),
+    /// An evidence item is invalid.
+    #[error("evidence {index}: {reason}")]
+    Evidence {
+        /// Its position.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What a valid block's checks learned.
@@ -489,11 +733,13 @@ pub struct CheckedBlock {
     pub reward: Amount,
 }
 
-/// The block's own outputs over the chain state, refusing a second spend inside the block.
+/// The block's own outputs over the chain state, refusing a second spend inside the block,
+/// and the masternode list as the block's transactions so far change it.
 struct BlockOverlay<'v, V> {
     base: &'v V,
     created: HashMap<OutPoint, Utxo>,
     spent: HashSet<OutPoint>,
+    list: MasternodeList,
 }
 
 impl<V: UtxoView> BlockOverlay<'_, V> {
@@ -511,6 +757,10 @@ impl<V: UtxoView> BlockOverlay<'_, V> {
 impl<V: UtxoView> UtxoView for BlockOverlay<'_, V> {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
         self.lookup(outpoint)
+    }
+
+    fn masternodes(&self) -> &MasternodeList {
+        &self.list
     }
 }
 
@@ -545,14 +795,103 @@ fn check_header(block: &Block, ctx: &BlockContext<'_>) -> Result<(), BlockError>
             max_ahead_ms: ctx.params.max_future_block_ms,
         });
     }
-    let set_hash = ctx.masternodes.hash();
+    let set_hash = ctx.masternodes.voting_set().hash();
     if header.masternode_set_hash != set_hash {
         return Err(BlockError::MasternodeSet {
             expected: set_hash,
             found: header.masternode_set_hash,
         });
     }
+    if header.state_hash != ctx.parent_state {
+        return Err(BlockError::State {
+            expected: ctx.parent_state,
+            found: header.state_hash,
+        });
+    }
+    check_last_commit(block, ctx)?;
+    check_evidence(block, ctx)
+}
+
+/// Block 1 carries no certificate of its parent (genesis has none); every later block
+/// carries one that finalizes its parent under the set that signed it.
+fn check_last_commit(block: &Block, ctx: &BlockContext<'_>) -> Result<(), BlockError> {
+    if block.header.last_commit_hash != last_commit_hash(block.last_commit.as_ref()) {
+        return Err(BlockError::LastCommit("does not match the header's hash".to_owned()));
+    }
+    match (&block.last_commit, ctx.parent.height) {
+        (None, 0) => Ok(()),
+        (Some(_), 0) => Err(BlockError::LastCommit("block 1 must not carry one".to_owned())),
+        (None, _) => Err(BlockError::LastCommit("missing".to_owned())),
+        (Some(certificate), parent_height) => certificate
+            .verify(
+                &ctx.genesis_hash,
+                parent_height,
+                &ctx.parent.hash,
+                ctx.masternodes.signers(),
+                rand::rng(),
+            )
+            .map_err(|e| BlockError::LastCommit(e.to_string())),
+    }
+}
+
+/// Each proof names a masternode of the list, not already banned, that held the key at the
+/// offence; it is recent, on this network, and signed; one proof per masternode.
+fn check_evidence(block: &Block, ctx: &BlockContext<'_>) -> Result<(), BlockError> {
+    if block.header.evidence_hash != evidence_hash(&block.evidence) {
+        return Err(BlockError::Evidence {
+            index: 0,
+            reason: "the list does not match the header's hash".to_owned(),
+        });
+    }
+    let height = block.header.height;
+    let mut offenders = HashSet::new();
+    for (index, evidence) in block.evidence.iter().enumerate() {
+        let invalid = |reason: String| BlockError::Evidence { index, reason };
+        if index >= MAX_BLOCK_EVIDENCE {
+            return Err(invalid(format!("more than {MAX_BLOCK_EVIDENCE} proofs")));
+        }
+        check_equivocation(evidence, height, ctx.genesis_hash, ctx.params, ctx.masternodes).map_err(invalid)?;
+        if !offenders.insert(evidence.validator()) {
+            return Err(invalid("a second proof against the same masternode".to_owned()));
+        }
+    }
     Ok(())
+}
+
+/// Whether `evidence` may enter a block at `height` on top of `list`: the rule blocks
+/// follow, and the check a proposer makes before including it.
+pub fn check_equivocation(
+    evidence: &Equivocation,
+    height: u64,
+    genesis_hash: BlockHash,
+    params: &ChainParams,
+    list: &MasternodeList,
+) -> Result<(), String> {
+    let (first, _) = evidence.votes();
+    if first.vote.chain != genesis_hash {
+        return Err("the votes are for another network".to_owned());
+    }
+    let offence = evidence.height();
+    if offence >= height || height - offence > params.max_evidence_age_blocks {
+        return Err(format!(
+            "offence at height {offence} is not within the {} blocks before {height}",
+            params.max_evidence_age_blocks
+        ));
+    }
+    let offender = evidence.validator();
+    let entry = list
+        .by_operator(&offender)
+        .ok_or_else(|| format!("{offender} is not a masternode's operator key"))?;
+    if let Some(until) = entry.banned_until(height) {
+        return Err(format!("masternode {} is already banned until {until}", entry.id));
+    }
+    if offence < entry.operator_since {
+        return Err(format!(
+            "{offender} was not masternode {}'s key at height {offence}",
+            entry.id
+        ));
+    }
+    evidence.verify().map_err(|e| e.to_string())
 }
 
 /// Every check of a block against its parent and the chain state at the parent, signatures
@@ -589,10 +928,13 @@ pub fn check_block(block: &Block, view: &impl UtxoView, ctx: &BlockContext<'_>) 
         genesis_hash: ctx.genesis_hash,
         height,
     };
+    let mut list = ctx.masternodes.clone();
+    list.begin_block(block, params);
     let mut overlay = BlockOverlay {
         base: view,
         created: HashMap::new(),
         spent: HashSet::new(),
+        list,
     };
     let mut fees = Amount::ZERO;
     let mut sig_items = Vec::new();
@@ -622,6 +964,7 @@ pub fn check_block(block: &Block, view: &impl UtxoView, ctx: &BlockContext<'_>) 
                 overlay.created.remove(&input.prevout);
                 overlay.spent.insert(input.prevout);
             }
+            overlay.list.apply_transaction(tx, *txid, height, params);
         }
         overlay.created.extend(created_outputs(tx, *txid, height));
     }
@@ -631,7 +974,7 @@ pub fn check_block(block: &Block, view: &impl UtxoView, ctx: &BlockContext<'_>) 
         count: 0,
         max: params.max_block_txs,
     })?;
-    check_reward_tx(reward_tx, height, reward, fees, &block.header.proposer, ctx.masternodes)?;
+    check_reward_tx(reward_tx, height, reward, fees, &block.header.proposer, ctx)?;
 
     if verify_signatures(&sig_items).is_err() {
         // Name the first transaction at fault.
@@ -666,9 +1009,9 @@ fn check_reward_tx(
     reward: Amount,
     fees: Amount,
     proposer: &PublicKey,
-    masternodes: &MasternodeSet,
+    ctx: &BlockContext<'_>,
 ) -> Result<(), BlockError> {
-    if tx.version != Transaction::VERSION {
+    if tx.version != Transaction::VERSION || tx.payload.is_some() {
         return Err(BlockError::Reward(format!("version {}", tx.version)));
     }
     if tx.lock_time != height {
@@ -677,7 +1020,8 @@ fn check_reward_tx(
             tx.lock_time
         )));
     }
-    let expected = reward_outputs(masternodes, reward, fees, proposer)?;
+    let list = ctx.masternodes;
+    let expected = reward_outputs(list.voting_set(), &list.payees(ctx.params), reward, fees, proposer)?;
     if tx.outputs != expected {
         let paid = tx
             .output_total()
@@ -692,37 +1036,45 @@ fn check_reward_tx(
     Ok(())
 }
 
-/// The reward transaction a proposer puts first in a block at `height`.
+/// The reward transaction a proposer puts first in the block `ctx` describes.
 pub fn build_reward_tx(
-    params: &ChainParams,
-    parent: &ChainTip,
+    ctx: &BlockContext<'_>,
     timestamp_ms: u64,
     fees: Amount,
     proposer: &PublicKey,
-    masternodes: &MasternodeSet,
 ) -> Result<Transaction, RewardError> {
-    let reward = block_reward(params, parent.timestamp_ms, timestamp_ms);
+    let reward = block_reward(ctx.params, ctx.parent.timestamp_ms, timestamp_ms);
+    let list = ctx.masternodes;
     Ok(Transaction {
         version: Transaction::VERSION,
         inputs: Vec::new(),
-        outputs: reward_outputs(masternodes, reward, fees, proposer)?,
-        lock_time: parent.height.saturating_add(1),
+        outputs: reward_outputs(list.voting_set(), &list.payees(ctx.params), reward, fees, proposer)?,
+        lock_time: ctx.parent.height.saturating_add(1),
         memo: Vec::new(),
+        payload: None,
     })
 }
 
-/// A block for height `parent.height + 1`: the reward transaction for `fees` first, then
-/// `transactions`, under a header naming `proposer` and `masternodes`.
+/// What a proposer puts in a block besides its transactions.
+#[derive(Debug, Clone, Default)]
+pub struct BlockExtras {
+    /// The certificate that finalized the parent (none when the parent is genesis).
+    pub last_commit: Option<CommitCertificate>,
+    /// Evidence of double-signing to record.
+    pub evidence: Vec<Equivocation>,
+}
+
+/// A block for the height after `ctx.parent`: the reward transaction for `fees` first, then
+/// `transactions`, under a header naming `proposer`, the voting set and the parent's state.
 pub fn assemble_block(
-    params: &ChainParams,
-    parent: &ChainTip,
+    ctx: &BlockContext<'_>,
     timestamp_ms: u64,
     proposer: &PublicKey,
-    masternodes: &MasternodeSet,
+    extras: BlockExtras,
     fees: Amount,
     transactions: Vec<Transaction>,
 ) -> Result<Block, RewardError> {
-    let reward = build_reward_tx(params, parent, timestamp_ms, fees, proposer, masternodes)?;
+    let reward = build_reward_tx(ctx, timestamp_ms, fees, proposer)?;
     let mut all = Vec::with_capacity(transactions.len() + 1);
     all.push(reward);
     all.extend(transactions);
@@ -730,13 +1082,53 @@ pub fn assemble_block(
     Ok(Block {
         header: BlockHeader {
             version: BlockHeader::VERSION,
-            height: parent.height.saturating_add(1),
-            prev_hash: parent.hash,
+            height: ctx.parent.height.saturating_add(1),
+            prev_hash: ctx.parent.hash,
             timestamp_ms,
             merkle_root: merkle_root(&txids),
             proposer: *proposer,
-            masternode_set_hash: masternodes.hash(),
+            masternode_set_hash: ctx.masternodes.voting_set().hash(),
+            state_hash: ctx.parent_state,
+            last_commit_hash: last_commit_hash(extras.last_commit.as_ref()),
+            evidence_hash: evidence_hash(&extras.evidence),
         },
         transactions: all,
+        last_commit: extras.last_commit,
+        evidence: extras.evidence,
     })
+}
+
+/// The transactions of a block template that stay valid together against the masternode
+/// list: a masternode transaction that conflicts with an earlier one (two registrations of
+/// one key, say) is left out, and so is every transaction that spends its outputs. Ordinary
+/// transactions that touch no collateral pass untouched. `view` shows the tip's state.
+pub fn select_masternode_txs(
+    transactions: Vec<Transaction>,
+    view: &impl UtxoView,
+    ctx: &TxContext<'_>,
+) -> Vec<Transaction> {
+    let base = view.masternodes();
+    if base.entries().is_empty() && transactions.iter().all(|tx| tx.payload.is_none()) {
+        return transactions;
+    }
+    let mut overlay = BlockOverlay {
+        base: view,
+        created: HashMap::new(),
+        spent: HashSet::new(),
+        list: base.clone(),
+    };
+    let mut dropped: HashSet<TxId> = HashSet::new();
+    let mut kept = Vec::with_capacity(transactions.len());
+    for tx in transactions {
+        let txid = tx.txid();
+        let parent_dropped = tx.inputs.iter().any(|input| dropped.contains(&input.prevout.txid));
+        if parent_dropped || check_masternode_rules(&tx, txid, &overlay, ctx).is_err() {
+            dropped.insert(txid);
+            continue;
+        }
+        overlay.created.extend(created_outputs(&tx, txid, ctx.height));
+        overlay.list.apply_transaction(&tx, txid, ctx.height, ctx.params);
+        kept.push(tx);
+    }
+    kept
 }

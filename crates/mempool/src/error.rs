@@ -67,6 +67,12 @@ pub enum MempoolError {
     /// A transaction it spends was refused in the same batch (its signature was invalid).
     #[error("transaction spends an output of {0}, which was refused")]
     ParentRejected(TxId),
+    /// Another pool transaction already registers, updates, revokes or unlocks the same
+    /// masternode, key, collateral or address.
+    #[error(
+        "masternode transaction {0} in the mempool claims the same masternode, key, collateral or address; wait for its block"
+    )]
+    MasternodeConflict(TxId),
     /// The pool is full and this transaction would be the first evicted.
     #[error("mempool is full and transaction {0} pays too little to stay; raise its fee rate")]
     Full(TxId),
@@ -85,6 +91,7 @@ impl MempoolError {
             MempoolError::MinFeeNotMet { .. } => "mempool-min-fee-not-met",
             MempoolError::TooLongChain { .. } => "too-long-mempool-chain",
             MempoolError::ParentRejected(_) => "parent-rejected",
+            MempoolError::MasternodeConflict(_) => "protx-dup",
             MempoolError::Full(_) => "mempool-full",
         }
     }

@@ -182,6 +182,38 @@ impl<V: UtxoView> UtxoView for PoolView<'_, V> {
             None => self.base.utxo(outpoint),
         }
     }
+
+    fn masternodes(&self) -> &timecoin_chain::MasternodeList {
+        self.base.masternodes()
+    }
+}
+
+/// What a masternode transaction claims: two pool transactions may not claim the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Claim {
+    Masternode(TxId),
+    Operator(timecoin_primitives::PublicKey),
+    Collateral(OutPoint),
+    Service(std::net::SocketAddr),
+}
+
+fn claims(tx: &Transaction, txid: TxId) -> Vec<Claim> {
+    use timecoin_primitives::Payload;
+    match &tx.payload {
+        None => Vec::new(),
+        Some(Payload::Register(r)) => vec![
+            Claim::Operator(r.operator),
+            Claim::Collateral(r.collateral_outpoint(txid)),
+            Claim::Service(r.service),
+        ],
+        Some(Payload::Update(u)) => vec![
+            Claim::Masternode(u.masternode),
+            Claim::Operator(u.operator),
+            Claim::Service(u.service),
+        ],
+        Some(Payload::Revoke(r)) => vec![Claim::Masternode(r.masternode)],
+        Some(Payload::Unlock(u)) => vec![Claim::Masternode(u.masternode)],
+    }
 }
 
 /// The memory a pooled transaction is charged for: the transaction's heap data, its slot in
@@ -224,6 +256,8 @@ pub struct Mempool {
     rolling_min_fee: f64,
     rolling_updated_ms: u64,
     block_since_bump: bool,
+    /// Masternode transactions' claims, so that two conflicting ones never wait together.
+    claims: HashMap<Claim, TxId>,
 }
 
 impl Mempool {
@@ -238,6 +272,7 @@ impl Mempool {
             spends: HashMap::new(),
             by_descendant_score: BTreeSet::new(),
             by_time: BTreeSet::new(),
+            claims: HashMap::new(),
             usage: 0,
             total_size: 0,
             rolling_min_fee: 0.0,
@@ -393,6 +428,11 @@ impl Mempool {
             }
         }
 
+        for claim in claims(tx, txid) {
+            if let Some(existing) = self.claims.get(&claim).filter(|id| !replaced.contains(id)) {
+                return Err(MempoolError::MasternodeConflict(*existing));
+            }
+        }
         let ctx = TxContext {
             params: &self.params,
             genesis_hash: self.genesis_hash,
@@ -488,6 +528,9 @@ impl Mempool {
         for input in &tx.inputs {
             self.spends.insert(input.prevout, txid);
         }
+        for claim in claims(&tx, txid) {
+            self.claims.insert(claim, txid);
+        }
         for parent in &prepared.parents {
             if let Some(entry) = self.entries.get_mut(parent) {
                 entry.children.insert(txid);
@@ -537,6 +580,11 @@ impl Mempool {
         for input in &entry.tx.inputs {
             if self.spends.get(&input.prevout) == Some(txid) {
                 self.spends.remove(&input.prevout);
+            }
+        }
+        for claim in claims(&entry.tx, *txid) {
+            if self.claims.get(&claim) == Some(txid) {
+                self.claims.remove(&claim);
             }
         }
         for parent in &entry.parents {
@@ -725,7 +773,24 @@ impl Mempool {
             }
         }
         let mut stale = Vec::new();
+        // A block that changed the masternode list can make a waiting masternode transaction
+        // (or a spend of a newly registered collateral) invalid.
+        let list_changed = block.transactions.iter().any(|tx| tx.payload.is_some());
+        let ctx = TxContext {
+            params: &self.params,
+            genesis_hash: self.genesis_hash,
+            height: self.tip_height.saturating_add(1),
+        };
+        let pool_view = PoolView {
+            base: view,
+            entries: &self.entries,
+            height: ctx.height,
+        };
         for (txid, entry) in &self.entries {
+            if list_changed && timecoin_chain::check_masternode_rules(&entry.tx, *txid, &pool_view, &ctx).is_err() {
+                stale.push(*txid);
+                continue;
+            }
             if entry.tx.lock_time > self.tip_height.saturating_add(1) {
                 stale.push(*txid);
                 continue;

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use timecoin_chain::{BlockContext, ChainTip, Genesis, Utxo, assemble_block, check_block};
+use timecoin_chain::{BlockContext, BlockExtras, ChainTip, Genesis, Utxo, assemble_block, check_block};
 use timecoin_mempool::{Mempool, MempoolConfig};
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, BlockHeader, Domain, Encode, Network, OutPoint, SecretKey, Transaction, TxInput,
-    TxOutput, sign_transaction,
+    Address, AddressPayload, Amount, BlockHeader, CommitCertificate, Domain, Encode, Network, OutPoint, SecretKey,
+    Transaction, TxInput, TxOutput, sign_transaction,
 };
 use timecoin_storage::Store;
 
@@ -93,6 +93,7 @@ fn payments(
             ],
             lock_time: 0,
             memo: Vec::new(),
+            payload: None,
         };
         sign_transaction(&mut tx, &genesis_hash, &[key], &[utxo.output.amount]);
         txs.push(tx);
@@ -138,6 +139,8 @@ pub(crate) fn run(blocks: u64, txs_per_block: usize, data_dir: Option<PathBuf>) 
         store.tip()?.height,
     );
 
+    // A demo continuing from its store carries the tip's certificate into the next block.
+    let mut last_certificate = store.certificate(store.tip()?.height)?;
     for _ in 0..blocks {
         let tip = store.tip()?;
         let height = tip.height + 1;
@@ -189,29 +192,38 @@ pub(crate) fn run(blocks: u64, txs_per_block: usize, data_dir: Option<PathBuf>) 
             .map(SecretKey::public_key)
             .unwrap_or_default();
         let timestamp_ms = now_ms().max(tip.timestamp_ms + 1);
+        let list = snapshot.masternode_list();
+        let ctx = BlockContext {
+            params: &params,
+            genesis_hash: genesis.hash(),
+            parent: tip,
+            masternodes: &list,
+            parent_state: snapshot.state_hash(),
+            now_ms: timestamp_ms,
+        };
+        let extras = BlockExtras {
+            last_commit: last_certificate.take(),
+            evidence: Vec::new(),
+        };
         let block = assemble_block(
-            &params,
-            &tip,
+            &ctx,
             timestamp_ms,
             &proposer,
-            &genesis.masternodes,
+            extras,
             template.fees,
             template.transactions.iter().map(|tx| (**tx).clone()).collect(),
         )?;
 
         let validation = Instant::now();
-        let ctx = BlockContext {
-            params: &params,
-            genesis_hash: genesis.hash(),
-            parent: tip,
-            masternodes: &genesis.masternodes,
-            now_ms: now_ms(),
-        };
         let checked = check_block(&block, &snapshot, &ctx).context("the demo built an invalid block")?;
         drop(snapshot);
         let validated = validation.elapsed();
+        // Every masternode of this one-process demo signs the block.
+        let signers: Vec<&SecretKey> = operators.iter().collect();
+        let certificate = CommitCertificate::sign(&genesis.hash(), height, 0, &checked.hash, &signers);
         let write = Instant::now();
-        let applied = store.apply_block(&block, None)?;
+        let applied = store.apply_block(&block, Some(&certificate))?;
+        last_certificate = Some(certificate);
         let written = write.elapsed();
         mempool.block_connected(&block, &store.snapshot()?)?;
         println!(

@@ -12,13 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use timecoin_chain::{BlockContext, ChainTip, Genesis, assemble_block, check_block};
+use timecoin_chain::{
+    BlockContext, BlockExtras, ChainTip, Genesis, MasternodeList, TxContext, assemble_block, check_block,
+    check_equivocation, select_masternode_txs,
+};
 use timecoin_consensus::{
     Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
 };
 use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_network::{Message, NetworkEvent, NetworkHandle, Offense};
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, Encode, PublicKey, SecretKey, Transaction, TxId};
+use timecoin_primitives::{
+    Block, BlockHash, CommitCertificate, Encode, Equivocation, PublicKey, SecretKey, Transaction, TxId,
+};
 use timecoin_rpc::ConsensusStatus;
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
@@ -83,15 +88,33 @@ pub(crate) fn now_ms() -> u64 {
 /// Checks `block` against the chain rules on top of `tip` (blocking: reads the store).
 fn check_on_tip(store: &Store, genesis: &Genesis, tip: ChainTip, block: &Block) -> Result<()> {
     let snapshot = store.snapshot()?;
+    if snapshot.tip() != tip {
+        return Err(anyhow!(
+            "the store moved past height {} while a block was checked",
+            tip.height
+        ));
+    }
+    let list = snapshot.masternode_list();
     let ctx = BlockContext {
         params: &genesis.params,
         genesis_hash: genesis.hash(),
         parent: tip,
-        masternodes: &genesis.masternodes,
+        masternodes: &list,
+        parent_state: snapshot.state_hash(),
         now_ms: now_ms(),
     };
     check_block(block, &snapshot, &ctx)?;
     Ok(())
+}
+
+/// The validator set of `height` under `list` (the list after `height - 1`): its voting set,
+/// with proposer priorities advanced once per height since the set took effect.
+fn validators_at(list: &MasternodeList, height: u64) -> Result<ValidatorSet> {
+    let mut set = ValidatorSet::from_masternodes(list.voting_set())?;
+    for _ in list.set_since()..height {
+        set = set.next_height();
+    }
+    Ok(set)
 }
 
 /// Runs a blocking closure on the blocking pool.
@@ -122,6 +145,10 @@ struct State {
     connected: HashSet<PublicKey>,
     /// Equivocations already passed on, by masternode and height.
     evidence: HashSet<(PublicKey, u64)>,
+    /// Verified equivocations waiting to be recorded in a block this node proposes.
+    pending_evidence: Vec<Equivocation>,
+    /// The masternode list after the tip.
+    list: Arc<MasternodeList>,
     /// When this node started deciding `height`.
     height_started: Option<Instant>,
     /// When the sync progress bar was last drawn (a terminal only).
@@ -130,6 +157,19 @@ struct State {
 
 /// Most equivocations remembered; older heights are forgotten first.
 const MAX_EVIDENCE: usize = 10_000;
+
+/// Most equivocations waiting for a block; more are dropped (each masternode needs one).
+const MAX_PENDING_EVIDENCE: usize = 256;
+
+/// Keeps `evidence` for the next block this node proposes.
+fn queue_evidence(state: &mut State, evidence: Equivocation) {
+    let offender = evidence.validator();
+    if state.pending_evidence.len() < MAX_PENDING_EVIDENCE
+        && !state.pending_evidence.iter().any(|e| e.validator() == offender)
+    {
+        state.pending_evidence.push(evidence);
+    }
+}
 
 /// Records `evidence`; returns whether it is new (and so worth passing on).
 fn remember_evidence(state: &mut State, evidence: &timecoin_primitives::Equivocation) -> bool {
@@ -161,33 +201,36 @@ impl Host {
         }
     }
 
-    /// The validator set of `height`: the genesis set with its priorities advanced once per
-    /// height.
-    fn validators_for(&self, height: u64) -> Result<ValidatorSet> {
-        let mut set = ValidatorSet::from_masternodes(&self.genesis.masternodes)?;
-        for _ in 1..height {
-            set = set.next_height();
-        }
-        Ok(set)
-    }
-
     /// Runs until cancelled.
     pub(crate) async fn run(mut self, mut events: mpsc::Receiver<NetworkEvent>) -> Result<()> {
         let store = Arc::clone(&self.store);
-        let tip = blocking(move || Ok(store.tip()?)).await?;
+        let (tip, list, last) = blocking(move || {
+            let snapshot = store.snapshot()?;
+            let tip = snapshot.tip();
+            // The tip's certificate goes into the next block this node proposes.
+            let last = match (store.block_by_height(tip.height)?, store.certificate(tip.height)?) {
+                (Some(block), Some(certificate)) => Some((block, certificate)),
+                _ => None,
+            };
+            Ok((tip, snapshot.masternode_list(), last))
+        })
+        .await?;
+        self.announce_masternodes(&list, None).await;
         let mut state = State {
             engine: Engine::new(self.engine_config(), self.key.clone()),
             height: tip.height + 1,
-            validators: self.validators_for(tip.height + 1)?,
+            validators: validators_at(&list, tip.height + 1)?,
             started: false,
             tip,
             blocks: HashMap::new(),
             proposed: HashMap::new(),
-            last: None,
+            last,
             sync: BlockSync::default(),
             relay: TxRelay::new(),
             connected: HashSet::new(),
             evidence: HashSet::new(),
+            pending_evidence: Vec::new(),
+            list,
             height_started: None,
             bar_drawn: None,
         };
@@ -368,6 +411,7 @@ impl Host {
             Effect::Evidence(evidence) => {
                 warn!(masternode = %evidence.validator(), height = evidence.height(), "equivocation");
                 if remember_evidence(state, &evidence) {
+                    queue_evidence(state, *evidence);
                     self.network.broadcast(&Message::Evidence(evidence)).await;
                 }
             }
@@ -391,26 +435,93 @@ impl Host {
             .as_ref()
             .map(SecretKey::public_key)
             .ok_or_else(|| anyhow!("asked to propose without a masternode key"))?;
-        let (mempool, genesis, tip) = (Arc::clone(&self.mempool), Arc::clone(&self.genesis), state.tip);
+        let (store, mempool, genesis, tip) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.mempool),
+            Arc::clone(&self.genesis),
+            state.tip,
+        );
+        let last_commit = state
+            .last
+            .as_ref()
+            .filter(|(block, _)| block.header.height == tip.height && tip.height > 0)
+            .map(|(_, certificate)| certificate.clone());
+        let evidence = state.pending_evidence.clone();
         blocking(move || {
             let params = &genesis.params;
-            let reserve = timecoin_primitives::BlockHeader::ENCODED_LEN + 16 * 1024;
+            let snapshot = store.snapshot()?;
+            let list = snapshot.masternode_list();
+            let height = tip.height + 1;
+            let genesis_hash = genesis.hash();
+            let evidence: Vec<Equivocation> = evidence
+                .into_iter()
+                .filter(|e| check_equivocation(e, height, genesis_hash, params, &list).is_ok())
+                .take(timecoin_primitives::limits::MAX_BLOCK_EVIDENCE)
+                .collect();
+            let extras_size = last_commit.as_ref().map_or(0, Encode::encoded_len)
+                + evidence.iter().map(Encode::encoded_len).sum::<usize>();
+            let reserve = timecoin_primitives::BlockHeader::ENCODED_LEN + 16 * 1024 + extras_size;
             let template = mempool
                 .lock()
                 .map_err(|_| anyhow!("mempool lock poisoned"))?
                 .block_template(params.max_block_bytes.saturating_sub(reserve), params.max_block_txs - 1);
-            let timestamp = now_ms().max(tip.timestamp_ms + 1);
-            Ok(assemble_block(
+            let tx_ctx = TxContext {
                 params,
-                &tip,
-                timestamp,
-                &proposer,
-                &genesis.masternodes,
-                template.fees,
-                template.transactions.iter().map(|tx| (**tx).clone()).collect(),
-            )?)
+                genesis_hash,
+                height,
+            };
+            let mut fees = template.fees;
+            let candidates: Vec<Transaction> = template.transactions.iter().map(|tx| (**tx).clone()).collect();
+            let count = candidates.len();
+            let transactions = select_masternode_txs(candidates, &snapshot, &tx_ctx);
+            if transactions.len() != count {
+                // Rare: conflicting masternode transactions; recompute what the kept ones pay.
+                fees = timecoin_primitives::Amount::ZERO;
+                for tx in &transactions {
+                    if let Some(info) = mempool
+                        .lock()
+                        .map_err(|_| anyhow!("mempool lock poisoned"))?
+                        .info(&tx.txid())
+                    {
+                        fees = fees.checked_add(info.fee).unwrap_or(fees);
+                    }
+                }
+            }
+            let timestamp = now_ms().max(tip.timestamp_ms + 1);
+            let ctx = BlockContext {
+                params,
+                genesis_hash,
+                parent: tip,
+                masternodes: &list,
+                parent_state: snapshot.state_hash(),
+                now_ms: timestamp,
+            };
+            let extras = BlockExtras { last_commit, evidence };
+            Ok(assemble_block(&ctx, timestamp, &proposer, extras, fees, transactions)?)
         })
         .await
+    }
+
+    /// Tells the peer service which identities are masternodes (they are dialled first and
+    /// never evicted) and where the list says they listen. `previous` is the list before, to
+    /// announce only what changed.
+    async fn announce_masternodes(&self, list: &MasternodeList, previous: Option<&MasternodeList>) {
+        if previous.is_some_and(|p| p.entries() == list.entries()) {
+            return;
+        }
+        self.network
+            .set_masternodes(list.entries().iter().map(|e| e.operator))
+            .await;
+        let own = self.key.as_ref().map(SecretKey::public_key);
+        for entry in list.entries() {
+            let known = previous.is_some_and(|p| p.get(&entry.id).is_some_and(|e| e.service == entry.service));
+            if let Some(service) = entry.service
+                && !known
+                && Some(entry.operator) != own
+            {
+                self.network.add_address(service).await;
+            }
+        }
     }
 
     /// Checks a proposed block against the tip on a blocking thread and reports the verdict.
@@ -457,9 +568,10 @@ impl Host {
         let wallet = self.wallet.clone();
         let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
         let applying = Instant::now();
-        let applied = blocking(move || {
+        let (applied, list) = blocking(move || {
             let applied = store.apply_block(&applied_block, Some(&applied_certificate))?;
             let snapshot = store.snapshot()?;
+            let list = snapshot.masternode_list();
             mempool
                 .lock()
                 .map_err(|_| anyhow!("mempool lock poisoned"))?
@@ -471,7 +583,7 @@ impl Host {
                     .scan_block(&applied_block);
             }
             store.consensus_wal().prune_below(applied_block.header.height + 1)?;
-            Ok(applied)
+            Ok((applied, list))
         })
         .await
         .context("applying a finalized block")?;
@@ -487,7 +599,22 @@ impl Host {
         );
         state.tip = applied.tip;
         state.height = applied.tip.height + 1;
-        state.validators = state.validators.next_height();
+        state.validators = if list.set_since() == state.height {
+            validators_at(&list, state.height)?
+        } else {
+            state.validators.next_height()
+        };
+        // Evidence the block recorded, or that can no longer enter one, leaves the queue.
+        let genesis_hash = self.genesis.hash();
+        state.pending_evidence.retain(|e| {
+            !block.evidence.contains(e)
+                && check_equivocation(e, state.height, genesis_hash, &self.genesis.params, &list).is_ok()
+        });
+        for evidence in &block.evidence {
+            warn!(masternode = %evidence.validator(), height = evidence.height(), "evidence recorded: masternode banned");
+        }
+        let previous = std::mem::replace(&mut state.list, Arc::clone(&list));
+        self.announce_masternodes(&list, Some(&previous)).await;
         state.started = false;
         state.blocks.clear();
         state.proposed.clear();
@@ -723,9 +850,10 @@ impl Host {
             Message::Evidence(evidence) => {
                 // Passed on once, if it proves a double vote by a masternode of the set.
                 let known = state.evidence.contains(&(evidence.validator(), evidence.height()));
-                if !known && state.validators.power(&evidence.validator()) > 0 && evidence.verify().is_ok() {
+                if !known && state.list.by_operator(&evidence.validator()).is_some() && evidence.verify().is_ok() {
                     warn!(%peer, masternode = %evidence.validator(), height = evidence.height(), "equivocation evidence received");
                     remember_evidence(state, &evidence);
+                    queue_evidence(state, *evidence);
                     self.network.broadcast(&Message::Evidence(evidence)).await;
                 }
             }
@@ -795,16 +923,17 @@ impl Host {
         }
     }
 
-    /// Checks a block from sync: its certificate against the masternode set, then its content.
+    /// Checks a block from sync: its certificate against the voting set the list fixed for
+    /// it, then its content.
     async fn verify_synced(&self, state: &State, block: &Block, certificate: &CommitCertificate) -> bool {
         let (store, genesis, tip) = (Arc::clone(&self.store), Arc::clone(&self.genesis), state.tip);
-        let (block, certificate) = (block.clone(), certificate.clone());
+        let (block, certificate, list) = (block.clone(), certificate.clone(), Arc::clone(&state.list));
         blocking(move || {
             certificate.verify(
                 &genesis.hash(),
                 block.header.height,
                 &block.hash(),
-                &genesis.masternodes,
+                list.voting_set(),
                 rand::rng(),
             )?;
             check_on_tip(&store, &genesis, tip, &block)

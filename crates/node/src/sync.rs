@@ -272,6 +272,9 @@ mod tests {
             merkle_root: Hash256::default(),
             proposer: PublicKey::default(),
             masternode_set_hash: Hash256::default(),
+            state_hash: Hash256::default(),
+            last_commit_hash: Hash256::default(),
+            evidence_hash: Hash256::default(),
         };
         let certificate = CommitCertificate {
             height,
@@ -283,6 +286,8 @@ mod tests {
             Block {
                 header,
                 transactions: Vec::new(),
+                last_commit: None,
+                evidence: Vec::new(),
             },
             certificate,
         )

@@ -2,10 +2,11 @@
 
 use thiserror::Error;
 
+use crate::consensus::Equivocation;
 use crate::encoding::{Decode, DecodeError, Encode, Reader, compact_size_len, write_compact_size};
 use crate::hash::{Domain, Hash256};
 use crate::keys::{BatchVerifier, PublicKey, Signature};
-use crate::limits::{MAX_BLOCK_TXS, MAX_MASTERNODES};
+use crate::limits::{MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, MAX_MASTERNODES};
 use crate::masternode::MasternodeSet;
 use crate::transaction::{BlockHash, MIN_TX_ENCODED_LEN, Transaction, TxId};
 
@@ -26,13 +27,20 @@ pub struct BlockHeader {
     pub proposer: PublicKey,
     /// The hash of the masternode set whose precommits finalize this block.
     pub masternode_set_hash: Hash256,
+    /// The chain state this block is applied to ([`chain_state_hash`] of the parent's UTXO
+    /// set and masternode list): two nodes holding a block agree on the state before it.
+    pub state_hash: Hash256,
+    /// [`last_commit_hash`] of the block's certificate of its parent.
+    pub last_commit_hash: Hash256,
+    /// [`evidence_hash`] of the block's equivocation evidence.
+    pub evidence_hash: Hash256,
 }
 
 impl BlockHeader {
     /// The current header version.
     pub const VERSION: u16 = 1;
     /// Encoded size in bytes.
-    pub const ENCODED_LEN: usize = 2 + 8 + 32 + 8 + 32 + 32 + 32;
+    pub const ENCODED_LEN: usize = 2 + 8 + 32 + 8 + 32 + 32 + 32 * 4;
 
     /// The block hash.
     pub fn hash(&self) -> BlockHash {
@@ -49,6 +57,9 @@ impl Encode for BlockHeader {
         self.merkle_root.encode_to(out);
         self.proposer.encode_to(out);
         self.masternode_set_hash.encode_to(out);
+        self.state_hash.encode_to(out);
+        self.last_commit_hash.encode_to(out);
+        self.evidence_hash.encode_to(out);
     }
     fn encoded_len(&self) -> usize {
         Self::ENCODED_LEN
@@ -65,17 +76,51 @@ impl Decode for BlockHeader {
             merkle_root: Hash256::decode_from(reader)?,
             proposer: PublicKey::decode_from(reader)?,
             masternode_set_hash: Hash256::decode_from(reader)?,
+            state_hash: Hash256::decode_from(reader)?,
+            last_commit_hash: Hash256::decode_from(reader)?,
+            evidence_hash: Hash256::decode_from(reader)?,
         })
     }
 }
 
-/// A block: a header and its transactions, the reward transaction first.
+/// A block: a header, its transactions (the reward transaction first), the certificate that
+/// finalized its parent, and evidence of equivocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     /// The header.
     pub header: BlockHeader,
     /// The transactions.
     pub transactions: Vec<Transaction>,
+    /// The parent's commit certificate (none in blocks 0 and 1): every node reads the same
+    /// precommits from it, which makes proof of service deterministic.
+    pub last_commit: Option<CommitCertificate>,
+    /// Proofs that masternodes double-signed, at most [`MAX_BLOCK_EVIDENCE`].
+    pub evidence: Vec<Equivocation>,
+}
+
+/// The hash a header names for a block's last commit (zero when there is none).
+pub fn last_commit_hash(certificate: Option<&CommitCertificate>) -> Hash256 {
+    certificate.map_or(Hash256::ZERO, |c| Domain::LastCommit.hash_encoded(c))
+}
+
+/// The hash a header names for a block's evidence list (zero when it is empty).
+pub fn evidence_hash(evidence: &[Equivocation]) -> Hash256 {
+    if evidence.is_empty() {
+        return Hash256::ZERO;
+    }
+    let mut hasher = Domain::Evidence.hasher();
+    for item in evidence {
+        hasher.update(&item.to_bytes());
+    }
+    Hash256(*hasher.finalize().as_bytes())
+}
+
+/// The hash of a chain state: its UTXO-set commitment and its masternode list's hash.
+pub fn chain_state_hash(utxo_commitment: &Hash256, masternode_list: &Hash256) -> Hash256 {
+    let mut hasher = Domain::ChainState.hasher();
+    hasher.update(&utxo_commitment.0);
+    hasher.update(&masternode_list.0);
+    Hash256(*hasher.finalize().as_bytes())
 }
 
 impl Block {
@@ -97,11 +142,26 @@ impl Encode for Block {
         for tx in &self.transactions {
             tx.encode_to(out);
         }
+        match &self.last_commit {
+            None => out.push(0),
+            Some(certificate) => {
+                out.push(1);
+                certificate.encode_to(out);
+            }
+        }
+        write_compact_size(out, self.evidence.len() as u64);
+        for item in &self.evidence {
+            item.encode_to(out);
+        }
     }
     fn encoded_len(&self) -> usize {
         BlockHeader::ENCODED_LEN
             + compact_size_len(self.transactions.len() as u64)
             + self.transactions.iter().map(Encode::encoded_len).sum::<usize>()
+            + 1
+            + self.last_commit.as_ref().map_or(0, Encode::encoded_len)
+            + compact_size_len(self.evidence.len() as u64)
+            + self.evidence.iter().map(Encode::encoded_len).sum::<usize>()
     }
 }
 
@@ -113,7 +173,28 @@ impl Decode for Block {
         for _ in 0..count {
             transactions.push(Transaction::decode_from(reader)?);
         }
-        Ok(Block { header, transactions })
+        let last_commit = match reader.read_u8()? {
+            0 => None,
+            1 => Some(CommitCertificate::decode_from(reader)?),
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "last commit",
+                    reason: "expected 0 (none) or 1 (a certificate)",
+                });
+            }
+        };
+        // An equivocation is two signed votes of at least 141 bytes each.
+        let evidence_count = reader.read_count("evidence", MAX_BLOCK_EVIDENCE, 282)?;
+        let mut evidence = Vec::with_capacity(evidence_count);
+        for _ in 0..evidence_count {
+            evidence.push(Equivocation::decode_from(reader)?);
+        }
+        Ok(Block {
+            header,
+            transactions,
+            last_commit,
+            evidence,
+        })
     }
 }
 
@@ -294,6 +375,40 @@ pub enum CertificateError {
 }
 
 impl CommitCertificate {
+    /// A certificate of `block_hash` at `height`, decided in `round`, signed by `signers`
+    /// (for tools and tests that hold every key; nodes assemble certificates from votes).
+    pub fn sign(
+        chain: &BlockHash,
+        height: u64,
+        round: u32,
+        block_hash: &BlockHash,
+        signers: &[&crate::keys::SecretKey],
+    ) -> CommitCertificate {
+        let message = Vote {
+            chain: *chain,
+            height,
+            round,
+            kind: VoteKind::Precommit,
+            block: Some(*block_hash),
+        }
+        .signing_message();
+        let mut signatures: Vec<CommitSignature> = signers
+            .iter()
+            .map(|key| CommitSignature {
+                validator: key.public_key(),
+                signature: key.sign(&message.0),
+            })
+            .collect();
+        signatures.sort_by_key(|s| s.validator);
+        signatures.dedup_by_key(|s| s.validator);
+        CommitCertificate {
+            height,
+            round,
+            block_hash: *block_hash,
+            signatures,
+        }
+    }
+
     /// Checks that this certificate finalizes `block_hash` at `height` on the network whose
     /// genesis is `chain`, under `set`.
     pub fn verify<R: rand_core::CryptoRng>(

@@ -106,9 +106,21 @@ pub enum Domain {
     UtxoElement,
     /// The UTXO-set commitment's digest.
     UtxoCommitment,
+    /// The message a masternode special transaction's payload signature signs.
+    PayloadSigHash,
+    /// The id of a masternode written in the genesis block (it has no registration txid).
+    GenesisMasternode,
+    /// A block's commit certificate of its parent.
+    LastCommit,
+    /// A block's list of equivocation evidence.
+    Evidence,
+    /// The masternode list a chain state holds.
+    MasternodeList,
+    /// A chain state: the UTXO-set commitment and the masternode list's hash.
+    ChainState,
 }
 
-const DOMAIN_COUNT: usize = 13;
+const DOMAIN_COUNT: usize = 19;
 
 impl Domain {
     /// The BLAKE3 `derive_key` context string of this domain.
@@ -127,6 +139,12 @@ impl Domain {
             Domain::PeerIdentity => "timecoin 2026 peer identity",
             Domain::UtxoElement => "timecoin 2026 utxo element",
             Domain::UtxoCommitment => "timecoin 2026 utxo commitment",
+            Domain::PayloadSigHash => "timecoin 2026 payload signature message",
+            Domain::GenesisMasternode => "timecoin 2026 genesis masternode",
+            Domain::LastCommit => "timecoin 2026 last commit",
+            Domain::Evidence => "timecoin 2026 evidence",
+            Domain::MasternodeList => "timecoin 2026 masternode list",
+            Domain::ChainState => "timecoin 2026 chain state",
         }
     }
 
@@ -145,6 +163,12 @@ impl Domain {
             Domain::UtxoCommitment => 10,
             Domain::Proposal => 11,
             Domain::PeerIdentity => 12,
+            Domain::PayloadSigHash => 13,
+            Domain::GenesisMasternode => 14,
+            Domain::LastCommit => 15,
+            Domain::Evidence => 16,
+            Domain::MasternodeList => 17,
+            Domain::ChainState => 18,
         }
     }
 
@@ -194,6 +218,12 @@ mod tests {
             Domain::UtxoCommitment,
             Domain::Proposal,
             Domain::PeerIdentity,
+            Domain::PayloadSigHash,
+            Domain::GenesisMasternode,
+            Domain::LastCommit,
+            Domain::Evidence,
+            Domain::MasternodeList,
+            Domain::ChainState,
         ];
         assert_eq!(all.len(), DOMAIN_COUNT);
         let mut seen = std::collections::HashSet::new();

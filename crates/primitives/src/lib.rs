@@ -26,16 +26,21 @@ pub mod hash;
 pub mod keys;
 pub mod limits;
 pub mod masternode;
+pub mod payload;
 pub mod transaction;
 
 pub use address::{Address, AddressError, AddressPayload, Network};
 pub use amount::{Amount, ParseAmountError};
 pub use block::{
-    Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, Vote, VoteKind, merkle_root,
+    Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, Vote, VoteKind, chain_state_hash,
+    evidence_hash, last_commit_hash, merkle_root,
 };
 pub use consensus::{Equivocation, EvidenceError, Proposal, SignedProposal, SignedVote};
 pub use encoding::{Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
 pub use keys::{BatchVerifier, PublicKey, SecretKey, Signature, SignatureError};
 pub use masternode::{Masternode, MasternodeSet, Tier};
+pub use payload::{
+    Payload, Registration, Revocation, Unlock, Update, genesis_masternode_id, payload_signature_message,
+};
 pub use transaction::{BlockHash, OutPoint, Transaction, TxId, TxInput, TxOutput, sign_transaction, signature_message};

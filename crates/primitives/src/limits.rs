@@ -13,3 +13,5 @@ pub const MAX_BLOCK_TXS: usize = 10_000;
 pub const MAX_MEMO_BYTES: usize = 256;
 /// The most masternodes a set (and so a commit certificate) may hold.
 pub const MAX_MASTERNODES: usize = 4_096;
+/// The most equivocation proofs one block may carry.
+pub const MAX_BLOCK_EVIDENCE: usize = 64;

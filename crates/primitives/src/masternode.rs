@@ -61,7 +61,29 @@ impl Tier {
         }
     }
 
-    const fn code(self) -> u8 {
+    /// The tier with this collateral, if any tier locks exactly `amount`.
+    pub fn of_collateral(amount: Amount) -> Option<Tier> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| *t != Tier::Free && t.collateral() == amount)
+    }
+
+    /// The tier of a one-byte code (as [`Tier::code`] writes it).
+    pub fn from_code(code: u8) -> Result<Tier, DecodeError> {
+        match code {
+            0 => Ok(Tier::Free),
+            1 => Ok(Tier::Bronze),
+            2 => Ok(Tier::Silver),
+            3 => Ok(Tier::Gold),
+            _ => Err(DecodeError::InvalidValue {
+                field: "tier",
+                reason: "unknown tier code",
+            }),
+        }
+    }
+
+    /// The tier's one-byte code in encodings.
+    pub const fn code(self) -> u8 {
         match self {
             Tier::Free => 0,
             Tier::Bronze => 1,
@@ -196,18 +218,7 @@ impl Decode for MasternodeSet {
         let mut members = Vec::with_capacity(count);
         for _ in 0..count {
             let operator = PublicKey::decode_from(reader)?;
-            let tier = match reader.read_u8()? {
-                0 => Tier::Free,
-                1 => Tier::Bronze,
-                2 => Tier::Silver,
-                3 => Tier::Gold,
-                _ => {
-                    return Err(DecodeError::InvalidValue {
-                        field: "tier",
-                        reason: "unknown tier code",
-                    });
-                }
-            };
+            let tier = Tier::from_code(reader.read_u8()?)?;
             let reward_address = AddressPayload::decode_from(reader)?;
             if let Some(last) = members.last().map(|m: &Masternode| m.operator)
                 && last >= operator

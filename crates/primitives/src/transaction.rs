@@ -14,6 +14,7 @@ use crate::encoding::{Decode, DecodeError, Encode, Reader, var_bytes_len, write_
 use crate::hash::{Domain, Hash256, ParseHashError};
 use crate::keys::{PublicKey, SecretKey, Signature};
 use crate::limits::{MAX_MEMO_BYTES, MAX_TX_BYTES};
+use crate::payload::Payload;
 
 macro_rules! hash_newtype {
     ($(#[$doc:meta])* $name:ident) => {
@@ -168,14 +169,28 @@ pub struct Transaction {
     pub lock_time: u64,
     /// Free-form data, at most [`MAX_MEMO_BYTES`].
     pub memo: Vec<u8>,
+    /// A masternode special transaction's payload; present exactly when `version` is
+    /// [`Transaction::VERSION_SPECIAL`].
+    pub payload: Option<Payload>,
 }
 
 /// The smallest possible encoded transaction: version, two empty counts, lock time, empty memo.
 pub const MIN_TX_ENCODED_LEN: usize = 2 + 1 + 1 + 8 + 1;
 
 impl Transaction {
-    /// The current transaction version.
+    /// The version of an ordinary transaction.
     pub const VERSION: u16 = 1;
+    /// The version of a masternode special transaction: it carries a [`Payload`].
+    pub const VERSION_SPECIAL: u16 = 2;
+
+    /// The version a transaction with this payload (or none) must have.
+    pub fn version_for(payload: Option<&Payload>) -> u16 {
+        if payload.is_some() {
+            Self::VERSION_SPECIAL
+        } else {
+            Self::VERSION
+        }
+    }
 
     /// The id: the hash of the transaction without signatures.
     pub fn txid(&self) -> TxId {
@@ -215,6 +230,9 @@ impl Transaction {
         }
         out.extend_from_slice(&self.lock_time.to_le_bytes());
         write_var_bytes(out, &self.memo);
+        if let Some(payload) = &self.payload {
+            payload.encode_parts(out, with_signatures);
+        }
     }
 }
 
@@ -230,6 +248,7 @@ impl Encode for Transaction {
             + self.outputs.len() * TxOutput::ENCODED_LEN
             + 8
             + var_bytes_len(self.memo.len())
+            + self.payload.as_ref().map_or(0, Payload::encoded_len)
     }
 }
 
@@ -252,12 +271,19 @@ impl Decode for Transaction {
         }
         let lock_time = reader.read_u64()?;
         let memo = reader.read_var_bytes("memo", MAX_MEMO_BYTES)?.to_vec();
+        // Only the special version carries a payload, so every version has one encoding.
+        let payload = if version == Transaction::VERSION_SPECIAL {
+            Some(Payload::decode_from(reader)?)
+        } else {
+            None
+        };
         Ok(Transaction {
             version,
             inputs,
             outputs,
             lock_time,
             memo,
+            payload,
         })
     }
 }

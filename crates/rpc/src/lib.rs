@@ -987,6 +987,7 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
             outputs: Vec::with_capacity(outputs.len()),
             lock_time,
             memo: Vec::new(),
+            payload: None,
         };
         for input in inputs {
             let txid: TxId = input

@@ -31,6 +31,19 @@ pub enum StorageError {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// The database was written by an older version of the node, in a format this one does
+    /// not read.
+    #[error(
+        "database {path} has schema version {found}, older than the {supported} this node writes; move it aside and resync into an empty data directory"
+    )]
+    SchemaTooOld {
+        /// The database file.
+        path: PathBuf,
+        /// The stored version.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
     /// The database belongs to another network.
     #[error(
         "database {path} holds the chain with genesis {stored}, but this node's genesis is {expected}; use another data directory"

@@ -1,6 +1,6 @@
 //! TimeCoin's chain store, on redb: blocks by height and hash, the txid index, the UTXO set,
 //! undo data per block, commit certificates, the chain tip, an incremental UTXO-set
-//! commitment, and the consensus write-ahead log.
+//! commitment, the masternode list the chain derives, and the consensus write-ahead log.
 //!
 //! This crate persists what the chain rules (`timecoin-chain`) accepted; it does not decide
 //! validity. Every method does blocking disk I/O, so async callers run it on a blocking
@@ -22,4 +22,4 @@ mod error;
 mod store;
 
 pub use error::StorageError;
-pub use store::{AppliedBlock, ConsensusWal, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo};
+pub use store::{AppliedBlock, ConsensusWal, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo};

@@ -1,21 +1,23 @@
 //! The chain store: blocks, indexes, the UTXO set and undo data in one redb file.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use timecoin_chain::{ChainTip, Genesis, Utxo, UtxoView, ViewError, created_outputs};
+use timecoin_chain::{ChainParams, ChainTip, Genesis, MasternodeList, Utxo, UtxoView, ViewError, created_outputs};
 use timecoin_consensus::{Wal, WalEntry};
 use timecoin_primitives::encoding::{Reader, write_compact_size};
 use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, CommitCertificate, Decode, Encode, Hash256, OutPoint, Transaction, TxId,
-    TxOutput,
+    TxOutput, chain_state_hash,
 };
 
 use crate::commitment::LtHash;
 use crate::error::StorageError;
 
-/// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this build writes and reads (2: blocks carry their parent's certificate and
+/// evidence, and the state holds the masternode list).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -26,6 +28,13 @@ const UTXOS: TableDefinition<[u8; 36], [u8; UTXO_VALUE_LEN]> = TableDefinition::
 const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
 /// What this masternode signed: (height, sequence) → encoded [`WalEntry`].
 const WAL: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("consensus_wal");
+/// The masternode list before each recent block: height → encoded list.
+const LIST_UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("masternode_list_undo");
+
+/// How many recent blocks keep the masternode list they replaced, so that they can be
+/// reverted. Finalized blocks are never reverted by consensus; this bounds what repair tools
+/// can undo, and keeps the table from growing with the chain.
+pub const LIST_UNDO_DEPTH: u64 = 1_000;
 
 const UTXO_VALUE_LEN: usize = 8 + 32 + 8 + 1;
 
@@ -34,6 +43,7 @@ const KEY_GENESIS: &str = "genesis";
 const KEY_TIP: &str = "tip";
 const KEY_SUPPLY: &str = "supply";
 const KEY_LTHASH: &str = "utxo_lthash";
+const KEY_MASTERNODES: &str = "masternode_list";
 
 fn outpoint_key(outpoint: &OutPoint) -> [u8; 36] {
     let mut key = [0u8; 36];
@@ -183,11 +193,21 @@ pub struct UtxoSetInfo {
     pub minted: Amount,
 }
 
+/// The masternode list of one tip, decoded once and shared.
+#[derive(Debug, Clone)]
+struct CachedList {
+    tip: BlockHash,
+    list: Arc<MasternodeList>,
+    hash: Hash256,
+}
+
 /// The chain store. All methods block on disk I/O: call them from a blocking thread.
 #[derive(Debug)]
 pub struct Store {
     db: Database,
     path: PathBuf,
+    params: ChainParams,
+    list: Mutex<Option<CachedList>>,
 }
 
 impl Store {
@@ -207,6 +227,8 @@ impl Store {
         let store = Store {
             db,
             path: path.to_owned(),
+            params: genesis.params.clone(),
+            list: Mutex::new(None),
         };
         let read = store.begin_read()?;
         let meta = match read.open_table(META) {
@@ -241,6 +263,13 @@ impl Store {
                     })?;
                 if found > SCHEMA_VERSION {
                     return Err(StorageError::SchemaTooNew {
+                        path: path.to_owned(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                if found < SCHEMA_VERSION {
+                    return Err(StorageError::SchemaTooOld {
                         path: path.to_owned(),
                         found,
                         supported: SCHEMA_VERSION,
@@ -333,6 +362,9 @@ impl Store {
             write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
             write.open_table(UTXOS).map_err(|e| self.err(e))?;
             write.open_table(WAL).map_err(|e| self.err(e))?;
+            write.open_table(LIST_UNDO).map_err(|e| self.err(e))?;
+            meta.insert(KEY_MASTERNODES, genesis.masternode_list().to_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
         }
         let genesis_block = &genesis.block;
         let mut state = WriteState::load_empty();
@@ -420,14 +452,53 @@ impl Store {
         Ok(Some((tx, height)))
     }
 
-    /// A consistent read-only view of the UTXO set as of the current tip.
+    /// A consistent read-only view of the chain state as of the current tip: the UTXO set,
+    /// the masternode list and the state's hash.
     pub fn snapshot(&self) -> Result<Snapshot, StorageError> {
         let read = self.begin_read()?;
         let utxos = read.open_table(UTXOS).map_err(|e| self.err(e))?;
+        let meta = read.open_table(META).map_err(|e| self.err(e))?;
+        let state = WriteState::read(&meta, self)?;
+        let list = self.list_at(&meta, state.tip.hash)?;
         Ok(Snapshot {
             utxos,
             path: self.path.clone(),
+            tip: state.tip,
+            state_hash: chain_state_hash(&state.lthash.digest(), &list.hash),
+            list: list.list,
         })
+    }
+
+    /// The masternode list at the current tip.
+    pub fn masternodes(&self) -> Result<Arc<MasternodeList>, StorageError> {
+        let read = self.begin_read()?;
+        let meta = read.open_table(META).map_err(|e| self.err(e))?;
+        let tip = WriteState::read(&meta, self)?.tip;
+        Ok(self.list_at(&meta, tip.hash)?.list)
+    }
+
+    /// The list stored in `meta` (which belongs to the tip `tip`), from the cache when it
+    /// holds that tip's list.
+    fn list_at(
+        &self,
+        meta: &impl ReadableTable<&'static str, &'static [u8]>,
+        tip: BlockHash,
+    ) -> Result<CachedList, StorageError> {
+        if let Ok(cache) = self.list.lock()
+            && let Some(cached) = cache.as_ref().filter(|c| c.tip == tip)
+        {
+            return Ok(cached.clone());
+        }
+        let list = read_list(meta, self)?;
+        let cached = CachedList {
+            tip,
+            hash: list.hash(),
+            list: Arc::new(list),
+        };
+        if let Ok(mut cache) = self.list.lock() {
+            *cache = Some(cached.clone());
+        }
+        Ok(cached)
     }
 
     /// The UTXO-set summary at the tip, from the incrementally kept values.
@@ -541,6 +612,9 @@ impl Store {
         let height = block.header.height;
         let hash = block.hash();
         let inconsistent = |detail: String| StorageError::Inconsistent { height, detail };
+        if !is_genesis {
+            self.advance_list(write, block)?;
+        }
         let mut utxos = write.open_table(UTXOS).map_err(|e| self.err(e))?;
         let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
         let mut undo = Vec::new();
@@ -641,6 +715,27 @@ impl Store {
         Ok((undo_count as usize, created))
     }
 
+    /// Moves the stored masternode list past `block`, keeping the list it replaces for
+    /// [`LIST_UNDO_DEPTH`] blocks.
+    fn advance_list(&self, write: &redb::WriteTransaction, block: &Block) -> Result<(), StorageError> {
+        let height = block.header.height;
+        let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
+        let before = meta
+            .get(KEY_MASTERNODES)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| self.missing("masternode list"))?;
+        let mut list = MasternodeList::from_bytes(&before).map_err(|e| self.corrupt("masternode list", e))?;
+        list.apply_block(block, &self.params);
+        meta.insert(KEY_MASTERNODES, list.to_bytes().as_slice())
+            .map_err(|e| self.err(e))?;
+        let mut undo = write.open_table(LIST_UNDO).map_err(|e| self.err(e))?;
+        undo.insert(height, before.as_slice()).map_err(|e| self.err(e))?;
+        let keep_from = height.saturating_sub(LIST_UNDO_DEPTH);
+        undo.retain_in(0..keep_from, |_, _| false).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Undoes the tip block with its undo data, in one atomic write, and returns it.
     ///
     /// Finalized blocks are never reverted by consensus; this exists for operators' repair
@@ -659,6 +754,23 @@ impl Store {
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
         let mut state = WriteState::load(&write, self)?;
         {
+            let list_before = write
+                .open_table(LIST_UNDO)
+                .map_err(|e| self.err(e))?
+                .remove(tip.height)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec())
+                .ok_or_else(|| {
+                    StorageError::Refused(format!(
+                        "block {} is more than {LIST_UNDO_DEPTH} blocks old: the masternode list before it is no longer kept",
+                        tip.height
+                    ))
+                })?;
+            write
+                .open_table(META)
+                .map_err(|e| self.err(e))?
+                .insert(KEY_MASTERNODES, list_before.as_slice())
+                .map_err(|e| self.err(e))?;
             let mut utxos = write.open_table(UTXOS).map_err(|e| self.err(e))?;
             let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
             for tx in block.transactions.iter().rev() {
@@ -842,10 +954,43 @@ impl WriteState {
     }
 }
 
-/// A read-only view of the UTXO set at one moment, for validation.
+fn read_list(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    store: &Store,
+) -> Result<MasternodeList, StorageError> {
+    let bytes = meta
+        .get(KEY_MASTERNODES)
+        .map_err(|e| store.err(e))?
+        .map(|v| v.value().to_vec())
+        .ok_or_else(|| store.missing("masternode list"))?;
+    MasternodeList::from_bytes(&bytes).map_err(|e| store.corrupt("masternode list", e))
+}
+
+/// A read-only view of the chain state at one moment, for validation: the UTXO set and the
+/// masternode list of one tip.
 pub struct Snapshot {
     utxos: redb::ReadOnlyTable<[u8; 36], [u8; UTXO_VALUE_LEN]>,
     path: PathBuf,
+    tip: ChainTip,
+    state_hash: Hash256,
+    list: Arc<MasternodeList>,
+}
+
+impl Snapshot {
+    /// The tip this state follows.
+    pub fn tip(&self) -> ChainTip {
+        self.tip
+    }
+
+    /// The state's hash, which the next block's header names.
+    pub fn state_hash(&self) -> Hash256 {
+        self.state_hash
+    }
+
+    /// The masternode list, shared.
+    pub fn masternode_list(&self) -> Arc<MasternodeList> {
+        Arc::clone(&self.list)
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -866,5 +1011,9 @@ impl UtxoView for Snapshot {
                 .map(Some)
                 .map_err(|e| ViewError(format!("{}: corrupted utxo {outpoint}: {e}", self.path.display()))),
         }
+    }
+
+    fn masternodes(&self) -> &MasternodeList {
+        &self.list
     }
 }

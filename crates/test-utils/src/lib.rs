@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use timecoin_chain::{
-    BlockContext, ChainParams, ChainTip, Genesis, SigItem, TxContext, Utxo, assemble_block, check_tx_contextual,
-    created_outputs,
+    BlockContext, BlockExtras, ChainParams, ChainTip, Genesis, MasternodeList, SigItem, TxContext, Utxo, UtxoView,
+    ViewError, assemble_block, check_tx_contextual, created_outputs,
 };
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, Domain, Encode, MasternodeSet, Network, OutPoint, SecretKey,
-    Tier, Transaction, TxInput, TxOutput,
+    Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, Domain, Encode, Hash256, MasternodeSet,
+    Network, OutPoint, SecretKey, Tier, Transaction, TxInput, TxOutput, chain_state_hash,
 };
 
 /// The key derived from `label` and `index`, the same on every run.
@@ -76,6 +76,29 @@ pub struct ChainBuilder {
     next_key: u64,
     /// Total coins minted by rewards so far.
     pub minted: Amount,
+    /// The masternode list after the last block.
+    pub list: MasternodeList,
+    /// The certificate of the last block, which the next block carries.
+    pub last_certificate: Option<CommitCertificate>,
+}
+
+/// A builder's chain state as a [`UtxoView`]: its UTXO set and its masternode list.
+#[derive(Debug, Clone, Copy)]
+pub struct StateView<'a> {
+    /// The unspent outputs.
+    pub utxos: &'a HashMap<OutPoint, Utxo>,
+    /// The masternode list.
+    pub list: &'a MasternodeList,
+}
+
+impl UtxoView for StateView<'_> {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
+        Ok(self.utxos.get(outpoint).copied())
+    }
+
+    fn masternodes(&self) -> &MasternodeList {
+        self.list
+    }
 }
 
 impl ChainBuilder {
@@ -109,6 +132,8 @@ impl ChainBuilder {
         }
         ChainBuilder {
             tip: ChainTip::of(&genesis.block.header),
+            list: genesis.masternode_list(),
+            last_certificate: None,
             genesis,
             utxos,
             block_interval_ms: 1_000,
@@ -141,9 +166,36 @@ impl ChainBuilder {
             params: self.params(),
             genesis_hash: self.genesis_hash(),
             parent: self.tip,
-            masternodes: self.masternodes(),
+            masternodes: &self.list,
+            parent_state: self.state_hash(),
             now_ms,
         }
+    }
+
+    /// The chain state as a view: UTXO set and masternode list.
+    pub fn view(&self) -> StateView<'_> {
+        StateView {
+            utxos: &self.utxos,
+            list: &self.list,
+        }
+    }
+
+    /// The builder's stand-in for the chain state hash: it keeps no UTXO commitment, so it
+    /// hashes only the masternode list (storage does not check it; nodes compute the real
+    /// one).
+    pub fn state_hash(&self) -> Hash256 {
+        chain_state_hash(&Hash256::ZERO, &self.list.hash())
+    }
+
+    /// A certificate for `block` signed by every masternode key the builder holds that is
+    /// in the set the block names.
+    pub fn certify(&self, block: &Block) -> CommitCertificate {
+        let signers: Vec<&SecretKey> = self
+            .masternode_keys
+            .iter()
+            .filter(|k| self.list.voting_set().voting_power(&k.public_key()) > 0)
+            .collect();
+        CommitCertificate::sign(&self.genesis_hash(), block.header.height, 0, &block.hash(), &signers)
     }
 
     /// The signatures of `txs` (each judged alone against this builder's UTXO set) still
@@ -152,7 +204,7 @@ impl ChainBuilder {
         let ctx = self.tx_context();
         txs.iter()
             .flat_map(
-                |tx| match check_tx_contextual(tx, tx.txid(), tx.encoded_len(), &self.utxos, &ctx) {
+                |tx| match check_tx_contextual(tx, tx.txid(), tx.encoded_len(), &self.view(), &ctx) {
                     Ok(checked) => checked.sig_items,
                     Err(e) => panic!("{} is not valid: {e}", tx.txid()),
                 },
@@ -165,9 +217,9 @@ impl ChainBuilder {
         self.genesis.hash()
     }
 
-    /// The masternode set.
+    /// The set whose precommits finalize the next block.
     pub fn masternodes(&self) -> &MasternodeSet {
-        &self.genesis.masternodes
+        self.list.voting_set()
     }
 
     /// A fresh key whose outputs this builder can spend.
@@ -202,6 +254,7 @@ impl ChainBuilder {
             outputs,
             lock_time: 0,
             memo: Vec::new(),
+            payload: None,
         };
         let mut keys = Vec::with_capacity(inputs.len());
         for (outpoint, utxo) in inputs {
@@ -286,12 +339,15 @@ impl ChainBuilder {
             .map(SecretKey::public_key)
             .unwrap_or_default();
         let timestamp_ms = self.tip.timestamp_ms + self.block_interval_ms;
+        let extras = BlockExtras {
+            last_commit: self.last_certificate.clone(),
+            evidence: Vec::new(),
+        };
         match assemble_block(
-            self.params(),
-            &self.tip,
+            &self.block_context(timestamp_ms),
             timestamp_ms,
             &proposer,
-            self.masternodes(),
+            extras,
             fees,
             txs,
         ) {
@@ -317,6 +373,9 @@ impl ChainBuilder {
                 block.header.timestamp_ms,
             ))
             .unwrap_or(self.minted);
+        // The certificate is made under the set that signs this block, before the list moves.
+        self.last_certificate = Some(self.certify(block));
+        self.list.apply_block(block, &self.genesis.params);
         self.tip = ChainTip::of(&block.header);
     }
 

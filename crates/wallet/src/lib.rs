@@ -13,4 +13,4 @@ pub mod send;
 
 pub use keys::{COIN_TYPE, Chain, ExtendedKey, Mnemonic, MnemonicError, derive_key};
 pub use keystore::{Keystore, KeystoreError};
-pub use send::{Coin, Payment, SendContext, SendError, pay};
+pub use send::{Coin, PayRequest, Payment, SendContext, SendError, build, pay};

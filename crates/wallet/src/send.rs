@@ -9,8 +9,8 @@
 use thiserror::Error;
 use timecoin_chain::FeeRate;
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, BlockHash, Encode, OutPoint, SecretKey, Transaction, TxInput, TxOutput,
-    sign_transaction,
+    Address, AddressPayload, Amount, BlockHash, Encode, OutPoint, Payload, SecretKey, Transaction, TxInput, TxOutput,
+    payload_signature_message, sign_transaction,
 };
 
 /// An output the wallet can spend.
@@ -91,16 +91,34 @@ fn placeholder_input() -> TxInput {
     }
 }
 
-/// The exact size of a transaction with `inputs` inputs and these outputs and memo.
-fn size_of(inputs: usize, outputs: &[TxOutput], memo: &[u8]) -> usize {
+/// The exact size of a transaction with `inputs` inputs and these outputs, memo and payload.
+fn size_of(inputs: usize, outputs: &[TxOutput], memo: &[u8], payload: Option<&Payload>) -> usize {
     Transaction {
-        version: Transaction::VERSION,
+        version: Transaction::version_for(payload),
         inputs: vec![placeholder_input(); inputs],
         outputs: outputs.to_vec(),
         lock_time: 0,
         memo: memo.to_vec(),
+        payload: payload.copied(),
     }
     .encoded_len()
+}
+
+/// A transaction to build: payments, coins that must be spent, a masternode payload.
+#[derive(Debug, Clone, Copy)]
+pub struct PayRequest<'a> {
+    /// Outputs to pay, in order (a registration's collateral is one of them).
+    pub payments: &'a [(Address, Amount)],
+    /// Coins the transaction must spend, before any other (a collateral being unlocked).
+    pub required: &'a [Coin],
+    /// Where change goes.
+    pub change_to: AddressPayload,
+    /// The memo.
+    pub memo: &'a [u8],
+    /// A masternode payload; its signature is made with `payload_key`.
+    pub payload: Option<Payload>,
+    /// The key that signs the payload, when its kind carries a signature.
+    pub payload_key: Option<&'a SecretKey>,
 }
 
 /// Pays `payments` from `coins`, sending change to `change_to`, and signs the result with
@@ -113,7 +131,34 @@ pub fn pay(
     context: &SendContext,
     key_of: impl Fn(&Coin) -> Option<SecretKey>,
 ) -> Result<Payment, SendError> {
-    if payments.is_empty() {
+    let request = PayRequest {
+        payments,
+        required: &[],
+        change_to,
+        memo,
+        payload: None,
+        payload_key: None,
+    };
+    build(coins, &request, context, key_of)
+}
+
+/// Builds and signs the transaction `request` describes from `coins` (plus the required
+/// ones): coins largest first until payments and fee are covered, change above dust.
+pub fn build(
+    coins: &[Coin],
+    request: &PayRequest<'_>,
+    context: &SendContext,
+    key_of: impl Fn(&Coin) -> Option<SecretKey>,
+) -> Result<Payment, SendError> {
+    let PayRequest {
+        payments,
+        required,
+        change_to,
+        memo,
+        payload,
+        payload_key,
+    } = *request;
+    if payments.is_empty() && required.is_empty() {
         return Err(SendError::NoPayments);
     }
     if let Some((_, amount)) = payments.iter().find(|(_, a)| *a < context.dust || *a == Amount::ZERO) {
@@ -130,9 +175,14 @@ pub fn pay(
         })
         .collect();
     let target = sum(payments.iter().map(|(_, a)| *a))?;
-    let available = sum(coins.iter().map(|c| c.value))?;
-    let mut ordered: Vec<&Coin> = coins.iter().collect();
+    let available = sum(coins.iter().chain(required).map(|c| c.value))?;
+    let mut ordered: Vec<&Coin> = coins
+        .iter()
+        .filter(|c| !required.iter().any(|r| r.outpoint == c.outpoint))
+        .collect();
     ordered.sort_by_key(|coin| std::cmp::Reverse(coin.value));
+    let ordered: Vec<&Coin> = required.iter().chain(ordered).collect();
+    let payload_ref = payload.as_ref();
     let change_output = TxOutput {
         amount: Amount::ZERO,
         address: change_to,
@@ -140,17 +190,28 @@ pub fn pay(
     let with_change: Vec<TxOutput> = outputs.iter().copied().chain([change_output]).collect();
     let mut chosen: Vec<&Coin> = Vec::new();
     let mut gathered = Amount::ZERO;
-    for coin in ordered {
+    for (position, coin) in ordered.iter().enumerate() {
         chosen.push(coin);
         gathered = gathered.checked_add(coin.value).ok_or(SendError::Overflow)?;
-        let fee_with_change = context.fee_rate.fee_for(size_of(chosen.len(), &with_change, memo));
-        let fee_alone = context.fee_rate.fee_for(size_of(chosen.len(), &outputs, memo));
+        // Every required coin is in before the sums are judged.
+        if position + 1 < required.len() {
+            continue;
+        }
+        let fee_with_change = context
+            .fee_rate
+            .fee_for(size_of(chosen.len(), &with_change, memo, payload_ref));
+        let fee_alone = context
+            .fee_rate
+            .fee_for(size_of(chosen.len(), &outputs, memo, payload_ref));
         let needed_with_change = target.checked_add(fee_with_change).ok_or(SendError::Overflow)?;
         let needed_alone = target.checked_add(fee_alone).ok_or(SendError::Overflow)?;
         let (fee, change) = match gathered.checked_sub(needed_with_change) {
             Some(change) if change >= context.dust => (fee_with_change, Some(change)),
-            // Too little left for a change output worth having: it goes to the fee.
-            _ if gathered >= needed_alone => (gathered.checked_sub(target).ok_or(SendError::Overflow)?, None),
+            // Too little left for a change output worth having: it goes to the fee (a
+            // transaction needs at least one output, though).
+            _ if gathered >= needed_alone && !outputs.is_empty() => {
+                (gathered.checked_sub(target).ok_or(SendError::Overflow)?, None)
+            }
             _ => continue,
         };
         let change_index = change.map(|amount| {
@@ -178,7 +239,15 @@ pub fn pay(
             outputs,
             lock_time: 0,
             memo: memo.to_vec(),
+            payload,
         };
+        tx.version = Transaction::version_for(tx.payload.as_ref());
+        if let Some(key) = payload_key {
+            let message = payload_signature_message(&context.genesis, &tx.txid());
+            if let Some(payload) = tx.payload.as_mut() {
+                payload.set_signature(key.sign(&message.0));
+            }
+        }
         let keys: Vec<&SecretKey> = keys.iter().collect();
         let amounts: Vec<Amount> = chosen.iter().map(|c| c.value).collect();
         sign_transaction(&mut tx, &context.genesis, &keys, &amounts);
@@ -190,7 +259,7 @@ pub fn pay(
     }
     let fee = context
         .fee_rate
-        .fee_for(size_of(coins.len().max(1), &with_change, memo));
+        .fee_for(size_of(coins.len().max(1), &with_change, memo, payload_ref));
     Err(SendError::InsufficientFunds {
         needed: target.checked_add(fee).ok_or(SendError::Overflow)?,
         available,

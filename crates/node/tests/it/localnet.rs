@@ -300,6 +300,7 @@ impl Localnet {
             ],
             lock_time: 0,
             memo: b"localnet test".to_vec(),
+            payload: None,
         };
         timecoin_primitives::sign_transaction(&mut tx, &genesis.hash(), &[&wallet], &[funds]);
         tx

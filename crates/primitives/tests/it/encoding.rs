@@ -4,9 +4,9 @@ use proptest::prelude::*;
 use timecoin_primitives::encoding::write_compact_size;
 use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, BlockHeader, CommitCertificate, CommitSignature, Decode, DecodeError,
-    Encode, Equivocation, Hash256, Masternode, MasternodeSet, OutPoint, Proposal, PublicKey, SecretKey, Signature,
-    SignedProposal, SignedVote, Tier, Transaction, TxId, TxInput, TxOutput, Vote, VoteKind, merkle_root,
-    signature_message,
+    Encode, Equivocation, Hash256, Masternode, MasternodeSet, OutPoint, Payload, Proposal, PublicKey, Registration,
+    Revocation, SecretKey, Signature, SignedProposal, SignedVote, Tier, Transaction, TxId, TxInput, TxOutput, Unlock,
+    Update, Vote, VoteKind, merkle_root, signature_message,
 };
 
 fn hash() -> impl Strategy<Value = Hash256> {
@@ -41,6 +41,61 @@ fn output() -> impl Strategy<Value = TxOutput> {
     })
 }
 
+fn service() -> impl Strategy<Value = std::net::SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| (std::net::Ipv4Addr::from(ip), port).into()),
+        (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| {
+            let ip = std::net::Ipv6Addr::from(ip);
+            // A mapped address is written as IPv4; keep the generated value canonical.
+            std::net::SocketAddr::new(ip.to_canonical(), port)
+        }),
+    ]
+}
+
+fn payload() -> impl Strategy<Value = Payload> {
+    let signature = any::<[u8; 32]>().prop_map(|b| {
+        let mut s = [0u8; 64];
+        s[..32].copy_from_slice(&b);
+        Signature(s)
+    });
+    (
+        0usize..4,
+        hash(),
+        any::<u32>(),
+        any::<[[u8; 32]; 4]>(),
+        service(),
+        signature,
+        1usize..4,
+    )
+        .prop_map(|(kind, h, index, keys, service, signature, tier)| {
+            let id = TxId(h);
+            match kind {
+                0 => Payload::Register(Registration {
+                    tier: Tier::ALL[tier],
+                    collateral: OutPoint { txid: id, index },
+                    collateral_key: PublicKey(keys[0]),
+                    owner: PublicKey(keys[1]),
+                    operator: PublicKey(keys[2]),
+                    reward_address: AddressPayload(keys[3]),
+                    service,
+                    signature,
+                }),
+                1 => Payload::Update(Update {
+                    masternode: id,
+                    operator: PublicKey(keys[0]),
+                    reward_address: AddressPayload(keys[1]),
+                    service,
+                    signature,
+                }),
+                2 => Payload::Revoke(Revocation {
+                    masternode: id,
+                    signature,
+                }),
+                _ => Payload::Unlock(Unlock { masternode: id }),
+            }
+        })
+}
+
 fn transaction() -> impl Strategy<Value = Transaction> {
     (
         any::<u16>(),
@@ -48,13 +103,23 @@ fn transaction() -> impl Strategy<Value = Transaction> {
         prop::collection::vec(output(), 0..300),
         any::<u64>(),
         prop::collection::vec(any::<u8>(), 0..=256),
+        prop::option::of(payload()),
     )
-        .prop_map(|(version, inputs, outputs, lock_time, memo)| Transaction {
-            version,
-            inputs,
-            outputs,
-            lock_time,
-            memo,
+        .prop_map(|(version, inputs, outputs, lock_time, memo, payload)| {
+            // The special version carries a payload and no other does.
+            let version = match (&payload, version) {
+                (Some(_), _) => Transaction::VERSION_SPECIAL,
+                (None, Transaction::VERSION_SPECIAL) => Transaction::VERSION,
+                (None, v) => v,
+            };
+            Transaction {
+                version,
+                inputs,
+                outputs,
+                lock_time,
+                memo,
+                payload,
+            }
         })
 }
 
@@ -67,16 +132,22 @@ fn header() -> impl Strategy<Value = BlockHeader> {
         hash(),
         any::<[u8; 32]>(),
         hash(),
+        (hash(), hash(), hash()),
     )
         .prop_map(
-            |(version, height, prev, timestamp_ms, merkle_root, proposer, set)| BlockHeader {
-                version,
-                height,
-                prev_hash: BlockHash(prev),
-                timestamp_ms,
-                merkle_root,
-                proposer: PublicKey(proposer),
-                masternode_set_hash: set,
+            |(version, height, prev, timestamp_ms, merkle_root, proposer, set, (state, commit, evidence))| {
+                BlockHeader {
+                    version,
+                    height,
+                    prev_hash: BlockHash(prev),
+                    timestamp_ms,
+                    merkle_root,
+                    proposer: PublicKey(proposer),
+                    masternode_set_hash: set,
+                    state_hash: state,
+                    last_commit_hash: commit,
+                    evidence_hash: evidence,
+                }
             },
         )
 }
@@ -210,8 +281,22 @@ proptest! {
     }
 
     #[test]
-    fn blocks_round_trip(h in header(), txs in prop::collection::vec(transaction(), 0..4)) {
-        check_canonical(&Block { header: h, transactions: txs })?;
+    fn blocks_round_trip(
+        h in header(),
+        txs in prop::collection::vec(transaction(), 0..4),
+        last_commit in prop::option::of(certificate()),
+        evidence in prop::collection::vec((vote(), hash(), hash()), 0..3),
+    ) {
+        let key = SecretKey::from_seed([7; 32]);
+        let evidence = evidence
+            .into_iter()
+            .filter_map(|(vote, a, b)| {
+                let first = SignedVote::sign(Vote { block: Some(BlockHash(a)), ..vote }, &key);
+                let second = SignedVote::sign(Vote { block: Some(BlockHash(b)), ..vote }, &key);
+                Equivocation::new(first, second).ok()
+            })
+            .collect();
+        check_canonical(&Block { header: h, transactions: txs, last_commit, evidence })?;
     }
 
     #[test]
@@ -285,6 +370,7 @@ fn oversize_memo_is_rejected() {
         outputs: vec![],
         lock_time: 0,
         memo: vec![0; 257],
+        payload: None,
     };
     assert!(matches!(
         Transaction::from_bytes(&tx.to_bytes()),

@@ -2,7 +2,7 @@ use std::io::Write;
 
 use redb::{Database, TableDefinition};
 use timecoin_primitives::{Amount, Tier};
-use timecoin_storage::{StorageError, Store};
+use timecoin_storage::{SCHEMA_VERSION, StorageError, Store};
 use timecoin_test_utils::{ChainBuilder, genesis_toml};
 
 use crate::assert_matches_model;
@@ -54,34 +54,53 @@ fn another_genesis_is_refused() {
     assert!(err.to_string().contains("chain.redb"));
 }
 
+/// Overwrites the stored schema version.
+fn set_schema(path: &std::path::Path, version: u32) {
+    let db = Database::open(path).unwrap();
+    let write = db.begin_write().unwrap();
+    {
+        let mut meta = write.open_table(TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
+        meta.insert("schema_version", version.to_le_bytes().as_slice()).unwrap();
+    }
+    write.commit().unwrap();
+}
+
 #[test]
-fn a_newer_schema_is_refused_with_a_clear_message() {
+fn a_newer_or_older_schema_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
     let model = ChainBuilder::new(3);
     drop(Store::open(&path, &model.genesis).unwrap());
-    {
-        let db = Database::open(&path).unwrap();
-        let write = db.begin_write().unwrap();
-        {
-            let mut meta = write.open_table(TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
-            meta.insert("schema_version", 99u32.to_le_bytes().as_slice()).unwrap();
-        }
-        write.commit().unwrap();
-    }
+    set_schema(&path, 99);
     let err = Store::open(&path, &model.genesis).unwrap_err();
     assert!(
         matches!(
             err,
             StorageError::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: SCHEMA_VERSION,
                 ..
             }
         ),
         "{err}"
     );
     assert!(err.to_string().contains("upgrade the node"));
+
+    // A store of the first schema has no masternode list: the node says to resync.
+    set_schema(&path, 1);
+    let err = Store::open(&path, &model.genesis).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::SchemaTooOld {
+                found: 1,
+                supported: SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("resync"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,651 @@
+//! The deterministic masternode list: derived from the chain alone, block by block.
+//!
+//! The list after block `h` is a pure function of the list after `h - 1` and block `h`, so
+//! every node computes the same list at every height. It holds every registered masternode
+//! (its keys, tier, collateral, status and proof-of-service penalty), the set that signed
+//! the tip (to verify the next block's certificate of it), and when the voting set last
+//! changed (where proposer priorities restart).
+//!
+//! A block's transition runs in three steps, which block validation also follows on a copy:
+//! [`MasternodeList::begin_block`] (proof of service from the block's certificate of its
+//! parent, bans from its evidence), [`MasternodeList::apply_transaction`] for each
+//! transaction in order, and [`MasternodeList::end_block`] (payment records, proof-of-service
+//! exclusions, activations). The voting set the next block's certificate needs is fixed
+//! when `end_block` returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use timecoin_primitives::encoding::{Reader, compact_size_len, write_compact_size};
+use timecoin_primitives::limits::MAX_MASTERNODES;
+use timecoin_primitives::{
+    AddressPayload, Block, Decode, DecodeError, Domain, Encode, Hash256, Masternode, MasternodeSet, OutPoint, Payload,
+    PublicKey, Tier, Transaction, TxId, genesis_masternode_id,
+};
+
+use crate::params::ChainParams;
+use crate::reward::{block_reward, reward_shares};
+
+/// Where a masternode stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Registered (or re-announced); joins the voting set for block `active_from`.
+    Pending {
+        /// The first height it votes on.
+        active_from: u64,
+    },
+    /// In the voting set.
+    Active {
+        /// Chain time (ms) since which it has been active; 0 for genesis masternodes.
+        since_ms: u64,
+    },
+    /// Excluded for missing precommits; returns by an update once its penalty is zero.
+    PoseBanned {
+        /// The height it was excluded at.
+        since: u64,
+    },
+    /// Excluded for double-signing until `until`; its collateral stays locked until then.
+    Banned {
+        /// The first height at which it may re-announce or unlock.
+        until: u64,
+    },
+    /// Revoked by its operator; returns by an owner's update.
+    Revoked {
+        /// The height of the revocation.
+        at: u64,
+    },
+}
+
+impl Status {
+    /// The name APIs show.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Pending { .. } => "pending",
+            Status::Active { .. } => "active",
+            Status::PoseBanned { .. } => "pose-banned",
+            Status::Banned { .. } => "banned",
+            Status::Revoked { .. } => "revoked",
+        }
+    }
+}
+
+/// One masternode of the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Its id: the registration txid (for genesis masternodes, [`genesis_masternode_id`]).
+    pub id: TxId,
+    /// The consensus key.
+    pub operator: PublicKey,
+    /// The key that signs updates (the operator key for genesis masternodes).
+    pub owner: PublicKey,
+    /// The tier.
+    pub tier: Tier,
+    /// The locked output (none for genesis masternodes).
+    pub collateral: Option<OutPoint>,
+    /// Where rewards go.
+    pub reward_address: AddressPayload,
+    /// The announced P2P address (none for genesis masternodes).
+    pub service: Option<SocketAddr>,
+    /// The height of its registration (0 for genesis masternodes).
+    pub registered_height: u64,
+    /// The height from which `operator` is its key: evidence older than that is not its.
+    pub operator_since: u64,
+    /// Its status.
+    pub status: Status,
+    /// The proof-of-service penalty.
+    pub penalty: u32,
+    /// The last height whose reward paid it.
+    pub last_paid: Option<u64>,
+}
+
+impl Entry {
+    fn masternode(&self) -> Masternode {
+        Masternode {
+            operator: self.operator,
+            tier: self.tier,
+            reward_address: self.reward_address,
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        matches!(self.status, Status::Active { .. })
+    }
+
+    /// When it may re-announce or unlock, if a double-signing ban still holds at `height`.
+    pub fn banned_until(&self, height: u64) -> Option<u64> {
+        match self.status {
+            Status::Banned { until } if until > height => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// The masternode list of one chain state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MasternodeList {
+    /// Sorted by id.
+    entries: Vec<Entry>,
+    /// The voting set that signed the tip block.
+    signers: MasternodeSet,
+    /// The first height of the current voting set.
+    set_since: u64,
+    /// The tip block's timestamp.
+    tip_timestamp_ms: u64,
+    /// Derived: the voting set of the next block.
+    voting: MasternodeSet,
+    /// Derived: collateral outpoint → index in `entries`.
+    collaterals: HashMap<OutPoint, usize>,
+}
+
+/// The empty list, for views that hold no chain state.
+pub static EMPTY_LIST: std::sync::LazyLock<MasternodeList> = std::sync::LazyLock::new(MasternodeList::default);
+
+impl MasternodeList {
+    /// The list of a chain whose genesis block names `set`, made at `timestamp_ms`: every
+    /// member is active from the first block and eligible for rewards at once.
+    pub fn from_genesis(set: &MasternodeSet, timestamp_ms: u64) -> MasternodeList {
+        let mut entries: Vec<Entry> = set
+            .members()
+            .iter()
+            .map(|m| Entry {
+                id: genesis_masternode_id(&m.operator),
+                operator: m.operator,
+                owner: m.operator,
+                tier: m.tier,
+                collateral: None,
+                reward_address: m.reward_address,
+                service: None,
+                registered_height: 0,
+                operator_since: 0,
+                status: Status::Active { since_ms: 0 },
+                penalty: 0,
+                last_paid: None,
+            })
+            .collect();
+        entries.sort_by_key(|e| e.id);
+        let mut list = MasternodeList {
+            entries,
+            signers: MasternodeSet::default(),
+            set_since: 1,
+            tip_timestamp_ms: timestamp_ms,
+            voting: MasternodeSet::default(),
+            collaterals: HashMap::new(),
+        };
+        list.reindex();
+        list
+    }
+
+    fn reindex(&mut self) {
+        self.voting = voting_set_of(&self.entries);
+        self.collaterals = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.collateral.map(|c| (c, i)))
+            .collect();
+    }
+
+    /// Every masternode, sorted by id.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The set whose precommits finalize the next block.
+    pub fn voting_set(&self) -> &MasternodeSet {
+        &self.voting
+    }
+
+    /// The set that signed the tip block (empty at genesis).
+    pub fn signers(&self) -> &MasternodeSet {
+        &self.signers
+    }
+
+    /// The first height of the current voting set: proposer priorities start there.
+    pub fn set_since(&self) -> u64 {
+        self.set_since
+    }
+
+    /// The masternode with this id.
+    pub fn get(&self, id: &TxId) -> Option<&Entry> {
+        self.entries
+            .binary_search_by_key(id, |e| e.id)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+    }
+
+    fn get_mut(&mut self, id: &TxId) -> Option<&mut Entry> {
+        self.entries
+            .binary_search_by_key(id, |e| e.id)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+    }
+
+    /// The masternode whose operator key is `operator`.
+    pub fn by_operator(&self, operator: &PublicKey) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.operator == *operator)
+    }
+
+    /// The masternode whose collateral is `outpoint`.
+    pub fn by_collateral(&self, outpoint: &OutPoint) -> Option<&Entry> {
+        self.collaterals.get(outpoint).and_then(|i| self.entries.get(*i))
+    }
+
+    /// The masternode announcing `service`.
+    pub fn by_service(&self, service: &SocketAddr) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.service == Some(*service))
+    }
+
+    /// The masternodes a block extending this state pays: active ones, active for a whole
+    /// reward period of chain time before the block's parent.
+    pub fn payees(&self, params: &ChainParams) -> MasternodeSet {
+        let members = self
+            .entries
+            .iter()
+            .filter(|e| e.tier.weight() > 0)
+            .filter(|e| match e.status {
+                Status::Active { since_ms } => {
+                    since_ms.saturating_add(params.reward_period_ms) <= self.tip_timestamp_ms
+                }
+                _ => false,
+            })
+            .map(Entry::masternode)
+            .collect();
+        MasternodeSet::new(members).unwrap_or_default()
+    }
+
+    /// The hash a block header's state hash covers.
+    pub fn hash(&self) -> Hash256 {
+        Domain::MasternodeList.hash_encoded(self)
+    }
+
+    /// Step one of a block's transition: the proof-of-service record from the block's
+    /// certificate of its parent, and bans from its evidence.
+    pub fn begin_block(&mut self, block: &Block, params: &ChainParams) {
+        let height = block.header.height;
+        if let Some(certificate) = &block.last_commit {
+            let signed: std::collections::HashSet<PublicKey> =
+                certificate.signatures.iter().map(|s| s.validator).collect();
+            let signers: Vec<PublicKey> = self.signers.members().iter().map(|m| m.operator).collect();
+            let cap = params.pose_ban_threshold.saturating_mul(2);
+            for operator in signers {
+                if let Some(entry) = self
+                    .entries
+                    .iter_mut()
+                    .find(|e| e.operator == operator && e.is_active())
+                {
+                    entry.penalty = if signed.contains(&operator) {
+                        entry.penalty.saturating_sub(1)
+                    } else {
+                        entry.penalty.saturating_add(params.pose_miss_penalty).min(cap)
+                    };
+                }
+            }
+        }
+        for entry in &mut self.entries {
+            if matches!(entry.status, Status::PoseBanned { .. }) {
+                entry.penalty = entry.penalty.saturating_sub(1);
+            }
+        }
+        for evidence in &block.evidence {
+            let offender = evidence.validator();
+            if let Some(entry) = self.entries.iter_mut().find(|e| e.operator == offender) {
+                entry.status = Status::Banned {
+                    until: height.saturating_add(params.evidence_ban_blocks),
+                };
+            }
+        }
+    }
+
+    /// Step two: the effect of one valid transaction (its payload, and the removal of a
+    /// masternode whose collateral it spends).
+    pub fn apply_transaction(&mut self, tx: &Transaction, txid: TxId, height: u64, params: &ChainParams) {
+        let delay = params.masternode_activation_blocks.max(1);
+        match &tx.payload {
+            Some(Payload::Register(r)) => {
+                let entry = Entry {
+                    id: txid,
+                    operator: r.operator,
+                    owner: r.owner,
+                    tier: r.tier,
+                    collateral: Some(r.collateral_outpoint(txid)),
+                    reward_address: r.reward_address,
+                    service: Some(r.service),
+                    registered_height: height,
+                    operator_since: height,
+                    status: Status::Pending {
+                        active_from: height.saturating_add(delay),
+                    },
+                    penalty: 0,
+                    last_paid: None,
+                };
+                if let Err(at) = self.entries.binary_search_by_key(&txid, |e| e.id) {
+                    self.entries.insert(at, entry);
+                }
+            }
+            Some(Payload::Update(u)) => {
+                if let Some(entry) = self.get_mut(&u.masternode) {
+                    if entry.operator != u.operator {
+                        entry.operator = u.operator;
+                        entry.operator_since = height;
+                    }
+                    entry.reward_address = u.reward_address;
+                    entry.service = Some(u.service);
+                    if !matches!(entry.status, Status::Active { .. } | Status::Pending { .. }) {
+                        entry.penalty = 0;
+                        entry.status = Status::Pending {
+                            active_from: height.saturating_add(delay),
+                        };
+                    }
+                }
+            }
+            Some(Payload::Revoke(r)) => {
+                if let Some(entry) = self.get_mut(&r.masternode) {
+                    entry.status = Status::Revoked { at: height };
+                }
+            }
+            Some(Payload::Unlock(_)) | None => {}
+        }
+        if tx.payload.is_some() {
+            self.reindex();
+        }
+        // Spending a collateral removes its masternode (validation allows it only in an
+        // unlock transaction).
+        if !self.collaterals.is_empty() {
+            let spent: Vec<TxId> = tx
+                .inputs
+                .iter()
+                .filter_map(|input| self.by_collateral(&input.prevout).map(|e| e.id))
+                .collect();
+            if !spent.is_empty() {
+                self.entries.retain(|e| !spent.contains(&e.id));
+                self.reindex();
+            }
+        }
+    }
+
+    /// Step three: payment records, proof-of-service exclusions and activations; fixes the
+    /// voting set of the next block.
+    pub fn end_block(&mut self, block: &Block, params: &ChainParams) {
+        let height = block.header.height;
+        let reward = block_reward(params, self.tip_timestamp_ms, block.header.timestamp_ms);
+        let payees = self.payees(params);
+        for (payee, share) in reward_shares(&payees, reward) {
+            if share > 0
+                && let Some(entry) = self.entries.iter_mut().find(|e| e.operator == payee.operator)
+            {
+                entry.last_paid = Some(height);
+            }
+        }
+        self.exclude_for_missed_service(height, params);
+        for entry in &mut self.entries {
+            if let Status::Pending { active_from } = entry.status
+                && active_from <= height.saturating_add(1)
+            {
+                entry.status = Status::Active {
+                    since_ms: block.header.timestamp_ms,
+                };
+            }
+        }
+        let previous = std::mem::take(&mut self.voting);
+        self.reindex();
+        if self.voting != previous {
+            self.set_since = height.saturating_add(1);
+        }
+        self.signers = previous;
+        self.tip_timestamp_ms = block.header.timestamp_ms;
+    }
+
+    /// Excludes active masternodes whose penalty reached the threshold, highest penalty
+    /// first, but never so many that the chain could halt: the excluded power stays below a
+    /// third of the power that would vote without exclusions, and the voting set keeps at
+    /// least the network's minimum number of masternodes.
+    fn exclude_for_missed_service(&mut self, height: u64, params: &ChainParams) {
+        let mut candidates: Vec<(u32, TxId)> = self
+            .entries
+            .iter()
+            .filter(|e| e.is_active() && e.penalty >= params.pose_ban_threshold)
+            .map(|e| (e.penalty, e.id))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let power = |e: &Entry| e.tier.weight();
+        let eligible: u64 = self
+            .entries
+            .iter()
+            .filter(|e| e.is_active() || matches!(e.status, Status::PoseBanned { .. }))
+            .map(power)
+            .sum();
+        let mut excluded: u64 = self
+            .entries
+            .iter()
+            .filter(|e| matches!(e.status, Status::PoseBanned { .. }))
+            .map(power)
+            .sum();
+        let mut voting = self.entries.iter().filter(|e| e.is_active() && power(e) > 0).count();
+        for (_, id) in candidates {
+            let Some(entry) = self.get_mut(&id) else { continue };
+            let weight = entry.tier.weight();
+            let after = excluded.saturating_add(weight);
+            let keeps_quorum = u128::from(after) * 3 < u128::from(eligible);
+            let keeps_minimum = voting.saturating_sub(usize::from(weight > 0)) >= params.min_masternodes;
+            if keeps_quorum && keeps_minimum {
+                entry.status = Status::PoseBanned { since: height };
+                excluded = after;
+                voting = voting.saturating_sub(usize::from(weight > 0));
+            }
+        }
+    }
+
+    /// The whole transition of `block` (already validated against this list).
+    pub fn apply_block(&mut self, block: &Block, params: &ChainParams) {
+        self.begin_block(block, params);
+        for tx in &block.transactions {
+            self.apply_transaction(tx, tx.txid(), block.header.height, params);
+        }
+        self.end_block(block, params);
+    }
+}
+
+fn voting_set_of(entries: &[Entry]) -> MasternodeSet {
+    let members: Vec<Masternode> = entries
+        .iter()
+        .filter(|e| e.is_active() && e.tier.weight() > 0)
+        .map(Entry::masternode)
+        .collect();
+    // Operator keys are unique in the list (validation refuses a second use), so this
+    // cannot fail; an empty set is the safe answer if it ever did.
+    MasternodeSet::new(members).unwrap_or_default()
+}
+
+const STATUS_PENDING: u8 = 0;
+const STATUS_ACTIVE: u8 = 1;
+const STATUS_POSE_BANNED: u8 = 2;
+const STATUS_BANNED: u8 = 3;
+const STATUS_REVOKED: u8 = 4;
+
+fn encode_option<T: Encode>(value: &Option<T>, out: &mut Vec<u8>) {
+    match value {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            v.encode_to(out);
+        }
+    }
+}
+
+fn decode_option<T: Decode>(reader: &mut Reader<'_>) -> Result<Option<T>, DecodeError> {
+    match reader.read_u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(T::decode_from(reader)?)),
+        _ => Err(DecodeError::InvalidValue {
+            field: "option",
+            reason: "expected 0 or 1",
+        }),
+    }
+}
+
+/// A socket address as text inside the list's record (the list is a database value, not a
+/// consensus encoding; its hash is taken over this same encoding).
+fn encode_service(service: &Option<SocketAddr>, out: &mut Vec<u8>) {
+    let text = service.map(|s| s.to_string()).unwrap_or_default();
+    timecoin_primitives::encoding::write_var_bytes(out, text.as_bytes());
+}
+
+fn decode_service(reader: &mut Reader<'_>) -> Result<Option<SocketAddr>, DecodeError> {
+    let bytes = reader.read_var_bytes("service", 64)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or(DecodeError::InvalidValue {
+            field: "service",
+            reason: "not a socket address",
+        })
+}
+
+impl Encode for Entry {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.id.encode_to(out);
+        self.operator.encode_to(out);
+        self.owner.encode_to(out);
+        out.push(self.tier.code());
+        encode_option(&self.collateral, out);
+        self.reward_address.encode_to(out);
+        encode_service(&self.service, out);
+        out.extend_from_slice(&self.registered_height.to_le_bytes());
+        out.extend_from_slice(&self.operator_since.to_le_bytes());
+        let (code, value) = match self.status {
+            Status::Pending { active_from } => (STATUS_PENDING, active_from),
+            Status::Active { since_ms } => (STATUS_ACTIVE, since_ms),
+            Status::PoseBanned { since } => (STATUS_POSE_BANNED, since),
+            Status::Banned { until } => (STATUS_BANNED, until),
+            Status::Revoked { at } => (STATUS_REVOKED, at),
+        };
+        out.push(code);
+        out.extend_from_slice(&value.to_le_bytes());
+        out.extend_from_slice(&self.penalty.to_le_bytes());
+        match self.last_paid {
+            None => out.push(0),
+            Some(h) => {
+                out.push(1);
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let mut out = Vec::new();
+        self.encode_to(&mut out);
+        out.len()
+    }
+}
+
+impl Decode for Entry {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let id = TxId::decode_from(reader)?;
+        let operator = PublicKey::decode_from(reader)?;
+        let owner = PublicKey::decode_from(reader)?;
+        let tier = Tier::from_code(reader.read_u8()?)?;
+        let collateral = decode_option(reader)?;
+        let reward_address = AddressPayload::decode_from(reader)?;
+        let service = decode_service(reader)?;
+        let registered_height = reader.read_u64()?;
+        let operator_since = reader.read_u64()?;
+        let code = reader.read_u8()?;
+        let value = reader.read_u64()?;
+        let status = match code {
+            STATUS_PENDING => Status::Pending { active_from: value },
+            STATUS_ACTIVE => Status::Active { since_ms: value },
+            STATUS_POSE_BANNED => Status::PoseBanned { since: value },
+            STATUS_BANNED => Status::Banned { until: value },
+            STATUS_REVOKED => Status::Revoked { at: value },
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "masternode status",
+                    reason: "unknown status code",
+                });
+            }
+        };
+        let penalty = reader.read_u32()?;
+        let last_paid = match reader.read_u8()? {
+            0 => None,
+            1 => Some(reader.read_u64()?),
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "last paid",
+                    reason: "expected 0 or 1",
+                });
+            }
+        };
+        Ok(Entry {
+            id,
+            operator,
+            owner,
+            tier,
+            collateral,
+            reward_address,
+            service,
+            registered_height,
+            operator_since,
+            status,
+            penalty,
+            last_paid,
+        })
+    }
+}
+
+impl Encode for MasternodeList {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write_compact_size(out, self.entries.len() as u64);
+        for entry in &self.entries {
+            entry.encode_to(out);
+        }
+        self.signers.encode_to(out);
+        out.extend_from_slice(&self.set_since.to_le_bytes());
+        out.extend_from_slice(&self.tip_timestamp_ms.to_le_bytes());
+    }
+
+    fn encoded_len(&self) -> usize {
+        compact_size_len(self.entries.len() as u64)
+            + self.entries.iter().map(Encode::encoded_len).sum::<usize>()
+            + self.signers.encoded_len()
+            + 16
+    }
+}
+
+impl Decode for MasternodeList {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        // Registrations are bounded by block space, not by the voting set's limit; this
+        // bound only stops a corrupted count from allocating without limit.
+        let count = reader.read_count("masternode list", MAX_MASTERNODES * 64, 150)?;
+        let mut entries: Vec<Entry> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let entry = Entry::decode_from(reader)?;
+            if entries.last().is_some_and(|last| last.id >= entry.id) {
+                return Err(DecodeError::InvalidValue {
+                    field: "masternode list",
+                    reason: "not strictly sorted by id",
+                });
+            }
+            entries.push(entry);
+        }
+        let signers = MasternodeSet::decode_from(reader)?;
+        let set_since = reader.read_u64()?;
+        let tip_timestamp_ms = reader.read_u64()?;
+        let mut list = MasternodeList {
+            entries,
+            signers,
+            set_since,
+            tip_timestamp_ms,
+            voting: MasternodeSet::default(),
+            collaterals: HashMap::new(),
+        };
+        list.reindex();
+        Ok(list)
+    }
+}
