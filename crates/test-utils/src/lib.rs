@@ -8,14 +8,16 @@ pub mod sim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use timecoin_chain::{
     BlockContext, BlockExtras, ChainParams, ChainTip, Genesis, MasternodeList, SigItem, TxContext, Utxo, UtxoView,
     ViewError, assemble_block, check_tx_contextual, created_outputs,
 };
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, Domain, Encode, Hash256, MasternodeSet,
-    Network, OutPoint, SecretKey, Tier, Transaction, TxInput, TxOutput, chain_state_hash,
+    Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, Domain, Encode, Equivocation, Hash256,
+    MasternodeSet, Network, OutPoint, Payload, PublicKey, Registration, SecretKey, Tier, Transaction, TxId, TxInput,
+    TxOutput, Unlock, chain_state_hash, payload_signature_message,
 };
 
 /// The key derived from `label` and `index`, the same on every run.
@@ -273,6 +275,116 @@ impl ChainBuilder {
         tx
     }
 
+    /// Lets the builder sign certificates and propose with `key` once its masternode votes.
+    pub fn add_masternode_key(&mut self, key: SecretKey) {
+        self.masternode_keys.push(key);
+    }
+
+    /// A masternode transaction spending `inputs` into `outputs` with `payload`, the payload
+    /// signed by `payload_key` (when its kind carries a signature) and the inputs by their
+    /// owners.
+    pub fn special(
+        &self,
+        inputs: &[(OutPoint, Utxo)],
+        outputs: Vec<TxOutput>,
+        payload: Payload,
+        payload_key: Option<&SecretKey>,
+    ) -> Transaction {
+        let mut tx = self.spend(inputs, outputs);
+        tx.version = Transaction::VERSION_SPECIAL;
+        tx.payload = Some(payload);
+        if let Some(key) = payload_key {
+            let message = payload_signature_message(&self.genesis_hash(), &tx.txid());
+            if let Some(p) = tx.payload.as_mut() {
+                p.set_signature(key.sign(&message.0));
+            }
+        }
+        let keys: Vec<&SecretKey> = inputs
+            .iter()
+            .filter_map(|(_, u)| self.keys.get(&u.output.address))
+            .collect();
+        let amounts: Vec<Amount> = inputs.iter().map(|(_, u)| u.output.amount).collect();
+        sign(&mut tx, &self.genesis_hash(), &keys, &amounts);
+        tx
+    }
+
+    /// A registration of a `tier` masternode with operator key `operator` at `service`,
+    /// funded from the builder's coins. Its collateral is output 0 of the registration itself,
+    /// owned by a fresh key; the owner key is fresh too. Both keys are the builder's.
+    pub fn registration(&mut self, tier: Tier, operator: PublicKey, service: SocketAddr) -> Transaction {
+        let collateral_key = key("collateral", self.keys.len() as u64);
+        let owner = key("owner", self.keys.len() as u64);
+        self.keys.insert(payload(&collateral_key), collateral_key.clone());
+        self.keys.insert(payload(&owner), owner.clone());
+        let fee = Amount::from_units(100_000);
+        let needed = tier.collateral().checked_add(fee).unwrap_or(Amount::MAX_MONEY);
+        let mut inputs = Vec::new();
+        let mut gathered = Amount::ZERO;
+        for coin in self.spendable() {
+            if gathered >= needed {
+                break;
+            }
+            if self.list.by_collateral(&coin.0).is_some() {
+                continue;
+            }
+            gathered = gathered.checked_add(coin.1.output.amount).unwrap_or(gathered);
+            inputs.push(coin);
+        }
+        assert!(
+            gathered >= needed,
+            "the builder holds too little for a {tier} collateral"
+        );
+        let mut outputs = vec![TxOutput {
+            amount: tier.collateral(),
+            address: payload(&collateral_key),
+        }];
+        let change = gathered.checked_sub(needed).unwrap_or(Amount::ZERO);
+        if change > Amount::ZERO {
+            outputs.push(TxOutput {
+                amount: change,
+                address: inputs[0].1.output.address,
+            });
+        }
+        let registration = Payload::Register(Registration {
+            tier,
+            collateral: OutPoint {
+                txid: Default::default(),
+                index: 0,
+            },
+            collateral_key: collateral_key.public_key(),
+            owner: owner.public_key(),
+            operator,
+            reward_address: payload(&owner),
+            service,
+            signature: Default::default(),
+        });
+        self.special(&inputs, outputs, registration, Some(&collateral_key))
+    }
+
+    /// The unlock of masternode `id`: its collateral, less a fee, back to the collateral's key.
+    pub fn unlock(&self, id: TxId) -> Transaction {
+        let Some(outpoint) = self.list.get(&id).and_then(|e| e.collateral) else {
+            panic!("masternode {id} has no collateral");
+        };
+        let Some(utxo) = self.utxos.get(&outpoint).copied() else {
+            panic!("collateral {outpoint} is not unspent");
+        };
+        let outputs = vec![TxOutput {
+            amount: utxo
+                .output
+                .amount
+                .checked_sub(Amount::from_units(100_000))
+                .unwrap_or(Amount::ZERO),
+            address: utxo.output.address,
+        }];
+        self.special(
+            &[(outpoint, utxo)],
+            outputs,
+            Payload::Unlock(Unlock { masternode: id }),
+            None,
+        )
+    }
+
     /// A payment of a tenth of `input`'s value to one of the funded keys (round-robin), with
     /// change back to the input's owner, paying the minimum fee times `fee_multiplier`. Every
     /// output goes to a key known from the genesis file, so a builder that replays stored
@@ -323,9 +435,14 @@ impl ChainBuilder {
             .unwrap_or(Amount::ZERO)
     }
 
-    /// The next block holding `txs` after its reward transaction, proposed by the masternode
-    /// chosen round-robin by height. The builder's state is not changed: see [`Self::apply`].
+    /// The next block holding `txs` after its reward transaction, proposed by the voting
+    /// masternode (of those whose keys the builder holds) chosen round-robin by height. The builder's state is not changed: see [`Self::apply`].
     pub fn build_block(&self, txs: Vec<Transaction>) -> Block {
+        self.build_block_with(txs, Vec::new())
+    }
+
+    /// [`Self::build_block`], with `evidence` recorded in the block.
+    pub fn build_block_with(&self, txs: Vec<Transaction>, evidence: Vec<Equivocation>) -> Block {
         let mut created = HashMap::new();
         let mut fees = Amount::ZERO;
         let height = self.tip.height + 1;
@@ -333,15 +450,20 @@ impl ChainBuilder {
             fees = fees.checked_add(self.fee_of(tx, &created)).unwrap_or(fees);
             created.extend(created_outputs(tx, tx.txid(), height));
         }
-        let proposer = self
+        let voting: Vec<_> = self
             .masternode_keys
-            .get(height as usize % self.masternode_keys.len().max(1))
+            .iter()
             .map(SecretKey::public_key)
+            .filter(|k| self.list.voting_set().voting_power(k) > 0)
+            .collect();
+        let proposer = voting
+            .get(height as usize % voting.len().max(1))
+            .copied()
             .unwrap_or_default();
         let timestamp_ms = self.tip.timestamp_ms + self.block_interval_ms;
         let extras = BlockExtras {
             last_commit: self.last_certificate.clone(),
-            evidence: Vec::new(),
+            evidence,
         };
         match assemble_block(
             &self.block_context(timestamp_ms),

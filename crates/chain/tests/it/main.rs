@@ -1,5 +1,7 @@
-//! Integration tests of the chain rules: genesis, transaction and block validation, rewards.
+//! Integration tests of the chain rules: genesis, transaction and block validation, rewards,
+//! and the masternode list.
 
 mod blocks;
 mod genesis;
+mod masternodes;
 mod transactions;

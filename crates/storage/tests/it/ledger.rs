@@ -105,3 +105,41 @@ fn revert_restores_the_previous_state_exactly() {
     store.apply_block(&block, None).unwrap();
     assert_matches_model(&store, &fresh);
 }
+
+#[test]
+fn the_masternode_list_follows_blocks_survives_reopening_and_reverts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut model = ChainBuilder::new(6);
+    let store = Store::open(&path, &model.genesis).unwrap();
+    let operator = timecoin_test_utils::key("operator", 1).public_key();
+    let registration = model.registration(
+        timecoin_primitives::Tier::Bronze,
+        operator,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 30_100)),
+    );
+    let id = registration.txid();
+    let block = model.build_block(vec![registration]);
+    validate_and_apply(&store, &mut model, &block);
+    let registered = store.masternodes().unwrap();
+    assert!(registered.get(&id).is_some());
+    for _ in 0..3 {
+        let block = model.build_block(vec![]);
+        validate_and_apply(&store, &mut model, &block);
+    }
+    assert_eq!(store.masternodes().unwrap().voting_set().voting_power(&operator), 1);
+    let before_unlock = model.clone();
+    let unlock = model.unlock(id);
+    let block = model.build_block(vec![unlock]);
+    validate_and_apply(&store, &mut model, &block);
+    assert!(store.masternodes().unwrap().get(&id).is_none());
+    assert_matches_model(&store, &model);
+
+    // The list is part of the stored state: it survives reopening, and reverting the unlock
+    // brings the masternode back exactly.
+    drop(store);
+    let store = Store::open(&path, &model.genesis).unwrap();
+    assert_matches_model(&store, &model);
+    store.revert_tip().unwrap();
+    assert_matches_model(&store, &before_unlock);
+}

@@ -26,6 +26,11 @@ pub fn assert_matches_model(store: &Store, model: &ChainBuilder) {
     assert_eq!(kept.minted, model.minted);
     assert_eq!(kept.total, kept.allocated.checked_add(kept.minted).unwrap());
     assert_eq!(store.tip().unwrap(), model.tip);
+    assert_eq!(
+        *store.masternodes().unwrap(),
+        model.list,
+        "stored masternode list differs from the model"
+    );
 }
 
 /// Validates a block against the store like a node does, then applies it to both.

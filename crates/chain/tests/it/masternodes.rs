@@ -1,0 +1,397 @@
+//! The on-chain masternode list: registration, activation, locked collateral, unlock,
+//! evidence bans, proof of service, and rewards over the list.
+
+use std::net::SocketAddr;
+
+use timecoin_chain::{
+    BlockError, MasternodeTxError, Status, TxError, check_block, check_transaction, reward::reward_shares,
+};
+use timecoin_primitives::{
+    Amount, Block, Equivocation, Payload, SecretKey, SignedVote, Tier, TxId, TxOutput, Update, Vote, VoteKind,
+};
+use timecoin_test_utils::{ChainBuilder, genesis_toml, key};
+
+fn judge(chain: &ChainBuilder, block: &Block) -> Result<timecoin_chain::CheckedBlock, BlockError> {
+    let ctx = chain.block_context(chain.tip.timestamp_ms + 60_000);
+    check_block(block, &chain.view(), &ctx)
+}
+
+fn service(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Builds, checks and applies a block of `txs`.
+fn mine(chain: &mut ChainBuilder, txs: Vec<timecoin_primitives::Transaction>) -> Block {
+    let block = chain.build_block(txs);
+    judge(chain, &block).unwrap();
+    chain.apply(&block);
+    block
+}
+
+/// A builder over `count` Bronze genesis masternodes and `funded` keys of 1,000 TIME.
+fn builder(count: usize, funded: usize) -> ChainBuilder {
+    let text = genesis_toml(count, Tier::Bronze, funded, Amount::from_time(1_000).unwrap());
+    ChainBuilder::from_genesis(timecoin_chain::Genesis::from_toml(&text).unwrap(), funded, count)
+}
+
+fn tx_error(chain: &ChainBuilder, tx: &timecoin_primitives::Transaction) -> TxError {
+    check_transaction(tx, &chain.view(), &chain.tx_context()).unwrap_err()
+}
+
+#[test]
+fn a_registration_votes_after_the_delay_its_collateral_is_locked_and_an_unlock_removes_it() {
+    let mut chain = builder(4, 6);
+    let operator = key("new operator", 0);
+    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(30_001));
+    let id = registration.txid();
+    let block = mine(&mut chain, vec![registration]);
+    let height = block.header.height;
+    let entry = *chain.list.get(&id).unwrap();
+    let delay = chain.params().masternode_activation_blocks;
+    assert_eq!(
+        entry.status,
+        Status::Pending {
+            active_from: height + delay
+        }
+    );
+    assert_eq!(entry.tier, Tier::Bronze);
+    assert_eq!(chain.list.voting_set().members().len(), 4);
+
+    // The set that signs block H is fixed by the list after H - 1.
+    for _ in 1..delay {
+        assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 0);
+        mine(&mut chain, vec![]);
+    }
+    assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 1);
+    let set_hash = chain.list.voting_set().hash();
+    chain.add_masternode_key(operator.clone());
+    let block = mine(&mut chain, vec![]);
+    assert_eq!(block.header.masternode_set_hash, set_hash);
+    assert_eq!(block.header.height, height + delay);
+    assert!(
+        chain
+            .last_certificate
+            .as_ref()
+            .unwrap()
+            .signatures
+            .iter()
+            .any(|s| s.validator == operator.public_key())
+    );
+
+    // The collateral is locked: a plain spend is refused, by the same rule blocks follow.
+    let collateral = entry.collateral.unwrap();
+    let utxo = chain.utxos[&collateral];
+    let plain = chain.spend(
+        &[(collateral, utxo)],
+        vec![TxOutput {
+            amount: Amount::from_time(999).unwrap(),
+            address: utxo.output.address,
+        }],
+    );
+    assert_eq!(
+        tx_error(&chain, &plain),
+        TxError::CollateralLocked {
+            outpoint: collateral,
+            masternode: id
+        }
+    );
+    assert_eq!(tx_error(&chain, &plain).code(), "bad-txns-collateral-locked");
+    let in_block = chain.build_block(vec![plain]);
+    assert!(matches!(
+        judge(&chain, &in_block),
+        Err(BlockError::Transaction {
+            error: TxError::CollateralLocked { .. },
+            ..
+        })
+    ));
+
+    // An unlock spends it and takes the masternode off the list.
+    let unlock = chain.unlock(id);
+    mine(&mut chain, vec![unlock]);
+    assert!(chain.list.get(&id).is_none());
+    assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 0);
+    assert_eq!(chain.list.voting_set().members().len(), 4);
+}
+
+#[test]
+fn registrations_that_break_a_rule_are_refused_with_their_own_error() {
+    let mut chain = builder(4, 12);
+    let genesis_operator = key("masternode", 0).public_key();
+    let reg = chain.registration(Tier::Bronze, genesis_operator, service(30_002));
+    assert!(matches!(
+        tx_error(&chain, &reg),
+        TxError::Masternode(MasternodeTxError::DuplicateOperator(k, _)) if k == genesis_operator
+    ));
+
+    // A collateral that is not the tier's amount.
+    let operator = key("operator", 1).public_key();
+    let mut silver_claim = chain.registration(Tier::Bronze, operator, service(30_003));
+    if let Some(Payload::Register(r)) = silver_claim.payload.as_mut() {
+        r.tier = Tier::Silver;
+    }
+    let error = tx_error(&chain, &silver_claim);
+    assert!(
+        matches!(
+            error,
+            TxError::Masternode(MasternodeTxError::CollateralAmount { tier: Tier::Silver, .. })
+        ),
+        "{error}"
+    );
+
+    // A registration whose payload signature is not the collateral key's.
+    let mut forged = chain.registration(Tier::Bronze, operator, service(30_004));
+    if let Some(Payload::Register(r)) = forged.payload.as_mut() {
+        r.signature = key("someone", 0).sign(b"anything");
+    }
+    assert_eq!(tx_error(&chain, &forged), TxError::BadSignature);
+
+    // The free tier registers nothing.
+    let mut free = chain.registration(Tier::Bronze, operator, service(30_005));
+    if let Some(Payload::Register(r)) = free.payload.as_mut() {
+        r.tier = Tier::Free;
+    }
+    assert_eq!(
+        tx_error(&chain, &free),
+        TxError::Masternode(MasternodeTxError::FreeTier)
+    );
+
+    // Two registrations of one operator key in one block: the second is refused.
+    let first = chain.registration(Tier::Bronze, operator, service(30_006));
+    let second = {
+        // Funded from other coins than the first.
+        let mut other = chain.clone();
+        for input in &first.inputs {
+            other.utxos.remove(&input.prevout);
+        }
+        other.registration(Tier::Bronze, operator, service(30_007))
+    };
+    check_transaction(&second, &chain.view(), &chain.tx_context()).unwrap();
+    let both = chain.build_block(vec![first, second]);
+    assert!(matches!(
+        judge(&chain, &both),
+        Err(BlockError::Transaction {
+            index: 2,
+            error: TxError::Masternode(MasternodeTxError::DuplicateOperator(..)),
+            ..
+        })
+    ));
+}
+
+/// Two conflicting prevotes by `key` at `height`.
+fn double_sign(chain: &ChainBuilder, key: &SecretKey, height: u64) -> Equivocation {
+    let vote = |byte: u8| Vote {
+        chain: chain.genesis_hash(),
+        height,
+        round: 0,
+        kind: VoteKind::Prevote,
+        block: Some(timecoin_primitives::BlockHash(timecoin_primitives::Hash256([byte; 32]))),
+    };
+    Equivocation::new(SignedVote::sign(vote(1), key), SignedVote::sign(vote(2), key)).unwrap()
+}
+
+#[test]
+fn evidence_in_a_block_bans_the_masternode_and_keeps_its_collateral_locked() {
+    let mut chain = builder(4, 6);
+    let operator = key("twin", 0);
+    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(30_010));
+    let id = registration.txid();
+    mine(&mut chain, vec![registration]);
+    for _ in 0..chain.params().masternode_activation_blocks {
+        mine(&mut chain, vec![]);
+    }
+    assert!(matches!(chain.list.get(&id).unwrap().status, Status::Active { .. }));
+
+    let evidence = double_sign(&chain, &operator, chain.tip.height);
+    // Evidence of another network, or of a key that is no masternode's, is refused.
+    let foreign = {
+        let mut other = chain.clone();
+        other.genesis.block.header.timestamp_ms += 1;
+        double_sign(&other, &operator, chain.tip.height)
+    };
+    let bad = chain.build_block_with(vec![], vec![foreign]);
+    assert!(matches!(
+        judge(&chain, &bad),
+        Err(BlockError::Evidence { index: 0, .. })
+    ));
+    let stranger = double_sign(&chain, &key("stranger", 0), chain.tip.height);
+    let bad = chain.build_block_with(vec![], vec![stranger]);
+    assert!(matches!(
+        judge(&chain, &bad),
+        Err(BlockError::Evidence { index: 0, .. })
+    ));
+
+    let block = chain.build_block_with(vec![], vec![evidence]);
+    judge(&chain, &block).unwrap();
+    chain.apply(&block);
+    let until = block.header.height + chain.params().evidence_ban_blocks;
+    assert_eq!(chain.list.get(&id).unwrap().status, Status::Banned { until });
+    assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 0);
+
+    // The same offender cannot be banned twice, and its collateral stays locked.
+    let again = chain.build_block_with(vec![], vec![double_sign(&chain, &operator, chain.tip.height)]);
+    assert!(matches!(
+        judge(&chain, &again),
+        Err(BlockError::Evidence { index: 0, .. })
+    ));
+    let unlock = chain.unlock(id);
+    assert_eq!(
+        tx_error(&chain, &unlock),
+        TxError::Masternode(MasternodeTxError::Banned { masternode: id, until })
+    );
+}
+
+#[test]
+fn missed_precommits_exclude_a_masternode_but_never_a_third_of_the_power_and_it_returns_by_update() {
+    let mut chain = builder(7, 4);
+    chain.genesis.params.pose_ban_threshold = 10;
+    let operators: Vec<SecretKey> = (0..7).map(|i| key("masternode", i)).collect();
+    let id_of = |chain: &ChainBuilder, k: &SecretKey| chain.list.by_operator(&k.public_key()).unwrap().id;
+    mine(&mut chain, vec![]);
+
+    let status = |chain: &ChainBuilder, i: usize| chain.list.get(&id_of(chain, &operators[i])).unwrap().status;
+    let update = |chain: &ChainBuilder, id: TxId| {
+        let coin = chain.spendable().into_iter().next().unwrap();
+        let entry = chain.list.get(&id).unwrap();
+        let owner = operators.iter().find(|k| k.public_key() == entry.owner).unwrap();
+        chain.special(
+            &[coin],
+            vec![TxOutput {
+                amount: coin.1.output.amount.checked_sub(Amount::from_units(100_000)).unwrap(),
+                address: coin.1.output.address,
+            }],
+            Payload::Update(Update {
+                masternode: id,
+                operator: entry.operator,
+                reward_address: entry.reward_address,
+                service: service(30_020),
+                signature: Default::default(),
+            }),
+            Some(owner),
+        )
+    };
+    // Masternodes 0 and 1 stop signing, then 2 as well. Two can go (2 of 7 is under a third
+    // of the power); the third would leave the chain too close to halting, so it stays.
+    let silent = |chain: &mut ChainBuilder, count: usize, blocks: usize| {
+        for _ in 0..blocks {
+            let mut certificate = chain.last_certificate.clone().unwrap();
+            certificate
+                .signatures
+                .retain(|s| !operators[..count].iter().any(|k| k.public_key() == s.validator));
+            chain.last_certificate = Some(certificate);
+            mine(chain, vec![]);
+        }
+    };
+    silent(&mut chain, 2, 6);
+    let out = 0;
+    let id = id_of(&chain, &operators[out]);
+    assert!(matches!(status(&chain, out), Status::PoseBanned { .. }));
+    assert!(matches!(
+        tx_error(&chain, &update(&chain, id)),
+        TxError::Masternode(MasternodeTxError::PenaltyNotDecayed { .. })
+    ));
+    silent(&mut chain, 3, 20);
+    let banned = (0..3)
+        .filter(|i| matches!(status(&chain, *i), Status::PoseBanned { .. }))
+        .count();
+    assert_eq!(banned, 2);
+    assert_eq!(chain.list.voting_set().members().len(), 5);
+    let kept = (0..3)
+        .find(|i| matches!(status(&chain, *i), Status::Active { .. }))
+        .unwrap();
+    assert!(chain.list.by_operator(&operators[kept].public_key()).unwrap().penalty >= 10);
+
+    // A banned masternode re-announces once its penalty has decayed, by an update its owner
+    // signs (for a genesis masternode, the operator key).
+    while chain.list.get(&id).unwrap().penalty > 0 {
+        mine(&mut chain, vec![]);
+    }
+    let announcement = update(&chain, id);
+    mine(&mut chain, vec![announcement]);
+    for _ in 0..chain.params().masternode_activation_blocks {
+        mine(&mut chain, vec![]);
+    }
+    assert!(matches!(chain.list.get(&id).unwrap().status, Status::Active { .. }));
+    assert_eq!(chain.list.get(&id).unwrap().service, Some(service(30_020)));
+}
+
+#[test]
+fn rewards_go_to_masternodes_active_a_whole_period_in_proportion_to_tier_weight() {
+    let mut chain = builder(4, 12);
+    chain.block_interval_ms = 10_000;
+    let operator = key("silver", 0);
+    let registration = chain.registration(Tier::Silver, operator.public_key(), service(30_030));
+    let id = registration.txid();
+    chain.add_masternode_key(operator.clone());
+    mine(&mut chain, vec![registration]);
+    let reward_address = chain.list.get(&id).unwrap().reward_address;
+    let genesis_rewards: Vec<_> = (0..4)
+        .map(|i| {
+            chain
+                .list
+                .by_operator(&key("masternode", i).public_key())
+                .unwrap()
+                .reward_address
+        })
+        .collect();
+
+    // Sums what each address receives from reward transactions over `blocks` blocks.
+    let run = |chain: &mut ChainBuilder, blocks: usize| {
+        let (mut silver, mut bronze, mut minted) = (0u64, vec![0u64; 4], 0u64);
+        for _ in 0..blocks {
+            let block = mine(chain, vec![]);
+            for output in &block.transactions[0].outputs {
+                minted += output.amount.units();
+                if output.address == reward_address {
+                    silver += output.amount.units();
+                }
+                if let Some(i) = genesis_rewards.iter().position(|a| *a == output.address) {
+                    bronze[i] += output.amount.units();
+                }
+            }
+        }
+        (silver, bronze, minted)
+    };
+    // For the first reward period (600 s of chain time) the new masternode votes but is not
+    // paid: the four Bronze genesis masternodes share everything.
+    let (silver, bronze, minted) = run(&mut chain, 55);
+    assert_eq!(silver, 0);
+    assert!(chain.list.get(&id).unwrap().last_paid.is_none());
+    for share in &bronze {
+        // Rounding leaves at most 3 units a block, which go to one of them.
+        assert!(share.abs_diff(minted / 4) <= 3 * 55, "{share} of {minted}");
+    }
+    // Past its first period it takes 10 of every 14 parts.
+    run(&mut chain, 10);
+    let blocks = 200;
+    let (silver, bronze, minted) = run(&mut chain, blocks);
+    assert!(minted > 0);
+    // Rounding leaves fewer units than payees (5) a block; they go to the heaviest.
+    let slack = 14 * 5 * blocks as u128;
+    assert!(
+        (u128::from(silver) * 14).abs_diff(u128::from(minted) * 10) <= slack,
+        "silver {silver} of {minted}"
+    );
+    for share in &bronze {
+        assert!((u128::from(*share) * 14).abs_diff(u128::from(minted)) <= slack);
+    }
+    assert_eq!(chain.list.get(&id).unwrap().last_paid, Some(chain.tip.height));
+    // The split matches the rule's own shares.
+    let shares = reward_shares(&chain.list.payees(chain.params()), Amount::from_units(1_400));
+    assert_eq!(shares.iter().map(|(_, s)| s).sum::<u64>(), 1_400);
+}
+
+#[test]
+fn the_list_round_trips_its_encoding_and_two_builders_agree() {
+    let mut a = builder(4, 6);
+    let registration = a.registration(Tier::Bronze, key("operator", 9).public_key(), service(30_040));
+    let mut b = a.clone();
+    for chain in [&mut a, &mut b] {
+        mine(chain, vec![registration.clone()]);
+        mine(chain, vec![]);
+    }
+    assert_eq!(a.list.hash(), b.list.hash());
+    use timecoin_primitives::{Decode, Encode};
+    let decoded = timecoin_chain::MasternodeList::from_bytes(&a.list.to_bytes()).unwrap();
+    assert_eq!(decoded, a.list);
+    let _: TxId = registration.txid();
+}
