@@ -175,8 +175,16 @@ impl MasternodeList {
         list
     }
 
+    /// Recomputes both derived indexes (after decoding, and at the end of a block).
     fn reindex(&mut self) {
         self.voting = voting_set_of(&self.entries);
+        self.index_collaterals();
+    }
+
+    /// Recomputes the collateral index only: inside a block, transactions change which
+    /// outputs are locked at once, but the voting set stays the one that signs the block
+    /// until [`MasternodeList::end_block`].
+    fn index_collaterals(&mut self) {
         self.collaterals = self
             .entries
             .iter()
@@ -346,7 +354,7 @@ impl MasternodeList {
             Some(Payload::Unlock(_)) | None => {}
         }
         if tx.payload.is_some() {
-            self.reindex();
+            self.index_collaterals();
         }
         // Spending a collateral removes its masternode (validation allows it only in an
         // unlock transaction).
@@ -358,7 +366,7 @@ impl MasternodeList {
                 .collect();
             if !spent.is_empty() {
                 self.entries.retain(|e| !spent.contains(&e.id));
-                self.reindex();
+                self.index_collaterals();
             }
         }
     }

@@ -5,18 +5,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use timecoin_chain::{Genesis, UtxoView};
+use timecoin_chain::{Genesis, MasternodeList, Status, UtxoView};
 use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
-use timecoin_primitives::Amount;
-use timecoin_primitives::{Address, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, Transaction, TxId};
+use timecoin_primitives::{
+    Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, OutPoint, Payload, PublicKey, Registration,
+    Revocation, SecretKey, Tier, Transaction, TxId, Unlock, Update,
+};
 use timecoin_rpc::{
-    Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, RpcError,
-    TxOutInfo, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo, codes,
+    Backend, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary,
+    RegisterRequest, RpcError, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo,
+    codes,
 };
 use timecoin_wallet::{Chain, SendContext};
 
-use crate::wallet::{NodeWallet, WalletError};
+use crate::wallet::{NodeWallet, Transact, WalletError};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +42,8 @@ pub(crate) struct NodeBackend {
     pub(crate) consensus: watch::Receiver<ConsensusStatus>,
     /// This node's operator key, if it is a masternode.
     pub(crate) operator: Option<PublicKey>,
+    /// Its secret, to sign a revocation.
+    pub(crate) operator_key: Option<SecretKey>,
     /// The wallet, unless disabled.
     pub(crate) wallet: Option<Arc<Mutex<NodeWallet>>>,
 }
@@ -90,6 +95,87 @@ impl NodeBackend {
     fn mempool(&self) -> Result<std::sync::MutexGuard<'_, Mempool>, RpcError> {
         self.mempool.lock().map_err(|_| internal("mempool lock poisoned"))
     }
+
+    /// The masternode list at the tip.
+    fn list(&self) -> Result<Arc<MasternodeList>, RpcError> {
+        self.store.masternodes().map_err(internal)
+    }
+
+    /// An address of this network.
+    fn address(&self, text: &str) -> Result<Address, RpcError> {
+        let network = self.genesis.params.network;
+        let address: Address = text
+            .parse()
+            .map_err(|e| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, format!("Invalid address {text}: {e}")))?;
+        if address.network != network {
+            return Err(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                format!("Invalid address {text}: it is for {}, not {network}", address.network),
+            ));
+        }
+        Ok(address)
+    }
+
+    /// The masternode `text` names, from `list`.
+    fn masternode<'l>(&self, list: &'l MasternodeList, text: &str) -> Result<&'l timecoin_chain::Entry, RpcError> {
+        let id: TxId = text
+            .parse()
+            .map_err(|_| invalid_parameter(format!("{text:?} is not a masternode id")))?;
+        list.get(&id)
+            .ok_or_else(|| invalid_parameter(format!("No masternode {id}: see masternodelist")))
+    }
+
+    /// Builds, signs and submits a wallet transaction: `plan` says what it pays and carries
+    /// (it may derive wallet keys); `other_coins` whether coins beyond the required ones may
+    /// pay for it.
+    fn wallet_transact(
+        &self,
+        other_coins: bool,
+        plan: impl FnOnce(&mut NodeWallet) -> Result<(Transact, Vec<(Address, Amount)>), RpcError>,
+    ) -> Result<TxId, RpcError> {
+        let list = self.list()?;
+        let tx = {
+            let mut wallet = self.wallet()?;
+            let (extra, payments) = plan(&mut wallet)?;
+            // The mempool is held only to see which coins are being spent and the fee rate.
+            let (unspent, fee_rate) = {
+                let mut mempool = self.mempool()?;
+                let rate = mempool
+                    .min_fee_rate(crate::host::now_ms())
+                    .max(self.genesis.params.min_fee_rate);
+                let unspent = if other_coins {
+                    wallet.unspent(&mempool, &list)
+                } else {
+                    Vec::new()
+                };
+                (unspent, rate)
+            };
+            let context = SendContext {
+                genesis: self.genesis.hash(),
+                fee_rate,
+                dust: self.genesis.params.dust_limit,
+            };
+            wallet
+                .transact(&extra, &payments, &unspent, &context)
+                .map_err(wallet_error)?
+        };
+        self.submit_transaction(tx)
+    }
+}
+
+fn invalid_parameter(message: String) -> RpcError {
+    RpcError::new(codes::INVALID_PARAMETER, message)
+}
+
+fn parse_service(text: &str) -> Result<std::net::SocketAddr, RpcError> {
+    text.parse::<std::net::SocketAddr>()
+        .map(|s| std::net::SocketAddr::new(s.ip().to_canonical(), s.port()))
+        .map_err(|_| invalid_parameter(format!("address must be IP:port, got {text:?}")))
+}
+
+fn parse_key(text: &str) -> Result<PublicKey, RpcError> {
+    text.parse()
+        .map_err(|_| invalid_parameter(format!("{text:?} is not a public key (64 hex characters)")))
 }
 
 impl Backend for NodeBackend {
@@ -99,20 +185,22 @@ impl Backend for NodeBackend {
     }
 
     fn wallet_balances(&self) -> Result<WalletBalances, RpcError> {
+        let list = self.list()?;
         let wallet = self.wallet()?;
-        let (available, pending) = wallet.balances(&*self.mempool()?);
+        let (available, pending, locked) = wallet.balances(&*self.mempool()?, &list);
         Ok(WalletBalances {
             available: available.units(),
             pending: pending.units(),
-            locked: 0,
+            locked: locked.units(),
         })
     }
 
     fn wallet_unspent(&self) -> Result<Vec<WalletCoinInfo>, RpcError> {
+        let list = self.list()?;
         let wallet = self.wallet()?;
         let network = self.genesis.params.network;
         Ok(wallet
-            .unspent(&*self.mempool()?)
+            .unspent(&*self.mempool()?, &list)
             .into_iter()
             .map(|(outpoint, coin)| WalletCoinInfo {
                 outpoint,
@@ -142,38 +230,175 @@ impl Backend for NodeBackend {
     }
 
     fn wallet_send(&self, payments: Vec<(String, u64)>) -> Result<TxId, RpcError> {
-        let network = self.genesis.params.network;
         let mut parsed = Vec::with_capacity(payments.len());
         for (text, units) in payments {
-            let address: Address = text
-                .parse()
-                .map_err(|e| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, format!("Invalid address {text}: {e}")))?;
-            if address.network != network {
-                return Err(RpcError::new(
-                    codes::INVALID_ADDRESS_OR_KEY,
-                    format!("Invalid address {text}: it is for {}, not {network}", address.network),
+            parsed.push((self.address(&text)?, Amount::from_units(units)));
+        }
+        self.wallet_transact(true, |_| Ok((Transact::default(), parsed)))
+    }
+
+    fn wallet_masternode_register(&self, request: RegisterRequest) -> Result<TxId, RpcError> {
+        let tier: Tier = request.tier.parse().map_err(|e| invalid_parameter(format!("{e}")))?;
+        if tier == Tier::Free {
+            return Err(invalid_parameter(
+                "The free tier has no collateral and no vote: a free masternode runs without registering".to_owned(),
+            ));
+        }
+        let operator = parse_key(&request.operator)?;
+        let service = parse_service(&request.service)?;
+        let reward = request.reward_address.as_deref().map(|a| self.address(a)).transpose()?;
+        self.wallet_transact(true, |wallet| {
+            let (collateral_address, collateral_key) = wallet.new_key().map_err(wallet_error)?;
+            let (_, owner_key) = wallet.new_key().map_err(wallet_error)?;
+            let reward = match reward {
+                Some(address) => address,
+                None => wallet.new_address(Chain::Receive).map_err(wallet_error)?,
+            };
+            // The collateral is the first output: the registration locks its own output 0.
+            let payload = Payload::Register(Registration {
+                tier,
+                collateral: OutPoint {
+                    txid: TxId::default(),
+                    index: 0,
+                },
+                collateral_key: collateral_key.public_key(),
+                owner: owner_key.public_key(),
+                operator,
+                reward_address: reward.payload,
+                service,
+                signature: Default::default(),
+            });
+            let extra = Transact {
+                payload: Some(payload),
+                payload_key: Some(collateral_key),
+                ..Transact::default()
+            };
+            Ok((extra, vec![(collateral_address, tier.collateral())]))
+        })
+    }
+
+    fn wallet_masternode_update(&self, request: UpdateRequest) -> Result<TxId, RpcError> {
+        let list = self.list()?;
+        let entry = *self.masternode(&list, &request.id)?;
+        let operator = request
+            .operator
+            .as_deref()
+            .map(parse_key)
+            .transpose()?
+            .unwrap_or(entry.operator);
+        let service = match (request.service.as_deref(), entry.service) {
+            (Some(text), _) => parse_service(text)?,
+            (None, Some(service)) => service,
+            (None, None) => {
+                return Err(invalid_parameter(
+                    "this masternode has no address yet: give one".to_owned(),
                 ));
             }
-            parsed.push((address, Amount::from_units(units)));
-        }
-        let tx = {
-            let mut wallet = self.wallet()?;
-            // The mempool is held only to see which coins are being spent and the fee rate.
-            let (unspent, fee_rate) = {
-                let mut mempool = self.mempool()?;
-                let rate = mempool
-                    .min_fee_rate(crate::host::now_ms())
-                    .max(self.genesis.params.min_fee_rate);
-                (wallet.unspent(&mempool), rate)
-            };
-            let context = SendContext {
-                genesis: self.genesis.hash(),
-                fee_rate,
-                dust: self.genesis.params.dust_limit,
-            };
-            wallet.pay(&parsed, &unspent, &context).map_err(wallet_error)?
         };
-        self.submit_transaction(tx)
+        let reward = match request.reward_address.as_deref() {
+            Some(text) => self.address(text)?.payload,
+            None => entry.reward_address,
+        };
+        self.wallet_transact(true, |wallet| {
+            let owner_key = wallet
+                .key_for(&AddressPayload::from_public_key(&entry.owner))
+                .map_err(|e| match e {
+                    WalletError::Locked => wallet_error(e),
+                    _ => RpcError::new(
+                        codes::WALLET_ERROR,
+                        format!("The owner key of masternode {} is not in this wallet", entry.id),
+                    ),
+                })?;
+            let payload = Payload::Update(Update {
+                masternode: entry.id,
+                operator,
+                reward_address: reward,
+                service,
+                signature: Default::default(),
+            });
+            let extra = Transact {
+                payload: Some(payload),
+                payload_key: Some(owner_key),
+                ..Transact::default()
+            };
+            Ok((extra, Vec::new()))
+        })
+    }
+
+    fn wallet_masternode_revoke(&self, id: Option<String>) -> Result<TxId, RpcError> {
+        let key = self.operator_key.clone().ok_or_else(|| {
+            RpcError::new(
+                codes::INTERNAL_ERROR,
+                "This node is not a masternode: a revocation is signed by the operator key",
+            )
+        })?;
+        let list = self.list()?;
+        let entry = match id.as_deref() {
+            Some(text) => *self.masternode(&list, text)?,
+            None => *list
+                .by_operator(&key.public_key())
+                .ok_or_else(|| invalid_parameter("This node's operator key is not registered".to_owned()))?,
+        };
+        if entry.operator != key.public_key() {
+            return Err(invalid_parameter(format!(
+                "Masternode {} is operated by {}, not by this node",
+                entry.id, entry.operator
+            )));
+        }
+        self.wallet_transact(true, |_| {
+            let extra = Transact {
+                payload: Some(Payload::Revoke(Revocation {
+                    masternode: entry.id,
+                    signature: Default::default(),
+                })),
+                payload_key: Some(key),
+                ..Transact::default()
+            };
+            Ok((extra, Vec::new()))
+        })
+    }
+
+    fn wallet_masternode_unlock(&self, id: &str, address: Option<String>) -> Result<TxId, RpcError> {
+        let list = self.list()?;
+        let entry = *self.masternode(&list, id)?;
+        let collateral = entry.collateral.ok_or_else(|| {
+            invalid_parameter(format!(
+                "Masternode {} is written in the genesis block and has no collateral",
+                entry.id
+            ))
+        })?;
+        let destination = address.as_deref().map(|a| self.address(a)).transpose()?;
+        // The collateral pays its own fee; the rest goes to the destination.
+        self.wallet_transact(false, |wallet| {
+            let change_to = match destination {
+                Some(address) => address.payload,
+                None => wallet.new_address(Chain::Receive).map_err(wallet_error)?.payload,
+            };
+            let extra = Transact {
+                required: vec![collateral],
+                payload: Some(Payload::Unlock(Unlock { masternode: entry.id })),
+                payload_key: None,
+                change_to: Some(change_to),
+            };
+            Ok((extra, Vec::new()))
+        })
+    }
+
+    fn wallet_locked_collaterals(&self) -> Result<Vec<LockedCollateral>, RpcError> {
+        let list = self.list()?;
+        let wallet = self.wallet()?;
+        let tip = self.store.tip().map_err(internal)?.height;
+        Ok(wallet
+            .collaterals(&list)
+            .into_iter()
+            .map(|(outpoint, coin, entry)| LockedCollateral {
+                outpoint: outpoint.to_string(),
+                amount: coin.value.units(),
+                masternode: entry.id.to_string(),
+                status: entry.status.name().to_owned(),
+                banned_until: entry.banned_until(tip),
+            })
+            .collect())
     }
 
     fn wallet_passphrase(&self, passphrase: &str, seconds: u64) -> Result<(), RpcError> {
@@ -301,20 +526,33 @@ impl Backend for NodeBackend {
             .map(|p| p.peer)
             .collect();
         let network = self.genesis.params.network;
-        Ok(self
-            .genesis
-            .masternodes
-            .members()
+        let list = self.list()?;
+        let tip = self.store.tip().map_err(internal)?.height;
+        Ok(list
+            .entries()
             .iter()
             .map(|m| MasternodeSummary {
+                id: m.id.to_string(),
                 operator: m.operator.to_string(),
+                owner: m.owner.to_string(),
                 tier: m.tier.to_string(),
-                power: m.tier.weight(),
+                status: m.status.name().to_owned(),
+                power: if matches!(m.status, Status::Active { .. }) {
+                    m.tier.weight()
+                } else {
+                    0
+                },
+                collateral: m.collateral.map(|c| c.to_string()),
                 reward_address: Address {
                     network,
                     payload: m.reward_address,
                 }
                 .to_string(),
+                service: m.service.map(|s| s.to_string()),
+                registered_height: m.registered_height,
+                last_paid: m.last_paid,
+                pose_penalty: m.penalty,
+                banned_until: m.banned_until(tip),
                 connected: connected.contains(&m.operator) || self.operator == Some(m.operator),
             })
             .collect())

@@ -179,7 +179,7 @@ pub(crate) struct MasternodeSection {
     /// The operator key file (created with mode 0600 on first start); relative to the data
     /// directory.
     pub(crate) key_file: PathBuf,
-    /// The tier this masternode registered with (informational until on-chain registration).
+    /// Informational only: the chain's registration decides a masternode's tier.
     pub(crate) tier: String,
 }
 

@@ -150,9 +150,6 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         timecoin_network::start(network_config, identity.clone(), hello_rx, cancel.clone(), &tracker)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-    network
-        .set_masternodes(genesis.masternodes.members().iter().map(|m| m.operator))
-        .await;
     let mempool_config = MempoolConfig {
         max_transactions: config.mempool.max_transactions,
         max_bytes: config.mempool.max_megabytes.saturating_mul(1024 * 1024),
@@ -205,6 +202,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             tip: hello_tx.subscribe(),
             consensus: status_rx,
             operator: config.masternode.enabled.then(|| identity.public_key()),
+            operator_key: config.masternode.enabled.then(|| identity.clone()),
             wallet: wallet.clone(),
         };
         let users = config

@@ -402,7 +402,15 @@ impl Host {
                 });
             }
             Effect::RequestValue { height, round } => {
-                let block = self.build_block(state).await?;
+                // A block this node cannot build is a round without its proposal (the others
+                // time out and move on), not a reason to stop the node.
+                let block = match self.build_block(state).await {
+                    Ok(block) => block,
+                    Err(error) => {
+                        warn!(height, round, %error, "cannot build a proposal");
+                        return Ok(None);
+                    }
+                };
                 let value = block.hash();
                 state.blocks.insert(value, block);
                 return Ok(Some(Input::ValueToPropose { height, round, value }));

@@ -10,12 +10,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::keys;
 
-/// Writes a genesis, keys and one configuration per node under `dir`.
-pub(crate) fn init(dir: &Path, nodes: usize, base_port: u16) -> Result<()> {
+/// Writes a genesis, keys and one configuration per node under `dir`: `nodes` genesis
+/// masternodes, then `spare` nodes with masternode keys that are not in the genesis.
+pub(crate) fn init(dir: &Path, nodes: usize, spare: usize, base_port: u16) -> Result<()> {
     if nodes < 3 {
         bail!("a local network needs at least 3 masternodes, got {nodes} (`timed --dev` runs one)");
     }
-    write_network(dir, nodes, base_port, LOCALNET_PACING)
+    write_network(dir, nodes, spare, base_port, LOCALNET_PACING)
 }
 
 /// Empty blocks every 2 s so that a local network visibly makes progress.
@@ -32,7 +33,7 @@ pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
     let dir = data_dir.unwrap_or_else(|| crate::daemon::home().join(".timecoin").join("dev"));
     let params = timecoin_chain::ChainParams::for_network(Network::Local);
     if !dir.join("genesis.toml").exists() {
-        write_network(&dir, 1, params.p2p_port, DEV_PACING)?;
+        write_network(&dir, 1, 0, params.p2p_port, DEV_PACING)?;
     }
     let wallet = keys::load_or_create(&dir.join("node0").join("wallet.key"))?;
     println!(
@@ -48,7 +49,8 @@ pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
     })
 }
 
-fn write_network(dir: &Path, nodes: usize, base_port: u16, pacing: &str) -> Result<()> {
+fn write_network(dir: &Path, masternodes: usize, spare: usize, base_port: u16, pacing: &str) -> Result<()> {
+    let nodes = masternodes.saturating_add(spare);
     if dir.join("genesis.toml").exists() {
         bail!(
             "{} already holds a local network; remove it or use another directory",
@@ -80,12 +82,14 @@ fn write_network(dir: &Path, nodes: usize, base_port: u16, pacing: &str) -> Resu
         let node_dir = dir.join(format!("node{i}"));
         let operator = keys::load_or_create(&node_dir.join("masternode.key"))?;
         let reward = keys::load_or_create(&node_dir.join("reward.key"))?;
-        let _ = write!(
-            genesis,
-            "\n[[masternode]]\noperator_key = \"{}\"\ntier = \"bronze\"\nreward_address = \"{}\"\n",
-            operator.public_key(),
-            Address::from_public_key(Network::Local, &reward.public_key())
-        );
+        if i < masternodes {
+            let _ = write!(
+                genesis,
+                "\n[[masternode]]\noperator_key = \"{}\"\ntier = \"bronze\"\nreward_address = \"{}\"\n",
+                operator.public_key(),
+                Address::from_public_key(Network::Local, &reward.public_key())
+            );
+        }
         let bootstrap: Vec<String> = ports
             .iter()
             .enumerate()
@@ -106,8 +110,13 @@ fn write_network(dir: &Path, nodes: usize, base_port: u16, pacing: &str) -> Resu
             .with_context(|| format!("writing {}", node_dir.join("config.toml").display()))?;
     }
     std::fs::write(dir.join("genesis.toml"), genesis).with_context(|| format!("writing {}", dir.display()))?;
+    let spares = if spare > 0 {
+        format!(" and {spare} spare node(s) to register")
+    } else {
+        String::new()
+    };
     println!(
-        "local network of {nodes} masternodes written to {} (P2P ports {}–{}, JSON-RPC ports {}–{})",
+        "local network of {masternodes} masternodes{spares} written to {} (P2P ports {}–{}, JSON-RPC ports {}–{})",
         dir.display(),
         base_port,
         ports.last().copied().unwrap_or(base_port),

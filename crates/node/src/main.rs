@@ -83,6 +83,10 @@ enum Command {
         /// The first node's P2P port; the others follow.
         #[arg(long, global = true, default_value_t = 24200)]
         base_port: u16,
+        /// Nodes to write besides the genesis masternodes: each has a masternode key but is
+        /// not in the genesis, ready to be registered on chain (`masternoderegister`).
+        #[arg(long, global = true, default_value_t = 0)]
+        spare: usize,
     },
 }
 
@@ -138,13 +142,14 @@ fn main() -> ExitCode {
             nodes,
             dir,
             base_port,
+            spare,
         }) => match action {
-            Some(LocalnetAction::Init) => localnet::init(&dir, nodes, base_port),
+            Some(LocalnetAction::Init) => localnet::init(&dir, nodes, spare, base_port),
             None => {
                 let written = if dir.join("genesis.toml").exists() {
                     Ok(())
                 } else {
-                    localnet::init(&dir, nodes, base_port)
+                    localnet::init(&dir, nodes, spare, base_port)
                 };
                 written.and_then(|()| localnet::run(&dir))
             }

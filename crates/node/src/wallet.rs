@@ -11,11 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use timecoin_chain::MasternodeList;
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, PublicKey, Transaction, TxId,
+    Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, Payload, PublicKey, SecretKey, Transaction,
+    TxId,
 };
-use timecoin_wallet::{Chain, Coin, Keystore, KeystoreError, Mnemonic, SendContext, SendError, derive_key, pay};
+use timecoin_wallet::{
+    Chain, Coin, Keystore, KeystoreError, Mnemonic, PayRequest, SendContext, SendError, build, derive_key,
+};
 
 /// Addresses derived ahead of the last one given out.
 const POOL: u32 = 100;
@@ -64,6 +68,16 @@ impl From<KeystoreError> for WalletError {
             other => WalletError::Other(other.to_string()),
         }
     }
+}
+
+/// What a transaction carries besides payments: coins it must spend, a masternode payload
+/// and the key that signs it, and where change goes.
+#[derive(Default)]
+pub(crate) struct Transact {
+    pub(crate) required: Vec<OutPoint>,
+    pub(crate) payload: Option<Payload>,
+    pub(crate) payload_key: Option<SecretKey>,
+    pub(crate) change_to: Option<AddressPayload>,
 }
 
 pub(crate) struct NodeWallet {
@@ -233,19 +247,33 @@ impl NodeWallet {
         })
     }
 
-    /// Coins not spent by a waiting transaction.
-    pub(crate) fn unspent(&self, mempool: &Mempool) -> Vec<(OutPoint, OwnedCoin)> {
+    /// Coins not spent by a waiting transaction and not locked as a masternode's collateral.
+    pub(crate) fn unspent(&self, mempool: &Mempool, list: &MasternodeList) -> Vec<(OutPoint, OwnedCoin)> {
         self.coins
             .iter()
-            .filter(|(outpoint, _)| mempool.spender_of(outpoint).is_none())
+            .filter(|(outpoint, _)| mempool.spender_of(outpoint).is_none() && list.by_collateral(outpoint).is_none())
             .map(|(o, c)| (*o, *c))
             .collect()
     }
 
-    /// (available, pending): finalized coins not being spent, and what waiting transactions
-    /// pay the wallet.
-    pub(crate) fn balances(&self, mempool: &Mempool) -> (Amount, Amount) {
-        let available = Amount::checked_sum(self.unspent(mempool).iter().map(|(_, c)| c.value)).unwrap_or(Amount::ZERO);
+    /// The wallet's coins that are collateral of a masternode in `list`.
+    pub(crate) fn collaterals<'l>(
+        &self,
+        list: &'l MasternodeList,
+    ) -> Vec<(OutPoint, OwnedCoin, &'l timecoin_chain::Entry)> {
+        self.coins
+            .iter()
+            .filter_map(|(outpoint, coin)| list.by_collateral(outpoint).map(|entry| (*outpoint, *coin, entry)))
+            .collect()
+    }
+
+    /// (available, pending, locked): finalized coins free to spend, what waiting transactions
+    /// pay the wallet, and coins locked as masternode collateral.
+    pub(crate) fn balances(&self, mempool: &Mempool, list: &MasternodeList) -> (Amount, Amount, Amount) {
+        let available =
+            Amount::checked_sum(self.unspent(mempool, list).iter().map(|(_, c)| c.value)).unwrap_or(Amount::ZERO);
+        let locked =
+            Amount::checked_sum(self.collaterals(list).iter().map(|(_, c, _)| c.value)).unwrap_or(Amount::ZERO);
         let pending = Amount::checked_sum(mempool.txids().iter().filter_map(|id| mempool.get(id)).flat_map(|tx| {
             tx.outputs
                 .iter()
@@ -254,7 +282,7 @@ impl NodeWallet {
                 .collect::<Vec<_>>()
         }))
         .unwrap_or(Amount::ZERO);
-        (available, pending)
+        (available, pending, locked)
     }
 
     /// The transactions that touched the wallet, oldest first.
@@ -262,25 +290,58 @@ impl NodeWallet {
         &self.history
     }
 
-    /// A signed payment of `payments` from `unspent` (see [`NodeWallet::unspent`]), change
-    /// to a new change address; keys are derived for the chosen coins only.
-    pub(crate) fn pay(
+    /// The key of one of the wallet's addresses.
+    pub(crate) fn key_for(&mut self, address: &AddressPayload) -> Result<SecretKey, WalletError> {
+        let (chain, index) = *self
+            .owned
+            .get(address)
+            .ok_or_else(|| WalletError::Other("the key is not in this wallet".to_owned()))?;
+        let seed = self.seed().ok_or(WalletError::Locked)?;
+        Ok(derive_key(&seed, 0, chain, index))
+    }
+
+    /// A new receiving address and its key.
+    pub(crate) fn new_key(&mut self) -> Result<(Address, SecretKey), WalletError> {
+        let address = self.new_address(Chain::Receive)?;
+        let key = self.key_for(&address.payload)?;
+        Ok((address, key))
+    }
+
+    /// A signed transaction paying `payments` from `unspent` (see [`NodeWallet::unspent`];
+    /// keys are derived for the chosen coins only), spending the wallet's coins
+    /// `extra.required` first, carrying `extra.payload` (signed by `extra.payload_key`);
+    /// change to `extra.change_to` or a new change address.
+    pub(crate) fn transact(
         &mut self,
+        extra: &Transact,
         payments: &[(Address, Amount)],
         unspent: &[(OutPoint, OwnedCoin)],
         context: &SendContext,
     ) -> Result<Transaction, WalletError> {
         let seed = self.seed().ok_or(WalletError::Locked)?;
-        let coins: Vec<Coin> = unspent
+        let as_coin = |(outpoint, coin): &(OutPoint, OwnedCoin)| Coin {
+            outpoint: *outpoint,
+            value: coin.value,
+        };
+        let coins: Vec<Coin> = unspent.iter().map(as_coin).collect();
+        let required_owned: Vec<(OutPoint, OwnedCoin)> = extra
+            .required
             .iter()
-            .map(|(outpoint, coin)| Coin {
-                outpoint: *outpoint,
-                value: coin.value,
+            .map(|outpoint| {
+                self.coins
+                    .get(outpoint)
+                    .map(|coin| (*outpoint, *coin))
+                    .ok_or_else(|| WalletError::Other(format!("coin {outpoint} is not this wallet's")))
             })
-            .collect();
-        let change = self.new_address(Chain::Change)?;
+            .collect::<Result<_, _>>()?;
+        let required: Vec<Coin> = required_owned.iter().map(as_coin).collect();
+        let change = match extra.change_to {
+            Some(address) => address,
+            None => self.new_address(Chain::Change)?.payload,
+        };
         let owners: HashMap<OutPoint, (Chain, u32)> = unspent
             .iter()
+            .chain(&required_owned)
             .filter_map(|(outpoint, coin)| self.owned.get(&coin.address).map(|owner| (*outpoint, *owner)))
             .collect();
         let key_of = |coin: &Coin| {
@@ -288,7 +349,15 @@ impl NodeWallet {
                 .get(&coin.outpoint)
                 .map(|(chain, index)| derive_key(&seed, 0, *chain, *index))
         };
-        pay(&coins, payments, change.payload, b"", context, key_of)
+        let request = PayRequest {
+            payments,
+            required: &required,
+            change_to: change,
+            memo: b"",
+            payload: extra.payload,
+            payload_key: extra.payload_key.as_ref(),
+        };
+        build(&coins, &request, context, key_of)
             .map(|payment| payment.tx)
             .map_err(|e| match e {
                 SendError::MissingKey(_) => WalletError::Other(e.to_string()),

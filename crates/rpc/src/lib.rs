@@ -197,16 +197,75 @@ pub struct ConsensusStatus {
 /// A masternode as `masternodelist` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasternodeSummary {
+    /// Its id: the registration txid.
+    pub id: String,
     /// Its operator key.
     pub operator: String,
+    /// Its owner key.
+    pub owner: String,
     /// Its tier.
     pub tier: String,
-    /// Its voting power.
+    /// pending, active, pose-banned, banned or revoked.
+    pub status: String,
+    /// Its voting power now (0 unless active).
     pub power: u64,
+    /// Its collateral outpoint (none for genesis masternodes).
+    pub collateral: Option<String>,
     /// Where its rewards go.
     pub reward_address: String,
+    /// Its announced P2P address.
+    pub service: Option<String>,
+    /// The height of its registration (0 for genesis masternodes).
+    pub registered_height: u64,
+    /// The last height whose reward paid it.
+    pub last_paid: Option<u64>,
+    /// Its proof-of-service penalty.
+    pub pose_penalty: u32,
+    /// When a double-signing ban ends.
+    pub banned_until: Option<u64>,
     /// Whether this node is connected to it (or is it).
     pub connected: bool,
+}
+
+/// A wallet coin locked as a masternode's collateral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedCollateral {
+    /// The coin.
+    pub outpoint: String,
+    /// Its value in units.
+    pub amount: u64,
+    /// The masternode's id.
+    pub masternode: String,
+    /// The masternode's status.
+    pub status: String,
+    /// When a double-signing ban ends (the coin stays locked until then).
+    pub banned_until: Option<u64>,
+}
+
+/// What `masternoderegister` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterRequest {
+    /// bronze, silver or gold.
+    pub tier: String,
+    /// The operator's public key, hex.
+    pub operator: String,
+    /// The P2P address, IP:port.
+    pub service: String,
+    /// The reward address (a new wallet address when none).
+    pub reward_address: Option<String>,
+}
+
+/// What `masternodeupdate` changes (left out: unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRequest {
+    /// The masternode's id.
+    pub id: String,
+    /// A new operator key, hex.
+    pub operator: Option<String>,
+    /// A new P2P address.
+    pub service: Option<String>,
+    /// A new reward address.
+    pub reward_address: Option<String>,
 }
 
 /// The wallet's balances in units.
@@ -293,6 +352,31 @@ pub trait Backend: Send + Sync + 'static {
     fn wallet_mnemonic(&self) -> Result<String, RpcError> {
         Err(no_wallet())
     }
+    /// Registers a masternode from the wallet; returns its id.
+    fn wallet_masternode_register(&self, _request: RegisterRequest) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+
+    /// Updates a masternode whose owner key is the wallet's; returns the txid.
+    fn wallet_masternode_update(&self, _request: UpdateRequest) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+
+    /// Revokes this node's masternode (or `id`), paid by the wallet; returns the txid.
+    fn wallet_masternode_revoke(&self, _id: Option<String>) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+
+    /// Spends a masternode's collateral held by the wallet; returns the txid.
+    fn wallet_masternode_unlock(&self, _id: &str, _address: Option<String>) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+
+    /// The wallet's coins locked as collateral.
+    fn wallet_locked_collaterals(&self) -> Result<Vec<LockedCollateral>, RpcError> {
+        Err(no_wallet())
+    }
+
     /// Signs the inputs of `tx` that spend the wallet's coins; the errors of inputs left
     /// unsigned.
     fn wallet_sign(&self, _tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
@@ -398,7 +482,35 @@ fn transaction_json(tx: &Transaction, network: Network) -> Value {
             "address": Address { network, payload: o.address }.to_string(),
         })).collect::<Vec<_>>(),
         "memo": hex::encode(&tx.memo),
+        "masternode": tx.payload.as_ref().map(|p| payload_json(p, network)),
     })
+}
+
+/// A masternode payload's fields (its signature left out).
+fn payload_json(payload: &timecoin_primitives::Payload, network: Network) -> Value {
+    use timecoin_primitives::Payload;
+    let address = |payload| Address { network, payload }.to_string();
+    match payload {
+        Payload::Register(r) => json!({
+            "type": "register",
+            "tier": r.tier.name(),
+            "collateral": r.collateral.to_string(),
+            "collateralkey": r.collateral_key.to_string(),
+            "owner": r.owner.to_string(),
+            "operator": r.operator.to_string(),
+            "rewardaddress": address(r.reward_address),
+            "address": r.service.to_string(),
+        }),
+        Payload::Update(u) => json!({
+            "type": "update",
+            "masternode": u.masternode.to_string(),
+            "operator": u.operator.to_string(),
+            "rewardaddress": address(u.reward_address),
+            "address": u.service.to_string(),
+        }),
+        Payload::Revoke(r) => json!({"type": "revoke", "masternode": r.masternode.to_string()}),
+        Payload::Unlock(u) => json!({"type": "unlock", "masternode": u.masternode.to_string()}),
+    }
 }
 
 fn block_json(block: &Block, tip: u64, network: Network, verbosity: u8) -> Value {
@@ -419,6 +531,26 @@ fn block_json(block: &Block, tip: u64, network: Network, verbosity: u8) -> Value
     extend(&mut object, "nTx", json!(block.transactions.len()));
     extend(&mut object, "size", json!(block.encoded_len()));
     extend(&mut object, "tx", json!(txs));
+    extend(
+        &mut object,
+        "lastcommit",
+        json!(block.last_commit.as_ref().map(|c| json!({
+            "height": c.height,
+            "round": c.round,
+            "signers": c.signatures.iter().map(|s| s.validator.to_string()).collect::<Vec<_>>(),
+        }))),
+    );
+    extend(
+        &mut object,
+        "evidence",
+        json!(
+            block
+                .evidence
+                .iter()
+                .map(|e| json!({"masternode": e.validator().to_string(), "height": e.height()}))
+                .collect::<Vec<_>>()
+        ),
+    );
     object
 }
 
@@ -441,6 +573,9 @@ fn header_json(header: &BlockHeader, tip: u64) -> Value {
         "previousblockhash": header.prev_hash.to_string(),
         "proposer": header.proposer.to_string(),
         "masternodesethash": header.masternode_set_hash.to_string(),
+        "statehash": header.state_hash.to_string(),
+        "lastcommithash": header.last_commit_hash.to_string(),
+        "evidencehash": header.evidence_hash.to_string(),
     })
 }
 
@@ -459,6 +594,25 @@ fn amount_value(value: &Value, name: &str) -> Result<u64, ErrorObjectOwned> {
 fn amount_param(params: &Params<'_>, index: usize, name: &str) -> Result<u64, ErrorObjectOwned> {
     let value: Value = param(params, index, name)?;
     amount_value(&value, name)
+}
+
+fn masternode_json(m: &MasternodeSummary) -> Value {
+    json!({
+        "id": m.id,
+        "operator": m.operator,
+        "owner": m.owner,
+        "tier": m.tier,
+        "status": m.status,
+        "power": m.power,
+        "collateral": m.collateral,
+        "rewardaddress": m.reward_address,
+        "address": m.service,
+        "registeredheight": m.registered_height,
+        "lastpaidheight": m.last_paid,
+        "posepenalty": m.pose_penalty,
+        "banneduntil": m.banned_until,
+        "connected": m.connected,
+    })
 }
 
 fn wallet_tx_json(entry: &WalletTxInfo, tip: u64) -> Value {
@@ -800,19 +954,7 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
     })?;
     module.register_blocking_method("masternodelist", |_, context, _| {
         let list = context.backend.masternodes()?;
-        Ok::<_, ErrorObjectOwned>(
-            list.iter()
-                .map(|m| {
-                    json!({
-                        "operator": m.operator,
-                        "tier": m.tier,
-                        "power": m.power,
-                        "rewardaddress": m.reward_address,
-                        "status": if m.connected { "connected" } else { "unreachable" },
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
+        Ok::<_, ErrorObjectOwned>(list.iter().map(masternode_json).collect::<Vec<_>>())
     })?;
     module.register_blocking_method("masternodestatus", |_, context, _| {
         let Some(own) = context.backend.own_masternode() else {
@@ -822,13 +964,58 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
             )));
         };
         let list = context.backend.masternodes()?;
-        let entry = list.iter().find(|m| m.operator == own);
-        Ok::<_, ErrorObjectOwned>(json!({
-            "operator": own,
-            "status": if entry.is_some_and(|m| m.power > 0) { "active" } else { "not in the masternode set" },
-            "tier": entry.map(|m| m.tier.clone()),
-            "power": entry.map_or(0, |m| m.power),
-        }))
+        Ok::<_, ErrorObjectOwned>(match list.iter().find(|m| m.operator == own) {
+            Some(entry) => masternode_json(entry),
+            None => json!({
+                "operator": own,
+                "status": "not registered",
+                "power": 0,
+            }),
+        })
+    })?;
+    module.register_blocking_method("masternoderegister", |params, context, _| {
+        let request = RegisterRequest {
+            tier: param(&params, 0, "tier")?,
+            operator: param(&params, 1, "operatorkey")?,
+            service: param(&params, 2, "address")?,
+            reward_address: optional(&params, 3, "rewardaddress")?,
+        };
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_masternode_register(request)?.to_string())
+    })?;
+    module.register_blocking_method("masternodeupdate", |params, context, _| {
+        let request = UpdateRequest {
+            id: param(&params, 0, "id")?,
+            operator: optional(&params, 1, "operatorkey")?,
+            service: optional(&params, 2, "address")?,
+            reward_address: optional(&params, 3, "rewardaddress")?,
+        };
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_masternode_update(request)?.to_string())
+    })?;
+    module.register_blocking_method("masternoderevoke", |params, context, _| {
+        let id: Option<String> = optional(&params, 0, "id")?;
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_masternode_revoke(id)?.to_string())
+    })?;
+    module.register_blocking_method("masternodeunlock", |params, context, _| {
+        let id: String = param(&params, 0, "id")?;
+        let address: Option<String> = optional(&params, 1, "address")?;
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_masternode_unlock(&id, address)?.to_string())
+    })?;
+    module.register_blocking_method("listlockedcollaterals", |_, context, _| {
+        let locked = context.backend.wallet_locked_collaterals()?;
+        Ok::<_, ErrorObjectOwned>(
+            locked
+                .iter()
+                .map(|c| {
+                    json!({
+                        "outpoint": c.outpoint,
+                        "amount": time_value(c.amount),
+                        "masternode": c.masternode,
+                        "status": c.status,
+                        "banneduntil": c.banned_until,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
     })?;
     module.register_blocking_method("getconsensusinfo", |_, context, _| {
         let status = context.backend.consensus();

@@ -158,7 +158,8 @@ pub fn build(
         payload,
         payload_key,
     } = *request;
-    if payments.is_empty() && required.is_empty() {
+    // A masternode payload alone is a transaction worth making (it pays only the fee).
+    if payments.is_empty() && required.is_empty() && payload.is_none() {
         return Err(SendError::NoPayments);
     }
     if let Some((_, amount)) = payments.iter().find(|(_, a)| *a < context.dust || *a == Amount::ZERO) {

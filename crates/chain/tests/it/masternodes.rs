@@ -105,12 +105,26 @@ fn a_registration_votes_after_the_delay_its_collateral_is_locked_and_an_unlock_r
         })
     ));
 
-    // An unlock spends it and takes the masternode off the list.
+    // An unlock spends it and takes the masternode off the list. The block that does so is
+    // still signed by the set that includes it, and the next block's certificate of it is
+    // checked against that set.
     let unlock = chain.unlock(id);
-    mine(&mut chain, vec![unlock]);
+    let signers = chain.list.voting_set().clone();
+    let block = mine(&mut chain, vec![unlock]);
     assert!(chain.list.get(&id).is_none());
+    assert_eq!(chain.list.signers(), &signers);
     assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 0);
     assert_eq!(chain.list.voting_set().members().len(), 4);
+    assert_eq!(chain.list.set_since(), block.header.height + 1);
+    let next = mine(&mut chain, vec![]);
+    assert!(
+        next.last_commit
+            .as_ref()
+            .unwrap()
+            .signatures
+            .iter()
+            .any(|s| s.validator == operator.public_key())
+    );
 }
 
 #[test]

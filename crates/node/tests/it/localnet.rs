@@ -42,14 +42,23 @@ struct Localnet {
 
 impl Localnet {
     fn init(nodes: usize) -> Localnet {
+        Localnet::init_with_spare(nodes, 0)
+    }
+
+    /// `nodes` genesis masternodes, then `spare` nodes not in the genesis.
+    fn init_with_spare(genesis_nodes: usize, spare: usize) -> Localnet {
+        let nodes = genesis_nodes + spare;
         let dir = tempfile::tempdir().unwrap();
-        let base = free_ports(nodes as u16);
+        // Two ports a node (P2P and JSON-RPC).
+        let base = free_ports(2 * nodes as u16);
         let status = Command::new(env!("CARGO_BIN_EXE_timed"))
             .args([
                 "localnet",
                 "init",
                 "--nodes",
-                &nodes.to_string(),
+                &genesis_nodes.to_string(),
+                "--spare",
+                &spare.to_string(),
                 "--base-port",
                 &base.to_string(),
                 "--dir",
@@ -155,18 +164,23 @@ impl Localnet {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok((node, line)) = self.lines.recv_timeout(left) else {
-                let mut logs = String::new();
-                for n in 0..self.children.len() {
-                    let text =
-                        std::fs::read_to_string(self.dir.path().join(format!("node{n}.stderr"))).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
-                    logs.push_str(&format!("node {n} stderr (last lines, newest first): {tail:?}\n"));
-                }
+                let logs = self.stderr_tails();
                 let reached: Vec<(usize, u64)> = (0..self.children.len()).map(|n| (n, self.height_of(n))).collect();
                 panic!("nodes {nodes:?} did not all finalize height {height} in time; reached {reached:?}\n{logs}");
             };
             self.record(node, &line);
         }
+    }
+
+    /// The last lines each node wrote to standard error, for failure messages.
+    fn stderr_tails(&self) -> String {
+        let mut logs = String::new();
+        for n in 0..self.children.len() {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("node{n}.stderr"))).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(10).collect();
+            logs.push_str(&format!("node {n} stderr (last lines, newest first): {tail:?}\n"));
+        }
+        logs
     }
 
     fn record(&mut self, node: usize, line: &str) {
@@ -241,13 +255,21 @@ impl Localnet {
     /// Reads output until `node` logs an event matching `wanted`, and returns it.
     fn wait_for_event(&mut self, node: usize, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = Instant::now() + DEADLINE;
+        let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok((from, line)) = self.lines.recv_timeout(left) else {
-                panic!("node {node} did not log the awaited event in time");
+                panic!(
+                    "node {node} did not log the awaited event in time; its last lines: {recent:#?}\n{}",
+                    self.stderr_tails()
+                );
             };
             self.record(from, &line);
             if from == node {
+                if recent.len() == 20 {
+                    recent.pop_front();
+                }
+                recent.push_back(line.clone());
                 let event: serde_json::Value = serde_json::from_str(&line).unwrap();
                 if wanted(&event) {
                     return event;
@@ -1109,4 +1131,191 @@ print("ok", txid)
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+impl Localnet {
+    /// Calls `method` on `node` until `done` holds for its answer, reading the nodes' output
+    /// in between; returns the answer.
+    fn wait_for_rpc(
+        &mut self,
+        node: usize,
+        method: &str,
+        params: serde_json::Value,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let answer = self.rpc(node, method, params.clone());
+            if done(&answer) {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node}: {method} never answered as awaited; last {answer}"
+            );
+            self.watch_for(Duration::from_millis(200));
+        }
+    }
+
+    /// A copy of `node`'s directory (keys, wallet, chain) as a new node listening on fresh
+    /// ports; `node` must be stopped. Returns the new node's number.
+    fn twin_of(&mut self, node: usize) -> usize {
+        let twin = self.children.len();
+        let from = self.path().join(format!("node{node}"));
+        let to = self.path().join(format!("node{twin}"));
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+        let ports = free_ports(2);
+        let text = std::fs::read_to_string(self.config(twin)).unwrap();
+        let text = text
+            .replace(
+                &format!("listen = \"127.0.0.1:{}\"", self.p2p_port(node)),
+                &format!("listen = \"127.0.0.1:{ports}\""),
+            )
+            .replace(
+                &format!("listen = \"127.0.0.1:{}\"", self.rpc_port(node)),
+                &format!("listen = \"127.0.0.1:{}\"", ports + 1),
+            );
+        std::fs::write(self.config(twin), text).unwrap();
+        self.children.push(None);
+        twin
+    }
+}
+
+/// The `result` of a JSON-RPC answer, which must not be an error.
+fn result(answer: serde_json::Value) -> serde_json::Value {
+    assert!(answer["error"].is_null(), "{answer}");
+    answer["result"].clone()
+}
+
+/// The masternode with this operator key in a `masternodelist` answer.
+fn listed<'a>(list: &'a serde_json::Value, operator: &str) -> Option<&'a serde_json::Value> {
+    list["result"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["operator"] == operator))
+}
+
+#[test]
+fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_banned() {
+    // Four genesis masternodes and a fifth node that is not in the genesis.
+    let mut net = Localnet::init_with_spare(4, 1);
+    for node in 0..5 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2, 3, 4], 2);
+    let fifth = net.key(4, "masternode.key").public_key().to_string();
+    let status = result(net.rpc(4, "masternodestatus", serde_json::json!([])));
+    assert_eq!(status["status"], "not registered", "{status}");
+
+    // Node 0's wallet registers it with Bronze collateral.
+    let service = format!("127.0.0.1:{}", net.p2p_port(4));
+    let id = result(net.rpc(0, "masternoderegister", serde_json::json!(["bronze", fifth, service])));
+    let id = id.as_str().unwrap().to_owned();
+    let list = net.wait_for_rpc(0, "masternodelist", serde_json::json!([]), |list| {
+        listed(list, &fifth).is_some_and(|m| m["status"] == "active")
+    });
+    let entry = listed(&list, &fifth).unwrap();
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["tier"], "bronze");
+    assert_eq!(entry["power"], 1);
+    assert_eq!(entry["address"], service.as_str());
+    let collateral = entry["collateral"].as_str().unwrap().to_owned();
+    assert!(collateral.starts_with(&format!("{id}:")), "{collateral}");
+
+    // The collateral is locked in the wallet that paid it.
+    let balances = result(net.rpc(0, "getbalances", serde_json::json!([])));
+    assert_eq!(balances["mine"]["locked"], serde_json::json!(1000.0), "{balances}");
+    let locked = result(net.rpc(0, "listlockedcollaterals", serde_json::json!([])));
+    assert_eq!(locked[0]["outpoint"], collateral.as_str(), "{locked}");
+    assert_eq!(locked[0]["masternode"], id.as_str());
+
+    // It votes: its precommit appears in a commit certificate, and it says it is active.
+    let signed_height = {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let height = net.top();
+            let commit = net.rpc(0, "getcommit", serde_json::json!([height]));
+            let signers = commit["result"]["signatures"].as_array().cloned().unwrap_or_default();
+            if signers.iter().any(|s| s["masternode"] == fifth.as_str()) {
+                break height;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the fifth masternode never signed a certificate"
+            );
+            net.watch_for(Duration::from_millis(200));
+        }
+    };
+    let status = result(net.rpc(4, "masternodestatus", serde_json::json!([])));
+    assert_eq!(status["status"], "active", "{status}");
+
+    // Spending the collateral deregisters it.
+    let unlock = result(net.rpc(0, "masternodeunlock", serde_json::json!([id])));
+    assert!(unlock.is_string(), "{unlock}");
+    net.wait_for_rpc(0, "masternodelist", serde_json::json!([]), |list| {
+        listed(list, &fifth).is_none()
+    });
+    let balances = result(net.rpc(0, "getbalances", serde_json::json!([])));
+    assert_eq!(balances["mine"]["locked"], serde_json::json!(0.0), "{balances}");
+
+    // A twin of node 3 (same operator key, another host) double-signs; the evidence lands
+    // in a block and the masternode is banned.
+    let third = net.key(3, "masternode.key").public_key().to_string();
+    assert!(net.terminate(3));
+    let twin = net.twin_of(3);
+    net.start(3);
+    net.start(twin);
+    let recorded = net.wait_for_event(0, |event| {
+        event["message"] == "evidence recorded: masternode banned" && event["masternode"] == third.as_str()
+    });
+    assert_eq!(recorded["masternode"], third.as_str());
+    let list = result(net.rpc(0, "masternodelist", serde_json::json!([])));
+    let banned = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["operator"] == third.as_str())
+        .unwrap();
+    assert_eq!(banned["status"], "banned", "{banned}");
+    assert_eq!(banned["power"], 0);
+    assert!(banned["banneduntil"].as_u64().is_some());
+
+    // The other three go on without it: later certificates lack its key.
+    let after = net.top() + 3;
+    net.wait_until(&[0, 1, 2], after);
+    let commit = result(net.rpc(0, "getcommit", serde_json::json!([after])));
+    let signers: Vec<&str> = commit["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["masternode"].as_str().unwrap())
+        .collect();
+    assert!(!signers.contains(&third.as_str()) && signers.len() == 3, "{signers:?}");
+    assert!(after > signed_height);
+
+    // Every node agrees on every block, and so on the chain state each header names (the
+    // UTXO-set commitment and the masternode list after its parent).
+    let heights: Vec<u64> = (0..=after).collect();
+    for node in [1, 2, 4] {
+        net.wait_until(&[node], after);
+    }
+    for height in heights {
+        let hashes: Vec<serde_json::Value> = [0, 1, 2, 4]
+            .iter()
+            .map(|node| {
+                result(net.rpc(
+                    *node,
+                    "getblockheader",
+                    serde_json::json!([result(net.rpc(*node, "getblockhash", serde_json::json!([height])))]),
+                ))
+            })
+            .map(|header| serde_json::json!([header["hash"], header["statehash"]]))
+            .collect();
+        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "height {height}: {hashes:?}");
+    }
 }
