@@ -81,6 +81,10 @@ pub(crate) struct NetworkSection {
     pub(crate) masternode_peers: usize,
     /// The address book, relative to the data directory.
     pub(crate) address_book: PathBuf,
+    /// The key that identifies this node to peers, relative to the data directory (created
+    /// when missing). Unset: a masternode shows its operator key (so peers recognise it and
+    /// keep a link to it), another node `node.key`.
+    pub(crate) identity_file: Option<PathBuf>,
 }
 
 impl Default for NetworkSection {
@@ -93,6 +97,7 @@ impl Default for NetworkSection {
             max_outbound: 10,
             masternode_peers: 32,
             address_book: PathBuf::from("peers.txt"),
+            identity_file: None,
         }
     }
 }

@@ -121,7 +121,13 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     } else {
         Path::new("node.key")
     });
-    let identity = keys::load_or_create(&key_path)?;
+    // The operator key signs consensus messages; peers know the node by `identity`, the
+    // same key unless `[network] identity_file` names another.
+    let operator = keys::load_or_create(&key_path)?;
+    let identity = match &config.network.identity_file {
+        Some(file) => keys::load_or_create(&data_dir.join(file))?,
+        None => operator.clone(),
+    };
     let tip = store.tip()?;
     let params = genesis.params.clone();
     let listen = config
@@ -201,8 +207,8 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             shutdown: stop_request.clone(),
             tip: hello_tx.subscribe(),
             consensus: status_rx,
-            operator: config.masternode.enabled.then(|| identity.public_key()),
-            operator_key: config.masternode.enabled.then(|| identity.clone()),
+            operator: config.masternode.enabled.then(|| operator.public_key()),
+            operator_key: config.masternode.enabled.then(|| operator.clone()),
             wallet: wallet.clone(),
         };
         let users = config
@@ -241,7 +247,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         mempool: Arc::clone(&mempool),
         network,
         hello: hello_tx,
-        key: config.masternode.enabled.then(|| identity.clone()),
+        key: config.masternode.enabled.then(|| operator.clone()),
         pacing: config.consensus.clone(),
         cancel: cancel.clone(),
         tracker: tracker.clone(),
