@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Prints a markdown example (command and real answer) for each RPC method.
-# Usage: scripts/rpc-examples.sh DIR   (DIR: a running `timed localnet` of 3 nodes)
+# Usage: scripts/rpc-examples.sh DIR
+#   (DIR: a running `timed localnet --nodes 3 --spare 1`: three genesis masternodes and a
+#   spare node, node3, that the examples register)
 DIR=${1:?usage: $0 LOCALNET_DIR}
 CLI=${CLI:-./target/release/time-cli}
 C0="$CLI -datadir=$DIR/node0"
 C1="$CLI -datadir=$DIR/node1"
-ex() { # node method args...
+ex() { # node method args...   (the answer is also left in $LAST)
   local node=$1; shift
   local cli=$C0; [ "$node" = 1 ] && cli=$C1
+  LAST=$($cli "$@" 2>&1)
   echo "\`\`\`"
   echo "\$ time-cli $*"
-  $cli "$@" 2>&1 | head -c 1500
+  echo "$LAST" | head -c 1500
   echo "\`\`\`"
 }
 H1=$($C0 getblockhash 1)
@@ -49,6 +52,22 @@ ex 0 setban 10.0.0.9:24200 remove
 echo "### Masternodes"
 ex 0 masternodelist
 ex 0 masternodestatus
+# Register the spare node (node3) from node 0's wallet, with Bronze collateral.
+C3="$CLI -datadir=$DIR/node3"
+OP=$($C3 masternodestatus | python3 -c 'import json,sys; print(json.load(sys.stdin)["operator"])')
+P2P=$(sed -n '/^\[network\]/,/^\[/p' "$DIR/node3/config.toml" | grep '^listen' | cut -d'"' -f2)
+ex 0 masternoderegister bronze "$OP" "$P2P"
+MN=$LAST
+$C0 waitfortransaction "$MN" 60 >/dev/null
+ex 0 listlockedcollaterals
+# The new masternode votes a couple of blocks after its registration's block.
+sleep 6
+echo "\`\`\`"; echo "\$ time-cli -datadir=node3 masternodestatus"; $C3 masternodestatus; echo "\`\`\`"
+ex 0 -named masternodeupdate id="$MN" rewardaddress="$ADDR"
+$C0 waitfortransaction "$LAST" 60 >/dev/null
+ex 0 masternoderevoke "$MN"
+ex 0 masternodeunlock "$MN"
+$C0 waitfortransaction "$LAST" 60 >/dev/null
 echo "### Util and control"
 ex 0 validateaddress "$ADDR"
 ex 0 getmemoryinfo
