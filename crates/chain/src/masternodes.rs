@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use timecoin_primitives::encoding::{Reader, compact_size_len, write_compact_size};
+use timecoin_primitives::encoding::{Reader, compact_size_len, write_compact_size, write_socket_addr};
 use timecoin_primitives::limits::MAX_MASTERNODES;
 use timecoin_primitives::{
     AddressPayload, Block, Decode, DecodeError, Domain, Encode, Hash256, Masternode, MasternodeSet, OutPoint, Payload,
@@ -494,26 +494,25 @@ fn decode_option<T: Decode>(reader: &mut Reader<'_>) -> Result<Option<T>, Decode
     }
 }
 
-/// A socket address as text inside the list's record (the list is a database value, not a
-/// consensus encoding; its hash is taken over this same encoding).
 fn encode_service(service: &Option<SocketAddr>, out: &mut Vec<u8>) {
-    let text = service.map(|s| s.to_string()).unwrap_or_default();
-    timecoin_primitives::encoding::write_var_bytes(out, text.as_bytes());
+    match service {
+        None => out.push(0),
+        Some(address) => {
+            out.push(1);
+            write_socket_addr(out, address);
+        }
+    }
 }
 
 fn decode_service(reader: &mut Reader<'_>) -> Result<Option<SocketAddr>, DecodeError> {
-    let bytes = reader.read_var_bytes("service", 64)?;
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map(Some)
-        .ok_or(DecodeError::InvalidValue {
+    match reader.read_u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(reader.read_socket_addr()?)),
+        _ => Err(DecodeError::InvalidValue {
             field: "service",
-            reason: "not a socket address",
-        })
+            reason: "expected 0 or 1",
+        }),
+    }
 }
 
 impl Encode for Entry {

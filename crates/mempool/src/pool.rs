@@ -387,6 +387,24 @@ impl Mempool {
         seen
     }
 
+    /// Where pool transactions are judged: the block after the tip.
+    fn next_block_context(&self) -> TxContext<'_> {
+        TxContext {
+            params: &self.params,
+            genesis_hash: self.genesis_hash,
+            height: self.tip_height.saturating_add(1),
+        }
+    }
+
+    /// The pool's outputs over `view`.
+    fn view_over<'a, V>(&'a self, view: &'a V) -> PoolView<'a, V> {
+        PoolView {
+            base: view,
+            entries: &self.entries,
+            height: self.tip_height.saturating_add(1),
+        }
+    }
+
     fn prepare(&mut self, tx: &Transaction, view: &impl UtxoView, now_ms: u64) -> Result<Prepared, MempoolError> {
         let txid = tx.txid();
         if self.entries.contains_key(&txid) {
@@ -433,16 +451,8 @@ impl Mempool {
                 return Err(MempoolError::MasternodeConflict(*existing));
             }
         }
-        let ctx = TxContext {
-            params: &self.params,
-            genesis_hash: self.genesis_hash,
-            height: self.tip_height.saturating_add(1),
-        };
-        let pool_view = PoolView {
-            base: view,
-            entries: &self.entries,
-            height: ctx.height,
-        };
+        let ctx = self.next_block_context();
+        let pool_view = self.view_over(view);
         let checked = check_tx_contextual(tx, txid, size, &pool_view, &ctx)?;
         let score = Score {
             fee: checked.fee.units(),
@@ -776,16 +786,8 @@ impl Mempool {
         // A block that changed the masternode list can make a waiting masternode transaction
         // (or a spend of a newly registered collateral) invalid.
         let list_changed = block.transactions.iter().any(|tx| tx.payload.is_some());
-        let ctx = TxContext {
-            params: &self.params,
-            genesis_hash: self.genesis_hash,
-            height: self.tip_height.saturating_add(1),
-        };
-        let pool_view = PoolView {
-            base: view,
-            entries: &self.entries,
-            height: ctx.height,
-        };
+        let ctx = self.next_block_context();
+        let pool_view = self.view_over(view);
         for (txid, entry) in &self.entries {
             if list_changed && timecoin_chain::check_masternode_rules(&entry.tx, *txid, &pool_view, &ctx).is_err() {
                 stale.push(*txid);

@@ -1,9 +1,9 @@
 //! The messages peers exchange, one per frame, in canonical encoding: a one-byte tag and the
 //! fields. Decoding consumes the whole frame and refuses unknown tags and over-long lists.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
-use timecoin_primitives::encoding::{Reader, compact_size_len, write_compact_size};
+use timecoin_primitives::encoding::{Reader, compact_size_len, socket_addr_len, write_compact_size, write_socket_addr};
 use timecoin_primitives::{
     Block, CommitCertificate, Decode, DecodeError, Encode, Equivocation, PublicKey, SignedProposal, SignedVote,
     Transaction, TxId,
@@ -106,35 +106,11 @@ impl Message {
 }
 
 fn encode_address(address: &SocketAddr, out: &mut Vec<u8>) {
-    match address.ip() {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    out.extend_from_slice(&address.port().to_le_bytes());
-}
-
-fn address_len(address: &SocketAddr) -> usize {
-    if address.is_ipv4() { 7 } else { 19 }
+    write_socket_addr(out, address);
 }
 
 fn decode_address(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
-    let ip = match reader.read_u8()? {
-        4 => IpAddr::V4(Ipv4Addr::from(reader.read_array::<4>()?)),
-        6 => IpAddr::V6(Ipv6Addr::from(reader.read_array::<16>()?)),
-        _ => {
-            return Err(DecodeError::InvalidValue {
-                field: "address family",
-                reason: "expected 4 or 6",
-            });
-        }
-    };
-    Ok(SocketAddr::new(ip, reader.read_u16()?))
+    reader.read_socket_addr()
 }
 
 fn encode_list<T>(out: &mut Vec<u8>, items: &[T], encode: impl Fn(&T, &mut Vec<u8>)) {
@@ -194,7 +170,7 @@ impl Encode for Message {
         1 + match self {
             Message::Ping(_) | Message::Pong(_) => 8,
             Message::GetPeers | Message::GetMasternodes => 0,
-            Message::Peers(addresses) => list(addresses.len(), addresses.iter().map(address_len).sum()),
+            Message::Peers(addresses) => list(addresses.len(), addresses.iter().map(socket_addr_len).sum()),
             Message::Inventory(ids) | Message::GetTransactions(ids) => list(ids.len(), ids.len() * 32),
             Message::Transactions(txs) => list(txs.len(), txs.iter().map(Encode::encoded_len).sum()),
             Message::Proposal(boxed) => boxed.0.encoded_len() + boxed.1.encoded_len(),
@@ -205,9 +181,10 @@ impl Encode for Message {
                 blocks.len(),
                 blocks.iter().map(|(b, c)| b.encoded_len() + c.encoded_len()).sum(),
             ),
-            Message::Masternodes(entries) => {
-                list(entries.len(), entries.iter().map(|(_, a)| 32 + address_len(a)).sum())
-            }
+            Message::Masternodes(entries) => list(
+                entries.len(),
+                entries.iter().map(|(_, a)| 32 + socket_addr_len(a)).sum(),
+            ),
         }
     }
 }

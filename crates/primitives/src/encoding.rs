@@ -231,6 +231,57 @@ pub fn var_bytes_len(len: usize) -> usize {
     compact_size_len(len as u64) + len
 }
 
+/// The encoded length of a socket address (see [`write_socket_addr`]).
+pub fn socket_addr_len(address: &std::net::SocketAddr) -> usize {
+    match address.ip().to_canonical() {
+        std::net::IpAddr::V4(_) => 1 + 4 + 2,
+        std::net::IpAddr::V6(_) => 1 + 16 + 2,
+    }
+}
+
+/// Writes a socket address: a family byte (4 or 6), the address, the port (little-endian). An
+/// IPv4-mapped IPv6 address is written as IPv4, so each address has one encoding.
+pub fn write_socket_addr(out: &mut Vec<u8>, address: &std::net::SocketAddr) {
+    match address.ip().to_canonical() {
+        std::net::IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        std::net::IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&address.port().to_le_bytes());
+}
+
+impl Reader<'_> {
+    /// Reads a socket address written by [`write_socket_addr`]; an IPv4-mapped IPv6 address
+    /// is refused (it has the IPv4 form).
+    pub fn read_socket_addr(&mut self) -> Result<std::net::SocketAddr, DecodeError> {
+        let ip = match self.read_u8()? {
+            4 => std::net::IpAddr::V4(std::net::Ipv4Addr::from(self.read_array::<4>()?)),
+            6 => {
+                let ip = std::net::Ipv6Addr::from(self.read_array::<16>()?);
+                if ip.to_ipv4_mapped().is_some() {
+                    return Err(DecodeError::InvalidValue {
+                        field: "address",
+                        reason: "an IPv4-mapped IPv6 address must be written as IPv4",
+                    });
+                }
+                std::net::IpAddr::V6(ip)
+            }
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "address family",
+                    reason: "expected 4 or 6",
+                });
+            }
+        };
+        Ok(std::net::SocketAddr::new(ip, self.read_u16()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

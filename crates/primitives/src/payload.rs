@@ -7,10 +7,10 @@
 //! [`payload_signature_message`], which commits to the network and to the txid. The txid
 //! leaves the payload signature out, as it leaves out the inputs' signatures.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::address::AddressPayload;
-use crate::encoding::{Decode, DecodeError, Encode, Reader};
+use crate::encoding::{Decode, DecodeError, Encode, Reader, socket_addr_len, write_socket_addr};
 use crate::hash::{Domain, Hash256};
 use crate::keys::{PublicKey, Signature};
 use crate::masternode::Tier;
@@ -154,14 +154,14 @@ impl Payload {
                 r.owner.encode_to(out);
                 r.operator.encode_to(out);
                 r.reward_address.encode_to(out);
-                encode_service(&r.service, out);
+                write_socket_addr(out, &r.service);
             }
             Payload::Update(u) => {
                 out.push(2);
                 u.masternode.encode_to(out);
                 u.operator.encode_to(out);
                 u.reward_address.encode_to(out);
-                encode_service(&u.service, out);
+                write_socket_addr(out, &u.service);
             }
             Payload::Revoke(r) => {
                 out.push(3);
@@ -179,8 +179,8 @@ impl Payload {
 
     pub(crate) fn encoded_len(&self) -> usize {
         let body = match self {
-            Payload::Register(r) => 1 + 36 + 32 * 4 + service_len(&r.service),
-            Payload::Update(u) => 32 * 3 + service_len(&u.service),
+            Payload::Register(r) => 1 + 36 + 32 * 4 + socket_addr_len(&r.service),
+            Payload::Update(u) => 32 * 3 + socket_addr_len(&u.service),
             Payload::Revoke(_) | Payload::Unlock(_) => 32,
         };
         1 + body + if self.signature().is_some() { 64 } else { 0 }
@@ -197,14 +197,14 @@ impl Decode for Payload {
                 owner: PublicKey::decode_from(reader)?,
                 operator: PublicKey::decode_from(reader)?,
                 reward_address: AddressPayload::decode_from(reader)?,
-                service: decode_service(reader)?,
+                service: reader.read_socket_addr()?,
                 signature: Signature::decode_from(reader)?,
             }),
             2 => Payload::Update(Update {
                 masternode: TxId::decode_from(reader)?,
                 operator: PublicKey::decode_from(reader)?,
                 reward_address: AddressPayload::decode_from(reader)?,
-                service: decode_service(reader)?,
+                service: reader.read_socket_addr()?,
                 signature: Signature::decode_from(reader)?,
             }),
             3 => Payload::Revoke(Revocation {
@@ -225,52 +225,6 @@ impl Decode for Payload {
 }
 
 const SERVICE_MAX_LEN: usize = 1 + 16 + 2;
-
-fn service_len(service: &SocketAddr) -> usize {
-    match service.ip().to_canonical() {
-        IpAddr::V4(_) => 1 + 4 + 2,
-        IpAddr::V6(_) => SERVICE_MAX_LEN,
-    }
-}
-
-/// A P2P address: a family byte (4 or 6), the address, the port (little-endian). An
-/// IPv4-mapped IPv6 address is written as IPv4, so each address has one encoding.
-fn encode_service(service: &SocketAddr, out: &mut Vec<u8>) {
-    match service.ip().to_canonical() {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    out.extend_from_slice(&service.port().to_le_bytes());
-}
-
-fn decode_service(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
-    let ip = match reader.read_u8()? {
-        4 => IpAddr::V4(Ipv4Addr::from(reader.read_array::<4>()?)),
-        6 => IpAddr::V6(Ipv6Addr::from(reader.read_array::<16>()?)),
-        _ => {
-            return Err(DecodeError::InvalidValue {
-                field: "service address",
-                reason: "expected family 4 or 6",
-            });
-        }
-    };
-    // A v6 address that maps a v4 one would give two encodings of one address.
-    if let IpAddr::V6(v6) = ip
-        && v6.to_ipv4_mapped().is_some()
-    {
-        return Err(DecodeError::InvalidValue {
-            field: "service address",
-            reason: "an IPv4-mapped IPv6 address must be written as IPv4",
-        });
-    }
-    Ok(SocketAddr::new(ip, reader.read_u16()?))
-}
 
 /// The message a payload's signature signs: the network's genesis hash and the txid.
 pub fn payload_signature_message(genesis: &BlockHash, txid: &TxId) -> Hash256 {
