@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use timecoin_primitives::encoding::{Reader, compact_size_len, write_compact_size, write_socket_addr};
+use timecoin_primitives::encoding::{Reader, compact_size_len, socket_addr_len, write_compact_size, write_socket_addr};
 use timecoin_primitives::limits::MAX_MASTERNODES;
 use timecoin_primitives::{
     AddressPayload, Block, Decode, DecodeError, Domain, Encode, Hash256, Masternode, MasternodeSet, OutPoint, Payload,
@@ -273,14 +273,15 @@ impl MasternodeList {
         if let Some(certificate) = &block.last_commit {
             let signed: std::collections::HashSet<PublicKey> =
                 certificate.signatures.iter().map(|s| s.validator).collect();
-            let signers: Vec<PublicKey> = self.signers.members().iter().map(|m| m.operator).collect();
+            let position = operator_positions(&self.entries);
             let cap = params.pose_ban_threshold.saturating_mul(2);
-            for operator in signers {
-                if let Some(entry) = self
-                    .entries
-                    .iter_mut()
-                    .find(|e| e.operator == operator && e.is_active())
-                {
+            for member in self.signers.members() {
+                let operator = member.operator;
+                let entry = position
+                    .get(&operator)
+                    .and_then(|i| self.entries.get_mut(*i))
+                    .filter(|e| e.is_active());
+                if let Some(entry) = entry {
                     entry.penalty = if signed.contains(&operator) {
                         entry.penalty.saturating_sub(1)
                     } else {
@@ -377,9 +378,10 @@ impl MasternodeList {
         let height = block.header.height;
         let reward = block_reward(params, self.tip_timestamp_ms, block.header.timestamp_ms);
         let payees = self.payees(params);
+        let position = operator_positions(&self.entries);
         for (payee, share) in reward_shares(&payees, reward) {
             if share > 0
-                && let Some(entry) = self.entries.iter_mut().find(|e| e.operator == payee.operator)
+                && let Some(entry) = position.get(&payee.operator).and_then(|i| self.entries.get_mut(*i))
             {
                 entry.last_paid = Some(height);
             }
@@ -454,6 +456,11 @@ impl MasternodeList {
         }
         self.end_block(block, params);
     }
+}
+
+/// Each entry's position by operator key (keys are unique in the list).
+fn operator_positions(entries: &[Entry]) -> HashMap<PublicKey, usize> {
+    entries.iter().enumerate().map(|(i, e)| (e.operator, i)).collect()
 }
 
 fn voting_set_of(entries: &[Entry]) -> MasternodeSet {
@@ -546,9 +553,10 @@ impl Encode for Entry {
     }
 
     fn encoded_len(&self) -> usize {
-        let mut out = Vec::new();
-        self.encode_to(&mut out);
-        out.len()
+        let collateral = 1 + if self.collateral.is_some() { 36 } else { 0 };
+        let service = 1 + self.service.as_ref().map_or(0, socket_addr_len);
+        let last_paid = 1 + if self.last_paid.is_some() { 8 } else { 0 };
+        32 * 3 + 1 + collateral + 32 + service + 8 + 8 + 1 + 8 + 4 + last_paid
     }
 }
 

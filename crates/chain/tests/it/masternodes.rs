@@ -405,7 +405,9 @@ fn the_list_round_trips_its_encoding_and_two_builders_agree() {
     }
     assert_eq!(a.list.hash(), b.list.hash());
     use timecoin_primitives::{Decode, Encode};
-    let decoded = timecoin_chain::MasternodeList::from_bytes(&a.list.to_bytes()).unwrap();
+    let bytes = a.list.to_bytes();
+    assert_eq!(bytes.len(), a.list.encoded_len());
+    let decoded = timecoin_chain::MasternodeList::from_bytes(&bytes).unwrap();
     assert_eq!(decoded, a.list);
     let _: TxId = registration.txid();
 }
