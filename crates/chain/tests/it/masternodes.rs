@@ -411,3 +411,80 @@ fn the_list_round_trips_its_encoding_and_two_builders_agree() {
     assert_eq!(decoded, a.list);
     let _: TxId = registration.txid();
 }
+
+#[test]
+fn a_revoked_masternode_stops_voting_keeps_its_collateral_locked_and_returns_by_its_owners_update() {
+    let mut chain = builder(4, 6);
+    let operator = key("revoking", 0);
+    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(30_050));
+    let id = registration.txid();
+    mine(&mut chain, vec![registration]);
+    for _ in 0..chain.params().masternode_activation_blocks {
+        mine(&mut chain, vec![]);
+    }
+    assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 1);
+    chain.add_masternode_key(operator.clone());
+
+    let fee_coin = |chain: &ChainBuilder| {
+        let coin = chain
+            .spendable()
+            .into_iter()
+            .find(|(o, _)| chain.list.by_collateral(o).is_none())
+            .unwrap();
+        let back = TxOutput {
+            amount: coin.1.output.amount.checked_sub(Amount::from_units(100_000)).unwrap(),
+            address: coin.1.output.address,
+        };
+        (coin, back)
+    };
+    // A revocation signed by another key is refused; the operator's is accepted.
+    let (coin, back) = fee_coin(&chain);
+    let revoke = |key: &SecretKey| {
+        chain.special(
+            &[coin],
+            vec![back],
+            Payload::Revoke(timecoin_primitives::Revocation {
+                masternode: id,
+                signature: Default::default(),
+            }),
+            Some(key),
+        )
+    };
+    assert_eq!(tx_error(&chain, &revoke(&key("someone", 1))), TxError::BadSignature);
+    let revocation = revoke(&operator);
+    let block = mine(&mut chain, vec![revocation]);
+    assert_eq!(
+        chain.list.get(&id).unwrap().status,
+        Status::Revoked {
+            at: block.header.height
+        }
+    );
+    assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 0);
+    let collateral = chain.list.get(&id).unwrap().collateral.unwrap();
+    assert!(chain.list.by_collateral(&collateral).is_some());
+
+    // Its owner brings it back (the owner key is the builder's).
+    let entry = *chain.list.get(&id).unwrap();
+    let owner = chain
+        .key_for(&timecoin_primitives::AddressPayload::from_public_key(&entry.owner))
+        .unwrap()
+        .clone();
+    let (coin, back) = fee_coin(&chain);
+    let update = chain.special(
+        &[coin],
+        vec![back],
+        Payload::Update(Update {
+            masternode: id,
+            operator: entry.operator,
+            reward_address: entry.reward_address,
+            service: service(30_051),
+            signature: Default::default(),
+        }),
+        Some(&owner),
+    );
+    mine(&mut chain, vec![update]);
+    for _ in 0..chain.params().masternode_activation_blocks {
+        mine(&mut chain, vec![]);
+    }
+    assert!(matches!(chain.list.get(&id).unwrap().status, Status::Active { .. }));
+}

@@ -192,3 +192,42 @@ fn checking_without_admitting_gives_the_verdict_admission_would() {
     );
     mempool.check_invariants().unwrap();
 }
+
+#[test]
+fn masternode_transactions_that_conflict_or_spend_locked_collateral_are_refused() {
+    let mut chain = ChainBuilder::new(12);
+    let mut mempool = pool(&chain, MempoolConfig::default());
+    let operator = timecoin_test_utils::key("operator", 3).public_key();
+    let service = std::net::SocketAddr::from(([127, 0, 0, 1], 30_200));
+    let first = chain.registration(timecoin_primitives::Tier::Bronze, operator, service);
+    let second = {
+        let mut other = chain.clone();
+        for input in &first.inputs {
+            other.utxos.remove(&input.prevout);
+        }
+        other.registration(timecoin_primitives::Tier::Bronze, operator, service)
+    };
+    assert_eq!(mempool.add(first.clone(), &chain.view(), NOW), Ok(first.txid()));
+    // The same operator key (and address) in a second registration waits for nothing: it
+    // could never enter a block beside the first.
+    let refused = mempool.add(second, &chain.view(), NOW).unwrap_err();
+    assert_eq!(refused, MempoolError::MasternodeConflict(first.txid()));
+    assert_eq!(refused.code(), "protx-dup");
+    mempool.check_invariants().unwrap();
+
+    // Once registered, a plain spend of the collateral is refused; the unlock is admitted.
+    let block = chain.build_block(vec![first.clone()]);
+    chain.apply(&block);
+    mempool.block_connected(&block, &chain.view()).unwrap();
+    let collateral = chain.list.get(&first.txid()).unwrap().collateral.unwrap();
+    let utxo = chain.utxos[&collateral];
+    let back = timecoin_primitives::TxOutput {
+        amount: utxo.output.amount.checked_sub(Amount::from_units(100_000)).unwrap(),
+        address: utxo.output.address,
+    };
+    let plain = chain.spend(&[(collateral, utxo)], vec![back]);
+    let error = mempool.add(plain, &chain.view(), NOW).unwrap_err();
+    assert_eq!(error.code(), "bad-txns-collateral-locked", "{error}");
+    let unlock = chain.unlock(first.txid());
+    assert_eq!(mempool.add(unlock.clone(), &chain.view(), NOW), Ok(unlock.txid()));
+}
