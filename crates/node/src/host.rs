@@ -621,6 +621,11 @@ impl Host {
         for evidence in &block.evidence {
             warn!(masternode = %evidence.validator(), height = evidence.height(), "evidence recorded: masternode banned");
         }
+        for status in ["pending", "active", "pose-banned", "banned", "revoked"] {
+            let count = list.entries().iter().filter(|e| e.status.name() == status).count();
+            metrics::gauge!("timecoin_masternodes", "status" => status).set(count as f64);
+        }
+        metrics::gauge!("timecoin_voting_power").set(list.voting_set().total_voting_power() as f64);
         let previous = std::mem::replace(&mut state.list, Arc::clone(&list));
         self.announce_masternodes(&list, Some(&previous)).await;
         state.started = false;

@@ -817,6 +817,9 @@ fn metrics_are_served_in_the_prometheus_format() {
     );
     assert!(samples.contains_key("timecoin_mempool_transactions"));
     assert_eq!(value("timecoin_sync_behind"), 0.0);
+    assert_eq!(value("timecoin_masternodes{status=\"active\"}"), 3.0, "{samples:?}");
+    assert_eq!(value("timecoin_masternodes{status=\"banned\"}"), 0.0);
+    assert_eq!(value("timecoin_voting_power"), 3.0);
     // Height moves on between scrapes.
     let before = value("timecoin_chain_height");
     net.wait_until(&[0], before as u64 + 1);
