@@ -1355,3 +1355,114 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
         assert!(hashes.windows(2).all(|w| w[0] == w[1]), "height {height}: {hashes:?}");
     }
 }
+
+#[test]
+fn floods_of_connections_slow_handshakes_and_invalid_signatures_do_not_stop_finalization() {
+    use timecoin_network::{Hello, Message, PROTOCOL_VERSION, connect};
+    use timecoin_primitives::{Encode, SecretKey};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    // Node 0 takes at most 8 peers (4 of them inbound); it gets ten times that many
+    // connections of each kind.
+    const LIMIT: usize = 8;
+    let mut net = Localnet::init(3);
+    let text = std::fs::read_to_string(net.config(0)).unwrap();
+    std::fs::write(
+        net.config(0),
+        text.replace(
+            "[network]\n",
+            &format!("[network]\nmax_peers = {LIMIT}\nmax_outbound = {}\n", LIMIT / 2),
+        ),
+    )
+    .unwrap();
+    for node in 0..3 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2], 2);
+    let genesis =
+        timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(net.path().join("genesis.toml")).unwrap()).unwrap();
+    let hello = Hello {
+        magic: genesis.params.magic,
+        version: PROTOCOL_VERSION,
+        genesis: genesis.hash(),
+        best_height: 0,
+        best_hash: genesis.hash(),
+        listen_port: 0,
+        masternode: false,
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(0)));
+    let mut bad = net.payment();
+    bad.inputs[0].signature.0[0] ^= 1;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // A peer relaying transactions whose signature is invalid is cut off and banned. It
+    // reads what the node sends meanwhile (a peer that does not is dropped as slow).
+    runtime.block_on(async move {
+        let stream = TcpStream::connect(address).await.unwrap();
+        let key = SecretKey::from_seed([251; 32]);
+        let (secure, _) = connect(stream, &key, true, &hello, 8_000_000, DEADLINE).await.unwrap();
+        let (mut reader, mut writer) = secure.into_split();
+        let drained =
+            tokio::spawn(
+                async move { while tokio::time::timeout(DEADLINE, reader.receive()).await.unwrap().is_ok() {} },
+            );
+        for _ in 0..200 {
+            let message = Message::Transactions(vec![bad.clone()]).to_bytes();
+            if writer.send(&message).await.is_err() {
+                break;
+            }
+        }
+        drained.await.unwrap();
+    });
+    // Slow-loris: connections that send one byte of a handshake and stall.
+    let stalled: Vec<_> = (0..10 * LIMIT)
+        .map(|_| {
+            runtime.spawn(async move {
+                let mut stream = TcpStream::connect(address).await.ok()?;
+                stream.write_all(&[0]).await.ok()?;
+                let mut buffer = [0u8; 16];
+                // The node must hang up (its handshake time-out), not wait forever.
+                let read = tokio::time::timeout(DEADLINE, stream.read(&mut buffer)).await;
+                Some(matches!(read, Ok(Ok(0) | Err(_))))
+            })
+        })
+        .collect();
+    // Complete handshakes with fresh identities, each staying connected a while.
+    let joiners: Vec<_> = (0..10 * LIMIT)
+        .map(|i| {
+            runtime.spawn(async move {
+                let stream = TcpStream::connect(address).await.ok()?;
+                let key = SecretKey::from_seed([(i % 250) as u8 + 1; 32]);
+                let (mut secure, _) = connect(stream, &key, true, &hello, 8_000_000, DEADLINE).await.ok()?;
+                let _ = tokio::time::timeout(Duration::from_secs(5), secure.receive()).await;
+                Some(())
+            })
+        })
+        .collect();
+    // Meanwhile the network goes on finalizing.
+    let from = net.top();
+    net.wait_until(&[0, 1, 2], from + 5);
+    let hung_up = stalled
+        .into_iter()
+        .filter_map(|task| runtime.block_on(task).unwrap())
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(hung_up, 10 * LIMIT, "every stalled handshake is closed by the node");
+    for task in joiners {
+        runtime.block_on(task).unwrap();
+    }
+    // It kept its masternode links through the churn, and goes on.
+    let peers = result(net.rpc(0, "getpeerinfo", serde_json::json!([])));
+    let masternodes = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["masternode"] == true)
+        .count();
+    assert_eq!(masternodes, 2, "{peers}");
+    let banned = result(net.rpc(0, "listbanned", serde_json::json!([])));
+    assert!(!banned.as_array().unwrap().is_empty(), "the liar is banned: {banned}");
+    let now = net.top();
+    net.wait_until(&[0, 1, 2], now + 2);
+}
