@@ -458,6 +458,12 @@ impl Host {
         blocking(move || {
             let params = &genesis.params;
             let snapshot = store.snapshot()?;
+            if snapshot.tip() != tip {
+                return Err(anyhow!(
+                    "the store moved past height {} while a proposal was built",
+                    tip.height
+                ));
+            }
             let list = snapshot.masternode_list();
             let height = tip.height + 1;
             let genesis_hash = genesis.hash();
@@ -484,16 +490,14 @@ impl Host {
             let transactions = select_masternode_txs(candidates, &snapshot, &tx_ctx);
             if transactions.len() != count {
                 // Rare: conflicting masternode transactions; recompute what the kept ones pay.
-                fees = timecoin_primitives::Amount::ZERO;
-                for tx in &transactions {
-                    if let Some(info) = mempool
-                        .lock()
-                        .map_err(|_| anyhow!("mempool lock poisoned"))?
-                        .info(&tx.txid())
-                    {
-                        fees = fees.checked_add(info.fee).unwrap_or(fees);
-                    }
-                }
+                let pool = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?;
+                fees = timecoin_primitives::Amount::checked_sum(
+                    transactions
+                        .iter()
+                        .filter_map(|tx| pool.info(&tx.txid()))
+                        .map(|info| info.fee),
+                )
+                .ok_or_else(|| anyhow!("the kept transactions' fees overflow"))?;
             }
             let timestamp = now_ms().max(tip.timestamp_ms + 1);
             let ctx = BlockContext {

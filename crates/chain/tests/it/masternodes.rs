@@ -488,3 +488,39 @@ fn a_revoked_masternode_stops_voting_keeps_its_collateral_locked_and_returns_by_
     }
     assert!(matches!(chain.list.get(&id).unwrap().status, Status::Active { .. }));
 }
+
+#[test]
+fn a_proposer_leaves_out_conflicting_masternode_transactions_and_what_spends_them() {
+    let mut chain = builder(4, 12);
+    let operator = key("operator", 7).public_key();
+    let first = chain.registration(Tier::Bronze, operator, service(30_060));
+    let mut other = chain.clone();
+    for input in &first.inputs {
+        other.utxos.remove(&input.prevout);
+    }
+    let second = other.registration(Tier::Bronze, operator, service(30_061));
+    // A payment spending the second registration's change.
+    let change = timecoin_primitives::OutPoint {
+        txid: second.txid(),
+        index: 1,
+    };
+    let utxo = timecoin_chain::Utxo {
+        output: second.outputs[1],
+        height: chain.tip.height + 1,
+        is_reward: false,
+    };
+    let child = other.payment((change, utxo));
+    // An ordinary payment from coins neither registration spends.
+    for input in &second.inputs {
+        other.utxos.remove(&input.prevout);
+    }
+    let ordinary = other.payments(1).remove(0);
+    let kept = timecoin_chain::select_masternode_txs(
+        vec![first.clone(), second, child, ordinary.clone()],
+        &chain.view(),
+        &chain.tx_context(),
+    );
+    assert_eq!(kept, vec![first, ordinary]);
+    // And the block of what was kept is valid.
+    mine(&mut chain, kept);
+}
