@@ -27,5 +27,5 @@ pub use addrbook::AddressBook;
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
 pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
 pub use service::{BanTarget, NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, start};
-pub use transport::{SecureReader, SecureStream, SecureWriter, TransportError, secure};
+pub use transport::{FrameAssembler, SecureReader, SecureStream, SecureWriter, TransportError, secure};
 pub use wire::{Message, MessageClass};

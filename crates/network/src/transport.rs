@@ -279,33 +279,70 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
 
     /// Receives one frame. A frame announced above the limit is refused before it is read.
     pub async fn receive(&mut self) -> Result<Vec<u8>, TransportError> {
-        let len = self.read_chunk().await?;
-        let first = self.plaintext.get(..len).unwrap_or_default();
-        let (header, body) = first
-            .split_at_checked(4)
-            .ok_or_else(|| TransportError::Malformed("short frame header".into()))?;
-        let mut size = [0u8; 4];
-        size.copy_from_slice(header);
-        let total = usize::try_from(u32::from_le_bytes(size)).unwrap_or(usize::MAX);
-        if total > self.max_frame {
-            return Err(TransportError::FrameTooLarge {
-                size: total,
-                limit: self.max_frame,
-            });
-        }
-        let mut frame = Vec::with_capacity(total);
-        frame.extend_from_slice(body);
-        while frame.len() < total {
+        let mut frame = FrameAssembler::new(self.max_frame);
+        loop {
             let len = self.read_chunk().await?;
-            frame.extend_from_slice(self.plaintext.get(..len).unwrap_or_default());
+            if let Some(done) = frame.push(self.plaintext.get(..len).unwrap_or_default())? {
+                return Ok(done);
+            }
         }
-        if frame.len() != total {
-            return Err(TransportError::Malformed(format!(
+    }
+}
+
+/// Puts a frame together from the plaintexts of the Noise messages that carry it: the first
+/// starts with the frame's length (4 bytes, little-endian), which is checked against the
+/// limit before anything is kept. Pure, so that a fuzzer can drive it with any chunks.
+#[derive(Debug)]
+pub struct FrameAssembler {
+    max_frame: usize,
+    total: Option<usize>,
+    frame: Vec<u8>,
+}
+
+impl FrameAssembler {
+    /// An assembler of one frame of at most `max_frame` bytes.
+    pub fn new(max_frame: usize) -> FrameAssembler {
+        FrameAssembler {
+            max_frame,
+            total: None,
+            frame: Vec::new(),
+        }
+    }
+
+    /// Adds one chunk; returns the frame once it is complete.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Option<Vec<u8>>, TransportError> {
+        let total = match self.total {
+            Some(total) => {
+                self.frame.extend_from_slice(chunk);
+                total
+            }
+            None => {
+                let (header, body) = chunk
+                    .split_at_checked(4)
+                    .ok_or_else(|| TransportError::Malformed("short frame header".into()))?;
+                let mut size = [0u8; 4];
+                size.copy_from_slice(header);
+                let total = usize::try_from(u32::from_le_bytes(size)).unwrap_or(usize::MAX);
+                if total > self.max_frame {
+                    return Err(TransportError::FrameTooLarge {
+                        size: total,
+                        limit: self.max_frame,
+                    });
+                }
+                self.total = Some(total);
+                self.frame = Vec::with_capacity(total);
+                self.frame.extend_from_slice(body);
+                total
+            }
+        };
+        match self.frame.len().cmp(&total) {
+            std::cmp::Ordering::Less => Ok(None),
+            std::cmp::Ordering::Equal => Ok(Some(std::mem::take(&mut self.frame))),
+            std::cmp::Ordering::Greater => Err(TransportError::Malformed(format!(
                 "frame announced {total} bytes but carried {}",
-                frame.len()
-            )));
+                self.frame.len()
+            ))),
         }
-        Ok(frame)
     }
 }
 

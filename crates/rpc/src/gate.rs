@@ -77,6 +77,22 @@ fn normalize(request: &mut Value) {
     }
 }
 
+/// A request body as the JSON-RPC handler receives it: every request (or each request of a
+/// batch) normalized to JSON-RPC 2.0; a body that is not JSON passes unchanged (the handler
+/// answers it with a parse error).
+pub(crate) fn normalize_body(bytes: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut json) => {
+            match &mut json {
+                Value::Array(requests) => requests.iter_mut().for_each(normalize),
+                other => normalize(other),
+            }
+            json.to_string().into_bytes()
+        }
+        Err(_) => bytes.to_vec(),
+    }
+}
+
 impl<S, B> Service<HttpRequest<B>> for Gate<S>
 where
     S: Service<HttpRequest<HttpBody>, Response = HttpResponse> + Clone + Send + 'static,
@@ -122,17 +138,7 @@ where
                     ));
                 }
             };
-            let body = match serde_json::from_slice::<Value>(&bytes) {
-                Ok(mut json) => {
-                    match &mut json {
-                        Value::Array(requests) => requests.iter_mut().for_each(normalize),
-                        other => normalize(other),
-                    }
-                    json.to_string().into_bytes()
-                }
-                // Not JSON: the handler answers with a parse error.
-                Err(_) => bytes.to_vec(),
-            };
+            let body = normalize_body(&bytes);
             parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
             // Bitcoin Core clients do not always say it is JSON.
             parts

@@ -1281,6 +1281,31 @@ impl ServeOptions {
     }
 }
 
+/// The API without its HTTP transport: what the server does with one authenticated request
+/// body (normalization, parameter parsing, the method). For tests and fuzzing; batches and
+/// HTTP-level limits belong to the server.
+pub struct Dispatcher {
+    module: RpcModule<Context>,
+}
+
+impl Dispatcher {
+    /// The methods over `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> Result<Dispatcher, jsonrpsee::core::RegisterMethodError> {
+        Ok(Dispatcher {
+            module: build(backend)?,
+        })
+    }
+
+    /// The answer to one request body (a JSON-RPC object), or `None` when the body is not a
+    /// request at all. Must run inside a tokio runtime (methods run on its blocking pool).
+    pub async fn call(&self, body: &[u8]) -> Option<String> {
+        let normalized = gate::normalize_body(body);
+        let text = std::str::from_utf8(&normalized).ok()?;
+        let (answer, _) = self.module.raw_json_request(text, 1).await.ok()?;
+        Some(answer.get().to_owned())
+    }
+}
+
 /// Starts serving `backend` on `listen`: JSON-RPC 2.0 and 1.0-style requests and batches
 /// over HTTP POST, each authenticated with HTTP Basic.
 pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>, options: ServeOptions) -> std::io::Result<RpcServer> {
