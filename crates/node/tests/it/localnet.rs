@@ -292,13 +292,30 @@ impl Localnet {
             .unwrap_or(0)
     }
 
+    /// The network's genesis.
+    fn genesis(&self) -> timecoin_chain::Genesis {
+        timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(self.path().join("genesis.toml")).unwrap()).unwrap()
+    }
+
+    /// How a node that is not a masternode and holds no block introduces itself.
+    fn stranger_hello(&self) -> timecoin_network::Hello {
+        let genesis = self.genesis();
+        timecoin_network::Hello {
+            magic: genesis.params.magic,
+            version: timecoin_network::PROTOCOL_VERSION,
+            genesis: genesis.hash(),
+            best_height: 0,
+            best_hash: genesis.hash(),
+            listen_port: 0,
+            masternode: false,
+        }
+    }
+
     /// A signed payment of 100 TIME from node 0's funded wallet, spending the genesis
     /// allocation.
     fn payment(&self) -> timecoin_primitives::Transaction {
         use timecoin_primitives::{AddressPayload, Amount, OutPoint, SecretKey, Transaction, TxInput, TxOutput};
-        let genesis =
-            timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(self.path().join("genesis.toml")).unwrap())
-                .unwrap();
+        let genesis = self.genesis();
         let wallet = self.key(0, "wallet.key");
         let allocation = &genesis.block.transactions[0];
         let funds = allocation.outputs[0].amount;
@@ -514,23 +531,14 @@ fn a_node_of_another_genesis_is_refused_with_the_reason_while_the_network_goes_o
 /// crate's own transport.
 #[test]
 fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
-    use timecoin_network::{Hello, Message, PROTOCOL_VERSION, connect};
+    use timecoin_network::{Message, connect};
     use timecoin_primitives::{BlockHash, Encode, Equivocation, Hash256, SecretKey, SignedVote, Vote, VoteKind};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
     let mut net = Localnet::running(3);
-    let genesis =
-        timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(net.path().join("genesis.toml")).unwrap()).unwrap();
-    let hello = Hello {
-        magic: genesis.params.magic,
-        version: PROTOCOL_VERSION,
-        genesis: genesis.hash(),
-        best_height: 0,
-        best_hash: genesis.hash(),
-        listen_port: 0,
-        masternode: false,
-    };
+    let genesis = net.genesis();
+    let hello = net.stranger_hello();
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(0)));
     let operator = net.key(2, "masternode.key");
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1358,7 +1366,7 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
 
 #[test]
 fn floods_of_connections_slow_handshakes_and_invalid_signatures_do_not_stop_finalization() {
-    use timecoin_network::{Hello, Message, PROTOCOL_VERSION, connect};
+    use timecoin_network::{Message, connect};
     use timecoin_primitives::{Encode, SecretKey};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
@@ -1380,17 +1388,7 @@ fn floods_of_connections_slow_handshakes_and_invalid_signatures_do_not_stop_fina
         net.start(node);
     }
     net.wait_until(&[0, 1, 2], 2);
-    let genesis =
-        timecoin_chain::Genesis::from_toml(&std::fs::read_to_string(net.path().join("genesis.toml")).unwrap()).unwrap();
-    let hello = Hello {
-        magic: genesis.params.magic,
-        version: PROTOCOL_VERSION,
-        genesis: genesis.hash(),
-        best_height: 0,
-        best_hash: genesis.hash(),
-        listen_port: 0,
-        masternode: false,
-    };
+    let hello = net.stranger_hello();
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(0)));
     let mut bad = net.payment();
     bad.inputs[0].signature.0[0] ^= 1;
