@@ -107,16 +107,21 @@ impl Client {
         };
         let mut stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(10)).map_err(connect)?;
         stream.set_read_timeout(Some(self.timeout)).map_err(connect)?;
-        write!(
+        let written = write!(
             stream,
             "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.address,
             self.authorization,
             body.len()
-        )
-        .map_err(connect)?;
+        );
+        // A server may answer before reading the whole body (413 for one too large) and close:
+        // the answer, if it arrived, says more than the failed write.
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(connect)?;
+        let read = stream.read_to_end(&mut raw);
+        if raw.is_empty() {
+            written.map_err(connect)?;
+            read.map_err(connect)?;
+        }
         let text = String::from_utf8_lossy(&raw);
         let (head, body) = text
             .split_once("\r\n\r\n")

@@ -1093,12 +1093,19 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     assert!(ok(0, "getmemoryinfo", json!([]))["rss"].as_u64().unwrap() > 0);
     assert!(ok(0, "uptime", json!([])).is_u64());
     assert!(ok(0, "help", json!([])).as_str().unwrap().contains("sendtoaddress"));
-    // An oversized request is refused before it is read.
+    // An oversized request is refused before it is read: the client sees the 413, or, when
+    // the server closed the connection before the body was all sent, a reset; either way
+    // the server goes on serving.
     let huge = format!(r#"{{"method":"getblockcount","id":1,"pad":"{}"}}"#, "x".repeat(5 << 20));
-    assert!(matches!(
-        client(0).post(&huge),
-        Err(ClientError::Http { status: 413, .. })
-    ));
+    let refused = client(0).post(&huge);
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Http { status: 413, .. } | ClientError::Connect { .. })
+        ),
+        "{refused:?}"
+    );
+    assert!(ok(0, "getblockcount", json!([])).is_u64());
     assert!(ok(0, "stop", json!([])).as_str().unwrap().contains("stopping"));
 
     let missing: Vec<&str> = timecoin_rpc::methods::METHODS
