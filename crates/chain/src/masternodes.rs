@@ -480,44 +480,28 @@ const STATUS_POSE_BANNED: u8 = 2;
 const STATUS_BANNED: u8 = 3;
 const STATUS_REVOKED: u8 = 4;
 
-fn encode_option<T: Encode>(value: &Option<T>, out: &mut Vec<u8>) {
+/// An optional field: a presence byte (0 or 1), then the value.
+fn write_option<T>(out: &mut Vec<u8>, value: Option<&T>, write: impl FnOnce(&mut Vec<u8>, &T)) {
     match value {
         None => out.push(0),
         Some(v) => {
             out.push(1);
-            v.encode_to(out);
+            write(out, v);
         }
     }
 }
 
-fn decode_option<T: Decode>(reader: &mut Reader<'_>) -> Result<Option<T>, DecodeError> {
+fn read_option<'r, 'a, T>(
+    reader: &'r mut Reader<'a>,
+    field: &'static str,
+    read: impl FnOnce(&'r mut Reader<'a>) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
     match reader.read_u8()? {
         0 => Ok(None),
-        1 => Ok(Some(T::decode_from(reader)?)),
+        1 => read(reader).map(Some),
         _ => Err(DecodeError::InvalidValue {
-            field: "option",
-            reason: "expected 0 or 1",
-        }),
-    }
-}
-
-fn encode_service(service: &Option<SocketAddr>, out: &mut Vec<u8>) {
-    match service {
-        None => out.push(0),
-        Some(address) => {
-            out.push(1);
-            write_socket_addr(out, address);
-        }
-    }
-}
-
-fn decode_service(reader: &mut Reader<'_>) -> Result<Option<SocketAddr>, DecodeError> {
-    match reader.read_u8()? {
-        0 => Ok(None),
-        1 => Ok(Some(reader.read_socket_addr()?)),
-        _ => Err(DecodeError::InvalidValue {
-            field: "service",
-            reason: "expected 0 or 1",
+            field,
+            reason: "expected presence byte 0 or 1",
         }),
     }
 }
@@ -528,9 +512,9 @@ impl Encode for Entry {
         self.operator.encode_to(out);
         self.owner.encode_to(out);
         out.push(self.tier.code());
-        encode_option(&self.collateral, out);
+        write_option(out, self.collateral.as_ref(), |out, c| c.encode_to(out));
         self.reward_address.encode_to(out);
-        encode_service(&self.service, out);
+        write_option(out, self.service.as_ref(), write_socket_addr);
         out.extend_from_slice(&self.registered_height.to_le_bytes());
         out.extend_from_slice(&self.operator_since.to_le_bytes());
         let (code, value) = match self.status {
@@ -543,13 +527,9 @@ impl Encode for Entry {
         out.push(code);
         out.extend_from_slice(&value.to_le_bytes());
         out.extend_from_slice(&self.penalty.to_le_bytes());
-        match self.last_paid {
-            None => out.push(0),
-            Some(h) => {
-                out.push(1);
-                out.extend_from_slice(&h.to_le_bytes());
-            }
-        }
+        write_option(out, self.last_paid.as_ref(), |out, h| {
+            out.extend_from_slice(&h.to_le_bytes())
+        });
     }
 
     fn encoded_len(&self) -> usize {
@@ -566,9 +546,9 @@ impl Decode for Entry {
         let operator = PublicKey::decode_from(reader)?;
         let owner = PublicKey::decode_from(reader)?;
         let tier = Tier::from_code(reader.read_u8()?)?;
-        let collateral = decode_option(reader)?;
+        let collateral = read_option(reader, "collateral", OutPoint::decode_from)?;
         let reward_address = AddressPayload::decode_from(reader)?;
-        let service = decode_service(reader)?;
+        let service = read_option(reader, "service", Reader::read_socket_addr)?;
         let registered_height = reader.read_u64()?;
         let operator_since = reader.read_u64()?;
         let code = reader.read_u8()?;
@@ -587,16 +567,7 @@ impl Decode for Entry {
             }
         };
         let penalty = reader.read_u32()?;
-        let last_paid = match reader.read_u8()? {
-            0 => None,
-            1 => Some(reader.read_u64()?),
-            _ => {
-                return Err(DecodeError::InvalidValue {
-                    field: "last paid",
-                    reason: "expected 0 or 1",
-                });
-            }
-        };
+        let last_paid = read_option(reader, "last paid", Reader::read_u64)?;
         Ok(Entry {
             id,
             operator,
