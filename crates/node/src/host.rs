@@ -518,20 +518,27 @@ impl Host {
     /// never evicted) and where the list says they listen. `previous` is the list before, to
     /// announce only what changed.
     async fn announce_masternodes(&self, list: &MasternodeList, previous: Option<&MasternodeList>) {
-        if previous.is_some_and(|p| p.entries() == list.entries()) {
+        // Penalties and payment records change every block; only keys and addresses matter
+        // to the peer service.
+        let contacts = |l: &MasternodeList| -> Vec<(PublicKey, Option<std::net::SocketAddr>)> {
+            l.entries().iter().map(|e| (e.operator, e.service)).collect()
+        };
+        let now = contacts(list);
+        let before = previous.map(contacts);
+        if before.as_ref() == Some(&now) {
             return;
         }
         self.network
-            .set_masternodes(list.entries().iter().map(|e| e.operator))
+            .set_masternodes(now.iter().map(|(operator, _)| *operator))
             .await;
         let own = self.key.as_ref().map(SecretKey::public_key);
-        for entry in list.entries() {
-            let known = previous.is_some_and(|p| p.get(&entry.id).is_some_and(|e| e.service == entry.service));
-            if let Some(service) = entry.service
+        for (operator, service) in &now {
+            let known = before.as_ref().is_some_and(|b| b.contains(&(*operator, *service)));
+            if let Some(service) = service
                 && !known
-                && Some(entry.operator) != own
+                && Some(*operator) != own
             {
-                self.network.add_address(service).await;
+                self.network.add_address(*service).await;
             }
         }
     }
