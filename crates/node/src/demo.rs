@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use timecoin_chain::{BlockContext, BlockExtras, ChainTip, Genesis, Utxo, assemble_block, check_block};
 use timecoin_mempool::{Mempool, MempoolConfig};
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, BlockHeader, CommitCertificate, Domain, Encode, Network, OutPoint, SecretKey,
-    Transaction, TxInput, TxOutput, sign_transaction,
+    Address, AddressPayload, Amount, BlockHeader, CommitCertificate, Encode, Network, OutPoint, SecretKey, Transaction,
+    TxInput, TxOutput, sign_transaction,
 };
 use timecoin_storage::Store;
 
@@ -19,11 +19,7 @@ const FUNDED: u64 = 2_000;
 
 /// A demo key, the same on every run.
 fn demo_key(role: &str, index: u64) -> SecretKey {
-    let mut hasher = Domain::Address.hasher();
-    hasher.update(b"timecoin ledger demo");
-    hasher.update(role.as_bytes());
-    hasher.update(&index.to_le_bytes());
-    SecretKey::from_seed(*hasher.finalize().as_bytes())
+    crate::keys::derived("timecoin ledger demo", role, index)
 }
 
 fn now_ms() -> u64 {

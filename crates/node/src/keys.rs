@@ -48,6 +48,16 @@ pub(crate) fn load(path: &Path) -> Result<SecretKey> {
     Ok(SecretKey::from_seed(seed))
 }
 
+/// A key that is the same on every run: the `index`th of `role` under `context` (for demos
+/// and benchmarks, never for real funds).
+pub(crate) fn derived(context: &str, role: &str, index: u64) -> SecretKey {
+    let mut hasher = timecoin_primitives::Domain::Address.hasher();
+    hasher.update(context.as_bytes());
+    hasher.update(role.as_bytes());
+    hasher.update(&index.to_le_bytes());
+    SecretKey::from_seed(*hasher.finalize().as_bytes())
+}
+
 fn getrandom_seed(seed: &mut [u8; 32]) -> Result<()> {
     use rand::TryRng;
     rand::rngs::SysRng

@@ -49,7 +49,10 @@ pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
     })
 }
 
-fn write_network(dir: &Path, masternodes: usize, spare: usize, base_port: u16, pacing: &str) -> Result<()> {
+/// Writes a network of `masternodes` genesis masternodes and `spare` other nodes under `dir`;
+/// `pacing` is appended to every node's configuration (its `[consensus]` and other sections
+/// that the template leaves out).
+pub(crate) fn write_network(dir: &Path, masternodes: usize, spare: usize, base_port: u16, pacing: &str) -> Result<()> {
     let nodes = masternodes.saturating_add(spare);
     if dir.join("genesis.toml").exists() {
         bail!(
@@ -156,7 +159,7 @@ fn network_status(dirs: &[PathBuf]) -> String {
 }
 
 /// A JSON-RPC client of the node whose data directory (and configuration) is `dir`.
-fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
+pub(crate) fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
     let config = crate::config::Config::load(&dir.join("config.toml")).ok()?;
     let listen = config.rpc.listen?;
     timecoin_rpc::Client::with_cookie(listen, &dir.join(".cookie"))
@@ -164,22 +167,24 @@ fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
         .map(|c| c.timeout(std::time::Duration::from_secs(2)))
 }
 
-/// Runs every node under `dir` as a child process, printing their output, until Ctrl-C.
-pub(crate) fn run(dir: &Path) -> Result<()> {
-    let mut configs: Vec<PathBuf> = Vec::new();
-    for i in 0.. {
-        let config = dir.join(format!("node{i}")).join("config.toml");
-        if !config.exists() {
-            break;
-        }
-        configs.push(config);
-    }
+/// The configuration of each node under `dir` (`node0/config.toml`, `node1/…`), at least one.
+pub(crate) fn node_configs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let configs: Vec<PathBuf> = (0..)
+        .map(|i| dir.join(format!("node{i}")).join("config.toml"))
+        .take_while(|config| config.exists())
+        .collect();
     if configs.is_empty() {
         bail!(
             "no node configurations under {}; run `timed localnet init` first",
             dir.display()
         );
     }
+    Ok(configs)
+}
+
+/// Runs every node under `dir` as a child process, printing their output, until Ctrl-C.
+pub(crate) fn run(dir: &Path) -> Result<()> {
+    let configs = node_configs(dir)?;
     let exe = std::env::current_exe().context("locating the timed binary")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

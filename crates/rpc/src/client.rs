@@ -83,20 +83,36 @@ impl Client {
         let answer = self.post(&body)?;
         let response: Value =
             serde_json::from_str(&answer).map_err(|e| ClientError::Malformed(format!("{e}: {answer}")))?;
-        if let Some(error) = response.get("error").filter(|e| !e.is_null()) {
-            return Err(ClientError::Rpc {
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown error")
-                    .to_owned(),
-            });
+        outcome(&response).ok_or_else(|| ClientError::Malformed(format!("no result in {answer}")))?
+    }
+
+    /// Calls each `(method, params)` in one JSON-RPC batch (one HTTP request) and returns
+    /// each call's outcome in the order given. The batch as a whole fails only when the
+    /// server refuses it or answers something else than one response per call.
+    pub fn call_batch(&self, calls: &[(&str, Value)]) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        let requests: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(id, (method, params))| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .collect();
+        let answer = self.post(&Value::Array(requests).to_string())?;
+        let malformed =
+            |why: &str| ClientError::Malformed(format!("{why} in a batch answer of {} bytes", answer.len()));
+        let responses: Vec<Value> = serde_json::from_str(&answer).map_err(|e| malformed(&e.to_string()))?;
+        let mut outcomes: Vec<Option<Result<Value, ClientError>>> = calls.iter().map(|_| None).collect();
+        for response in &responses {
+            let slot = response
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|id| usize::try_from(id).ok())
+                .and_then(|id| outcomes.get_mut(id))
+                .ok_or_else(|| malformed("a response with an unknown id"))?;
+            *slot = Some(outcome(response).ok_or_else(|| malformed("a response without a result"))?);
         }
-        response
-            .get("result")
-            .cloned()
-            .ok_or_else(|| ClientError::Malformed(format!("no result in {answer}")))
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| malformed("a call without a response")))
+            .collect()
     }
 
     /// Posts a raw body and returns the raw answer (for batches and tests).
@@ -140,4 +156,19 @@ impl Client {
             }),
         }
     }
+}
+
+/// A JSON-RPC response's outcome: its result or its error, `None` when it has neither.
+fn outcome(response: &Value) -> Option<Result<Value, ClientError>> {
+    if let Some(error) = response.get("error").filter(|e| !e.is_null()) {
+        return Some(Err(ClientError::Rpc {
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_owned(),
+        }));
+    }
+    response.get("result").cloned().map(Ok)
 }

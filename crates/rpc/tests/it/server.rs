@@ -206,6 +206,17 @@ fn bitcoin_core_style_requests_and_batches_are_answered() {
     let by_id = |id: i64| answers.iter().find(|a| a["id"] == json!(id)).unwrap();
     assert_eq!(by_id(1)["result"], json!(7));
     assert_eq!(by_id(2)["error"]["code"], json!(codes::INVALID_PARAMETER));
+    // The typed client's batch gives each call's outcome in the order asked.
+    let outcomes = client
+        .call_batch(&[
+            ("getblockhash", json!([99])),
+            ("getblockcount", json!([])),
+            ("getblockhash", json!([3])),
+        ])
+        .unwrap();
+    assert!(matches!(&outcomes[0], Err(ClientError::Rpc { code, .. }) if *code == i64::from(codes::INVALID_PARAMETER)));
+    assert_eq!(outcomes[1].as_ref().unwrap(), &json!(7));
+    assert_eq!(outcomes[2].as_ref().unwrap(), &json!(hex::encode([3u8; 32])));
 }
 
 #[test]
@@ -232,6 +243,8 @@ fn malformed_and_oversized_requests_get_errors_not_crashes() {
     let batch = format!("[{}]", [r#"{"method":"getblockcount","id":1}"#; 4].join(","));
     let too_many: Value = serde_json::from_str(&client.post(&batch).unwrap()).unwrap();
     assert!(too_many["error"]["code"].is_i64(), "{too_many}");
+    let calls = vec![("getblockcount", json!([])); 4];
+    assert!(matches!(client.call_batch(&calls), Err(ClientError::Malformed(_))));
     let huge = format!(r#"{{"method":"getblockcount","id":1,"pad":"{}"}}"#, "x".repeat(20_000));
     assert!(matches!(client.post(&huge), Err(ClientError::Http { status: 413, .. })));
     // The server is still there.

@@ -1,0 +1,250 @@
+//! The benchmark's network: one `timed` process per node, logging to `nodeK/timed.log`, with
+//! its CPU time and peak memory read from `/proc`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde_json::json;
+use timecoin_rpc::Client;
+
+/// The running nodes; dropping them stops them.
+pub(crate) struct Nodes {
+    exe: PathBuf,
+    dirs: Vec<PathBuf>,
+    children: Vec<Option<Child>>,
+}
+
+/// What one node used during the load.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Usage {
+    pub(crate) cpu_seconds: f64,
+    /// CPU seconds per second of wall time (1.0 is one core busy).
+    pub(crate) cpu_cores: f64,
+    /// The most resident memory the process held over its life (`VmHWM`).
+    pub(crate) peak_rss_bytes: u64,
+}
+
+/// CPU time of each node at one moment.
+pub(crate) struct CpuMark {
+    at: Instant,
+    ticks: Vec<u64>,
+}
+
+/// `/proc` counts CPU time in ticks of 1/100 s on Linux (USER_HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Nodes {
+    /// Starts every node of the network in `net`.
+    pub(crate) fn start(net: &Path) -> Result<Nodes> {
+        let dirs = crate::localnet::node_configs(net)?
+            .iter()
+            .filter_map(|config| config.parent().map(Path::to_path_buf))
+            .collect::<Vec<_>>();
+        let mut nodes = Nodes {
+            exe: std::env::current_exe().context("locating the timed binary")?,
+            children: dirs.iter().map(|_| None).collect(),
+            dirs,
+        };
+        for i in 0..nodes.dirs.len() {
+            nodes.start_one(i)?;
+        }
+        Ok(nodes)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.dirs.len()
+    }
+
+    fn dir(&self, i: usize) -> Result<&Path> {
+        self.dirs
+            .get(i)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| anyhow!("no node {i}"))
+    }
+
+    /// Starts node `i`, its output appended to its `timed.log`.
+    pub(crate) fn start_one(&mut self, i: usize) -> Result<()> {
+        let dir = self.dir(i)?.to_path_buf();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("timed.log"))
+            .with_context(|| format!("opening {}", dir.join("timed.log").display()))?;
+        let child = Command::new(&self.exe)
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {i}"))?;
+        if let Some(slot) = self.children.get_mut(i) {
+            *slot = Some(child);
+        }
+        Ok(())
+    }
+
+    /// A JSON-RPC client of node `i` (its cookie must be written).
+    pub(crate) fn client(&self, i: usize) -> Result<Client> {
+        crate::localnet::node_client(self.dir(i)?)
+            .map(|client| client.timeout(Duration::from_secs(60)))
+            .ok_or_else(|| anyhow!("node {i} has no JSON-RPC cookie yet"))
+    }
+
+    /// Waits until every node answers over JSON-RPC and the first block is finalized.
+    pub(crate) fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.len() {
+            loop {
+                self.check_running(i)?;
+                let height = self
+                    .client(i)
+                    .ok()
+                    .and_then(|c| c.call("getblockcount", json!([])).ok())
+                    .and_then(|v| v.as_u64());
+                if height.is_some_and(|h| h >= 1) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "node {i} did not finalize a block within {} s; see {}",
+                        timeout.as_secs(),
+                        self.dir(i)?.join("timed.log").display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails if node `i` exited.
+    fn check_running(&mut self, i: usize) -> Result<()> {
+        let log = self.dir(i)?.join("timed.log");
+        if let Some(Some(child)) = self.children.get_mut(i)
+            && let Some(status) = child.try_wait()?
+        {
+            bail!("node {i} exited ({status}); see {}", log.display());
+        }
+        Ok(())
+    }
+
+    /// Stops node `i` with SIGTERM (SIGKILL after 15 s) and waits for it.
+    pub(crate) fn stop_one(&mut self, i: usize) -> Result<()> {
+        let Some(mut child) = self.children.get_mut(i).and_then(Option::take) else {
+            return Ok(());
+        };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {i} did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Removes node `i`'s chain store (it must be stopped).
+    pub(crate) fn wipe_chain(&self, i: usize) -> Result<()> {
+        let store = self.dir(i)?.join("chain.redb");
+        std::fs::remove_file(&store).with_context(|| format!("removing {}", store.display()))
+    }
+
+    /// Stops every node.
+    pub(crate) fn stop(&mut self) {
+        for i in 0..self.len() {
+            let _ = self.stop_one(i);
+        }
+    }
+
+    /// Each node's CPU time now.
+    pub(crate) fn cpu_mark(&self) -> CpuMark {
+        CpuMark {
+            at: Instant::now(),
+            ticks: self.pids().map(|pid| pid.map_or(0, cpu_ticks)).collect(),
+        }
+    }
+
+    /// What each node used since `mark`.
+    pub(crate) fn usage_since(&self, mark: &CpuMark) -> Vec<Usage> {
+        let seconds = mark.at.elapsed().as_secs_f64().max(1e-9);
+        self.pids()
+            .zip(&mark.ticks)
+            .map(|(pid, before)| {
+                let cpu_seconds = pid.map_or(0, cpu_ticks).saturating_sub(*before) as f64 / TICKS_PER_SECOND;
+                Usage {
+                    cpu_seconds,
+                    cpu_cores: cpu_seconds / seconds,
+                    peak_rss_bytes: pid.map_or(0, peak_rss),
+                }
+            })
+            .collect()
+    }
+
+    fn pids(&self) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.children.iter().map(|c| c.as_ref().map(Child::id))
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// User plus system CPU ticks of process `pid` (`/proc/PID/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3, so fields 14 and 15 are at 11 and 12.
+    [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum()
+}
+
+/// The peak resident set size of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_and_resident_memory() {
+        let pid = std::process::id();
+        let started = cpu_ticks(pid);
+        // Spin until /proc counts at least two more ticks (20 ms of CPU), or give up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut spins = 0u64;
+        while cpu_ticks(pid) < started + 2 && Instant::now() < deadline {
+            spins = spins.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(cpu_ticks(pid) >= started + 2, "no CPU time counted after {spins} spins");
+        assert!(peak_rss(pid) > 1_000_000);
+        assert_eq!(cpu_ticks(u32::MAX), 0);
+    }
+}
