@@ -23,14 +23,16 @@ pub mod genesis;
 pub mod masternodes;
 pub mod params;
 pub mod reward;
+pub mod sigcache;
 pub mod validation;
 
 pub use genesis::{Genesis, GenesisError};
 pub use masternodes::{EMPTY_LIST, Entry, MasternodeList, Status};
 pub use params::{ChainParams, FeeRate};
+pub use sigcache::SignatureCache;
 pub use validation::{
     BlockContext, BlockError, BlockExtras, ChainTip, CheckedBlock, CheckedTx, MasternodeTxError, SigItem, TxContext,
-    TxError, Utxo, UtxoView, ViewError, assemble_block, build_reward_tx, check_block, check_equivocation,
-    check_masternode_rules, check_transaction, check_tx_contextual, check_tx_stateless, created_outputs,
-    select_masternode_txs, verify_batch, verify_signatures,
+    TxError, Utxo, UtxoView, ViewError, assemble_block, build_reward_tx, check_block, check_block_cached,
+    check_equivocation, check_masternode_rules, check_transaction, check_tx_contextual, check_tx_stateless,
+    created_outputs, select_masternode_txs, verify_batch, verify_signatures,
 };

@@ -25,6 +25,7 @@ use timecoin_primitives::{
 use crate::masternodes::{EMPTY_LIST, MasternodeList, Status};
 use crate::params::ChainParams;
 use crate::reward::{RewardError, block_reward, reward_outputs};
+use crate::sigcache::SignatureCache;
 
 /// An unspent output as the chain state holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -897,6 +898,26 @@ pub fn check_equivocation(
 /// Every check of a block against its parent and the chain state at the parent, signatures
 /// included. `view` must show the UTXO set as of `ctx.parent`.
 pub fn check_block(block: &Block, view: &impl UtxoView, ctx: &BlockContext<'_>) -> Result<CheckedBlock, BlockError> {
+    check_block_with(block, view, ctx, None)
+}
+
+/// [`check_block`], skipping the signature checks `signatures` already passed (those of the
+/// transactions this node admitted to its mempool) and remembering the rest.
+pub fn check_block_cached(
+    block: &Block,
+    view: &impl UtxoView,
+    ctx: &BlockContext<'_>,
+    signatures: &SignatureCache,
+) -> Result<CheckedBlock, BlockError> {
+    check_block_with(block, view, ctx, Some(signatures))
+}
+
+fn check_block_with(
+    block: &Block,
+    view: &impl UtxoView,
+    ctx: &BlockContext<'_>,
+    signatures: Option<&SignatureCache>,
+) -> Result<CheckedBlock, BlockError> {
     check_header(block, ctx)?;
     let params = ctx.params;
     let count = block.transactions.len();
@@ -976,7 +997,11 @@ pub fn check_block(block: &Block, view: &impl UtxoView, ctx: &BlockContext<'_>) 
     })?;
     check_reward_tx(reward_tx, height, reward, fees, &block.header.proposer, ctx)?;
 
-    if verify_signatures(&sig_items).is_err() {
+    let verified = match signatures {
+        Some(cache) => cache.verify(&sig_items),
+        None => verify_signatures(&sig_items),
+    };
+    if verified.is_err() {
         // Name the first transaction at fault.
         let index = first_bad_signature(&sig_items, &sig_owner).unwrap_or(0);
         let txid = txids.get(index).copied().unwrap_or_default();

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use timecoin_chain::check_transaction;
 use timecoin_primitives::{Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId};
 use timecoin_rpc::{
-    Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, RpcError,
+    Backend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary, Pending, RpcError,
     TxOutInfo, UtxoSetSummary, codes,
 };
 use timecoin_test_utils::ChainBuilder;
@@ -124,10 +124,11 @@ impl Backend for ChainBackend {
             .find(|b| b.hash() == *hash)
             .map(|b| (b.clone(), self.tip())))
     }
-    fn submit_transaction(&self, tx: Transaction) -> Result<TxId, RpcError> {
-        match check_transaction(&tx, &self.chain.view(), &self.chain.tx_context()) {
+    fn submit_transaction(&self, tx: Transaction) -> Pending<TxId> {
+        let verdict = match check_transaction(&tx, &self.chain.view(), &self.chain.tx_context()) {
             Ok(checked) => Ok(checked.txid),
             Err(e) => Err(RpcError::new(codes::VERIFY_REJECTED, e.code())),
-        }
+        };
+        Box::pin(std::future::ready(verdict))
     }
 }

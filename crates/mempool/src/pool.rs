@@ -6,12 +6,22 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use timecoin_chain::{
-    ChainParams, FeeRate, SigItem, TxContext, TxError, Utxo, UtxoView, ViewError, check_tx_contextual,
+    ChainParams, FeeRate, SigItem, SignatureCache, TxContext, TxError, Utxo, UtxoView, ViewError, check_tx_contextual,
     check_tx_stateless, verify_batch, verify_signatures,
 };
 use timecoin_primitives::{Amount, Block, BlockHash, Encode, OutPoint, Transaction, TxId, TxInput, TxOutput};
 
 use crate::error::{MempoolError, rate};
+
+/// Entries whose confirmed inputs are looked up again after each block, at least (twice the
+/// block's transaction count when larger).
+const MIN_RECHECK_PER_BLOCK: usize = 1_000;
+
+/// A template stops after this many packages in a row did not fit, once it is within
+/// [`TEMPLATE_NEARLY_FULL`] bytes of its limit.
+const MAX_TEMPLATE_MISSES: usize = 1_000;
+/// See [`MAX_TEMPLATE_MISSES`].
+const TEMPLATE_NEARLY_FULL: usize = 4_000;
 
 /// The pool's limits and policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +268,10 @@ pub struct Mempool {
     block_since_bump: bool,
     /// Masternode transactions' claims, so that two conflicting ones never wait together.
     claims: HashMap<Claim, TxId>,
+    /// Signature checks already passed (shared with block validation), if the node keeps one.
+    signatures: Option<Arc<SignatureCache>>,
+    /// Where the next block's recheck of confirmed inputs starts (in `by_time` order).
+    recheck_cursor: Option<(u64, TxId)>,
 }
 
 impl Mempool {
@@ -278,7 +292,34 @@ impl Mempool {
             rolling_min_fee: 0.0,
             rolling_updated_ms: 0,
             block_since_bump: false,
+            signatures: None,
+            recheck_cursor: None,
         }
+    }
+
+    /// Verifies signatures through `cache`: checks it already passed are skipped, and those
+    /// this pool verifies are remembered there (for block validation to skip).
+    pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> Mempool {
+        self.signatures = Some(cache);
+        self
+    }
+
+    /// Verifies `items` as one batch on this thread, through the cache if there is one.
+    fn verify_one(&self, items: &[SigItem]) -> Result<(), TxError> {
+        match &self.signatures {
+            Some(cache) => cache.verify(items),
+            None => verify_batch(items),
+        }
+        .map_err(|_| TxError::BadSignature)
+    }
+
+    /// Verifies `items` in parallel batches, through the cache if there is one.
+    fn verify_all(&self, items: &[SigItem]) -> Result<(), TxError> {
+        match &self.signatures {
+            Some(cache) => cache.verify(items),
+            None => verify_signatures(items),
+        }
+        .map_err(|_| TxError::BadSignature)
     }
 
     /// The configuration.
@@ -648,7 +689,7 @@ impl Mempool {
         now_ms: u64,
     ) -> Result<(TxId, usize, Amount), MempoolError> {
         let prepared = self.prepare(tx, view, now_ms)?;
-        verify_batch(&prepared.sig_items).map_err(|_| MempoolError::from(TxError::BadSignature))?;
+        self.verify_one(&prepared.sig_items)?;
         Ok((prepared.txid, prepared.size, prepared.fee))
     }
 
@@ -686,7 +727,7 @@ impl Mempool {
             };
             let txid = prepared.txid;
             if !prepared.replaced.is_empty() {
-                if verify_batch(&prepared.sig_items).is_err() {
+                if self.verify_one(&prepared.sig_items).is_err() {
                     results.push(Err(TxError::BadSignature.into()));
                     continue;
                 }
@@ -701,10 +742,10 @@ impl Mempool {
             .iter()
             .flat_map(|(_, _, items)| items.iter().copied())
             .collect();
-        if verify_signatures(&all).is_err() {
+        if self.verify_all(&all).is_err() {
             // Find the culprits one by one; their descendants in the batch go with them.
             for (index, txid, items) in &unverified {
-                if !self.entries.contains_key(txid) || verify_batch(items).is_ok() {
+                if !self.entries.contains_key(txid) || self.verify_one(items).is_ok() {
                     continue;
                 }
                 for removed in self.remove_with_descendants(txid) {
@@ -784,22 +825,28 @@ impl Mempool {
         }
         let mut stale = Vec::new();
         // A block that changed the masternode list can make a waiting masternode transaction
-        // (or a spend of a newly registered collateral) invalid.
+        // (or a spend of a newly registered collateral) invalid: every entry is checked.
         let list_changed = block.transactions.iter().any(|tx| tx.payload.is_some());
-        let ctx = self.next_block_context();
-        let pool_view = self.view_over(view);
-        for (txid, entry) in &self.entries {
-            if list_changed && timecoin_chain::check_masternode_rules(&entry.tx, *txid, &pool_view, &ctx).is_err() {
-                stale.push(*txid);
-                continue;
+        if list_changed {
+            let ctx = self.next_block_context();
+            let pool_view = self.view_over(view);
+            for (txid, entry) in &self.entries {
+                if timecoin_chain::check_masternode_rules(&entry.tx, *txid, &pool_view, &ctx).is_err() {
+                    stale.push(*txid);
+                }
             }
-            if entry.tx.lock_time > self.tip_height.saturating_add(1) {
-                stale.push(*txid);
+        }
+        // Spends of what the block spent were removed above. As a safety net against a chain
+        // state the pool did not follow, a rolling window of entries has its confirmed inputs
+        // looked up again: bounded work per block, the whole pool in turn.
+        let window = (2 * block.transactions.len()).max(MIN_RECHECK_PER_BLOCK);
+        for txid in self.next_recheck_window(window) {
+            let Some(entry) = self.entries.get(&txid) else {
                 continue;
-            }
+            };
             for input in &entry.tx.inputs {
                 if !self.entries.contains_key(&input.prevout.txid) && view.utxo(&input.prevout)?.is_none() {
-                    stale.push(*txid);
+                    stale.push(txid);
                     break;
                 }
             }
@@ -810,10 +857,44 @@ impl Mempool {
         Ok(removal)
     }
 
+    /// The next `count` entries in arrival order after the recheck cursor, wrapping around
+    /// once; moves the cursor past them.
+    fn next_recheck_window(&mut self, count: usize) -> Vec<TxId> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let after = match self.recheck_cursor {
+            Some(cursor) => self.by_time.range((Excluded(cursor), Unbounded)),
+            None => self.by_time.range(..),
+        };
+        let mut window: Vec<(u64, TxId)> = after.take(count).copied().collect();
+        if window.len() < count {
+            let first = window.first().copied();
+            window.extend(
+                self.by_time
+                    .iter()
+                    .take_while(|key| Some(**key) != first)
+                    .take(count - window.len())
+                    .copied(),
+            );
+        }
+        self.recheck_cursor = window.last().copied();
+        window.into_iter().map(|(_, txid)| txid).collect()
+    }
+
     /// The score of `txid` with its not-yet-included ancestors, and those ancestors.
     fn package(&self, txid: &TxId, included: &HashSet<TxId>) -> (Score, Vec<TxId>) {
         let mut members = vec![*txid];
-        let mut stack = self.entries.get(txid).map(|e| e.parents.clone()).unwrap_or_default();
+        let Some(entry) = self.entries.get(txid) else {
+            return (Score { fee: 0, size: 0 }, members);
+        };
+        if entry.parents.is_empty() {
+            // Most transactions spend confirmed outputs only: their package is themselves.
+            let score = Score {
+                fee: entry.fee.units(),
+                size: entry.size as u64,
+            };
+            return (score, members);
+        }
+        let mut stack: Vec<TxId> = entry.parents.to_vec();
         let mut seen: HashSet<TxId> = HashSet::new();
         while let Some(id) = stack.pop() {
             if included.contains(&id) || !seen.insert(id) {
@@ -846,7 +927,15 @@ impl Mempool {
         let mut included: HashSet<TxId> = HashSet::new();
         let mut skipped: HashSet<TxId> = HashSet::new();
         let mut template = BlockTemplate::default();
+        let mut misses = 0;
         while let Some((score, Reverse(txid))) = heap.pop() {
+            // Once the block is (nearly) full, looking further only costs time (Bitcoin
+            // Core's rule: stop after a run of misses within 4 kB of the limit).
+            if template.transactions.len() >= max_txs
+                || (misses >= MAX_TEMPLATE_MISSES && template.size + TEMPLATE_NEARLY_FULL >= max_bytes)
+            {
+                break;
+            }
             if included.contains(&txid) || skipped.contains(&txid) {
                 continue;
             }
@@ -861,8 +950,10 @@ impl Mempool {
                 || template.transactions.len() + members.len() > max_txs
             {
                 skipped.insert(txid);
+                misses += 1;
                 continue;
             }
+            misses = 0;
             members.sort_by_cached_key(|id| self.entries.get(id).map_or(0, |e| self.ancestors(&e.parents).len()));
             for id in &members {
                 if let Some(entry) = self.entries.get(id) {

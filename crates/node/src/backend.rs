@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timecoin_chain::{Genesis, MasternodeList, Status, UtxoView};
-use timecoin_mempool::{Mempool, MempoolError};
+
+use crate::admission::Admission;
+use timecoin_mempool::Mempool;
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, OutPoint, Payload, PublicKey, Registration,
@@ -14,14 +16,14 @@ use timecoin_primitives::{
 };
 use timecoin_rpc::{
     Backend, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary,
-    RegisterRequest, RpcError, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo,
-    codes,
+    Pending, RegisterRequest, RpcError, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo,
+    WalletTxInfo, codes,
 };
 use timecoin_wallet::{Chain, SendContext};
 
 use crate::wallet::{NodeWallet, Transact, WalletError};
 use timecoin_storage::Store;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Serves the API from the node's store and mempool.
@@ -29,8 +31,8 @@ pub(crate) struct NodeBackend {
     pub(crate) store: Arc<Store>,
     pub(crate) genesis: Arc<Genesis>,
     pub(crate) mempool: Arc<Mutex<Mempool>>,
-    /// Transactions admitted here, for the host to relay.
-    pub(crate) relay: mpsc::Sender<Transaction>,
+    /// Where submitted transactions wait to be admitted.
+    pub(crate) admission: Admission,
     pub(crate) network: NetworkHandle,
     /// The runtime, to reach the network service from the blocking threads methods run on.
     pub(crate) runtime: tokio::runtime::Handle,
@@ -159,7 +161,7 @@ impl NodeBackend {
                 .transact(&extra, &payments, &unspent, &context)
                 .map_err(wallet_error)?
         };
-        self.submit_transaction(tx)
+        self.admission.submit_blocking(tx)
     }
 }
 
@@ -660,28 +662,8 @@ impl Backend for NodeBackend {
         }))
     }
 
-    fn submit_transaction(&self, tx: Transaction) -> Result<TxId, RpcError> {
-        let txid = tx.txid();
-        if self.store.tx_location(&txid).map_err(internal)?.is_some() {
-            return Err(RpcError::new(
-                codes::VERIFY_ALREADY_IN_CHAIN,
-                "Transaction already in block chain",
-            ));
-        }
-        let snapshot = self.store.snapshot().map_err(internal)?;
-        let now = crate::host::now_ms();
-        let result = self.mempool()?.add(tx.clone(), &snapshot, now);
-        match result {
-            Ok(txid) => {
-                // The host relays it; if its queue is full, peers still get it in a block.
-                let _ = self.relay.try_send(tx);
-                Ok(txid)
-            }
-            Err(MempoolError::AlreadyInPool(txid)) => Ok(txid),
-            Err(error) => Err(RpcError::new(
-                codes::VERIFY_REJECTED,
-                format!("{}: {error}", error.code()),
-            )),
-        }
+    fn submit_transaction(&self, tx: Transaction) -> Pending<TxId> {
+        let admission = self.admission.clone();
+        Box::pin(async move { admission.submit_async(tx).await })
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use timecoin_chain::Genesis;
+use timecoin_chain::{Genesis, SignatureCache};
 use timecoin_mempool::{Mempool, MempoolConfig};
 use timecoin_network::{Hello, NetworkConfig, PROTOCOL_VERSION};
 use timecoin_primitives::Network;
@@ -18,6 +18,7 @@ use tracing::info;
 
 use timecoin_rpc::{ConsensusStatus, Credentials, RpcAuth, ServeOptions, auth};
 
+use crate::admission::{Admission, Admitter};
 use crate::config::Config;
 use crate::host::Host;
 use crate::keys;
@@ -162,12 +163,12 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         expiry_ms: config.mempool.expiry_hours.saturating_mul(3_600_000),
         ..MempoolConfig::default()
     };
-    let mempool = Arc::new(Mutex::new(Mempool::new(
-        params.clone(),
-        genesis.hash(),
-        mempool_config,
-        tip.height,
-    )));
+    // Signatures verified at admission are not verified again in a proposed block.
+    let signatures = Arc::new(SignatureCache::new(timecoin_chain::sigcache::DEFAULT_CAPACITY));
+    let mempool = Arc::new(Mutex::new(
+        Mempool::new(params.clone(), genesis.hash(), mempool_config, tip.height)
+            .with_signature_cache(Arc::clone(&signatures)),
+    ));
     info!(
         network = %params.network,
         genesis = %genesis.hash(),
@@ -188,10 +189,22 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     } else {
         None
     };
-    let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(4_096);
+    // Admitted transactions' ids, a batch a message, for the host to announce.
+    let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(1_024);
     // Cancelled by the `stop` RPC.
     let stop_request = CancellationToken::new();
     let (status_tx, status_rx) = watch::channel(ConsensusStatus::default());
+    let admission = Admission::start(
+        Admitter {
+            store: Arc::clone(&store),
+            genesis: Arc::clone(&genesis),
+            mempool: Arc::clone(&mempool),
+            signatures: Arc::clone(&signatures),
+            relay: relay_tx,
+        },
+        cancel.clone(),
+        &tracker,
+    );
     let rpc = if config.rpc.enabled {
         let listen = config
             .rpc
@@ -201,7 +214,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             store: Arc::clone(&store),
             genesis: Arc::clone(&genesis),
             mempool: Arc::clone(&mempool),
-            relay: relay_tx,
+            admission: admission.clone(),
             network: network.clone(),
             runtime: tokio::runtime::Handle::current(),
             shutdown: stop_request.clone(),
@@ -245,6 +258,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         store: Arc::clone(&store),
         genesis: Arc::clone(&genesis),
         mempool: Arc::clone(&mempool),
+        signatures,
         network,
         hello: hello_tx,
         key: config.masternode.enabled.then(|| operator.clone()),

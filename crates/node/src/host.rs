@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{
-    BlockContext, BlockExtras, ChainTip, Genesis, MasternodeList, TxContext, assemble_block, check_block,
-    check_equivocation, select_masternode_txs,
+    BlockContext, BlockExtras, ChainTip, Genesis, MasternodeList, SignatureCache, TxContext, assemble_block,
+    check_block_cached, check_equivocation, select_masternode_txs,
 };
 use timecoin_consensus::{
     Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
@@ -25,7 +25,7 @@ use timecoin_primitives::{
     Block, BlockHash, CommitCertificate, Encode, Equivocation, PublicKey, SecretKey, Transaction, TxId,
 };
 use timecoin_rpc::ConsensusStatus;
-use timecoin_storage::Store;
+use timecoin_storage::{Snapshot, Store};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,14 +47,16 @@ pub(crate) struct Host {
     pub(crate) store: Arc<Store>,
     pub(crate) genesis: Arc<Genesis>,
     pub(crate) mempool: Arc<Mutex<Mempool>>,
+    /// Signatures verified already (shared with the mempool).
+    pub(crate) signatures: Arc<SignatureCache>,
     pub(crate) network: NetworkHandle,
     pub(crate) hello: watch::Sender<timecoin_network::Hello>,
     pub(crate) key: Option<SecretKey>,
     pub(crate) pacing: ConsensusSection,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    /// Transactions admitted through the API, to relay.
-    pub(crate) relay: mpsc::Receiver<Transaction>,
+    /// Ids of transactions admitted through the API, a batch at a time, to relay.
+    pub(crate) relay: mpsc::Receiver<Vec<TxId>>,
     /// The largest frame peers accept: answers are cut to fit.
     pub(crate) max_frame: usize,
     /// Where the engine is, for `getconsensusinfo`.
@@ -86,7 +88,13 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// Checks `block` against the chain rules on top of `tip` (blocking: reads the store).
-fn check_on_tip(store: &Store, genesis: &Genesis, tip: ChainTip, block: &Block) -> Result<()> {
+fn check_on_tip(
+    store: &Store,
+    genesis: &Genesis,
+    signatures: &SignatureCache,
+    tip: ChainTip,
+    block: &Block,
+) -> Result<()> {
     let snapshot = store.snapshot()?;
     if snapshot.tip() != tip {
         return Err(anyhow!(
@@ -103,8 +111,19 @@ fn check_on_tip(store: &Store, genesis: &Genesis, tip: ChainTip, block: &Block) 
         parent_state: snapshot.state_hash(),
         now_ms: now_ms(),
     };
-    check_block(block, &snapshot, &ctx)?;
+    check_block_cached(block, &snapshot, &ctx, signatures)?;
     Ok(())
+}
+
+/// Verifies the signatures of `txs` that spend confirmed outputs into `signatures`, before
+/// the mempool's lock is taken (blocking: parallel batches).
+pub(crate) fn preverify(signatures: &SignatureCache, genesis: &Genesis, snapshot: &Snapshot, txs: &[Transaction]) {
+    let ctx = TxContext {
+        params: &genesis.params,
+        genesis_hash: genesis.hash(),
+        height: snapshot.tip().height + 1,
+    };
+    signatures.preverify(txs, snapshot, &ctx);
 }
 
 /// The validator set of `height` under `list` (the list after `height - 1`): its voting set,
@@ -143,6 +162,11 @@ struct State {
     sync: BlockSync,
     relay: TxRelay,
     connected: HashSet<PublicKey>,
+    /// Peers heard from (a vote) in the current round, by round: they no longer need the
+    /// round's proposal re-sent.
+    heard: (u32, HashSet<PublicKey>),
+    /// Peers sent the last decided block since it was decided (each gets it once).
+    caught_up: HashSet<PublicKey>,
     /// Equivocations already passed on, by masternode and height.
     evidence: HashSet<(PublicKey, u64)>,
     /// Verified equivocations waiting to be recorded in a block this node proposes.
@@ -228,6 +252,8 @@ impl Host {
             sync: BlockSync::default(),
             relay: TxRelay::new(),
             connected: HashSet::new(),
+            heard: (0, HashSet::new()),
+            caught_up: HashSet::new(),
             evidence: HashSet::new(),
             pending_evidence: Vec::new(),
             list,
@@ -242,7 +268,7 @@ impl Host {
                 () = self.cancel.cancelled() => return Ok(()),
                 _ = pacing.tick() => self.tick(&mut state).await,
                 _ = gossip.tick() => self.gossip(&state).await,
-                Some(tx) = self.relay.recv() => state.relay.admitted(tx.txid()),
+                Some(ids) = self.relay.recv() => ids.into_iter().for_each(|id| state.relay.admitted(id)),
                 event = events.recv() => match event {
                     Some(event) => self.on_network(&mut state, event, &internal_tx).await?,
                     None => return Ok(()),
@@ -545,16 +571,17 @@ impl Host {
 
     /// Checks a proposed block against the tip on a blocking thread and reports the verdict.
     fn validate(&self, state: &State, block: Block, internal: &mpsc::Sender<Internal>) {
-        let (store, genesis, tip, height) = (
+        let (store, genesis, signatures, tip, height) = (
             Arc::clone(&self.store),
             Arc::clone(&self.genesis),
+            Arc::clone(&self.signatures),
             state.tip,
             state.height,
         );
         let sender = internal.clone();
         self.tracker.spawn(async move {
             let value = block.hash();
-            let verdict = blocking(move || Ok(check_on_tip(&store, &genesis, tip, &block).is_ok())).await;
+            let verdict = blocking(move || Ok(check_on_tip(&store, &genesis, &signatures, tip, &block).is_ok())).await;
             let _ = sender
                 .send(Internal::Validated {
                     height,
@@ -641,6 +668,8 @@ impl Host {
         self.announce_masternodes(&list, Some(&previous)).await;
         state.started = false;
         state.blocks.clear();
+        state.heard = (0, HashSet::new());
+        state.caught_up.clear();
         state.proposed.clear();
         state.engine = Engine::new(self.engine_config(), self.key.clone());
         self.hello.send_modify(|hello| {
@@ -656,6 +685,9 @@ impl Host {
         Ok(())
     }
 
+    /// Every second: mempool gauges, and the engine's messages again for peers that may have
+    /// missed them — votes to all, the round's proposal (with its block) only to peers not
+    /// heard from in this round.
     async fn gossip(&self, state: &State) {
         if let Ok(mempool) = self.mempool.lock() {
             metrics::gauge!("timecoin_mempool_transactions").set(mempool.len() as f64);
@@ -663,18 +695,39 @@ impl Host {
             metrics::gauge!("timecoin_mempool_usage_bytes").set(mempool.usage() as f64);
         }
         let (proposals, votes) = state.engine.messages_to_gossip();
+        let (heard_round, heard) = &state.heard;
+        let silent: Vec<PublicKey> = state
+            .connected
+            .iter()
+            .filter(|peer| *heard_round != state.engine.round() || !heard.contains(*peer))
+            .copied()
+            .collect();
         for proposal in proposals {
             if let Some(block) = state.blocks.get(&proposal.proposal.block) {
-                self.network
-                    .broadcast(&Message::Proposal(Box::new((proposal, block.clone()))))
-                    .await;
+                let message = Message::Proposal(Box::new((proposal, block.clone())));
+                for peer in &silent {
+                    self.network.send(*peer, &message).await;
+                }
             }
         }
         for vote in votes {
             self.network.broadcast(&Message::Vote(vote)).await;
         }
-        if let Some(last) = &state.last {
-            self.network.broadcast(&Message::Blocks(vec![last.clone()])).await;
+    }
+
+    /// Notes that `peer` sent a message for `height` and `round`: in this node's round, it
+    /// needs no more proposals; one height behind, it gets the block it is missing (once).
+    async fn heard_from(&self, state: &mut State, peer: PublicKey, height: u64, round: u32) {
+        if height == state.height && round == state.engine.round() {
+            if state.heard.0 != round {
+                state.heard = (round, HashSet::new());
+            }
+            state.heard.1.insert(peer);
+        } else if height + 1 == state.height
+            && let Some(last) = &state.last
+            && state.caught_up.insert(peer)
+        {
+            self.network.send(peer, &Message::Blocks(vec![last.clone()])).await;
         }
     }
 
@@ -748,6 +801,9 @@ impl Host {
             Message::Proposal(boxed) => {
                 let (proposal, block) = *boxed;
                 let height = proposal.proposal.height;
+                if height + 1 == state.height {
+                    self.heard_from(state, peer, height, proposal.proposal.round).await;
+                }
                 if height > state.height {
                     if state.validators.power(&proposal.proposer) > 0 && proposal.verify().is_ok() {
                         self.saw_height(state, peer, height).await;
@@ -784,6 +840,7 @@ impl Host {
                 self.feed(state, Input::Proposal(proposal), internal).await?;
             }
             Message::Vote(vote) => {
+                self.heard_from(state, peer, vote.vote.height, vote.vote.round).await;
                 if vote.vote.height > state.height {
                     if state.validators.power(&vote.validator) > 0 && vote.verify().is_ok() {
                         self.saw_height(state, peer, vote.vote.height).await;
@@ -844,8 +901,10 @@ impl Host {
             Message::Transactions(txs) => {
                 let ids: Vec<TxId> = txs.iter().map(Transaction::txid).collect();
                 let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
+                let (genesis, signatures) = (Arc::clone(&self.genesis), Arc::clone(&self.signatures));
                 let (admitted, invalid) = blocking(move || {
                     let snapshot = store.snapshot()?;
+                    preverify(&signatures, &genesis, &snapshot, &txs);
                     let results = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?.add_batch(
                         txs,
                         &snapshot,
@@ -951,6 +1010,7 @@ impl Host {
     /// it, then its content.
     async fn verify_synced(&self, state: &State, block: &Block, certificate: &CommitCertificate) -> bool {
         let (store, genesis, tip) = (Arc::clone(&self.store), Arc::clone(&self.genesis), state.tip);
+        let signatures = Arc::clone(&self.signatures);
         let (block, certificate, list) = (block.clone(), certificate.clone(), Arc::clone(&state.list));
         blocking(move || {
             certificate.verify(
@@ -960,7 +1020,7 @@ impl Host {
                 list.voting_set(),
                 rand::rng(),
             )?;
-            check_on_tip(&store, &genesis, tip, &block)
+            check_on_tip(&store, &genesis, &signatures, tip, &block)
         })
         .await
         .is_ok()

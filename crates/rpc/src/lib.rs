@@ -14,6 +14,7 @@
 )]
 
 pub mod auth;
+mod batch;
 pub mod client;
 mod gate;
 pub mod methods;
@@ -64,6 +65,9 @@ pub mod codes {
     /// No wallet is loaded.
     pub const WALLET_NOT_FOUND: i32 = -18;
 }
+
+/// An answer a backend gives later (without holding a thread while it waits).
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, RpcError>> + Send>>;
 
 /// An error a backend reports: a code from [`codes`] and a message for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -426,8 +430,9 @@ pub trait Backend: Send + Sync + 'static {
     fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError>;
     /// The block with `hash` and its height, if known.
     fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError>;
-    /// Admits a transaction to the mempool and relays it; returns its txid.
-    fn submit_transaction(&self, tx: Transaction) -> Result<TxId, RpcError>;
+    /// Admits a transaction to the mempool and relays it; resolves to its txid once judged.
+    /// A node queues it, so that concurrent submissions are verified as one batch.
+    fn submit_transaction(&self, tx: Transaction) -> Pending<TxId>;
 }
 
 fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
@@ -709,10 +714,10 @@ fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, jsonrpsee::cor
         }
         Ok(block_json(&block, info.blocks, info.network, verbosity))
     })?;
-    module.register_blocking_method("sendrawtransaction", |params, context, _| {
+    module.register_async_method("sendrawtransaction", |params, context, _| async move {
         let text: String = param(&params, 0, "hexstring")?;
         let tx: Transaction = decode_hex(&text, "TX")?;
-        Ok::<_, ErrorObjectOwned>(context.backend.submit_transaction(tx)?.to_string())
+        Ok::<_, ErrorObjectOwned>(context.backend.submit_transaction(tx).await?.to_string())
     })?;
     module.register_blocking_method("decoderawtransaction", |params, context, _| {
         let text: String = param(&params, 0, "hexstring")?;
@@ -1313,13 +1318,17 @@ pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>, options: Serve
         .http_only()
         .max_request_body_size(options.max_body)
         .max_connections(options.max_connections)
-        .max_response_body_size(64 * 1024 * 1024)
+        .max_response_body_size(batch::MAX_RESPONSE_BYTES)
         .set_batch_request_config(BatchRequestConfig::Limit(options.max_batch))
         .build();
     let gate = tower::ServiceBuilder::new().layer(GateLayer::new(options.credentials, options.max_body as usize));
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(gate)
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer_fn(|service| batch::ConcurrentBatches { service }),
+        )
         .build(listen)
         .await?;
     let address = server.local_addr()?;

@@ -175,6 +175,39 @@ fn a_connected_block_removes_included_conflicting_and_invalidated_transactions()
     mempool.check_invariants().unwrap();
 }
 
+/// After each block only a window of the pool (1,000 entries for a small block) has its
+/// confirmed inputs looked up again, so a large pool costs no more per block; the window
+/// moves on, and a stale entry at the far end is still found within a few blocks.
+#[test]
+fn the_recheck_after_a_block_is_bounded_and_reaches_the_whole_pool_in_turn() {
+    let mut chain = ChainBuilder::new(2_101);
+    let mut mempool = pool(&chain, MempoolConfig::default());
+    let inputs = chain.spendable();
+    for (i, input) in inputs.iter().take(2_100).enumerate() {
+        // Arrival order is time order: the last one arrives last.
+        let tx = tx_with_fee(&chain, &[*input], 1, 1_000);
+        mempool.add(tx, &chain.utxos, NOW + i as u64).unwrap();
+    }
+    let last = inputs[2_099];
+    let stale = mempool.spender_of(&last.0).unwrap();
+    chain.utxos.remove(&last.0);
+    let mut found_after = None;
+    for block_number in 1..=3 {
+        let empty = chain.build_block(vec![]);
+        chain.apply(&empty);
+        let removal = mempool.block_connected(&empty, &chain.utxos).unwrap();
+        if removal.invalidated == vec![stale] {
+            found_after = Some(block_number);
+            break;
+        }
+        assert!(removal.invalidated.is_empty(), "{removal:?}");
+    }
+    // Windows of 1,000: the 2,100th entry is looked at by the third block.
+    assert_eq!(found_after, Some(3));
+    assert_eq!(mempool.len(), 2_099);
+    mempool.check_invariants().unwrap();
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Pay { input: usize, fee: u64, outputs: usize },

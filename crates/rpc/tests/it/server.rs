@@ -6,8 +6,8 @@ use timecoin_primitives::{Block, BlockHash, CommitCertificate, Hash256, Network,
 use timecoin_rpc::auth::{COOKIE_USER, basic_header};
 use timecoin_rpc::{
     Backend, ChainInfo, Client, ClientError, ConsensusStatus, Credentials, MasternodeSummary, MempoolEntry,
-    MempoolInfo, PeerSummary, RpcAuth, RpcError, RpcServer, ServeOptions, TxOutInfo, UtxoSetSummary, codes, methods,
-    serve,
+    MempoolInfo, PeerSummary, Pending, RpcAuth, RpcError, RpcServer, ServeOptions, TxOutInfo, UtxoSetSummary, codes,
+    methods, serve,
 };
 
 /// A chain of 7 blocks, as far as the API can tell.
@@ -86,8 +86,11 @@ impl Backend for Fixed {
     fn block(&self, _hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError> {
         Ok(None)
     }
-    fn submit_transaction(&self, _tx: Transaction) -> Result<TxId, RpcError> {
-        Err(RpcError::new(codes::VERIFY_REJECTED, "rejected"))
+    fn submit_transaction(&self, _tx: Transaction) -> Pending<TxId> {
+        Box::pin(std::future::ready(Err(RpcError::new(
+            codes::VERIFY_REJECTED,
+            "rejected",
+        ))))
     }
 }
 

@@ -1,0 +1,165 @@
+//! A bounded cache of signatures already found valid, so that a node verifies each
+//! transaction's signatures once: at mempool admission, and not again when the transaction
+//! arrives in a proposed block (as Bitcoin Core's signature cache does).
+//!
+//! Entries are salted hashes of the whole check (key, message, signature), so only a check
+//! that passed is ever skipped, and nobody outside the process can aim collisions at it. The
+//! cache keeps two generations of at most `capacity` entries each: when the newer one is
+//! full the older one is dropped, so memory stays bounded whatever the load.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rand::RngExt;
+use timecoin_primitives::SignatureError;
+
+use timecoin_primitives::{Encode, Transaction};
+
+use crate::validation::{SigItem, TxContext, UtxoView, check_tx_contextual, verify_signatures};
+
+/// Entries per generation by default: the signatures of a few blocks' worth of
+/// transactions waiting in a busy mempool (about 40 bytes each, two generations).
+pub const DEFAULT_CAPACITY: usize = 500_000;
+
+type Entry = [u8; 32];
+
+struct Generations {
+    current: HashSet<Entry>,
+    previous: HashSet<Entry>,
+}
+
+/// Signatures known to be valid. Shared by the mempool and block validation.
+pub struct SignatureCache {
+    salt: [u8; 32],
+    capacity: usize,
+    generations: Mutex<Generations>,
+}
+
+impl std::fmt::Debug for SignatureCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl SignatureCache {
+    /// An empty cache keeping up to `capacity` entries in each of its two generations.
+    pub fn new(capacity: usize) -> SignatureCache {
+        SignatureCache {
+            salt: rand::rng().random(),
+            capacity: capacity.max(1),
+            generations: Mutex::new(Generations {
+                current: HashSet::new(),
+                previous: HashSet::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Generations> {
+        // The sets stay consistent whatever panicked while holding them.
+        self.generations.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn entry(&self, item: &SigItem) -> Entry {
+        let mut hasher = blake3::Hasher::new_keyed(&self.salt);
+        hasher.update(&item.key.0);
+        hasher.update(&item.message.0);
+        hasher.update(&item.signature.0);
+        *hasher.finalize().as_bytes()
+    }
+
+    /// How many checks are remembered.
+    pub fn len(&self) -> usize {
+        let generations = self.lock();
+        generations.current.len() + generations.previous.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies the checks among `items` not known to pass (in parallel batches, outside the
+    /// cache's lock) and remembers them when all pass.
+    pub fn verify(&self, items: &[SigItem]) -> Result<(), SignatureError> {
+        let entries: Vec<Entry> = items.iter().map(|item| self.entry(item)).collect();
+        let unknown: Vec<(SigItem, Entry)> = {
+            let generations = self.lock();
+            items
+                .iter()
+                .zip(&entries)
+                .filter(|(_, e)| !generations.current.contains(*e) && !generations.previous.contains(*e))
+                .map(|(item, e)| (*item, *e))
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let checks: Vec<SigItem> = unknown.iter().map(|(item, _)| *item).collect();
+        verify_signatures(&checks)?;
+        let mut generations = self.lock();
+        for (_, entry) in unknown {
+            if generations.current.len() >= self.capacity {
+                generations.previous = std::mem::take(&mut generations.current);
+            }
+            generations.current.insert(entry);
+        }
+        Ok(())
+    }
+
+    /// Verifies, in one parallel batch and remembering them, the signatures of those `txs`
+    /// whose inputs `view` holds; the others (spending unconfirmed outputs, or invalid) are
+    /// left for the full checks. Lets a caller verify before taking the mempool's lock.
+    /// Returns whether every signature verified was valid.
+    pub fn preverify(&self, txs: &[Transaction], view: &impl UtxoView, ctx: &TxContext<'_>) -> bool {
+        let items: Vec<SigItem> = txs
+            .iter()
+            .filter_map(|tx| check_tx_contextual(tx, tx.txid(), tx.encoded_len(), view, ctx).ok())
+            .flat_map(|checked| checked.sig_items)
+            .collect();
+        self.verify(&items).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timecoin_primitives::{Hash256, SecretKey};
+
+    fn item(seed: u8, message: u8) -> SigItem {
+        let key = SecretKey::from_seed([seed; 32]);
+        let message = Hash256([message; 32]);
+        SigItem {
+            key: key.public_key(),
+            signature: key.sign(&message.0),
+            message,
+        }
+    }
+
+    #[test]
+    fn only_checks_that_passed_are_remembered() {
+        let cache = SignatureCache::new(100);
+        let good = [item(1, 1), item(2, 2)];
+        cache.verify(&good).unwrap();
+        assert_eq!(cache.len(), 2);
+        // A valid key and signature over another message is a different check, and fails.
+        let mut forged = item(1, 1);
+        forged.message = Hash256([9; 32]);
+        assert!(cache.verify(&[good[0], forged]).is_err());
+        assert_eq!(cache.len(), 2);
+        assert!(cache.verify(&good).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_two_generations() {
+        let cache = SignatureCache::new(3);
+        for i in 0..10 {
+            cache.verify(&[item(i, i)]).unwrap();
+        }
+        assert!(cache.len() <= 6, "{}", cache.len());
+        // The newest entries survive.
+        assert!(cache.len() >= 3);
+    }
+}

@@ -1,0 +1,85 @@
+//! Batches run their calls concurrently (jsonrpsee runs them one after another), answered in
+//! the order asked. A batch of `sendrawtransaction` calls thus reaches the node's admission
+//! queue at once and is verified as one signature batch under one mempool lock.
+
+use futures_util::future::join_all;
+use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceT};
+use jsonrpsee::core::server::{BatchResponseBuilder, MethodResponse};
+use jsonrpsee::types::Request;
+
+/// The largest answer, single or batch, in bytes.
+pub(crate) const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
+
+/// Wraps the method service so that a batch's calls run concurrently.
+#[derive(Clone)]
+pub(crate) struct ConcurrentBatches<S> {
+    pub(crate) service: S,
+}
+
+impl<S> RpcServiceT for ConcurrentBatches<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+
+    fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+        self.service.call(request)
+    }
+
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+        let service = self.service.clone();
+        async move {
+            let mut notified = false;
+            let answers = join_all(batch.into_iter().map(|entry| {
+                let service = service.clone();
+                async move {
+                    match entry {
+                        Ok(BatchEntry::Call(request)) => Some(service.call(request).await),
+                        Ok(BatchEntry::Notification(notification)) => {
+                            service.notification(notification).await;
+                            None
+                        }
+                        Err(error) => {
+                            let (error, id) = error.into_parts();
+                            Some(MethodResponse::error(id, error))
+                        }
+                    }
+                }
+            }))
+            .await;
+            let mut builder = BatchResponseBuilder::new_with_limit(MAX_RESPONSE_BYTES as usize);
+            for answer in answers {
+                match answer {
+                    Some(answer) => {
+                        if let Err(too_large) = builder.append(answer) {
+                            return too_large;
+                        }
+                    }
+                    None => notified = true,
+                }
+            }
+            // As jsonrpsee answers: nothing for notifications only, an error for an empty batch.
+            if builder.is_empty() && notified {
+                MethodResponse::notification()
+            } else {
+                MethodResponse::from_batch(builder.finish())
+            }
+        }
+    }
+
+    fn notification<'a>(
+        &self,
+        notification: Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.service.notification(notification)
+    }
+}
