@@ -717,9 +717,19 @@ impl Mempool {
         let mut results: Vec<Result<TxId, MempoolError>> = Vec::with_capacity(txs.len());
         // Transactions admitted without their signatures checked yet.
         let mut unverified: Vec<(usize, TxId, Vec<SigItem>)> = Vec::new();
+        // Where each transaction this batch inserted stands, and later copies of it: a copy
+        // shares the verdict the first one ends with (a relayed invalid transaction sent
+        // many times is refused as many times).
+        let mut inserted_at: HashMap<TxId, usize> = HashMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
         for tx in txs {
             let prepared = match self.prepare(&tx, view, now_ms) {
                 Ok(p) => p,
+                Err(MempoolError::AlreadyInPool(txid)) if inserted_at.contains_key(&txid) => {
+                    copies.push((results.len(), inserted_at.get(&txid).copied().unwrap_or(0)));
+                    results.push(Err(MempoolError::AlreadyInPool(txid)));
+                    continue;
+                }
                 Err(e) => {
                     results.push(Err(e));
                     continue;
@@ -735,6 +745,7 @@ impl Mempool {
                 unverified.push((results.len(), txid, prepared.sig_items.clone()));
             }
             self.insert(Arc::new(tx), prepared, now_ms);
+            inserted_at.insert(txid, results.len());
             results.push(Ok(txid));
         }
 
@@ -766,6 +777,16 @@ impl Mempool {
                 && !self.entries.contains_key(txid)
             {
                 *result = Err(MempoolError::Full(*txid));
+            }
+        }
+        for (copy, first) in copies {
+            let verdict = match results.get(first) {
+                Some(Ok(txid)) => Err(MempoolError::AlreadyInPool(*txid)),
+                Some(Err(error)) => Err(error.clone()),
+                None => continue,
+            };
+            if let Some(result) = results.get_mut(copy) {
+                *result = verdict;
             }
         }
         results

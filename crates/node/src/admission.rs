@@ -1,33 +1,49 @@
-//! The admission queue: every transaction submitted through the API (and the wallet) waits
-//! here, and a single task admits whatever has gathered as one batch — one pass of signature
-//! verification in parallel batches before the mempool's lock is taken, then one
-//! [`Mempool::add_batch`] under it. Concurrent callers (a JSON-RPC batch, many clients) so
-//! share the cost of verification and of the lock, while a lone caller waits no longer than
-//! its own admission.
+//! The admission queue: every transaction that reaches the node — submitted through the API
+//! or the wallet, or relayed by a peer — waits here, and one task admits whatever has
+//! gathered as one batch: signatures verified in parallel batches before the mempool's lock
+//! is taken, then one [`Mempool::add_batch`] under it. Concurrent callers (a JSON-RPC batch,
+//! many clients, many peers) so share the cost of verification and of the lock, while a lone
+//! caller waits no longer than its own admission.
+//!
+//! Admission runs apart from the consensus host, so that a flood of transactions never
+//! delays a proposal or a vote behind it (the host once admitted relayed transactions in its
+//! own loop, and under overload rounds timed out while proposals waited in line).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::anyhow;
 use timecoin_chain::{Genesis, SignatureCache};
 use timecoin_mempool::{Mempool, MempoolError};
-use timecoin_primitives::{Transaction, TxId};
+use timecoin_network::{NetworkHandle, Offense};
+use timecoin_primitives::{PublicKey, Transaction, TxId};
 use timecoin_rpc::{RpcError, codes};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Submissions waiting at most; more are refused until the queue drains.
+/// Transactions waiting at most (about 20 MB); more are refused (API) or dropped (relayed)
+/// until the queue drains.
 const QUEUE: usize = 65_536;
-/// Most transactions admitted in one batch.
+/// Admitting stops gathering once a batch holds this many transactions.
 const MAX_BATCH: usize = 4_096;
 
 type Reply = oneshot::Sender<Result<TxId, RpcError>>;
 
-/// Where submissions go.
+/// Where transactions come from, and so where their verdicts go.
+enum Arrival {
+    /// From the API or the wallet: the caller waits for the verdict.
+    Api(Box<Transaction>, Reply),
+    /// Relayed by a peer: offenses count against it.
+    Peer(PublicKey, Vec<Transaction>),
+}
+
+/// Where transactions to admit go.
 #[derive(Clone)]
 pub(crate) struct Admission {
-    sender: mpsc::Sender<(Transaction, Reply)>,
+    sender: mpsc::Sender<Arrival>,
+    /// Transactions in the queue: what bounds its memory (a peer's arrival holds many).
+    queued: Arc<AtomicUsize>,
 }
 
 /// What admitting needs.
@@ -36,8 +52,17 @@ pub(crate) struct Admitter {
     pub(crate) genesis: Arc<Genesis>,
     pub(crate) mempool: Arc<Mutex<Mempool>>,
     pub(crate) signatures: Arc<SignatureCache>,
-    /// Ids of admitted transactions, a batch a message, for the host to relay.
+    /// Ids of admitted transactions, a batch a message, for the host to announce.
     pub(crate) relay: mpsc::Sender<Vec<TxId>>,
+    /// To report peers that relay invalid transactions.
+    pub(crate) network: NetworkHandle,
+}
+
+/// Why a transaction was not admitted.
+struct Refusal {
+    error: RpcError,
+    /// Invalid whatever the chain state: relaying it is an offense.
+    invalid: bool,
 }
 
 fn stopped() -> RpcError {
@@ -47,8 +72,10 @@ fn stopped() -> RpcError {
 impl Admission {
     /// Starts the admitting task, owned by `tracker` and stopped by `cancel`.
     pub(crate) fn start(admitter: Admitter, cancel: CancellationToken, tracker: &TaskTracker) -> Admission {
-        let (sender, mut queue) = mpsc::channel::<(Transaction, Reply)>(QUEUE);
+        let (sender, mut queue) = mpsc::channel::<Arrival>(QUEUE);
         let admitter = Arc::new(admitter);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::clone(&queued);
         tracker.spawn(async move {
             loop {
                 let first = tokio::select! {
@@ -59,44 +86,55 @@ impl Admission {
                     },
                 };
                 let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
+                let mut count = arrival_len(&batch[..]);
+                while count < MAX_BATCH {
                     match queue.try_recv() {
-                        Ok(next) => batch.push(next),
+                        Ok(next) => {
+                            count += arrival_len(std::slice::from_ref(&next));
+                            batch.push(next);
+                        }
                         Err(_) => break,
                     }
                 }
-                let (txs, replies): (Vec<Transaction>, Vec<Reply>) = batch.into_iter().unzip();
-                let admitter = Arc::clone(&admitter);
-                let results = tokio::task::spawn_blocking(move || admitter.admit(txs))
-                    .await
-                    .map_err(|e| anyhow!("admission failed: {e}"));
-                match results {
-                    Ok(results) => {
-                        for (reply, result) in replies.into_iter().zip(results) {
-                            let _ = reply.send(result);
-                        }
-                    }
-                    Err(error) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(RpcError::new(codes::INTERNAL_ERROR, error.to_string())));
-                        }
-                    }
-                }
+                taken.fetch_sub(count, Ordering::Relaxed);
+                admitter.admit_arrivals(batch).await;
             }
         });
-        Admission { sender }
+        Admission { sender, queued }
+    }
+
+    /// Counts `count` more transactions into the queue, unless that would pass its bound.
+    fn reserve(&self, count: usize) -> bool {
+        let before = self.queued.fetch_add(count, Ordering::Relaxed);
+        if before.saturating_add(count) > QUEUE {
+            self.queued.fetch_sub(count, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn full() -> RpcError {
+        RpcError::new(
+            codes::INTERNAL_ERROR,
+            format!("{QUEUE} transactions are waiting for admission; retry shortly"),
+        )
     }
 
     /// Queues `tx`; the receiver gets its verdict.
-    pub(crate) fn submit(&self, tx: Transaction) -> Result<oneshot::Receiver<Result<TxId, RpcError>>, RpcError> {
+    fn submit(&self, tx: Transaction) -> Result<oneshot::Receiver<Result<TxId, RpcError>>, RpcError> {
+        if !self.reserve(1) {
+            return Err(Self::full());
+        }
         let (reply, verdict) = oneshot::channel();
-        self.sender.try_send((tx, reply)).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => RpcError::new(
-                codes::INTERNAL_ERROR,
-                format!("{QUEUE} transactions are waiting for admission; retry shortly"),
-            ),
-            mpsc::error::TrySendError::Closed(_) => stopped(),
-        })?;
+        self.sender
+            .try_send(Arrival::Api(Box::new(tx), reply))
+            .map_err(|error| {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                match error {
+                    mpsc::error::TrySendError::Full(_) => Self::full(),
+                    mpsc::error::TrySendError::Closed(_) => stopped(),
+                }
+            })?;
         Ok(verdict)
     }
 
@@ -109,28 +147,111 @@ impl Admission {
     pub(crate) async fn submit_async(&self, tx: Transaction) -> Result<TxId, RpcError> {
         self.submit(tx)?.await.unwrap_or_else(|_| Err(stopped()))
     }
+
+    /// Queues transactions `peer` relayed; when the queue is full they are dropped (they
+    /// reach this node in a block all the same).
+    pub(crate) fn relayed(&self, peer: PublicKey, txs: Vec<Transaction>) {
+        let count = txs.len();
+        if self.reserve(count) && self.sender.try_send(Arrival::Peer(peer, txs)).is_err() {
+            self.queued.fetch_sub(count, Ordering::Relaxed);
+        }
+    }
+}
+
+fn arrival_len(arrivals: &[Arrival]) -> usize {
+    arrivals
+        .iter()
+        .map(|a| match a {
+            Arrival::Api(..) => 1,
+            Arrival::Peer(_, txs) => txs.len(),
+        })
+        .sum()
 }
 
 impl Admitter {
-    /// Admits `txs` in order (a later one may spend an earlier one); one verdict each.
-    fn admit(&self, txs: Vec<Transaction>) -> Vec<Result<TxId, RpcError>> {
-        let internal = |error: &dyn std::fmt::Display| RpcError::new(codes::INTERNAL_ERROR, error.to_string());
+    /// Admits one gathered batch and delivers the verdicts.
+    async fn admit_arrivals(self: &Arc<Self>, arrivals: Vec<Arrival>) {
+        let mut txs = Vec::new();
+        let mut from_api = Vec::new();
+        let mut replies = Vec::new();
+        let mut peers = Vec::new();
+        for arrival in arrivals {
+            match arrival {
+                Arrival::Api(tx, reply) => {
+                    txs.push(*tx);
+                    from_api.push(true);
+                    replies.push(Some(reply));
+                    peers.push(None);
+                }
+                Arrival::Peer(peer, relayed) => {
+                    for tx in relayed {
+                        txs.push(tx);
+                        from_api.push(false);
+                        replies.push(None);
+                        peers.push(Some(peer));
+                    }
+                }
+            }
+        }
+        let admitter = Arc::clone(self);
+        let verdicts = match tokio::task::spawn_blocking(move || admitter.admit(txs, &from_api)).await {
+            Ok(verdicts) => verdicts,
+            Err(error) => {
+                let error = RpcError::new(codes::INTERNAL_ERROR, format!("admission failed: {error}"));
+                replies
+                    .iter()
+                    .map(|_| {
+                        Err(Refusal {
+                            error: error.clone(),
+                            invalid: false,
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let admitted: Vec<TxId> = verdicts.iter().filter_map(|v| v.as_ref().ok().copied()).collect();
+        if !admitted.is_empty() {
+            // If the host's queue is full, peers still get these in a block.
+            let _ = self.relay.try_send(admitted);
+        }
+        for ((verdict, reply), peer) in verdicts.into_iter().zip(replies).zip(peers) {
+            if let Some(reply) = reply {
+                let _ = reply.send(verdict.map_err(|refusal| refusal.error));
+            } else if let (Some(peer), Err(Refusal { invalid: true, .. })) = (peer, verdict) {
+                // Relaying a transaction no chain state makes valid is the sender's fault.
+                self.network.report(peer, Offense::InvalidTransaction).await;
+            }
+        }
+    }
+
+    /// Admits `txs` in order (a later one may spend an earlier one); one verdict each. Those
+    /// `from_api` are first looked up in the chain, to answer "already in block chain".
+    fn admit(&self, txs: Vec<Transaction>, from_api: &[bool]) -> Vec<Result<TxId, Refusal>> {
+        let internal = |error: &dyn std::fmt::Display| Refusal {
+            error: RpcError::new(codes::INTERNAL_ERROR, error.to_string()),
+            invalid: false,
+        };
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
             Err(error) => return txs.iter().map(|_| Err(internal(&error))).collect(),
         };
-        let mut verdicts: Vec<Option<Result<TxId, RpcError>>> = Vec::with_capacity(txs.len());
+        let mut verdicts: Vec<Option<Result<TxId, Refusal>>> = Vec::with_capacity(txs.len());
         let mut fresh = Vec::with_capacity(txs.len());
-        for tx in txs {
-            match self.store.tx_location(&tx.txid()) {
-                Ok(None) => {
+        for (tx, api) in txs.into_iter().zip(from_api.iter().chain(std::iter::repeat(&false))) {
+            let known = if *api {
+                self.store.tx_location(&tx.txid()).map(|l| l.is_some())
+            } else {
+                Ok(false)
+            };
+            match known {
+                Ok(false) => {
                     verdicts.push(None);
                     fresh.push(tx);
                 }
-                Ok(Some(_)) => verdicts.push(Some(Err(RpcError::new(
-                    codes::VERIFY_ALREADY_IN_CHAIN,
-                    "Transaction already in block chain",
-                )))),
+                Ok(true) => verdicts.push(Some(Err(Refusal {
+                    error: RpcError::new(codes::VERIFY_ALREADY_IN_CHAIN, "Transaction already in block chain"),
+                    invalid: false,
+                }))),
                 Err(error) => verdicts.push(Some(Err(internal(&error)))),
             }
         }
@@ -144,21 +265,16 @@ impl Admitter {
         };
         let results = mempool.add_batch(fresh, &snapshot, crate::host::now_ms());
         drop(mempool);
-        let admitted: Vec<TxId> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
-        if !admitted.is_empty() {
-            // If the host's queue is full, peers still get these in a block.
-            let _ = self.relay.try_send(admitted);
-        }
         let mut judged = results.into_iter();
         verdicts
             .into_iter()
             .map(|verdict| {
                 verdict.unwrap_or_else(|| match judged.next() {
                     Some(Ok(txid) | Err(MempoolError::AlreadyInPool(txid))) => Ok(txid),
-                    Some(Err(error)) => Err(RpcError::new(
-                        codes::VERIFY_REJECTED,
-                        format!("{}: {error}", error.code()),
-                    )),
+                    Some(Err(error)) => Err(Refusal {
+                        invalid: matches!(&error, MempoolError::Invalid(e) if e.is_invalid_in_any_state()),
+                        error: RpcError::new(codes::VERIFY_REJECTED, format!("{}: {error}", error.code())),
+                    }),
                     None => Err(internal(&"admission lost a transaction")),
                 })
             })

@@ -133,10 +133,21 @@ impl Default for RpcSection {
     }
 }
 
-/// `[storage]`: nothing to tune yet; the section is reserved.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// `[storage]`: the chain store.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct StorageSection {}
+pub(crate) struct StorageSection {
+    /// The most memory the store's page cache holds, in MiB.
+    pub(crate) cache_megabytes: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            cache_megabytes: timecoin_storage::DEFAULT_CACHE_BYTES / (1024 * 1024),
+        }
+    }
+}
 
 /// `[consensus]`: timeouts and block pacing, in milliseconds.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -114,7 +114,8 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     let store_path = data_dir.join("chain.redb");
     let store = {
         let genesis = Arc::clone(&genesis);
-        tokio::task::spawn_blocking(move || Store::open(&store_path, &genesis)).await??
+        let cache = config.storage.cache_megabytes.saturating_mul(1024 * 1024);
+        tokio::task::spawn_blocking(move || Store::open_with_cache(&store_path, &genesis, cache)).await??
     };
     let store = Arc::new(store);
     let key_path = data_dir.join(if config.masternode.enabled {
@@ -201,6 +202,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
             mempool: Arc::clone(&mempool),
             signatures: Arc::clone(&signatures),
             relay: relay_tx,
+            network: network.clone(),
         },
         cancel.clone(),
         &tracker,
@@ -259,6 +261,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         genesis: Arc::clone(&genesis),
         mempool: Arc::clone(&mempool),
         signatures,
+        admission,
         network,
         hello: hello_tx,
         key: config.masternode.enabled.then(|| operator.clone()),

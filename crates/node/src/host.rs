@@ -19,8 +19,8 @@ use timecoin_chain::{
 use timecoin_consensus::{
     Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
 };
-use timecoin_mempool::{Mempool, MempoolError};
-use timecoin_network::{Message, NetworkEvent, NetworkHandle, Offense};
+use timecoin_mempool::Mempool;
+use timecoin_network::{Message, NetworkEvent, NetworkHandle};
 use timecoin_primitives::{
     Block, BlockHash, CommitCertificate, Encode, Equivocation, PublicKey, SecretKey, Transaction, TxId,
 };
@@ -49,13 +49,15 @@ pub(crate) struct Host {
     pub(crate) mempool: Arc<Mutex<Mempool>>,
     /// Signatures verified already (shared with the mempool).
     pub(crate) signatures: Arc<SignatureCache>,
+    /// Where relayed transactions go to be admitted.
+    pub(crate) admission: crate::admission::Admission,
     pub(crate) network: NetworkHandle,
     pub(crate) hello: watch::Sender<timecoin_network::Hello>,
     pub(crate) key: Option<SecretKey>,
     pub(crate) pacing: ConsensusSection,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    /// Ids of transactions admitted through the API, a batch at a time, to relay.
+    /// Ids of admitted transactions (from the API or peers), a batch at a time, to announce.
     pub(crate) relay: mpsc::Receiver<Vec<TxId>>,
     /// The largest frame peers accept: answers are cut to fit.
     pub(crate) max_frame: usize,
@@ -268,7 +270,11 @@ impl Host {
                 () = self.cancel.cancelled() => return Ok(()),
                 _ = pacing.tick() => self.tick(&mut state).await,
                 _ = gossip.tick() => self.gossip(&state).await,
-                Some(ids) = self.relay.recv() => ids.into_iter().for_each(|id| state.relay.admitted(id)),
+                Some(ids) = self.relay.recv() => {
+                    // An admission batch is announced at once: each id waits no tick.
+                    ids.into_iter().for_each(|id| state.relay.admitted(id));
+                    self.announce(&mut state).await;
+                }
                 event = events.recv() => match event {
                     Some(event) => self.on_network(&mut state, event, &internal_tx).await?,
                     None => return Ok(()),
@@ -343,15 +349,20 @@ impl Host {
         });
     }
 
-    /// Every 100 ms: announce admitted transactions, retire stale requests, and ask for
-    /// blocks when behind.
+    /// Every 100 ms: announce admitted transactions not yet announced, retire stale requests,
+    /// and ask for blocks when behind.
     async fn tick(&self, state: &mut State) {
-        for ids in state.relay.take_announcements() {
-            self.network.broadcast(&Message::Inventory(ids)).await;
-        }
+        self.announce(state).await;
         let connected = &state.connected;
         state.relay.expire(Instant::now(), |peer| connected.contains(peer));
         self.request_blocks(state).await;
+    }
+
+    /// Announces the transactions admitted since the last announcement.
+    async fn announce(&self, state: &mut State) {
+        for ids in state.relay.take_announcements() {
+            self.network.broadcast(&Message::Inventory(ids)).await;
+        }
     }
 
     /// Whether the next height may start: not while peers prove the network is ahead; then
@@ -899,36 +910,12 @@ impl Host {
                 }
             }
             Message::Transactions(txs) => {
-                let ids: Vec<TxId> = txs.iter().map(Transaction::txid).collect();
-                let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
-                let (genesis, signatures) = (Arc::clone(&self.genesis), Arc::clone(&self.signatures));
-                let (admitted, invalid) = blocking(move || {
-                    let snapshot = store.snapshot()?;
-                    preverify(&signatures, &genesis, &snapshot, &txs);
-                    let results = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?.add_batch(
-                        txs,
-                        &snapshot,
-                        now_ms(),
-                    );
-                    let invalid = results
-                        .iter()
-                        .filter(|r| matches!(r, Err(MempoolError::Invalid(e)) if e.is_invalid_in_any_state()))
-                        .count();
-                    Ok((
-                        results.into_iter().filter_map(Result::ok).collect::<Vec<TxId>>(),
-                        invalid,
-                    ))
-                })
-                .await?;
-                state.relay.received(ids);
-                // Relaying a transaction no chain state makes valid is the sender's fault.
-                for _ in 0..invalid {
-                    self.network.report(peer, Offense::InvalidTransaction).await;
-                }
-                // Only what was new here is announced on, so each body crosses each link once.
-                for id in admitted {
-                    state.relay.admitted(id);
-                }
+                state
+                    .relay
+                    .received(txs.iter().map(Transaction::txid).collect::<Vec<_>>());
+                // Admitted apart from this loop; what is admitted comes back to be announced
+                // on (only what was new here, so each body crosses each link once).
+                self.admission.relayed(peer, txs);
             }
             Message::Evidence(evidence) => {
                 // Passed on once, if it proves a double vote by a masternode of the set.

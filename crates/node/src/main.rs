@@ -75,42 +75,7 @@ enum Command {
     /// The load generator and benchmark: starts a local network, submits signed payments and
     /// measures finalized transactions per second, finality latency, block intervals, CPU
     /// and memory per node and a wiped node's catch-up; writes report.json and chart.png.
-    Bench {
-        /// Masternodes in the network.
-        #[arg(long, default_value_t = 4)]
-        nodes: usize,
-        /// Payments per second to submit; 0 submits as fast as the nodes accept them.
-        #[arg(long, default_value_t = 10_000)]
-        rate: u64,
-        /// Seconds of submission.
-        #[arg(long, default_value_t = 60)]
-        duration: u64,
-        /// Payments in all (default: rate × duration).
-        #[arg(long)]
-        payments: Option<usize>,
-        /// Payments per JSON-RPC batch.
-        #[arg(long, default_value_t = 250)]
-        batch: usize,
-        /// Where to write the network, its logs, report.json and chart.png (cleared first
-        /// if an earlier run wrote it).
-        #[arg(long, default_value = "bench-run")]
-        dir: PathBuf,
-        /// The first node's P2P port; the others follow, then the JSON-RPC ports.
-        #[arg(long, default_value_t = 24300)]
-        base_port: u16,
-        /// Each node's `[consensus] min_block_interval_ms`.
-        #[arg(long, default_value_t = 250)]
-        min_block_interval_ms: u64,
-        /// Each node's `[consensus] empty_block_interval_ms`.
-        #[arg(long, default_value_t = 1_000)]
-        empty_block_interval_ms: u64,
-        /// Each node's `[mempool] max_megabytes`.
-        #[arg(long, default_value_t = 300)]
-        mempool_megabytes: usize,
-        /// Skip wiping a node after the load and timing its catch-up.
-        #[arg(long)]
-        no_catch_up: bool,
-    },
+    Bench(bench::Options),
     /// A local network of masternodes, each a separate process on loopback.
     Localnet {
         #[command(subcommand)]
@@ -178,31 +143,7 @@ fn main() -> ExitCode {
             txs_per_block,
             data_dir,
         }) => demo::run(blocks, txs_per_block, data_dir.or(cli.data_dir)),
-        Some(Command::Bench {
-            nodes,
-            rate,
-            duration,
-            payments,
-            batch,
-            dir,
-            base_port,
-            min_block_interval_ms,
-            empty_block_interval_ms,
-            mempool_megabytes,
-            no_catch_up,
-        }) => bench::run(&bench::Options {
-            nodes,
-            rate,
-            duration_s: duration,
-            payments,
-            batch,
-            dir,
-            base_port,
-            min_block_interval_ms,
-            empty_block_interval_ms,
-            mempool_megabytes,
-            catch_up: !no_catch_up,
-        }),
+        Some(Command::Bench(options)) => bench::run(&options),
         Some(Command::Localnet {
             action,
             nodes,

@@ -22,4 +22,6 @@ mod error;
 mod store;
 
 pub use error::StorageError;
-pub use store::{AppliedBlock, ConsensusWal, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo};
+pub use store::{
+    AppliedBlock, ConsensusWal, DEFAULT_CACHE_BYTES, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo,
+};

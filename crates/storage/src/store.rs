@@ -201,6 +201,9 @@ struct CachedList {
     hash: Hash256,
 }
 
+/// The page cache a store keeps by default: 128 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
 /// The chain store. All methods block on disk I/O: call them from a blocking thread.
 #[derive(Debug)]
 pub struct Store {
@@ -215,11 +218,19 @@ impl Store {
     ///
     /// An existing store must hold a schema this build reads and the same genesis.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<Store, StorageError> {
+        Store::open_with_cache(path, genesis, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of at most `cache_bytes` (redb's own default is
+    /// 1 GiB, which would let a node's memory grow by that much under load).
+    pub fn open_with_cache(path: &Path, genesis: &Genesis, cache_bytes: usize) -> Result<Store, StorageError> {
         let exists = path.exists();
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(cache_bytes);
         let db = match if exists {
-            Database::open(path)
+            builder.open(path)
         } else {
-            Database::create(path)
+            builder.create(path)
         } {
             Ok(db) => db,
             Err(e) => return Err(Self::map_error(path, e.into())),

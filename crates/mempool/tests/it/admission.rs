@@ -171,6 +171,30 @@ fn batch_admission_verifies_together_and_rejects_only_the_guilty() {
     mempool.check_invariants().unwrap();
 }
 
+/// Copies of one transaction in a batch share its verdict: an invalid one relayed many times
+/// is refused each time (each counts against the peer), a valid one is admitted once.
+#[test]
+fn copies_in_one_batch_share_the_first_ones_verdict() {
+    let mut chain = ChainBuilder::new(2);
+    let mut mempool = pool(&chain, MempoolConfig::default());
+    let mut txs = chain.payments(2);
+    txs[0].inputs[0].signature.0[9] ^= 1;
+    let (bad, good) = (txs[0].clone(), txs[1].clone());
+    let results = mempool.add_batch(
+        vec![bad.clone(), good.clone(), bad.clone(), good.clone(), bad],
+        &chain.utxos,
+        NOW,
+    );
+    let refused = Err(MempoolError::Invalid(TxError::BadSignature));
+    assert_eq!(results[0], refused);
+    assert_eq!(results[2], refused);
+    assert_eq!(results[4], refused);
+    assert_eq!(results[1], Ok(good.txid()));
+    assert_eq!(results[3], Err(MempoolError::AlreadyInPool(good.txid())));
+    assert_eq!(mempool.len(), 1);
+    mempool.check_invariants().unwrap();
+}
+
 #[test]
 fn checking_without_admitting_gives_the_verdict_admission_would() {
     let mut chain = ChainBuilder::new(5);

@@ -29,31 +29,43 @@ use nodes::Nodes;
 use stats::Summary;
 use tracker::Tracker;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run (the `timed bench` options).
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// Masternodes in the network.
+    #[arg(long, default_value_t = 4)]
     pub(crate) nodes: usize,
     /// Payments per second to submit; 0 submits as fast as the nodes accept them.
+    #[arg(long, default_value_t = 10_000)]
     pub(crate) rate: u64,
-    /// How long to submit, in seconds.
+    /// Seconds of submission.
+    #[arg(long = "duration", default_value_t = 60)]
     pub(crate) duration_s: u64,
-    /// Payments to sign and submit in all; `rate × duration` when absent.
+    /// Payments in all (default: rate × duration).
+    #[arg(long)]
     pub(crate) payments: Option<usize>,
     /// Payments per JSON-RPC batch.
+    #[arg(long, default_value_t = 250)]
     pub(crate) batch: usize,
-    /// Where to write the network, the logs and the report.
+    /// Where to write the network, its logs, report.json and chart.png (cleared first if an
+    /// earlier run wrote it).
+    #[arg(long, default_value = "bench-run")]
     pub(crate) dir: PathBuf,
-    /// The first node's P2P port.
+    /// The first node's P2P port; the others follow, then the JSON-RPC ports.
+    #[arg(long, default_value_t = 24300)]
     pub(crate) base_port: u16,
-    /// `[consensus] min_block_interval_ms` of every node.
+    /// Each node's `[consensus] min_block_interval_ms`.
+    #[arg(long, default_value_t = 250)]
     pub(crate) min_block_interval_ms: u64,
-    /// `[consensus] empty_block_interval_ms` of every node.
+    /// Each node's `[consensus] empty_block_interval_ms`.
+    #[arg(long, default_value_t = 1_000)]
     pub(crate) empty_block_interval_ms: u64,
-    /// `[mempool] max_megabytes` of every node.
+    /// Each node's `[mempool] max_megabytes`.
+    #[arg(long, default_value_t = 300)]
     pub(crate) mempool_megabytes: usize,
-    /// Whether to wipe one node after the load and time its catch-up.
-    pub(crate) catch_up: bool,
+    /// Skip wiping a node after the load and timing its catch-up.
+    #[arg(long)]
+    pub(crate) no_catch_up: bool,
 }
 
 /// Marks a directory as the bench's own, so that a second run may clear it.
@@ -232,7 +244,7 @@ fn measure(
     let usage = nodes.usage_since(&cpu);
     let result = tracker.result();
 
-    let catch_up = if options.catch_up {
+    let catch_up = if !options.no_catch_up {
         Some(catch_up(nodes, tracker, rates)?)
     } else {
         None

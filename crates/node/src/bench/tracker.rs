@@ -69,6 +69,9 @@ pub(crate) struct Tracker {
     inner: Mutex<Inner>,
 }
 
+/// How long a batch's payments refused by a full mempool are offered again.
+const MAX_RETRYING: Duration = Duration::from_secs(60);
+
 /// At most this many distinct rejection reasons are kept.
 const MAX_REASONS: usize = 8;
 
@@ -209,7 +212,7 @@ impl Tracker {
 
     /// Submits `payments` to every node in turn, `batch` a request, paced to `rate` per
     /// second (0: each node's next batch as soon as the last is answered, and payments a full
-    /// mempool refused are offered again).
+    /// mempool refused are offered again every 20 ms, for up to a minute).
     pub(crate) fn submit_payments(
         &self,
         nodes: &Nodes,
@@ -288,6 +291,7 @@ impl Tracker {
             .collect();
         let (mut accepted, mut rejected) = (0, 0);
         let mut attempts = 0;
+        let give_up = Instant::now() + MAX_RETRYING;
         while !pending.is_empty() {
             attempts += 1;
             let calls: Vec<(&str, Value)> = pending
@@ -307,7 +311,11 @@ impl Tracker {
             for ((txid, raw), outcome) in pending.into_iter().zip(outcomes) {
                 match outcome {
                     Ok(_) => accepted += 1,
-                    Err(ClientError::Rpc { message, .. }) if retry_when_full && message.contains("mempool-full") => {
+                    // A full pool drains as blocks come. (A minimum fee a full pool raised does
+                    // not pass soon: it decays over hours, so such a refusal is final here.)
+                    Err(ClientError::Rpc { message, .. })
+                        if retry_when_full && message.starts_with("mempool-full") && Instant::now() < give_up =>
+                    {
                         again.push((txid, raw));
                     }
                     Err(error) => {
