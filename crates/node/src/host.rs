@@ -734,7 +734,7 @@ impl Host {
                 state.heard = (round, HashSet::new());
             }
             state.heard.1.insert(peer);
-        } else if height + 1 == state.height
+        } else if height.checked_add(1) == Some(state.height)
             && let Some(last) = &state.last
             && state.caught_up.insert(peer)
         {
@@ -812,7 +812,7 @@ impl Host {
             Message::Proposal(boxed) => {
                 let (proposal, block) = *boxed;
                 let height = proposal.proposal.height;
-                if height + 1 == state.height {
+                if height.checked_add(1) == Some(state.height) {
                     self.heard_from(state, peer, height, proposal.proposal.round).await;
                 }
                 if height > state.height {

@@ -618,6 +618,21 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
                 &operator,
             )
         };
+        // Votes at the very end of the height and round ranges (unsigned by any masternode):
+        // ignored, with no arithmetic on them overflowing.
+        for height in [u64::MAX, u64::MAX - 1] {
+            let far = SignedVote::sign(
+                Vote {
+                    chain: genesis.hash(),
+                    height,
+                    round: u32::MAX,
+                    kind: VoteKind::Precommit,
+                    block: None,
+                },
+                &SecretKey::from_seed([77; 32]),
+            );
+            friend.send(&Message::Vote(far).to_bytes()).await.unwrap();
+        }
         let evidence = Equivocation::new(vote(1), vote(2)).unwrap();
         friend
             .send(&Message::Evidence(Box::new(evidence)).to_bytes())
