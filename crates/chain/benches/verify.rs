@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use timecoin_chain::{
-    SigItem, check_block, check_transaction, check_tx_contextual, check_tx_stateless, verify_batch, verify_signatures,
+    SigItem, SignatureCache, check_block, check_block_cached, check_transaction, check_tx_contextual,
+    check_tx_stateless, verify_batch, verify_signatures,
 };
 use timecoin_primitives::{Block, Encode, Transaction};
 use timecoin_test_utils::ChainBuilder;
@@ -22,6 +23,8 @@ struct Fixture {
     txs: Vec<Transaction>,
     items: Vec<SigItem>,
     block: Block,
+    /// Holds every signature of `block`, as after this node admitted its transactions.
+    cache: SignatureCache,
 }
 
 fn fixture() -> Fixture {
@@ -29,11 +32,14 @@ fn fixture() -> Fixture {
     let txs = chain.payments(N);
     let items = chain.sig_items(&txs);
     let block = chain.build_block(txs.clone());
+    let cache = SignatureCache::new(timecoin_chain::sigcache::DEFAULT_CAPACITY);
+    cache.verify(&items).unwrap();
     Fixture {
         chain,
         txs,
         items,
         block,
+        cache,
     }
 }
 
@@ -80,15 +86,22 @@ fn block_all_threads(f: &Fixture) {
     check_block(&f.block, &f.chain.utxos, &ctx).unwrap();
 }
 
+/// The same block when this node admitted its transactions before: every signature cached.
+fn block_cached(f: &Fixture) {
+    let ctx = f.chain.block_context(f.chain.tip.timestamp_ms + 60_000);
+    check_block_cached(&f.block, &f.chain.utxos, &ctx, &f.cache).unwrap();
+}
+
 type Case = (&'static str, fn(&Fixture));
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     ("raw_single", raw_single),
     ("raw_batch_1_thread", raw_batch_one_thread),
     ("raw_batch_all_threads", raw_batch_all_threads),
     ("tx_single", tx_single),
     ("tx_batch_1_thread", tx_batch_one_thread),
     ("block_1000_tx_all_threads", block_all_threads),
+    ("block_1000_tx_signatures_cached", block_cached),
 ];
 
 /// Seconds one call takes.
@@ -136,6 +149,10 @@ fn main() {
     println!(
         "  block_1000_tx_all_threads / raw_batch_all_threads = {:.1}%",
         ratio("block_1000_tx_all_threads", "raw_batch_all_threads")
+    );
+    println!(
+        "  block_1000_tx_signatures_cached / block_1000_tx_all_threads = {:.2}x",
+        rates["block_1000_tx_signatures_cached"] / rates["block_1000_tx_all_threads"]
     );
     println!(
         "  raw_batch_1_thread / raw_single                 = {:.2}x",
