@@ -17,9 +17,10 @@ use timecoin_primitives::{Encode, Transaction};
 
 use crate::validation::{SigItem, TxContext, UtxoView, check_tx_contextual, verify_signatures};
 
-/// Entries per generation by default: the signatures of a few blocks' worth of
-/// transactions waiting in a busy mempool (about 40 bytes each, two generations).
-pub const DEFAULT_CAPACITY: usize = 500_000;
+/// Entries per generation by default: 45 s of signatures at 10,000 a second. A generation
+/// this full fits in 524,288 hash-set slots of 33 bytes (the set keeps at most 7/8 of its
+/// slots full), so the two take at most about 35 MB.
+pub const DEFAULT_CAPACITY: usize = 450_000;
 
 type Entry = [u8; 32];
 
@@ -150,6 +151,23 @@ mod tests {
         assert!(cache.verify(&[good[0], forged]).is_err());
         assert_eq!(cache.len(), 2);
         assert!(cache.verify(&good).is_ok());
+    }
+
+    #[test]
+    fn a_full_default_generation_fits_the_documented_slots() {
+        let cache = SignatureCache::new(DEFAULT_CAPACITY);
+        let mut generations = cache.lock();
+        for i in 0..DEFAULT_CAPACITY as u64 {
+            let mut entry = [0u8; 32];
+            entry[..8].copy_from_slice(&i.to_le_bytes());
+            generations.current.insert(entry);
+        }
+        // 524,288 slots hold at most 7/8 of that many entries.
+        assert!(
+            generations.current.capacity() <= 524_288 * 7 / 8,
+            "{}",
+            generations.current.capacity()
+        );
     }
 
     #[test]
