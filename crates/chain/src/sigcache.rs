@@ -11,11 +11,14 @@ use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rand::RngExt;
-use timecoin_primitives::SignatureError;
+use rayon::prelude::*;
+use timecoin_primitives::{Encode, SignatureError, Transaction};
 
-use timecoin_primitives::{Encode, Transaction};
+use crate::validation::{SigItem, TxContext, UtxoView, check_tx_contextual, verify_batch, verify_signatures};
 
-use crate::validation::{SigItem, TxContext, UtxoView, check_tx_contextual, verify_signatures};
+/// After a failed batch, its checks are verified again in sub-batches of this many (and one
+/// by one inside a sub-batch that fails), so that the valid ones are still remembered.
+const RECOVERY_BATCH: usize = 64;
 
 /// Entries per generation by default: 45 s of signatures at 10,000 a second. A generation
 /// this full fits in 524,288 hash-set slots of 33 bytes (the set keeps at most 7/8 of its
@@ -83,7 +86,10 @@ impl SignatureCache {
     }
 
     /// Verifies the checks among `items` not known to pass (in parallel batches, outside the
-    /// cache's lock) and remembers them when all pass.
+    /// cache's lock) and remembers those that pass. When one fails, the others are still
+    /// remembered: a caller looking for the culprit (the mempool checks each transaction of a
+    /// failed batch again) then verifies only it, so one invalid signature cannot make a
+    /// node verify a whole batch of honest ones twice.
     pub fn verify(&self, items: &[SigItem]) -> Result<(), SignatureError> {
         let entries: Vec<Entry> = items.iter().map(|item| self.entry(item)).collect();
         let unknown: Vec<(SigItem, Entry)> = {
@@ -99,28 +105,50 @@ impl SignatureCache {
             return Ok(());
         }
         let checks: Vec<SigItem> = unknown.iter().map(|(item, _)| *item).collect();
-        verify_signatures(&checks)?;
+        if verify_signatures(&checks).is_ok() {
+            self.remember(unknown.into_iter().map(|(_, entry)| entry));
+            return Ok(());
+        }
+        let passed: Vec<Vec<Entry>> = unknown
+            .par_chunks(RECOVERY_BATCH)
+            .map(|chunk| {
+                let items: Vec<SigItem> = chunk.iter().map(|(item, _)| *item).collect();
+                if verify_batch(&items).is_ok() {
+                    return chunk.iter().map(|(_, entry)| *entry).collect();
+                }
+                chunk
+                    .iter()
+                    .filter(|(item, _)| item.key.verify(&item.message.0, &item.signature).is_ok())
+                    .map(|(_, entry)| *entry)
+                    .collect()
+            })
+            .collect();
+        self.remember(passed.into_iter().flatten());
+        Err(SignatureError)
+    }
+
+    fn remember(&self, entries: impl Iterator<Item = Entry>) {
         let mut generations = self.lock();
-        for (_, entry) in unknown {
+        for entry in entries {
             if generations.current.len() >= self.capacity {
                 generations.previous = std::mem::take(&mut generations.current);
             }
             generations.current.insert(entry);
         }
-        Ok(())
     }
 
     /// Verifies, in one parallel batch and remembering them, the signatures of those `txs`
     /// whose inputs `view` holds; the others (spending unconfirmed outputs, or invalid) are
-    /// left for the full checks. Lets a caller verify before taking the mempool's lock.
-    /// Returns whether every signature verified was valid.
-    pub fn preverify(&self, txs: &[Transaction], view: &impl UtxoView, ctx: &TxContext<'_>) -> bool {
+    /// left for the full checks, which also give the verdict. Lets a caller verify before
+    /// taking the mempool's lock.
+    pub fn preverify(&self, txs: &[Transaction], view: &impl UtxoView, ctx: &TxContext<'_>) {
         let items: Vec<SigItem> = txs
             .iter()
             .filter_map(|tx| check_tx_contextual(tx, tx.txid(), tx.encoded_len(), view, ctx).ok())
             .flat_map(|checked| checked.sig_items)
             .collect();
-        self.verify(&items).is_ok()
+        // A failure is found again, and reported, by the full checks.
+        let _ = self.verify(&items);
     }
 }
 
@@ -151,6 +179,19 @@ mod tests {
         assert!(cache.verify(&[good[0], forged]).is_err());
         assert_eq!(cache.len(), 2);
         assert!(cache.verify(&good).is_ok());
+    }
+
+    #[test]
+    fn a_failed_batch_still_remembers_its_valid_checks() {
+        let cache = SignatureCache::new(1_000);
+        let mut items: Vec<SigItem> = (0..200).map(|i| item(i, i)).collect();
+        items[150].message = Hash256([255; 32]);
+        assert!(cache.verify(&items).is_err());
+        assert_eq!(cache.len(), 199);
+        // The 199 are known now; only the forged one is checked again, and fails again.
+        assert!(cache.verify(&items[..150]).is_ok());
+        assert!(cache.verify(&items[150..151]).is_err());
+        assert_eq!(cache.len(), 199);
     }
 
     #[test]
