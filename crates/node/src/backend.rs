@@ -6,8 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timecoin_chain::{Genesis, MasternodeList, Status, UtxoView};
-
-use crate::admission::Admission;
 use timecoin_mempool::Mempool;
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
 use timecoin_primitives::{
@@ -21,6 +19,7 @@ use timecoin_rpc::{
 };
 use timecoin_wallet::{Chain, SendContext};
 
+use crate::admission::Admission;
 use crate::wallet::{NodeWallet, Transact, WalletError};
 use timecoin_storage::Store;
 use tokio::sync::watch;

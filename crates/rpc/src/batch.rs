@@ -1,16 +1,22 @@
-//! Batches run their calls concurrently (jsonrpsee runs them one after another), answered in
-//! the order asked. A batch of `sendrawtransaction` calls thus reaches the node's admission
-//! queue at once and is verified as one signature batch under one mempool lock.
+//! A batch's consecutive `sendrawtransaction` calls run concurrently (jsonrpsee runs every
+//! call one after another), answered in the order asked. They thus reach the node's admission
+//! queue together and are verified as one signature batch under one mempool lock. Only they
+//! do: they wait without holding a thread, where every other method runs on a blocking
+//! thread, and a batch of a thousand of those at once would crowd out the node's own
+//! blocking work.
 
 use futures_util::future::join_all;
-use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceT};
+use jsonrpsee::core::middleware::{Batch, BatchEntry, BatchEntryErr, Notification, RpcServiceT};
 use jsonrpsee::core::server::{BatchResponseBuilder, MethodResponse};
 use jsonrpsee::types::Request;
 
 /// The largest answer, single or batch, in bytes.
 pub(crate) const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
 
-/// Wraps the method service so that a batch's calls run concurrently.
+/// The method whose calls in a batch run concurrently.
+const CONCURRENT_METHOD: &str = "sendrawtransaction";
+
+/// Wraps the method service so that a batch's `sendrawtransaction` calls run concurrently.
 #[derive(Clone)]
 pub(crate) struct ConcurrentBatches<S> {
     pub(crate) service: S,
@@ -39,7 +45,8 @@ where
         let service = self.service.clone();
         async move {
             let mut notified = false;
-            let answers = join_all(batch.into_iter().map(|entry| {
+            // One entry's answer; `None` for a notification.
+            let answer = |entry: Result<BatchEntry<'a>, BatchEntryErr<'a>>| {
                 let service = service.clone();
                 async move {
                     match entry {
@@ -54,8 +61,18 @@ where
                         }
                     }
                 }
-            }))
-            .await;
+            };
+            let mut answers = Vec::new();
+            let mut together = Vec::new();
+            for entry in batch.into_iter() {
+                if matches!(&entry, Ok(BatchEntry::Call(request)) if request.method_name() == CONCURRENT_METHOD) {
+                    together.push(answer(entry));
+                    continue;
+                }
+                answers.extend(join_all(std::mem::take(&mut together)).await);
+                answers.push(answer(entry).await);
+            }
+            answers.extend(join_all(together).await);
             let mut builder = BatchResponseBuilder::new_with_limit(MAX_RESPONSE_BYTES as usize);
             for answer in answers {
                 match answer {

@@ -301,7 +301,9 @@ impl Tracker {
             let outcomes = match client.call_batch(&calls) {
                 Ok(outcomes) => outcomes,
                 Err(error) if attempts < 5 => {
-                    reasons.push(format!("batch failed, retried: {error}"));
+                    if reasons.len() < MAX_REASONS {
+                        reasons.push(format!("batch failed, retried: {error}"));
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }

@@ -220,6 +220,21 @@ fn bitcoin_core_style_requests_and_batches_are_answered() {
     assert!(matches!(&outcomes[0], Err(ClientError::Rpc { code, .. }) if *code == i64::from(codes::INVALID_PARAMETER)));
     assert_eq!(outcomes[1].as_ref().unwrap(), &json!(7));
     assert_eq!(outcomes[2].as_ref().unwrap(), &json!(hex::encode([3u8; 32])));
+    // Runs of sendrawtransaction calls run together, the others in turn; the answers keep
+    // the order asked.
+    let outcomes = client
+        .call_batch(&[
+            ("sendrawtransaction", json!(["zz"])),
+            ("getblockcount", json!([])),
+            ("sendrawtransaction", json!(["zz"])),
+            ("sendrawtransaction", json!(["00"])),
+            ("getblockhash", json!([3])),
+        ])
+        .unwrap();
+    let refused = |i: usize| matches!(&outcomes[i], Err(ClientError::Rpc { code: -22, .. }));
+    assert!(refused(0) && refused(2) && refused(3), "{outcomes:?}");
+    assert_eq!(outcomes[1].as_ref().unwrap(), &json!(7));
+    assert_eq!(outcomes[4].as_ref().unwrap(), &json!(hex::encode([3u8; 32])));
 }
 
 #[test]
