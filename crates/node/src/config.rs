@@ -186,6 +186,18 @@ impl Default for ConsensusSection {
     }
 }
 
+impl ConsensusSection {
+    /// Whether the next block is due: after the minimum interval when transactions wait,
+    /// after the empty-block interval otherwise. The interval runs from the tip's timestamp
+    /// or from when this node learned of the tip (`seen_ms_ago`), whichever is earlier: a
+    /// tip stamped in the future (its proposer's clock ahead, within what validation allows)
+    /// must not hold the chain until this node's clock reaches it.
+    pub(crate) fn next_block_due(&self, tip_timestamp_ms: u64, now_ms: u64, seen_ms_ago: u64, waiting: bool) -> bool {
+        let since = now_ms.saturating_sub(tip_timestamp_ms).max(seen_ms_ago);
+        (waiting && since >= self.min_block_interval_ms) || since >= self.empty_block_interval_ms
+    }
+}
+
 /// `[masternode]`: whether this node votes, and with which key.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -266,6 +278,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_is_due_after_the_interval_even_when_the_tip_is_stamped_in_the_future() {
+        let pacing = ConsensusSection {
+            min_block_interval_ms: 250,
+            empty_block_interval_ms: 1_000,
+            ..ConsensusSection::default()
+        };
+        let now = 1_000_000;
+        // The tip's proposer ran 14 s ahead; this node applied the tip 1.1 s ago.
+        assert!(pacing.next_block_due(now + 14_000, now, 1_100, false));
+        assert!(!pacing.next_block_due(now + 14_000, now, 900, false));
+        assert!(pacing.next_block_due(now + 14_000, now, 300, true));
+        assert!(!pacing.next_block_due(now + 14_000, now, 200, true));
+        // A node that restarts with an old tip need not wait: the timestamp says it is due.
+        assert!(pacing.next_block_due(now - 5_000, now, 0, false));
+    }
 
     #[test]
     fn an_empty_file_is_all_defaults() {

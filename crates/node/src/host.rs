@@ -154,6 +154,8 @@ struct State {
     /// Whether the engine was started for `height` (it waits for the pacing rule first).
     started: bool,
     tip: ChainTip,
+    /// When this node learned of the tip (applied it, or started with it).
+    tip_seen: Instant,
     /// Blocks proposed at `height`, by hash.
     blocks: HashMap<BlockHash, Block>,
     /// The block proposed in each round of `height`: one per round, so that a proposer
@@ -248,6 +250,7 @@ impl Host {
             validators: validators_at(&list, tip.height + 1)?,
             started: false,
             tip,
+            tip_seen: Instant::now(),
             blocks: HashMap::new(),
             proposed: HashMap::new(),
             last,
@@ -366,19 +369,19 @@ impl Host {
     }
 
     /// Whether the next height may start: not while peers prove the network is ahead; then
-    /// after the minimum interval when transactions wait, after the empty-block interval
-    /// otherwise.
+    /// when the pacing rule says the next block is due ([`ConsensusSection::next_block_due`]).
     fn ready_for_next_block(&self, state: &State) -> bool {
         if state.sync.is_behind(state.height) {
             return false;
         }
-        let since = now_ms().saturating_sub(state.tip.timestamp_ms);
-        let waiting = self.mempool.lock().map(|m| !m.is_empty()).unwrap_or(false);
         if state.tip.height == 0 {
             // The first block needs no transactions: it starts the chain.
             return true;
         }
-        (waiting && since >= self.pacing.min_block_interval_ms) || since >= self.pacing.empty_block_interval_ms
+        let waiting = self.mempool.lock().map(|m| !m.is_empty()).unwrap_or(false);
+        let seen_ms_ago = u64::try_from(state.tip_seen.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.pacing
+            .next_block_due(state.tip.timestamp_ms, now_ms(), seen_ms_ago, waiting)
     }
 
     async fn start_height(&self, state: &mut State, internal: &mpsc::Sender<Internal>) -> Result<()> {
@@ -655,6 +658,7 @@ impl Host {
             "finalized"
         );
         state.tip = applied.tip;
+        state.tip_seen = Instant::now();
         state.height = applied.tip.height + 1;
         state.validators = if list.set_since() == state.height {
             validators_at(&list, state.height)?

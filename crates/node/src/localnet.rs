@@ -1,6 +1,7 @@
 //! `timed localnet`: a network of masternodes on this machine, each a separate process.
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -53,6 +54,30 @@ pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
 /// `pacing` is appended to every node's configuration (its `[consensus]` and other sections
 /// that the template leaves out).
 pub(crate) fn write_network(dir: &Path, masternodes: usize, spare: usize, base_port: u16, pacing: &str) -> Result<()> {
+    write_network_placed(dir, masternodes, spare, base_port, pacing, None)
+}
+
+/// Where the nodes of a network listen and where they dial each other, when not all on
+/// loopback.
+pub(crate) struct Placement {
+    /// Node `k` listens (P2P and JSON-RPC) on `node_ips[k]`.
+    pub(crate) node_ips: Vec<IpAddr>,
+    /// Every node dials its peers' ports at this address (a relay's).
+    pub(crate) dial_ip: IpAddr,
+}
+
+/// [`write_network`], with the nodes placed as `placement` says (all on 127.0.0.1 if none).
+pub(crate) fn write_network_placed(
+    dir: &Path,
+    masternodes: usize,
+    spare: usize,
+    base_port: u16,
+    pacing: &str,
+    placement: Option<&Placement>,
+) -> Result<()> {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let listen_ip = |k: usize| placement.and_then(|p| p.node_ips.get(k).copied()).unwrap_or(loopback);
+    let dial_ip = placement.map_or(loopback, |p| p.dial_ip);
     let nodes = masternodes.saturating_add(spare);
     if dir.join("genesis.toml").exists() {
         bail!(
@@ -97,17 +122,19 @@ pub(crate) fn write_network(dir: &Path, masternodes: usize, spare: usize, base_p
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, port)| format!("\"127.0.0.1:{port}\""))
+            .map(|(_, port)| format!("\"{}\"", SocketAddr::new(dial_ip, *port)))
             .collect();
         let port = ports.get(i).copied().unwrap_or(base_port);
         let rpc_port = port.saturating_add(u16::try_from(nodes).unwrap_or(u16::MAX));
         let config = format!(
             "# Node {i} of a local network written by `timed localnet init`.\n\
              [node]\nnetwork = \"local\"\ndata_dir = \".\"\ngenesis = \"../genesis.toml\"\n\n\
-             [network]\nlisten = \"127.0.0.1:{port}\"\nbootstrap = [{}]\n\n\
-             [rpc]\nenabled = true\nlisten = \"127.0.0.1:{rpc_port}\"\n\n\
+             [network]\nlisten = \"{}\"\nbootstrap = [{}]\n\n\
+             [rpc]\nenabled = true\nlisten = \"{}\"\n\n\
              [masternode]\nenabled = true\nkey_file = \"masternode.key\"\ntier = \"bronze\"\n\n{pacing}",
-            bootstrap.join(", ")
+            SocketAddr::new(listen_ip(i), port),
+            bootstrap.join(", "),
+            SocketAddr::new(listen_ip(i), rpc_port),
         );
         std::fs::write(node_dir.join("config.toml"), config)
             .with_context(|| format!("writing {}", node_dir.join("config.toml").display()))?;

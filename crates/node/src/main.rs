@@ -13,6 +13,7 @@
 mod admission;
 mod backend;
 mod bench;
+mod chaos;
 mod config;
 mod daemon;
 mod demo;
@@ -76,6 +77,10 @@ enum Command {
     /// measures finalized transactions per second, finality latency, block intervals, CPU
     /// and memory per node and a wiped node's catch-up; writes report.json and chart.png.
     Bench(bench::Options),
+    /// The chaos runner: a local network in network namespaces under load and a seeded
+    /// schedule of faults (kills, pauses, link loss, latency, partitions, a wiped node, a
+    /// clock offset); checks agreement, durability and liveness. Needs root.
+    Chaos(chaos::Options),
     /// A local network of masternodes, each a separate process on loopback.
     Localnet {
         #[command(subcommand)]
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
             data_dir,
         }) => demo::run(blocks, txs_per_block, data_dir.or(cli.data_dir)),
         Some(Command::Bench(options)) => bench::run(&options),
+        Some(Command::Chaos(options)) => chaos::run(&options),
         Some(Command::Localnet {
             action,
             nodes,

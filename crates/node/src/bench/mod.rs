@@ -7,11 +7,11 @@
 //! Ed25519 verification rate, the ceiling that every node verifying every transaction sets.
 //! It writes `report.json` and `chart.png`.
 
-mod chart;
-mod load;
-mod nodes;
+pub(crate) mod chart;
+pub(crate) mod load;
+pub(crate) mod nodes;
 mod stats;
-mod tracker;
+pub(crate) mod tracker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,7 +139,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     if payments == 0 || options.batch == 0 {
         bail!("nothing to submit: --payments and --batch must be above 0");
     }
-    prepare_dir(&options.dir)?;
+    prepare_dir(&options.dir, "timed bench")?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("measuring raw Ed25519 verification on {cores} core(s)…");
     let rates = verification_rates();
@@ -174,20 +174,24 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Clears `dir` if a previous run wrote it; refuses any other non-empty directory.
-fn prepare_dir(dir: &Path) -> Result<()> {
+/// Clears `dir` if a previous run of `owner` (`timed bench`, `timed chaos`) wrote it;
+/// refuses any other non-empty directory.
+pub(crate) fn prepare_dir(dir: &Path, owner: &str) -> Result<()> {
     if dir.exists() {
         let empty = std::fs::read_dir(dir)?.next().is_none();
         if !empty && !dir.join(MARKER).exists() {
             bail!(
-                "{} exists and was not written by `timed bench`; name another --dir",
+                "{} exists and was not written by `{owner}`; name another --dir",
                 dir.display()
             );
         }
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), "written by timed bench; the next run clears it\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        format!("written by {owner}; the next run clears it\n"),
+    )?;
     Ok(())
 }
 
@@ -316,7 +320,7 @@ fn measure(
 }
 
 /// Sends `txs` to `client` in batches of `batch`, each of which must be accepted.
-fn submit(client: &timecoin_rpc::Client, txs: &[Transaction], batch: usize) -> Result<()> {
+pub(crate) fn submit(client: &timecoin_rpc::Client, txs: &[Transaction], batch: usize) -> Result<()> {
     for chunk in txs.chunks(batch) {
         let calls: Vec<(&str, serde_json::Value)> = chunk
             .iter()

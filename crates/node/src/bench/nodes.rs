@@ -15,6 +15,17 @@ pub(crate) struct Nodes {
     exe: PathBuf,
     dirs: Vec<PathBuf>,
     children: Vec<Option<Child>>,
+    /// How each node is started: in which network namespace, with which extra environment.
+    launch: Vec<Launch>,
+}
+
+/// Where and how a node's process starts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Launch {
+    /// The network namespace to run in (`ip netns exec`), if any.
+    pub(crate) netns: Option<String>,
+    /// Extra environment variables.
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// What one node used during the load.
@@ -39,6 +50,12 @@ const TICKS_PER_SECOND: f64 = 100.0;
 impl Nodes {
     /// Starts every node of the network in `net`.
     pub(crate) fn start(net: &Path) -> Result<Nodes> {
+        Nodes::start_with(net, Vec::new())
+    }
+
+    /// Starts every node of the network in `net`, node `k` as `launch[k]` says (as a plain
+    /// child process when it says nothing).
+    pub(crate) fn start_with(net: &Path, launch: Vec<Launch>) -> Result<Nodes> {
         let dirs = crate::localnet::node_configs(net)?
             .iter()
             .filter_map(|config| config.parent().map(Path::to_path_buf))
@@ -46,6 +63,9 @@ impl Nodes {
         let mut nodes = Nodes {
             exe: std::env::current_exe().context("locating the timed binary")?,
             children: dirs.iter().map(|_| None).collect(),
+            launch: (0..dirs.len())
+                .map(|k| launch.get(k).cloned().unwrap_or_default())
+                .collect(),
             dirs,
         };
         for i in 0..nodes.dirs.len() {
@@ -58,7 +78,7 @@ impl Nodes {
         self.dirs.len()
     }
 
-    fn dir(&self, i: usize) -> Result<&Path> {
+    pub(crate) fn dir(&self, i: usize) -> Result<&Path> {
         self.dirs
             .get(i)
             .map(PathBuf::as_path)
@@ -73,7 +93,18 @@ impl Nodes {
             .append(true)
             .open(dir.join("timed.log"))
             .with_context(|| format!("opening {}", dir.join("timed.log").display()))?;
-        let child = Command::new(&self.exe)
+        let launch = self.launch.get(i).cloned().unwrap_or_default();
+        let mut command = match &launch.netns {
+            // `ip netns exec` execs the node in place, so the child's pid is the node's.
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns.as_str()]).arg(&self.exe);
+                command
+            }
+            None => Command::new(&self.exe),
+        };
+        let child = command
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(dir.join("config.toml"))
             .stdin(Stdio::null())
@@ -137,6 +168,8 @@ impl Nodes {
         let Some(mut child) = self.children.get_mut(i).and_then(Option::take) else {
             return Ok(());
         };
+        // A node stopped by SIGSTOP would never see the SIGTERM.
+        let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while child.try_wait()?.is_none() {
@@ -146,6 +179,36 @@ impl Nodes {
                 bail!("node {i} did not stop within 15 s of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Sets how node `i` starts from its next start on.
+    pub(crate) fn set_launch(&mut self, i: usize, launch: Launch) {
+        if let Some(slot) = self.launch.get_mut(i) {
+            *slot = launch;
+        }
+    }
+
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`…) to node `i`; after `KILL` it waits for the
+    /// process to end. Nothing happens when the node is not running.
+    pub(crate) fn signal(&mut self, i: usize, signal: &str) -> Result<()> {
+        let Some(child) = self.children.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} node {i} failed");
+        }
+        if signal == "KILL" {
+            child.wait()?;
+            if let Some(slot) = self.children.get_mut(i) {
+                *slot = None;
+            }
         }
         Ok(())
     }
