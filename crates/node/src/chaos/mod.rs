@@ -15,7 +15,7 @@ mod relay;
 mod schedule;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -280,7 +280,7 @@ fn run_seed(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Result<Re
     let timeline = std::mem::take(&mut run.timeline);
     let recovery_s = outcome?;
     let observed = observer.finish();
-    let (heights, mut violations) = final_checks(&nodes, &observed, seed)?;
+    let (heights, mut violations) = final_checks(&nodes, &observed, seed, lab.relay_ip())?;
     violations.extend(observed.violations.iter().cloned());
     if recovery_s.is_none() {
         violations.push(format!(
@@ -602,8 +602,10 @@ impl Run<'_> {
 /// Reads every node's whole chain and checks it against what the observers saw: one block
 /// hash per height across all nodes and all time, every transaction reported in a block
 /// present on every node at that height (spot-checked through `getrawtransaction`), and one
-/// UTXO-set commitment per height. Returns each node's height and the violations.
-fn final_checks(nodes: &Nodes, observed: &Observed, seed: u64) -> Result<(Vec<u64>, Vec<String>)> {
+/// UTXO-set commitment per height. It also checks that every connection goes through the
+/// relay at `relay_ip` (else the relay's faults proved nothing). Returns each node's height
+/// and the violations.
+fn final_checks(nodes: &Nodes, observed: &Observed, seed: u64, relay_ip: IpAddr) -> Result<(Vec<u64>, Vec<String>)> {
     let mut violations = Vec::new();
     let mut heights = Vec::new();
     let mut hashes: BTreeMap<u64, (String, usize)> = observed
@@ -620,6 +622,17 @@ fn final_checks(nodes: &Nodes, observed: &Observed, seed: u64) -> Result<(Vec<u6
             .as_u64()
             .ok_or_else(|| anyhow!("node{k}: getblockcount answered no number"))?;
         heights.push(tip);
+        let peers = client.call("getpeerinfo", json!([]))?;
+        let peers = peers.as_array().map(Vec::as_slice).unwrap_or_default();
+        if peers.is_empty() {
+            violations.push(format!("harness: node{k} has no peers at the end"));
+        }
+        for peer in peers {
+            let address = peer.get("addr").and_then(Value::as_str).unwrap_or_default();
+            if address.parse::<SocketAddr>().map(|a| a.ip()).ok() != Some(relay_ip) {
+                violations.push(format!("harness: node{k} has a peer at {address}, not through the relay"));
+            }
+        }
         let mut chain = Vec::new();
         for chunk in (0..=tip).collect::<Vec<u64>>().chunks(500) {
             let calls: Vec<(&str, Value)> = chunk.iter().map(|h| ("getblockhash", json!([h]))).collect();
