@@ -64,7 +64,7 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 4)]
     pub(crate) nodes: usize,
     /// Payments per second submitted throughout.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 100)]
     pub(crate) rate: u64,
     /// Seconds within which every node must reach a new common height after the last heal.
     #[arg(long, default_value_t = 60)]
@@ -630,7 +630,9 @@ fn final_checks(nodes: &Nodes, observed: &Observed, seed: u64, relay_ip: IpAddr)
         for peer in peers {
             let address = peer.get("addr").and_then(Value::as_str).unwrap_or_default();
             if address.parse::<SocketAddr>().map(|a| a.ip()).ok() != Some(relay_ip) {
-                violations.push(format!("harness: node{k} has a peer at {address}, not through the relay"));
+                violations.push(format!(
+                    "harness: node{k} has a peer at {address}, not through the relay"
+                ));
             }
         }
         let mut chain = Vec::new();
