@@ -728,6 +728,23 @@ const COLORS: [Rgb; 8] = [
     [127, 127, 127],
 ];
 
+/// A node's heights as points to draw: a wiped node's fall to its new height is vertical,
+/// at its first answer after the wipe.
+fn steps(heights: &[(f64, u64)]) -> Vec<(f64, f64)> {
+    let mut points = Vec::with_capacity(heights.len());
+    let mut last: Option<u64> = None;
+    for &(t, h) in heights {
+        if let Some(previous) = last
+            && h < previous
+        {
+            points.push((t, previous as f64));
+        }
+        points.push((t, h as f64));
+        last = Some(h);
+    }
+    points
+}
+
 /// `heights.png`: each node's height over time, and below it when each node was under a
 /// fault (a raised line per node).
 fn draw_heights(path: &Path, observed: &Observed, report: &Report, events: &[Event]) -> Result<()> {
@@ -740,7 +757,7 @@ fn draw_heights(path: &Path, observed: &Observed, report: &Report, events: &[Eve
         .map(|(k, points)| Series {
             name: names.get(k).map_or("", String::as_str),
             color: COLORS.get(k % COLORS.len()).copied().unwrap_or([0, 0, 0]),
-            points: points.iter().map(|(t, h)| (*t, *h as f64)).collect(),
+            points: steps(points),
         })
         .collect();
     canvas.lines(
