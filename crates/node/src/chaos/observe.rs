@@ -35,6 +35,30 @@ struct NodeRecord {
     epoch: u64,
 }
 
+impl NodeRecord {
+    /// Notes that the node answered height `tip`; a violation if it reported a higher one
+    /// before, since it was last wiped.
+    fn answered(&mut self, tip: u64, node: usize) -> Option<String> {
+        let lost = (tip < self.floor).then(|| {
+            format!(
+                "durability: node{node} answered height {tip} after reporting {} (and was not wiped)",
+                self.floor
+            )
+        });
+        self.floor = self.floor.max(tip);
+        self.tip = tip;
+        lost
+    }
+
+    /// The node was wiped: it starts again from the genesis.
+    fn wiped(&mut self) {
+        self.epoch += 1;
+        self.floor = 0;
+        self.read = 0;
+        self.tip = 0;
+    }
+}
+
 #[derive(Default)]
 struct Record {
     nodes: Vec<NodeRecord>,
@@ -109,10 +133,7 @@ impl Observer {
     /// The node was wiped: it starts again from the genesis.
     pub(crate) fn wiped(&self, node: usize) {
         if let Some(n) = lock(&self.record).nodes.get_mut(node) {
-            n.epoch += 1;
-            n.floor = 0;
-            n.read = 0;
-            n.tip = 0;
+            n.wiped();
         }
     }
 
@@ -165,7 +186,7 @@ fn text(value: &Value, what: &str) -> Result<String> {
 }
 
 /// Notes `hash` for `height` in `seen`, or a violation if another is already there.
-fn agree(
+pub(crate) fn agree(
     seen: &mut BTreeMap<u64, String>,
     violations: &mut Vec<String>,
     what: &str,
@@ -208,14 +229,7 @@ fn poll(client: &Client, node: usize, record: &Mutex<Record>, start: Instant) ->
         if n.epoch != epoch {
             return Ok(());
         }
-        if tip < n.floor {
-            violations.push(format!(
-                "durability: node{node} answered height {tip} after reporting {} (and was not wiped)",
-                n.floor
-            ));
-        }
-        n.floor = n.floor.max(tip);
-        n.tip = tip;
+        violations.extend(n.answered(tip, node));
         n.heights.push((start.elapsed().as_secs_f64(), tip));
         agree(
             commitments,
@@ -260,4 +274,35 @@ fn poll(client: &Client, node: usize, record: &Mutex<Record>, start: Instant) ->
         n.read = height;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lower_height_after_a_restart_is_a_violation_but_not_after_a_wipe() {
+        let mut node = NodeRecord::default();
+        assert_eq!(node.answered(10, 2), None);
+        assert_eq!(node.answered(12, 2), None);
+        let lost = node.answered(11, 2).unwrap();
+        assert!(lost.contains("node2 answered height 11 after reporting 12"), "{lost}");
+        node.wiped();
+        assert_eq!(node.answered(0, 2), None);
+        assert_eq!(node.answered(3, 2), None);
+    }
+
+    #[test]
+    fn a_second_hash_at_a_height_is_a_violation() {
+        let (mut seen, mut violations) = (BTreeMap::new(), Vec::new());
+        agree(&mut seen, &mut violations, "block", 5, "aa".to_owned(), 0);
+        agree(&mut seen, &mut violations, "block", 5, "aa".to_owned(), 1);
+        assert!(violations.is_empty());
+        agree(&mut seen, &mut violations, "block", 5, "bb".to_owned(), 3);
+        assert_eq!(
+            violations,
+            ["agreement: node3 reports block bb at height 5, another node reported aa"]
+        );
+        assert_eq!(seen.get(&5).map(String::as_str), Some("aa"));
+    }
 }
