@@ -177,13 +177,17 @@ fn owner(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Removes namespaces and links of runners whose process is gone.
+/// Removes namespaces and links of runners whose process is gone, and kills the nodes still
+/// running in those namespaces (a runner killed by SIGKILL could not stop them).
 fn remove_leftovers() {
-    let gone = |name: &str| owner(name).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let gone = |name: &str| owner(name).is_some_and(|pid| !alive(pid));
     for line in output("ip", &["netns", "list"]).lines() {
         if let Some(name) = line.split_whitespace().next()
             && gone(name)
         {
+            for pid in output("ip", &["netns", "pids", name]).split_whitespace() {
+                let _ = run("kill", &["-KILL", pid]);
+            }
             let _ = run("ip", &["netns", "del", name]);
         }
     }
@@ -195,6 +199,15 @@ fn remove_leftovers() {
             let _ = run("ip", &["link", "del", name]);
         }
     }
+}
+
+/// Whether process `pid` runs (a zombie, dead but not yet reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 /// A /24 in 10.0.0.0/8 that no interface here uses, picked from the process id.
@@ -229,5 +242,11 @@ mod tests {
         assert_eq!(owner("tc9x3"), None);
         assert_eq!(owner("tcpdump"), None);
         assert_eq!(owner("eth0"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_an_unused_pid_is_not() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
     }
 }

@@ -112,8 +112,54 @@ struct Report {
     violations: Vec<String>,
 }
 
+/// Set when the runner gets SIGINT or SIGTERM: the run stops at once, and stops its nodes and
+/// removes its namespaces on the way out.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Sleeps until `until`, or fails when the runner is interrupted.
+fn sleep_until(until: Instant) -> Result<()> {
+    loop {
+        if interrupted() {
+            bail!("interrupted");
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// Sets [`INTERRUPTED`] on SIGINT or SIGTERM, from a thread of its own.
+fn watch_signals() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal watcher")?;
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+    })?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+        println!("interrupted: stopping the nodes and removing the namespaces…");
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    });
+    Ok(())
+}
+
 /// Runs the seeds the options name; fails if any seed saw a violation.
 pub(crate) fn run(options: &Options) -> Result<()> {
+    watch_signals()?;
     if options.nodes < 3 {
         bail!("the chaos runner needs at least 3 masternodes, got {}", options.nodes);
     }
@@ -364,7 +410,7 @@ fn submit_load(
     let per_batch = usize::try_from(rate.div_ceil(10).max(1)).unwrap_or(1);
     let mut next = Instant::now();
     for batch in payments.chunks(per_batch) {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || interrupted() {
             break;
         }
         let live: Vec<usize> = (0..dirs.len())
@@ -424,7 +470,7 @@ impl Run<'_> {
         self.note("load running; faults start".to_owned());
         for (at_ms, step, index) in steps {
             let Some(event) = events.get(index) else { continue };
-            std::thread::sleep((chaos_start + Duration::from_millis(at_ms)).saturating_duration_since(Instant::now()));
+            sleep_until(chaos_start + Duration::from_millis(at_ms))?;
             match step {
                 Step::Start => {
                     self.note(format!("start: {}", event.fault));
@@ -456,7 +502,7 @@ impl Run<'_> {
                 self.note(format!("after {liveness_s} s the heights are {tips:?}"));
                 return Ok(None);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            sleep_until(Instant::now() + Duration::from_millis(100))?;
         }
     }
 
