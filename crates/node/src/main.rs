@@ -30,6 +30,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc: under a full mempool it holds a node's resident memory lower than glibc's
+/// per-thread arenas do (docs/adr/0005-jemalloc.md has the measurements).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The TimeCoin node.
 #[derive(Debug, Parser)]
 #[command(name = "timed", version, about = "The TimeCoin node")]
