@@ -55,7 +55,7 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 24300)]
     pub(crate) base_port: u16,
     /// Each node's `[consensus] min_block_interval_ms`.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 100)]
     pub(crate) min_block_interval_ms: u64,
     /// Each node's `[consensus] empty_block_interval_ms`.
     #[arg(long, default_value_t = 1_000)]
