@@ -3,8 +3,10 @@
 //! Without a subcommand it runs the daemon: the redb store, the P2P service, the mempool
 //! and the consensus host, until SIGINT or SIGTERM. `timed localnet` writes and runs a local
 //! network of masternodes as separate processes; `timed demo` runs the ledger alone in one
-//! process; `timed --dev` runs a one-masternode chain for application developers. Log
-//! events go to standard output as text or JSON lines (`--log-format`).
+//! process; `timed --dev` runs a one-masternode chain for application developers; `timed
+//! bench` measures a local network under load; `timed chaos` runs one in network namespaces
+//! under seeded faults and checks agreement, durability and liveness. Log events go to
+//! standard output as text or JSON lines (`--log-format`).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
