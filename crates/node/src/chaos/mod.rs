@@ -725,26 +725,42 @@ fn final_checks(nodes: &Nodes, observed: &Observed, seed: u64, relay_ip: IpAddr)
     let sample: Vec<(&String, &u64)> = (0..SPOT_CHECKS.min(reported.len()))
         .filter_map(|_| reported.get(rng.random_range(0..reported.len())).copied())
         .collect();
-    let ends = (0..nodes.len())
-        .map(|k| read_node(nodes, k, &sample))
-        .collect::<Result<Vec<_>>>()?;
+    let mut unanswered = Vec::new();
+    let ends: Vec<Option<NodeEnd>> = (0..nodes.len())
+        .map(|k| match read_node(nodes, k, &sample) {
+            Ok(end) => Some(end),
+            Err(error) => {
+                // A node that crashed or hangs is a finding, not a failure of the run.
+                unanswered.push(format!("liveness: node{k} did not answer at the end: {error:#}"));
+                None
+            }
+        })
+        .collect();
     let heights = ends
         .iter()
-        .map(|end| u64::try_from(end.chain.len().saturating_sub(1)).unwrap_or(u64::MAX))
+        .map(|end| {
+            end.as_ref().map_or(0, |e| {
+                u64::try_from(e.chain.len().saturating_sub(1)).unwrap_or(u64::MAX)
+            })
+        })
         .collect();
-    Ok((heights, judge(observed, &ends, &sample, relay_ip)))
+    let mut violations = judge(observed, &ends, &sample, relay_ip);
+    violations.extend(unanswered);
+    Ok((heights, violations))
 }
 
 /// The violations in what the nodes answered at the end (`ends`) and what the observers saw:
 /// two block hashes at one height, across nodes and time; a height reported finalized that
 /// a node lacks; a sampled transaction that a node does not place in the block reported;
 /// two UTXO commitments at one height; a node without peers, or with a peer not reached
-/// through the relay at `relay_ip`.
-fn judge(observed: &Observed, ends: &[NodeEnd], sample: &[(&String, &u64)], relay_ip: IpAddr) -> Vec<String> {
+/// through the relay at `relay_ip`. A node that did not answer (`None`) is left out: that is
+/// a violation of its own.
+fn judge(observed: &Observed, ends: &[Option<NodeEnd>], sample: &[(&String, &u64)], relay_ip: IpAddr) -> Vec<String> {
     let mut violations = Vec::new();
     let mut hashes = observed.hashes.clone();
     let mut commitments = observed.commitments.clone();
     for (k, end) in ends.iter().enumerate() {
+        let Some(end) = end else { continue };
         if end.peers.is_empty() {
             violations.push(format!("harness: node{k} has no peers at the end"));
         }
@@ -914,7 +930,7 @@ mod tests {
         let txid = "t".to_owned();
         let sample = [(&txid, &2u64)];
         let good = end(&["a", "b", "c"], "10.0.0.1:24500", Some("c"));
-        assert!(judge(&observed, &[good], &sample, relay).is_empty());
+        assert!(judge(&observed, &[Some(good), None], &sample, relay).is_empty());
 
         let ends = [
             end(&["a", "b", "c"], "10.0.0.1:24500", Some("c")),
@@ -925,7 +941,7 @@ mod tests {
         let mut ends = ends;
         ends[0].utxo = Some((2, "other".to_owned()));
         ends[3].peers.push(String::new());
-        let found = judge(&observed, &ends, &sample, relay);
+        let found = judge(&observed, &ends.map(Some), &sample, relay);
         let expected = [
             "agreement: node0 reports UTXO commitment other at height 2, another node reported u3",
             "agreement: node1 reports block x at height 2, another node reported c",
