@@ -44,7 +44,8 @@ pub enum Status {
         /// The height it was excluded at.
         since: u64,
     },
-    /// Excluded for double-signing until `until`; its collateral stays locked until then.
+    /// Excluded for double-signing until `until`; until then its collateral stays locked
+    /// and it can neither update nor revoke (a revocation would end the ban early).
     Banned {
         /// The first height at which it may re-announce or unlock.
         until: u64,
@@ -332,7 +333,9 @@ impl MasternodeList {
                 }
             }
             Some(Payload::Update(u)) => {
-                if let Some(entry) = self.get_mut(&u.masternode) {
+                // Validation refuses an update or a revocation during a double-signing
+                // ban; the list never lifts a ban early whatever it is given.
+                if let Some(entry) = self.get_mut(&u.masternode).filter(|e| e.banned_until(height).is_none()) {
                     if entry.operator != u.operator {
                         entry.operator = u.operator;
                         entry.operator_since = height;
@@ -348,7 +351,7 @@ impl MasternodeList {
                 }
             }
             Some(Payload::Revoke(r)) => {
-                if let Some(entry) = self.get_mut(&r.masternode) {
+                if let Some(entry) = self.get_mut(&r.masternode).filter(|e| e.banned_until(height).is_none()) {
                     entry.status = Status::Revoked { at: height };
                 }
             }

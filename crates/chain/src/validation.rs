@@ -529,6 +529,9 @@ pub fn check_masternode_rules(
         }
         Payload::Revoke(r) => {
             let entry = known(&r.masternode)?;
+            // A revocation would replace the ban, and a revoked masternode may update or
+            // unlock: a banned one serves its ban first.
+            not_banned(entry)?;
             if matches!(entry.status, Status::Revoked { .. }) {
                 return Err(MasternodeTxError::AlreadyRevoked(entry.id).into());
             }

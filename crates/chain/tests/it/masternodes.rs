@@ -524,3 +524,113 @@ fn a_proposer_leaves_out_conflicting_masternode_transactions_and_what_spends_the
     // And the block of what was kept is valid.
     mine(&mut chain, kept);
 }
+
+/// Registers a Bronze masternode operated by `operator` at `port` and mines blocks until it
+/// votes; returns its id.
+fn active_masternode(chain: &mut ChainBuilder, operator: &SecretKey, port: u16) -> TxId {
+    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(port));
+    let id = registration.txid();
+    mine(chain, vec![registration]);
+    for _ in 0..chain.params().masternode_activation_blocks {
+        mine(chain, vec![]);
+    }
+    assert!(matches!(chain.list.get(&id).unwrap().status, Status::Active { .. }));
+    id
+}
+
+/// A masternode transaction carrying `payload`, its fee paid from a coin that is no
+/// collateral, the payload signed by `signer`.
+fn special(chain: &ChainBuilder, payload: Payload, signer: &SecretKey) -> timecoin_primitives::Transaction {
+    let coin = chain
+        .spendable()
+        .into_iter()
+        .find(|(o, _)| chain.list.by_collateral(o).is_none())
+        .unwrap();
+    let back = TxOutput {
+        amount: coin.1.output.amount.checked_sub(Amount::from_units(100_000)).unwrap(),
+        address: coin.1.output.address,
+    };
+    chain.special(&[coin], vec![back], payload, Some(signer))
+}
+
+fn revocation(chain: &ChainBuilder, id: TxId, operator: &SecretKey) -> timecoin_primitives::Transaction {
+    let payload = Payload::Revoke(timecoin_primitives::Revocation {
+        masternode: id,
+        signature: Default::default(),
+    });
+    special(chain, payload, operator)
+}
+
+#[test]
+fn a_masternode_banned_for_double_signing_cannot_revoke_its_way_out_of_the_ban() {
+    let mut chain = builder(4, 6);
+    let operator = key("revoking twin", 0);
+    let id = active_masternode(&mut chain, &operator, 30_070);
+
+    // Evidence and the offender's revocation in one block: the ban comes first, so the
+    // revocation is refused.
+    let evidence = double_sign(&chain, &operator, chain.tip.height);
+    let revoke = revocation(&chain, id, &operator);
+    let both = chain.build_block_with(vec![revoke.clone()], vec![evidence]);
+    let until = both.header.height + chain.params().evidence_ban_blocks;
+    assert!(
+        matches!(
+            judge(&chain, &both),
+            Err(BlockError::Transaction {
+                index: 1,
+                error: TxError::Masternode(MasternodeTxError::Banned { .. }),
+                ..
+            })
+        ),
+        "{:?}",
+        judge(&chain, &both)
+    );
+
+    let block = chain.build_block_with(vec![], vec![evidence]);
+    judge(&chain, &block).unwrap();
+    chain.apply(&block);
+    assert_eq!(chain.list.get(&id).unwrap().status, Status::Banned { until });
+
+    // Once banned, a revocation is refused alone and in a block.
+    let revoke = revocation(&chain, id, &operator);
+    assert_eq!(
+        tx_error(&chain, &revoke),
+        TxError::Masternode(MasternodeTxError::Banned { masternode: id, until })
+    );
+    assert_eq!(tx_error(&chain, &revoke).code(), "bad-protx-banned");
+    let in_block = chain.build_block(vec![revoke.clone()]);
+    assert!(matches!(
+        judge(&chain, &in_block),
+        Err(BlockError::Transaction {
+            error: TxError::Masternode(MasternodeTxError::Banned { .. }),
+            ..
+        })
+    ));
+
+    // And the list itself never turns a ban into anything milder, whatever it is given.
+    let mut list = chain.list.clone();
+    list.apply_transaction(&revoke, revoke.txid(), chain.tip.height + 1, chain.params());
+    assert_eq!(list.get(&id).unwrap().status, Status::Banned { until });
+    let entry = *chain.list.get(&id).unwrap();
+    let owner = chain
+        .key_for(&timecoin_primitives::AddressPayload::from_public_key(&entry.owner))
+        .unwrap()
+        .clone();
+    let update = special(
+        &chain,
+        Payload::Update(Update {
+            masternode: id,
+            operator: entry.operator,
+            reward_address: entry.reward_address,
+            service: service(30_071),
+            signature: Default::default(),
+        }),
+        &owner,
+    );
+    assert_eq!(
+        tx_error(&chain, &update),
+        TxError::Masternode(MasternodeTxError::Banned { masternode: id, until })
+    );
+    list.apply_transaction(&update, update.txid(), chain.tip.height + 1, chain.params());
+    assert_eq!(list.get(&id).unwrap().status, Status::Banned { until });
+}
