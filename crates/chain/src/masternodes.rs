@@ -142,6 +142,11 @@ pub struct MasternodeList {
 pub static EMPTY_LIST: std::sync::LazyLock<MasternodeList> = std::sync::LazyLock::new(MasternodeList::default);
 
 impl MasternodeList {
+    /// The most masternodes the list may hold, every status counted: as many as one voting
+    /// set may hold, so that every masternode of the list can vote at once. Validation
+    /// refuses a registration into a full list ([`MasternodeList::is_full`]).
+    pub const MAX_LEN: usize = MAX_MASTERNODES;
+
     /// The list of a chain whose genesis block names `set`, made at `timestamp_ms`: every
     /// member is active from the first block and eligible for rewards at once.
     pub fn from_genesis(set: &MasternodeSet, timestamp_ms: u64) -> MasternodeList {
@@ -199,6 +204,12 @@ impl MasternodeList {
         &self.entries
     }
 
+    /// Whether the list holds [`MasternodeList::MAX_LEN`] masternodes: a registration must
+    /// wait until one leaves.
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= Self::MAX_LEN
+    }
+
     /// The set whose precommits finalize the next block.
     pub fn voting_set(&self) -> &MasternodeSet {
         &self.voting
@@ -247,19 +258,10 @@ impl MasternodeList {
     /// The masternodes a block extending this state pays: active ones, active for a whole
     /// reward period of chain time before the block's parent.
     pub fn payees(&self, params: &ChainParams) -> MasternodeSet {
-        let members = self
-            .entries
-            .iter()
-            .filter(|e| e.tier.weight() > 0)
-            .filter(|e| match e.status {
-                Status::Active { since_ms } => {
-                    since_ms.saturating_add(params.reward_period_ms) <= self.tip_timestamp_ms
-                }
-                _ => false,
-            })
-            .map(Entry::masternode)
-            .collect();
-        MasternodeSet::new(members).unwrap_or_default()
+        set_of(self.entries.iter().filter(|e| match e.status {
+            Status::Active { since_ms } => since_ms.saturating_add(params.reward_period_ms) <= self.tip_timestamp_ms,
+            _ => false,
+        }))
     }
 
     /// The hash a block header's state hash covers.
@@ -467,14 +469,27 @@ fn operator_positions(entries: &[Entry]) -> HashMap<PublicKey, usize> {
 }
 
 fn voting_set_of(entries: &[Entry]) -> MasternodeSet {
-    let members: Vec<Masternode> = entries
-        .iter()
-        .filter(|e| e.is_active() && e.tier.weight() > 0)
-        .map(Entry::masternode)
+    set_of(entries.iter().filter(|e| e.is_active()))
+}
+
+/// The members with voting power among `entries` (in id order), as a set.
+///
+/// Validation keeps operator keys unique and the list within [`MasternodeList::MAX_LEN`],
+/// so every one of them is a member. A list that broke those rules (a bug, a damaged store)
+/// must still not come out with an empty set, which would halt the chain for good: a key
+/// shared by several masternodes votes for the first by id, and past the limit the
+/// heaviest vote (the first by id among equals).
+fn set_of<'a>(entries: impl Iterator<Item = &'a Entry>) -> MasternodeSet {
+    let mut keys = std::collections::HashSet::new();
+    let mut voters: Vec<&Entry> = entries
+        .filter(|e| e.tier.weight() > 0 && keys.insert(e.operator))
         .collect();
-    // Operator keys are unique in the list (validation refuses a second use), so this
-    // cannot fail; an empty set is the safe answer if it ever did.
-    MasternodeSet::new(members).unwrap_or_default()
+    if voters.len() > MAX_MASTERNODES {
+        voters.sort_by(|a, b| b.tier.weight().cmp(&a.tier.weight()).then(a.id.cmp(&b.id)));
+        voters.truncate(MAX_MASTERNODES);
+    }
+    // Unique keys, within the limit: `new` cannot fail.
+    MasternodeSet::new(voters.into_iter().map(Entry::masternode).collect()).unwrap_or_default()
 }
 
 const STATUS_PENDING: u8 = 0;
@@ -609,9 +624,9 @@ impl Encode for MasternodeList {
 
 impl Decode for MasternodeList {
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        // Registrations are bounded by block space, not by the voting set's limit; this
-        // bound only stops a corrupted count from allocating without limit.
-        let count = reader.read_count("masternode list", MAX_MASTERNODES * 64, 150)?;
+        // No valid chain holds more (registrations into a full list are refused), so a
+        // longer list is damaged.
+        let count = reader.read_count("masternode list", MasternodeList::MAX_LEN, 150)?;
         let mut entries: Vec<Entry> = Vec::with_capacity(count);
         for _ in 0..count {
             let entry = Entry::decode_from(reader)?;
@@ -636,5 +651,82 @@ impl Decode for MasternodeList {
         };
         list.reindex();
         Ok(list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timecoin_primitives::Hash256;
+
+    fn active(i: u32, tier: Tier) -> Entry {
+        let mut bytes = [7u8; 32];
+        bytes[..4].copy_from_slice(&i.to_be_bytes());
+        Entry {
+            id: TxId(Hash256(bytes)),
+            operator: PublicKey(bytes),
+            owner: PublicKey(bytes),
+            tier,
+            collateral: None,
+            reward_address: AddressPayload(bytes),
+            service: None,
+            registered_height: 0,
+            operator_since: 0,
+            status: Status::Active { since_ms: 0 },
+            penalty: 0,
+            last_paid: None,
+        }
+    }
+
+    fn list_of(entries: Vec<Entry>) -> MasternodeList {
+        let mut list = MasternodeList {
+            entries,
+            // Long enough after genesis for every active masternode to be paid.
+            tip_timestamp_ms: 1_000_000_000,
+            ..MasternodeList::default()
+        };
+        list.entries.sort_by_key(|e| e.id);
+        list.reindex();
+        list
+    }
+
+    #[test]
+    fn a_list_past_the_set_limit_still_votes_with_its_heaviest_members() {
+        // Validation keeps the list within the limit; were it ever past it, the chain must
+        // not lose its whole voting set (it would halt for good).
+        let count = u32::try_from(MAX_MASTERNODES).unwrap() + 1;
+        let mut entries: Vec<Entry> = (0..count).map(|i| active(i, Tier::Bronze)).collect();
+        entries.push(active(count, Tier::Silver));
+        let list = list_of(entries);
+        let set = list.voting_set();
+        assert_eq!(set.members().len(), MAX_MASTERNODES);
+        let silver = active(count, Tier::Silver).operator;
+        assert_eq!(set.voting_power(&silver), Tier::Silver.weight());
+        // Among equals the first by id votes, so the last two Bronze ones are left out.
+        assert_eq!(set.voting_power(&active(0, Tier::Bronze).operator), 1);
+        assert_eq!(set.voting_power(&active(count - 1, Tier::Bronze).operator), 0);
+        assert_eq!(
+            list.payees(&ChainParams::for_network(timecoin_primitives::Network::Local))
+                .members()
+                .len(),
+            MAX_MASTERNODES
+        );
+    }
+
+    #[test]
+    fn a_shared_operator_key_leaves_one_member_not_an_empty_set() {
+        let mut twin = active(1, Tier::Bronze);
+        twin.operator = active(0, Tier::Bronze).operator;
+        let list = list_of(vec![active(0, Tier::Bronze), twin, active(2, Tier::Bronze)]);
+        assert_eq!(list.voting_set().members().len(), 2);
+    }
+
+    #[test]
+    fn a_decoded_list_never_holds_more_than_a_set_can() {
+        let count = u32::try_from(MAX_MASTERNODES).unwrap();
+        let within = list_of((0..count).map(|i| active(i, Tier::Bronze)).collect());
+        assert_eq!(MasternodeList::from_bytes(&within.to_bytes()).unwrap(), within);
+        let past = list_of((0..=count).map(|i| active(i, Tier::Bronze)).collect());
+        assert!(MasternodeList::from_bytes(&past.to_bytes()).is_err());
     }
 }

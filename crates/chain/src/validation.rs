@@ -238,6 +238,13 @@ pub enum MasternodeTxError {
     /// Revoked already.
     #[error("masternode {0} is already revoked")]
     AlreadyRevoked(TxId),
+    /// The list holds as many masternodes as a voting set may: a registration waits until
+    /// one leaves (by an unlock).
+    #[error("the masternode list is full ({max} masternodes); a registration waits until one unlocks its collateral")]
+    ListFull {
+        /// The most masternodes the list may hold.
+        max: usize,
+    },
 }
 
 impl TxError {
@@ -290,6 +297,7 @@ impl TxError {
                 MasternodeTxError::Banned { .. } => "bad-protx-banned",
                 MasternodeTxError::PenaltyNotDecayed { .. } => "bad-protx-penalty",
                 MasternodeTxError::AlreadyRevoked(_) => "bad-protx-revoked",
+                MasternodeTxError::ListFull { .. } => "bad-protx-list-full",
             },
             TxError::View(_) => "state-unavailable",
         }
@@ -474,6 +482,13 @@ pub fn check_masternode_rules(
         Payload::Register(r) => {
             if r.tier == Tier::Free {
                 return Err(MasternodeTxError::FreeTier.into());
+            }
+            // Past the limit the voting set could not hold every masternode.
+            if list.is_full() {
+                return Err(MasternodeTxError::ListFull {
+                    max: MasternodeList::MAX_LEN,
+                }
+                .into());
             }
             let outpoint = r.collateral_outpoint(txid);
             let output = if r.collateral.txid == TxId::default() {

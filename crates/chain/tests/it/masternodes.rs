@@ -634,3 +634,37 @@ fn a_masternode_banned_for_double_signing_cannot_revoke_its_way_out_of_the_ban()
     list.apply_transaction(&update, update.txid(), chain.tip.height + 1, chain.params());
     assert_eq!(list.get(&id).unwrap().status, Status::Banned { until });
 }
+
+#[test]
+fn registrations_stop_at_the_largest_list_a_voting_set_can_hold() {
+    use timecoin_primitives::limits::MAX_MASTERNODES;
+    // One place left: the genesis masternodes fill all the others.
+    let mut chain = builder(MAX_MASTERNODES - 1, 6);
+    let first = chain.registration(Tier::Bronze, key("operator", 20).public_key(), service(30_080));
+    let mut other = chain.clone();
+    for input in &first.inputs {
+        other.utxos.remove(&input.prevout);
+    }
+    let second = other.registration(Tier::Bronze, key("operator", 21).public_key(), service(30_081));
+    check_transaction(&second, &chain.view(), &chain.tx_context()).unwrap();
+
+    // Both in one block: the second would take the list past the cap.
+    let both = chain.build_block(vec![first.clone(), second.clone()]);
+    let full = TxError::Masternode(MasternodeTxError::ListFull { max: MAX_MASTERNODES });
+    assert!(
+        matches!(
+            judge(&chain, &both),
+            Err(BlockError::Transaction { index: 2, ref error, .. }) if *error == full
+        ),
+        "{:?}",
+        judge(&chain, &both)
+    );
+
+    // The first fills the list; then any further registration is refused alone.
+    mine(&mut chain, vec![first]);
+    assert_eq!(chain.list.entries().len(), MAX_MASTERNODES);
+    let error = tx_error(&chain, &second);
+    assert_eq!(error, full);
+    assert_eq!(error.code(), "bad-protx-list-full");
+    assert!(error.to_string().contains("4096"), "{error}");
+}
