@@ -27,7 +27,7 @@ pub mod sigcache;
 pub mod validation;
 
 pub use genesis::{Genesis, GenesisError};
-pub use masternodes::{EMPTY_LIST, Entry, MasternodeList, Status};
+pub use masternodes::{EMPTY_LIST, Entry, FormerOperator, MasternodeList, Status};
 pub use params::{ChainParams, FeeRate};
 pub use sigcache::SignatureCache;
 pub use validation::{

@@ -2,9 +2,11 @@
 //!
 //! The list after block `h` is a pure function of the list after `h - 1` and block `h`, so
 //! every node computes the same list at every height. It holds every registered masternode
-//! (its keys, tier, collateral, status and proof-of-service penalty), the set that signed
-//! the tip (to verify the next block's certificate of it), and when the voting set last
-//! changed (where proposer priorities restart).
+//! (its keys, tier, collateral, status and proof-of-service penalty), the operator keys
+//! masternodes held before an update replaced them, for as long as evidence signed with them
+//! may enter a block (so that rotating a key does not escape a ban), the set that signed the
+//! tip (to verify the next block's certificate of it), and when the voting set last changed
+//! (where proposer priorities restart).
 //!
 //! A block's transition runs in three steps, which block validation also follows on a copy:
 //! [`MasternodeList::begin_block`] (proof of service from the block's certificate of its
@@ -89,7 +91,9 @@ pub struct Entry {
     pub service: Option<SocketAddr>,
     /// The height of its registration (0 for genesis masternodes).
     pub registered_height: u64,
-    /// The height from which `operator` is its key: evidence older than that is not its.
+    /// The height of the block that gave it `operator` (its registration's, or an update's):
+    /// the key signs for it from the next height on, so evidence at that height or before is
+    /// not its ([`MasternodeList::former_operators`] keeps the keys it held before).
     pub operator_since: u64,
     /// Its status.
     pub status: Status,
@@ -119,6 +123,34 @@ impl Entry {
             _ => None,
         }
     }
+
+    /// Whether its current operator key signed for it at `height`.
+    fn operator_at(&self, operator: &PublicKey, height: u64) -> bool {
+        self.operator == *operator && height > self.operator_since
+    }
+}
+
+/// An operator key a masternode held before an update replaced it, kept while evidence
+/// signed with it may still enter a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FormerOperator {
+    /// The masternode.
+    pub masternode: TxId,
+    /// The key.
+    pub operator: PublicKey,
+    /// The height of the block that gave it the key.
+    pub since: u64,
+    /// The height of the block that replaced it: the last height the key signed for it.
+    pub until: u64,
+}
+
+impl FormerOperator {
+    const ENCODED_LEN: usize = 32 + 32 + 8 + 8;
+
+    /// Whether the key signed for its masternode at `height`.
+    fn held_at(&self, height: u64) -> bool {
+        self.since < height && height <= self.until
+    }
 }
 
 /// The masternode list of one chain state.
@@ -132,6 +164,8 @@ pub struct MasternodeList {
     set_since: u64,
     /// The tip block's timestamp.
     tip_timestamp_ms: u64,
+    /// Replaced operator keys evidence may still name, sorted by (masternode, until).
+    former: Vec<FormerOperator>,
     /// Derived: the voting set of the next block.
     voting: MasternodeSet,
     /// Derived: collateral outpoint → index in `entries`.
@@ -146,6 +180,11 @@ impl MasternodeList {
     /// set may hold, so that every masternode of the list can vote at once. Validation
     /// refuses a registration into a full list ([`MasternodeList::is_full`]).
     pub const MAX_LEN: usize = MAX_MASTERNODES;
+
+    /// The most replaced operator keys one masternode may have within the evidence window
+    /// (`max_evidence_age_blocks`): validation refuses a further key rotation until the
+    /// oldest ages out, which bounds what the list keeps.
+    pub const MAX_FORMER_OPERATORS: usize = 8;
 
     /// The list of a chain whose genesis block names `set`, made at `timestamp_ms`: every
     /// member is active from the first block and eligible for rewards at once.
@@ -174,6 +213,7 @@ impl MasternodeList {
             signers: MasternodeSet::default(),
             set_since: 1,
             tip_timestamp_ms: timestamp_ms,
+            former: Vec::new(),
             voting: MasternodeSet::default(),
             collaterals: HashMap::new(),
         };
@@ -245,6 +285,30 @@ impl MasternodeList {
         self.entries.iter().find(|e| e.operator == *operator)
     }
 
+    /// The masternode for which `operator` signed at `height`: the one whose key it is now
+    /// (set by a block before `height`), or the one that held it then and has replaced it
+    /// since. Keys are unique in the list after every block, so at most one masternode held
+    /// a key at a height.
+    pub fn by_operator_at(&self, operator: &PublicKey, height: u64) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| e.operator_at(operator, height))
+            .or_else(|| {
+                self.former
+                    .iter()
+                    .find(|f| f.operator == *operator && f.held_at(height))
+                    .and_then(|f| self.get(&f.masternode))
+            })
+    }
+
+    /// The operator keys masternode `id` held before its current one, oldest first, as far
+    /// back as evidence may still reach.
+    pub fn former_operators(&self, id: &TxId) -> &[FormerOperator] {
+        let start = self.former.partition_point(|f| f.masternode < *id);
+        let end = self.former.partition_point(|f| f.masternode <= *id);
+        self.former.get(start..end).unwrap_or_default()
+    }
+
     /// The masternode whose collateral is `outpoint`.
     pub fn by_collateral(&self, outpoint: &OutPoint) -> Option<&Entry> {
         self.collaterals.get(outpoint).and_then(|i| self.entries.get(*i))
@@ -299,8 +363,10 @@ impl MasternodeList {
             }
         }
         for evidence in &block.evidence {
-            let offender = evidence.validator();
-            if let Some(entry) = self.entries.iter_mut().find(|e| e.operator == offender) {
+            let offender = self
+                .by_operator_at(&evidence.validator(), evidence.height())
+                .map(|e| e.id);
+            if let Some(entry) = offender.and_then(|id| self.get_mut(&id)) {
                 entry.status = Status::Banned {
                     until: height.saturating_add(params.evidence_ban_blocks),
                 };
@@ -337,8 +403,15 @@ impl MasternodeList {
             Some(Payload::Update(u)) => {
                 // Validation refuses an update or a revocation during a double-signing
                 // ban; the list never lifts a ban early whatever it is given.
+                let mut replaced = None;
                 if let Some(entry) = self.get_mut(&u.masternode).filter(|e| e.banned_until(height).is_none()) {
                     if entry.operator != u.operator {
+                        replaced = Some(FormerOperator {
+                            masternode: entry.id,
+                            operator: entry.operator,
+                            since: entry.operator_since,
+                            until: height,
+                        });
                         entry.operator = u.operator;
                         entry.operator_since = height;
                     }
@@ -350,6 +423,13 @@ impl MasternodeList {
                             active_from: height.saturating_add(delay),
                         };
                     }
+                }
+                // A key set and replaced in one block never signed for it.
+                if let Some(former) = replaced.filter(|f| f.since < f.until) {
+                    let at = self
+                        .former
+                        .partition_point(|f| (f.masternode, f.until) < (former.masternode, former.until));
+                    self.former.insert(at, former);
                 }
             }
             Some(Payload::Revoke(r)) => {
@@ -372,6 +452,7 @@ impl MasternodeList {
                 .collect();
             if !spent.is_empty() {
                 self.entries.retain(|e| !spent.contains(&e.id));
+                self.former.retain(|f| !spent.contains(&f.masternode));
                 self.index_collaterals();
             }
         }
@@ -408,6 +489,10 @@ impl MasternodeList {
         }
         self.signers = previous;
         self.tip_timestamp_ms = block.header.timestamp_ms;
+        // Evidence in the next block reaches back `max_evidence_age_blocks`; a key replaced
+        // before that can no longer be named.
+        let oldest_offence = height.saturating_add(1).saturating_sub(params.max_evidence_age_blocks);
+        self.former.retain(|f| f.until >= oldest_offence);
     }
 
     /// Excludes active masternodes whose penalty reached the threshold, highest penalty
@@ -612,6 +697,13 @@ impl Encode for MasternodeList {
         self.signers.encode_to(out);
         out.extend_from_slice(&self.set_since.to_le_bytes());
         out.extend_from_slice(&self.tip_timestamp_ms.to_le_bytes());
+        write_compact_size(out, self.former.len() as u64);
+        for former in &self.former {
+            former.masternode.encode_to(out);
+            former.operator.encode_to(out);
+            out.extend_from_slice(&former.since.to_le_bytes());
+            out.extend_from_slice(&former.until.to_le_bytes());
+        }
     }
 
     fn encoded_len(&self) -> usize {
@@ -619,6 +711,8 @@ impl Encode for MasternodeList {
             + self.entries.iter().map(Encode::encoded_len).sum::<usize>()
             + self.signers.encoded_len()
             + 16
+            + compact_size_len(self.former.len() as u64)
+            + self.former.len() * FormerOperator::ENCODED_LEN
     }
 }
 
@@ -641,17 +735,59 @@ impl Decode for MasternodeList {
         let signers = MasternodeSet::decode_from(reader)?;
         let set_since = reader.read_u64()?;
         let tip_timestamp_ms = reader.read_u64()?;
+        let former = decode_former_operators(reader, &entries)?;
         let mut list = MasternodeList {
             entries,
             signers,
             set_since,
             tip_timestamp_ms,
+            former,
             voting: MasternodeSet::default(),
             collaterals: HashMap::new(),
         };
         list.reindex();
         Ok(list)
     }
+}
+
+/// The replaced keys of a stored list: strictly sorted by (masternode, until), each of a
+/// listed masternode, each held for at least one height, at most
+/// [`MasternodeList::MAX_FORMER_OPERATORS`] per masternode.
+fn decode_former_operators(reader: &mut Reader<'_>, entries: &[Entry]) -> Result<Vec<FormerOperator>, DecodeError> {
+    let max = MasternodeList::MAX_LEN.saturating_mul(MasternodeList::MAX_FORMER_OPERATORS);
+    let count = reader.read_count("former operator keys", max, FormerOperator::ENCODED_LEN)?;
+    let invalid = |reason| DecodeError::InvalidValue {
+        field: "former operator keys",
+        reason,
+    };
+    let mut former: Vec<FormerOperator> = Vec::with_capacity(count);
+    let mut run = 0;
+    for _ in 0..count {
+        let item = FormerOperator {
+            masternode: TxId::decode_from(reader)?,
+            operator: PublicKey::decode_from(reader)?,
+            since: reader.read_u64()?,
+            until: reader.read_u64()?,
+        };
+        match former.last() {
+            Some(last) if (last.masternode, last.until) >= (item.masternode, item.until) => {
+                return Err(invalid("not strictly sorted by masternode and height"));
+            }
+            Some(last) if last.masternode == item.masternode => run += 1,
+            _ => run = 1,
+        }
+        if run > MasternodeList::MAX_FORMER_OPERATORS {
+            return Err(invalid("more keys for one masternode than the rules allow"));
+        }
+        if item.since >= item.until {
+            return Err(invalid("a key replaced in the block that set it"));
+        }
+        if entries.binary_search_by_key(&item.masternode, |e| e.id).is_err() {
+            return Err(invalid("a key of a masternode not in the list"));
+        }
+        former.push(item);
+    }
+    Ok(former)
 }
 
 #[cfg(test)]
@@ -719,6 +855,43 @@ mod tests {
         twin.operator = active(0, Tier::Bronze).operator;
         let list = list_of(vec![active(0, Tier::Bronze), twin, active(2, Tier::Bronze)]);
         assert_eq!(list.voting_set().members().len(), 2);
+    }
+
+    #[test]
+    fn replaced_keys_decode_only_in_their_one_canonical_form() {
+        let list = list_of((0..3).map(|i| active(i, Tier::Bronze)).collect());
+        let [a, b, _] = [0, 1, 2].map(|i| list.entries[i].id);
+        let former = |masternode: TxId, since: u64, until: u64| FormerOperator {
+            masternode,
+            operator: PublicKey([9; 32]),
+            since,
+            until,
+        };
+        let with = |records: Vec<FormerOperator>| MasternodeList {
+            former: records,
+            ..list.clone()
+        };
+        let valid = with(vec![former(a, 0, 3), former(a, 3, 7), former(b, 1, 2)]);
+        let bytes = valid.to_bytes();
+        assert_eq!(bytes.len(), valid.encoded_len());
+        assert_eq!(MasternodeList::from_bytes(&bytes).unwrap(), valid);
+        assert_eq!(valid.former_operators(&a).len(), 2);
+        assert_eq!(valid.former_operators(&b), &[former(b, 1, 2)]);
+        let too_many = (0..=MasternodeList::MAX_FORMER_OPERATORS as u64)
+            .map(|i| former(a, i, i + 1))
+            .collect();
+        for invalid in [
+            vec![former(a, 3, 7), former(a, 0, 3)],
+            vec![former(a, 0, 3), former(a, 1, 3)],
+            vec![former(a, 3, 3)],
+            vec![former(TxId(Hash256([1; 32])), 0, 3)],
+            too_many,
+        ] {
+            assert!(MasternodeList::from_bytes(&with(invalid).to_bytes()).is_err());
+        }
+        // A list stored before replaced keys were kept does not decode (it lacks their count).
+        let old = list.to_bytes();
+        assert!(MasternodeList::from_bytes(old.get(..old.len() - 1).unwrap()).is_err());
     }
 
     #[test]

@@ -238,6 +238,16 @@ pub enum MasternodeTxError {
     /// Revoked already.
     #[error("masternode {0} is already revoked")]
     AlreadyRevoked(TxId),
+    /// The masternode replaced its operator key as often as the evidence window allows.
+    #[error(
+        "masternode {masternode} replaced its operator key {max} times within the evidence window; keep the current key until the oldest ages out"
+    )]
+    TooManyKeyRotations {
+        /// The masternode.
+        masternode: TxId,
+        /// The most replaced keys the list keeps per masternode.
+        max: usize,
+    },
     /// The list holds as many masternodes as a voting set may: a registration waits until
     /// one leaves (by an unlock).
     #[error("the masternode list is full ({max} masternodes); a registration waits until one unlocks its collateral")]
@@ -297,6 +307,7 @@ impl TxError {
                 MasternodeTxError::Banned { .. } => "bad-protx-banned",
                 MasternodeTxError::PenaltyNotDecayed { .. } => "bad-protx-penalty",
                 MasternodeTxError::AlreadyRevoked(_) => "bad-protx-revoked",
+                MasternodeTxError::TooManyKeyRotations { .. } => "bad-protx-key-rotations",
                 MasternodeTxError::ListFull { .. } => "bad-protx-list-full",
             },
             TxError::View(_) => "state-unavailable",
@@ -536,6 +547,17 @@ pub fn check_masternode_rules(
             }
             if let Some(other) = list.by_operator(&u.operator).filter(|o| o.id != entry.id) {
                 return Err(MasternodeTxError::DuplicateOperator(u.operator, other.id).into());
+            }
+            // The list keeps each replaced key while evidence may name it, so that a new
+            // key does not escape a ban; rotations are bounded so that this stays small.
+            if u.operator != entry.operator
+                && list.former_operators(&entry.id).len() >= MasternodeList::MAX_FORMER_OPERATORS
+            {
+                return Err(MasternodeTxError::TooManyKeyRotations {
+                    masternode: entry.id,
+                    max: MasternodeList::MAX_FORMER_OPERATORS,
+                }
+                .into());
             }
             if let Some(other) = list.by_service(&u.service).filter(|o| o.id != entry.id) {
                 return Err(MasternodeTxError::DuplicateService(u.service, other.id).into());
@@ -869,8 +891,10 @@ fn check_evidence(block: &Block, ctx: &BlockContext<'_>) -> Result<(), BlockErro
         if index >= MAX_BLOCK_EVIDENCE {
             return Err(invalid(format!("more than {MAX_BLOCK_EVIDENCE} proofs")));
         }
-        check_equivocation(evidence, height, ctx.genesis_hash, ctx.params, ctx.masternodes).map_err(invalid)?;
-        if !offenders.insert(evidence.validator()) {
+        let offender =
+            equivocation_offender(evidence, height, ctx.genesis_hash, ctx.params, ctx.masternodes).map_err(invalid)?;
+        // Two proofs may name one masternode through two of its keys.
+        if !offenders.insert(offender) {
             return Err(invalid("a second proof against the same masternode".to_owned()));
         }
     }
@@ -886,6 +910,18 @@ pub fn check_equivocation(
     params: &ChainParams,
     list: &MasternodeList,
 ) -> Result<(), String> {
+    equivocation_offender(evidence, height, genesis_hash, params, list).map(|_| ())
+}
+
+/// [`check_equivocation`], naming the masternode the evidence bans: the one whose operator
+/// key signed the votes at their height, even if it has replaced the key since.
+fn equivocation_offender(
+    evidence: &Equivocation,
+    height: u64,
+    genesis_hash: BlockHash,
+    params: &ChainParams,
+    list: &MasternodeList,
+) -> Result<TxId, String> {
     let (first, _) = evidence.votes();
     if first.vote.chain != genesis_hash {
         return Err("the votes are for another network".to_owned());
@@ -899,18 +935,13 @@ pub fn check_equivocation(
     }
     let offender = evidence.validator();
     let entry = list
-        .by_operator(&offender)
-        .ok_or_else(|| format!("{offender} is not a masternode's operator key"))?;
+        .by_operator_at(&offender, offence)
+        .ok_or_else(|| format!("{offender} was no masternode's operator key at height {offence}"))?;
     if let Some(until) = entry.banned_until(height) {
         return Err(format!("masternode {} is already banned until {until}", entry.id));
     }
-    if offence < entry.operator_since {
-        return Err(format!(
-            "{offender} was not masternode {}'s key at height {offence}",
-            entry.id
-        ));
-    }
-    evidence.verify().map_err(|e| e.to_string())
+    evidence.verify().map_err(|e| e.to_string())?;
+    Ok(entry.id)
 }
 
 /// Every check of a block against its parent and the chain state at the parent, signatures

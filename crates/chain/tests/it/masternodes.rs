@@ -668,3 +668,139 @@ fn registrations_stop_at_the_largest_list_a_voting_set_can_hold() {
     assert_eq!(error.code(), "bad-protx-list-full");
     assert!(error.to_string().contains("4096"), "{error}");
 }
+
+/// The owner's update of masternode `id` giving it the operator key `operator`.
+fn rotation(chain: &ChainBuilder, id: TxId, operator: &SecretKey, port: u16) -> timecoin_primitives::Transaction {
+    let entry = *chain.list.get(&id).unwrap();
+    let owner = chain
+        .key_for(&timecoin_primitives::AddressPayload::from_public_key(&entry.owner))
+        .unwrap()
+        .clone();
+    let payload = Payload::Update(Update {
+        masternode: id,
+        operator: operator.public_key(),
+        reward_address: entry.reward_address,
+        service: service(port),
+        signature: Default::default(),
+    });
+    special(chain, payload, &owner)
+}
+
+#[test]
+fn evidence_is_judged_against_the_key_a_masternode_held_at_the_offence() {
+    let mut chain = builder(4, 8);
+    let old = key("rotating", 0);
+    let new = key("rotating", 1);
+    let id = active_masternode(&mut chain, &old, 30_090);
+
+    // It double-signs, then rotates its operator key away before the evidence lands; another
+    // masternode registers the old key in the same block.
+    let offence = chain.tip.height;
+    let evidence = double_sign(&chain, &old, offence);
+    let rotate = rotation(&chain, id, &new, 30_091);
+    let mut other = chain.clone();
+    for input in &rotate.inputs {
+        other.utxos.remove(&input.prevout);
+    }
+    let taker = other.registration(Tier::Bronze, old.public_key(), service(30_092));
+    let taker_id = taker.txid();
+    let rotated = mine(&mut chain, vec![rotate, taker]).header.height;
+    assert_eq!(chain.list.get(&id).unwrap().operator, new.public_key());
+    assert_eq!(chain.list.get(&taker_id).unwrap().operator, old.public_key());
+
+    // A key is its masternode's from the block after the one that set it: at the rotation's
+    // height the new key was not yet its.
+    let early = chain.build_block_with(vec![], vec![double_sign(&chain, &new, rotated)]);
+    assert!(matches!(
+        judge(&chain, &early),
+        Err(BlockError::Evidence { index: 0, .. })
+    ));
+    mine(&mut chain, vec![]);
+    // One masternode, two keys, two proofs: one ban, so one proof.
+    let twice = chain.build_block_with(vec![], vec![evidence, double_sign(&chain, &new, rotated + 1)]);
+    assert!(matches!(
+        judge(&chain, &twice),
+        Err(BlockError::Evidence { index: 1, .. })
+    ));
+
+    // The old key's offence bans the masternode that held it then, not its new holder.
+    let block = chain.build_block_with(vec![], vec![evidence]);
+    judge(&chain, &block).unwrap();
+    chain.apply(&block);
+    let until = block.header.height + chain.params().evidence_ban_blocks;
+    assert_eq!(chain.list.get(&id).unwrap().status, Status::Banned { until });
+    assert!(
+        chain
+            .list
+            .get(&taker_id)
+            .unwrap()
+            .banned_until(chain.tip.height)
+            .is_none()
+    );
+}
+
+#[test]
+fn replaced_operator_keys_are_kept_while_evidence_may_reach_them_and_rotations_are_bounded() {
+    use timecoin_chain::MasternodeList;
+    use timecoin_primitives::{Decode, Encode};
+    let mut chain = builder(4, 8);
+    let window = 20;
+    chain.genesis.params.max_evidence_age_blocks = window;
+    let first = key("rotating often", 0);
+    let id = active_masternode(&mut chain, &first, 30_100);
+    let registered = chain.list.get(&id).unwrap().operator_since;
+
+    // As many rotations as the list keeps, one a block; then one more is refused.
+    let max = MasternodeList::MAX_FORMER_OPERATORS;
+    let keys: Vec<SecretKey> = (1..=max as u64 + 1).map(|i| key("rotating often", i)).collect();
+    let mut heights = Vec::new();
+    for (i, k) in keys[..max].iter().enumerate() {
+        let rotate = rotation(&chain, id, k, 30_101 + i as u16);
+        heights.push(mine(&mut chain, vec![rotate]).header.height);
+    }
+    let former = chain.list.former_operators(&id);
+    assert_eq!(former.len(), max);
+    assert_eq!(
+        (former[0].operator, former[0].since, former[0].until),
+        (first.public_key(), registered, heights[0])
+    );
+    let one_more = rotation(&chain, id, &keys[max], 30_120);
+    let error = tx_error(&chain, &one_more);
+    assert_eq!(
+        error,
+        TxError::Masternode(MasternodeTxError::TooManyKeyRotations { masternode: id, max })
+    );
+    assert_eq!(error.code(), "bad-protx-key-rotations");
+    // An update that keeps the key is not a rotation.
+    let keep = rotation(&chain, id, &keys[max - 1], 30_121);
+    check_transaction(&keep, &chain.view(), &chain.tx_context()).unwrap();
+
+    // The list round-trips its encoding with the replaced keys in it.
+    let bytes = chain.list.to_bytes();
+    assert_eq!(bytes.len(), chain.list.encoded_len());
+    assert_eq!(MasternodeList::from_bytes(&bytes).unwrap(), chain.list);
+
+    // The first key is kept while a block may still carry evidence of its last height...
+    while chain.tip.height + 1 < heights[0] + window {
+        mine(&mut chain, vec![]);
+    }
+    let evidence = double_sign(&chain, &first, heights[0]);
+    judge(&chain, &chain.build_block_with(vec![], vec![evidence])).unwrap();
+    // ...and forgotten after, which makes room for one more rotation.
+    mine(&mut chain, vec![]);
+    assert_eq!(chain.list.former_operators(&id).len(), max - 1);
+    assert_eq!(chain.list.former_operators(&id)[0].operator, keys[0].public_key());
+    let one_more = rotation(&chain, id, &keys[max], 30_122);
+    let rotated = mine(&mut chain, vec![one_more]).header.height;
+    // (The same block let the second key age out.)
+    let former = chain.list.former_operators(&id);
+    assert_eq!(former.len(), max - 1);
+    let last = former[max - 2];
+    assert_eq!((last.operator, last.until), (keys[max - 1].public_key(), rotated));
+
+    // An unlock takes the masternode's replaced keys off the list with it.
+    let unlock = chain.unlock(id);
+    mine(&mut chain, vec![unlock]);
+    assert!(chain.list.former_operators(&id).is_empty());
+    assert_eq!(MasternodeList::from_bytes(&chain.list.to_bytes()).unwrap(), chain.list);
+}
