@@ -19,6 +19,7 @@
 pub mod addrbook;
 pub mod handshake;
 pub mod limits;
+mod queue;
 pub mod service;
 pub mod transport;
 pub mod wire;

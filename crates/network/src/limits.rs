@@ -105,13 +105,18 @@ pub enum Offense {
     InvalidBlock,
     /// A reply nobody asked for.
     Unsolicited,
+    /// A vote, proposal or evidence of a masternode whose signature does not verify (honest
+    /// nodes pass on only what they verified).
+    InvalidSignature,
 }
 
 impl Offense {
     /// Points the offense costs; at [`BAN_THRESHOLD`] the peer is banned.
     pub fn penalty(self) -> u32 {
         match self {
-            Offense::Undecodable | Offense::OversizeFrame | Offense::InvalidBlock => BAN_THRESHOLD,
+            Offense::Undecodable | Offense::OversizeFrame | Offense::InvalidBlock | Offense::InvalidSignature => {
+                BAN_THRESHOLD
+            }
             Offense::RateExceeded => 5,
             Offense::InvalidTransaction => 10,
             Offense::Unsolicited => 20,

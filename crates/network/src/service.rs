@@ -9,9 +9,9 @@
 //! by class, and misbehaviour leads to a timed ban of the peer's identity.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timecoin_primitives::{Decode, Encode, PublicKey, SecretKey};
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::addrbook::AddressBook;
 use crate::handshake::{HandshakeError, Hello, connect, keeps_outbound};
 use crate::limits::{BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
+use crate::queue::{QueueReceiver, SendQueue, send_queue};
 use crate::transport::{SecureReader, SecureWriter};
 use crate::wire::{MAX_ADDRESSES, Message};
 
@@ -50,8 +51,9 @@ pub struct NetworkConfig {
     pub rates: RateConfig,
     /// How long a misbehaving peer stays banned.
     pub ban_duration: Duration,
-    /// Frames queued for one peer before it counts as too slow and is dropped.
-    pub peer_queue: usize,
+    /// Bytes queued for one peer (written or not yet) before it counts as too slow and is
+    /// dropped; at least one frame always fits.
+    pub peer_queue_bytes: usize,
     /// Where the address book is kept between runs (`None`: only in memory).
     pub address_book: Option<PathBuf>,
     /// Most addresses the book holds.
@@ -59,6 +61,9 @@ pub struct NetworkConfig {
     /// A masternode keeps connections to this many other masternodes (all of them when the
     /// set is smaller), evicting ordinary peers to make room.
     pub masternode_peers: usize,
+    /// Most inbound connections from one IP address, and most handshakes in flight from one
+    /// (a quarter of this, at least one): one address cannot take every inbound slot.
+    pub max_inbound_per_ip: usize,
 }
 
 impl NetworkConfig {
@@ -76,10 +81,11 @@ impl NetworkConfig {
             ping_interval: Duration::from_secs(15),
             rates: RateConfig::default(),
             ban_duration: Duration::from_secs(3_600),
-            peer_queue: 4_096,
+            peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
             address_book: None,
             max_addresses: 2_000,
             masternode_peers: 32,
+            max_inbound_per_ip: 8,
         }
     }
 }
@@ -302,7 +308,13 @@ struct Shared {
     tracker: TaskTracker,
     inbound: Arc<Semaphore>,
     outbound: Arc<Semaphore>,
+    /// Inbound handshakes in flight, by address.
+    handshakes: Mutex<HashMap<IpAddr, usize>>,
 }
+
+/// Bytes queued for one peer by default: a few of the largest frames (a block with its
+/// certificate, a proposal), so a peer that stops reading pins at most this much.
+pub const DEFAULT_PEER_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Handshakes allowed in flight beyond the connection limits, so that a full node can still
 /// admit a masternode (or a better peer) by evicting another.
@@ -336,6 +348,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         inbound: Arc::new(Semaphore::new(config.max_inbound + HANDSHAKE_SLACK)),
         outbound: Arc::new(Semaphore::new(config.max_outbound + HANDSHAKE_SLACK)),
+        handshakes: Mutex::new(HashMap::new()),
         config,
         identity,
         hello,
@@ -365,14 +378,54 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let Ok((stream, address)) = accepted else {
             continue;
         };
-        // Over the inbound limit (and its handshake slack) the connection is closed at once.
+        // Over the inbound limit (and its handshake slack), or over one address's share of
+        // the handshakes, the connection is closed at once.
+        let Some(handshake) = HandshakeSlot::take(&shared, address.ip()) else {
+            continue;
+        };
         let Ok(permit) = Arc::clone(&shared.inbound).try_acquire_owned() else {
             continue;
         };
         let task = Arc::clone(&shared);
-        shared
-            .tracker
-            .spawn(async move { admit(task, stream, address, false, permit).await });
+        shared.tracker.spawn(async move {
+            let _handshake = handshake;
+            admit(task, stream, address, false, permit).await
+        });
+    }
+}
+
+/// One inbound handshake in flight from an address, given back when dropped.
+struct HandshakeSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl HandshakeSlot {
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<HandshakeSlot> {
+        let limit = (shared.config.max_inbound_per_ip / 4).max(1);
+        let mut handshakes = shared.handshakes.lock().ok()?;
+        let count = handshakes.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(HandshakeSlot {
+            shared: Arc::clone(shared),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        if let Ok(mut handshakes) = self.shared.handshakes.lock()
+            && let Some(count) = handshakes.get_mut(&self.ip)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                handshakes.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -421,7 +474,7 @@ async fn admit(
 struct Slot {
     connection: u64,
     info: PeerInfo,
-    queue: mpsc::Sender<Arc<Vec<u8>>>,
+    queue: SendQueue,
     cancel: CancellationToken,
     /// Its misbehaviour score, kept by its reading task.
     score: Arc<Misbehaviour>,
@@ -650,6 +703,8 @@ impl Manager {
             }
             existing.cancel.cancel();
             self.peers.remove(&peer);
+        } else if !outbound && self.inbound_from(address.ip()) >= self.shared.config.max_inbound_per_ip {
+            return;
         } else if self.direction_count(outbound) >= self.limit(outbound) {
             // Full: make room by evicting the worst peer this one may replace, or refuse it.
             match self.eviction_victim(outbound, self.masternodes.contains(&peer)) {
@@ -672,7 +727,7 @@ impl Manager {
         self.next_connection += 1;
         let connection = self.next_connection;
         let cancel = self.shared.cancel.child_token();
-        let (queue, frames) = mpsc::channel(self.shared.config.peer_queue.max(1));
+        let (queue, frames) = send_queue(self.shared.config.peer_queue_bytes);
         let score = Arc::new(Misbehaviour::default());
         let info = PeerInfo {
             peer,
@@ -847,6 +902,13 @@ impl Manager {
         }
     }
 
+    fn inbound_from(&self, ip: IpAddr) -> usize {
+        self.peers
+            .values()
+            .filter(|slot| !slot.info.outbound && slot.info.address.ip() == ip)
+            .count()
+    }
+
     fn direction_count(&self, outbound: bool) -> usize {
         self.peers
             .values()
@@ -857,15 +919,28 @@ impl Manager {
     /// The peer to drop for a newcomer in the same direction: never a masternode; for a
     /// masternode newcomer any other peer, otherwise only a peer that misbehaved or, inbound,
     /// the most recent one (so that peers connected longest, which an attacker cannot fake,
-    /// stay). Among candidates the highest misbehaviour score goes first, then the newest.
+    /// stay). Among candidates the highest misbehaviour score goes first, then one from the
+    /// address with most inbound connections, then the newest.
     fn eviction_victim(&self, outbound: bool, newcomer_is_masternode: bool) -> Option<PublicKey> {
+        // Inbound, peers from the most crowded address go before the others (Bitcoin Core
+        // evicts from the largest network group): many connections from one place cannot
+        // keep the slots they took.
+        let mut crowd: HashMap<IpAddr, usize> = HashMap::new();
+        if !outbound {
+            for slot in self.peers.values().filter(|slot| !slot.info.outbound) {
+                *crowd.entry(slot.info.address.ip()).or_insert(0) += 1;
+            }
+        }
         self.peers
             .iter()
             .filter(|(peer, slot)| slot.info.outbound == outbound && !self.masternodes.contains(*peer))
-            .map(|(peer, slot)| (slot.score.score(), slot.connection, *peer))
-            .filter(|(score, _, _)| newcomer_is_masternode || !outbound || *score > 0)
+            .map(|(peer, slot)| {
+                let crowding = crowd.get(&slot.info.address.ip()).copied().unwrap_or(0);
+                (slot.score.score(), crowding, slot.connection, *peer)
+            })
+            .filter(|(score, _, _, _)| newcomer_is_masternode || !outbound || *score > 0)
             .max()
-            .map(|(_, _, peer)| peer)
+            .map(|(_, _, _, peer)| peer)
     }
 
     async fn drop_peer(&mut self, peer: PublicKey, reason: String) {
@@ -1000,7 +1075,7 @@ fn received(bytes: &[u8]) -> Result<Message, timecoin_primitives::DecodeError> {
 struct ReadContext {
     peer: PublicKey,
     connection: u64,
-    replies: mpsc::Sender<Arc<Vec<u8>>>,
+    replies: SendQueue,
     cancel: CancellationToken,
     score: Arc<Misbehaviour>,
 }
@@ -1088,24 +1163,29 @@ async fn write_loop(
     mut writer: Writer,
     peer: PublicKey,
     connection: u64,
-    mut frames: mpsc::Receiver<Arc<Vec<u8>>>,
+    mut frames: QueueReceiver,
     cancel: CancellationToken,
 ) {
     let mut ping = tokio::time::interval(shared.config.ping_interval);
     let mut nonce = 0u64;
     let reason = loop {
-        let frame = tokio::select! {
+        // A ping is written past the queue; a queued frame leaves its budget once written.
+        let (frame, queued) = tokio::select! {
             () = cancel.cancelled() => return,
             _ = ping.tick() => {
                 nonce = nonce.wrapping_add(1);
-                Arc::new(Message::Ping(nonce).to_bytes())
+                (Arc::new(Message::Ping(nonce).to_bytes()), false)
             }
             frame = frames.recv() => match frame {
-                Some(frame) => frame,
+                Some(frame) => (frame, true),
                 None => return,
             },
         };
-        if let Err(error) = writer.send(&frame).await {
+        let sent = writer.send(&frame).await;
+        if queued {
+            frames.done(&frame);
+        }
+        if let Err(error) = sent {
             break error.to_string();
         }
         metrics::counter!("timecoin_network_sent_bytes_total").increment(frame.len() as u64);
