@@ -19,11 +19,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+mod ahead;
 mod engine;
 mod validators;
 mod votes;
 mod wal;
 
+pub use ahead::{AheadWitnesses, DEFAULT_AHEAD_TTL_MS};
 pub use engine::{Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, TimeoutKind};
 pub use validators::{Validator, ValidatorSet, ValidatorSetError};
 pub use votes::{AddOutcome, RoundVotes, Tally, VoteKeeper};

@@ -1,4 +1,5 @@
 //! Tests of the consensus engine: rules one by one, crash safety, and the simulator suites.
 
+mod ahead;
 mod engine;
 mod simulation;
