@@ -10,7 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use timecoin_primitives::{
     Address, Amount, Block, BlockHash, BlockHeader, Hash256, Masternode, MasternodeSet, Network, PublicKey, Tier,
-    Transaction, TxOutput, merkle_root,
+    Transaction, TxOutput, transactions_root,
 };
 
 use crate::params::ChainParams;
@@ -216,7 +216,7 @@ impl Genesis {
             height: 0,
             prev_hash: BlockHash(Hash256::ZERO),
             timestamp_ms: file.timestamp_ms,
-            merkle_root: merkle_root(&[tx.txid()]),
+            merkle_root: transactions_root(std::slice::from_ref(&tx)),
             proposer: PublicKey::default(),
             masternode_set_hash: masternodes.hash(),
             state_hash: Hash256::ZERO,

@@ -19,7 +19,7 @@ use timecoin_primitives::limits::MAX_BLOCK_EVIDENCE;
 use timecoin_primitives::{
     AddressPayload, Amount, BatchVerifier, Block, BlockHash, BlockHeader, CommitCertificate, Encode, Equivocation,
     Hash256, OutPoint, Payload, PublicKey, Signature, SignatureError, Tier, Transaction, TxId, TxOutput, evidence_hash,
-    last_commit_hash, merkle_root, payload_signature_message, signature_message,
+    last_commit_hash, merkle_root, payload_signature_message, signature_message, transactions_root,
 };
 
 use crate::masternodes::{EMPTY_LIST, MasternodeList, Status};
@@ -643,8 +643,10 @@ pub struct BlockContext<'a> {
     pub masternodes: &'a MasternodeList,
     /// The chain state after the parent ([`timecoin_primitives::chain_state_hash`]).
     pub parent_state: Hash256,
-    /// The judging node's clock, for the far-future rule.
-    pub now_ms: u64,
+    /// The judging node's clock, for the far-future rule on a proposal it votes on; `None`
+    /// for a block whose commit certificate verified: more than 2/3 of the voting power
+    /// accepted its timestamp, and a node whose clock lags has no say over what is final.
+    pub now_ms: Option<u64>,
 }
 
 /// Why a block is invalid.
@@ -829,10 +831,12 @@ fn check_header(block: &Block, ctx: &BlockContext<'_>) -> Result<(), BlockError>
             found: header.timestamp_ms,
         });
     }
-    if header.timestamp_ms > ctx.now_ms.saturating_add(ctx.params.max_future_block_ms) {
+    if let Some(now) = ctx.now_ms
+        && header.timestamp_ms > now.saturating_add(ctx.params.max_future_block_ms)
+    {
         return Err(BlockError::TimestampInFuture {
             found: header.timestamp_ms,
-            now: ctx.now_ms,
+            now,
             max_ahead_ms: ctx.params.max_future_block_ms,
         });
     }
@@ -983,12 +987,16 @@ fn check_block_with(
             max: params.max_block_bytes,
         });
     }
-    let (txids, sizes): (Vec<TxId>, Vec<usize>) = block
+    let hashed: Vec<(TxId, usize, Hash256)> = block
         .transactions
         .par_iter()
-        .map(|tx| (tx.txid(), tx.encoded_len()))
-        .unzip();
-    if merkle_root(&txids) != block.header.merkle_root {
+        .map(|tx| (tx.txid(), tx.encoded_len(), tx.witness_hash()))
+        .collect();
+    let txids: Vec<TxId> = hashed.iter().map(|(txid, _, _)| *txid).collect();
+    let sizes: Vec<usize> = hashed.iter().map(|(_, size, _)| *size).collect();
+    let witnesses: Vec<Hash256> = hashed.iter().map(|(_, _, witness)| *witness).collect();
+    // The root covers every byte of every transaction, signatures included.
+    if merkle_root(&witnesses) != block.header.merkle_root {
         return Err(BlockError::MerkleRoot);
     }
 
@@ -1152,14 +1160,13 @@ pub fn assemble_block(
     let mut all = Vec::with_capacity(transactions.len() + 1);
     all.push(reward);
     all.extend(transactions);
-    let txids: Vec<TxId> = all.iter().map(Transaction::txid).collect();
     Ok(Block {
         header: BlockHeader {
             version: BlockHeader::VERSION,
             height: ctx.parent.height.saturating_add(1),
             prev_hash: ctx.parent.hash,
             timestamp_ms,
-            merkle_root: merkle_root(&txids),
+            merkle_root: transactions_root(&all),
             proposer: *proposer,
             masternode_set_hash: ctx.masternodes.voting_set().hash(),
             state_hash: ctx.parent_state,

@@ -256,6 +256,13 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         let address = crate::metrics::serve(config.metrics.listen, handle, cancel.clone(), &tracker).await?;
         info!(address = %address, "serving Prometheus metrics on /metrics");
     }
+    let requests = crate::serve::Server {
+        store: Arc::clone(&store),
+        mempool: Arc::clone(&mempool),
+        network: network.clone(),
+        max_frame: params.max_block_bytes + 100_000,
+    }
+    .spawn(&tracker, cancel.clone());
     let host = Host {
         store: Arc::clone(&store),
         genesis: Arc::clone(&genesis),
@@ -269,7 +276,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         cancel: cancel.clone(),
         tracker: tracker.clone(),
         relay: relay_rx,
-        max_frame: params.max_block_bytes + 100_000,
+        requests,
         status: status_tx,
         wallet,
     };

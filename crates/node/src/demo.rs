@@ -195,7 +195,7 @@ pub(crate) fn run(blocks: u64, txs_per_block: usize, data_dir: Option<PathBuf>) 
             parent: tip,
             masternodes: &list,
             parent_state: snapshot.state_hash(),
-            now_ms: timestamp_ms,
+            now_ms: Some(timestamp_ms),
         };
         let extras = BlockExtras {
             last_commit: last_certificate.take(),

@@ -13,16 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{
-    BlockContext, BlockExtras, ChainTip, Genesis, MasternodeList, SignatureCache, TxContext, assemble_block,
-    check_block_cached, check_equivocation, select_masternode_txs,
+    BlockContext, ChainTip, Genesis, MasternodeList, SignatureCache, TxContext, check_block_cached, check_equivocation,
 };
 use timecoin_consensus::{
-    Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
+    AheadWitnesses, Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
 };
 use timecoin_mempool::Mempool;
-use timecoin_network::{Message, NetworkEvent, NetworkHandle};
+use timecoin_network::{Message, NetworkEvent, NetworkHandle, Offense};
 use timecoin_primitives::{
-    Block, BlockHash, CommitCertificate, Encode, Equivocation, PublicKey, SecretKey, Transaction, TxId,
+    Block, BlockHash, CommitCertificate, Equivocation, PublicKey, SecretKey, SignedVote, Transaction, TxId,
 };
 use timecoin_rpc::ConsensusStatus;
 use timecoin_storage::{Snapshot, Store};
@@ -33,14 +32,11 @@ use tracing::{debug, info, warn};
 
 use crate::config::ConsensusSection;
 use crate::relay::TxRelay;
+use crate::serve::{Request, Requests};
 use crate::sync::{BATCH, BlockSync};
 
 /// Rounds ahead of the current one for which messages are considered.
 const MAX_FUTURE_ROUNDS: u32 = 64;
-
-/// Room kept in a frame for a message's own fields around the blocks or transactions it
-/// carries.
-const FRAME_OVERHEAD: usize = 1_024;
 
 /// The pieces the host works with.
 pub(crate) struct Host {
@@ -59,8 +55,8 @@ pub(crate) struct Host {
     pub(crate) tracker: TaskTracker,
     /// Ids of admitted transactions (from the API or peers), a batch at a time, to announce.
     pub(crate) relay: mpsc::Receiver<Vec<TxId>>,
-    /// The largest frame peers accept: answers are cut to fit.
-    pub(crate) max_frame: usize,
+    /// Where peers' requests for blocks and transactions are served, apart from this loop.
+    pub(crate) requests: Requests,
     /// Where the engine is, for `getconsensusinfo`.
     pub(crate) status: watch::Sender<ConsensusStatus>,
     /// The wallet, which follows every applied block.
@@ -90,12 +86,14 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// Checks `block` against the chain rules on top of `tip` (blocking: reads the store).
+/// `now_ms` is this node's clock for a proposal it votes on, `None` for a certified block.
 fn check_on_tip(
     store: &Store,
     genesis: &Genesis,
     signatures: &SignatureCache,
     tip: ChainTip,
     block: &Block,
+    now_ms: Option<u64>,
 ) -> Result<()> {
     let snapshot = store.snapshot()?;
     if snapshot.tip() != tip {
@@ -111,7 +109,7 @@ fn check_on_tip(
         parent: tip,
         masternodes: &list,
         parent_state: snapshot.state_hash(),
-        now_ms: now_ms(),
+        now_ms,
     };
     check_block_cached(block, &snapshot, &ctx, signatures)?;
     Ok(())
@@ -151,6 +149,9 @@ struct State {
     height: u64,
     /// Validators of `height`.
     validators: ValidatorSet,
+    /// Validators of `height - 1`, whose late precommits join `last`'s certificate (empty
+    /// until this node applied a block).
+    previous_validators: ValidatorSet,
     /// Whether the engine was started for `height` (it waits for the pacing rule first).
     started: bool,
     tip: ChainTip,
@@ -164,6 +165,10 @@ struct State {
     /// The last decision, re-sent to peers that fall behind.
     last: Option<(Block, CommitCertificate)>,
     sync: BlockSync,
+    /// Validators seen signing for later heights: the f+1 rule that says this node is behind.
+    ahead: AheadWitnesses,
+    /// The origin of the monotonic milliseconds `ahead` is given.
+    epoch: Instant,
     relay: TxRelay,
     connected: HashSet<PublicKey>,
     /// Peers heard from (a vote) in the current round, by round: they no longer need the
@@ -181,6 +186,19 @@ struct State {
     height_started: Option<Instant>,
     /// When the sync progress bar was last drawn (a terminal only).
     bar_drawn: Option<Instant>,
+}
+
+impl State {
+    /// Monotonic milliseconds since this host started.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether validators holding more than a third of the power signed for later heights:
+    /// the network finalized this node's height without it, so it syncs instead of voting.
+    fn is_behind(&self) -> bool {
+        self.ahead.is_behind(self.height, &self.validators, self.now_ms())
+    }
 }
 
 /// Most equivocations remembered; older heights are forgotten first.
@@ -248,6 +266,7 @@ impl Host {
             engine: Engine::new(self.engine_config(), self.key.clone()),
             height: tip.height + 1,
             validators: validators_at(&list, tip.height + 1)?,
+            previous_validators: ValidatorSet::default(),
             started: false,
             tip,
             tip_seen: Instant::now(),
@@ -255,6 +274,8 @@ impl Host {
             proposed: HashMap::new(),
             last,
             sync: BlockSync::default(),
+            ahead: AheadWitnesses::default(),
+            epoch: Instant::now(),
             relay: TxRelay::new(),
             connected: HashSet::new(),
             heard: (0, HashSet::new()),
@@ -332,7 +353,7 @@ impl Host {
 
     fn publish_status(&self, state: &State) {
         let (height, round, step) = (state.height, state.engine.round(), step_name(state.engine.step()));
-        let syncing = state.sync.is_behind(state.height);
+        let syncing = state.is_behind();
         metrics::gauge!("timecoin_consensus_round").set(f64::from(round));
         metrics::gauge!("timecoin_sync_behind").set(if syncing { 1.0 } else { 0.0 });
         metrics::gauge!("timecoin_sync_target_height").set(state.sync.best_known().max(state.tip.height) as f64);
@@ -371,7 +392,7 @@ impl Host {
     /// Whether the next height may start: not while peers prove the network is ahead; then
     /// when the pacing rule says the next block is due ([`ConsensusSection::next_block_due`]).
     fn ready_for_next_block(&self, state: &State) -> bool {
-        if state.sync.is_behind(state.height) {
+        if state.is_behind() {
             return false;
         }
         if state.tip.height == 0 {
@@ -483,10 +504,11 @@ impl Host {
             .as_ref()
             .map(SecretKey::public_key)
             .ok_or_else(|| anyhow!("asked to propose without a masternode key"))?;
-        let (store, mempool, genesis, tip) = (
+        let (store, mempool, genesis, signatures, tip) = (
             Arc::clone(&self.store),
             Arc::clone(&self.mempool),
             Arc::clone(&self.genesis),
+            Arc::clone(&self.signatures),
             state.tip,
         );
         let last_commit = state
@@ -496,60 +518,16 @@ impl Host {
             .map(|(_, certificate)| certificate.clone());
         let evidence = state.pending_evidence.clone();
         blocking(move || {
-            let params = &genesis.params;
-            let snapshot = store.snapshot()?;
-            if snapshot.tip() != tip {
-                return Err(anyhow!(
-                    "the store moved past height {} while a proposal was built",
-                    tip.height
-                ));
-            }
-            let list = snapshot.masternode_list();
-            let height = tip.height + 1;
-            let genesis_hash = genesis.hash();
-            let evidence: Vec<Equivocation> = evidence
-                .into_iter()
-                .filter(|e| check_equivocation(e, height, genesis_hash, params, &list).is_ok())
-                .take(timecoin_primitives::limits::MAX_BLOCK_EVIDENCE)
-                .collect();
-            let extras_size = last_commit.as_ref().map_or(0, Encode::encoded_len)
-                + evidence.iter().map(Encode::encoded_len).sum::<usize>();
-            let reserve = timecoin_primitives::BlockHeader::ENCODED_LEN + 16 * 1024 + extras_size;
-            let template = mempool
-                .lock()
-                .map_err(|_| anyhow!("mempool lock poisoned"))?
-                .block_template(params.max_block_bytes.saturating_sub(reserve), params.max_block_txs - 1);
-            let tx_ctx = TxContext {
-                params,
-                genesis_hash,
-                height,
-            };
-            let mut fees = template.fees;
-            let candidates: Vec<Transaction> = template.transactions.iter().map(|tx| (**tx).clone()).collect();
-            let count = candidates.len();
-            let transactions = select_masternode_txs(candidates, &snapshot, &tx_ctx);
-            if transactions.len() != count {
-                // Rare: conflicting masternode transactions; recompute what the kept ones pay.
-                let pool = mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?;
-                fees = timecoin_primitives::Amount::checked_sum(
-                    transactions
-                        .iter()
-                        .filter_map(|tx| pool.info(&tx.txid()))
-                        .map(|info| info.fee),
-                )
-                .ok_or_else(|| anyhow!("the kept transactions' fees overflow"))?;
-            }
-            let timestamp = now_ms().max(tip.timestamp_ms + 1);
-            let ctx = BlockContext {
-                params,
-                genesis_hash,
-                parent: tip,
-                masternodes: &list,
-                parent_state: snapshot.state_hash(),
-                now_ms: timestamp,
-            };
-            let extras = BlockExtras { last_commit, evidence };
-            Ok(assemble_block(&ctx, timestamp, &proposer, extras, fees, transactions)?)
+            crate::propose::build_proposal(crate::propose::ProposalInputs {
+                store: &store,
+                mempool: &mempool,
+                genesis: &genesis,
+                signatures: &signatures,
+                tip,
+                proposer,
+                last_commit,
+                evidence,
+            })
         })
         .await
     }
@@ -595,7 +573,9 @@ impl Host {
         let sender = internal.clone();
         self.tracker.spawn(async move {
             let value = block.hash();
-            let verdict = blocking(move || Ok(check_on_tip(&store, &genesis, &signatures, tip, &block).is_ok())).await;
+            let verdict =
+                blocking(move || Ok(check_on_tip(&store, &genesis, &signatures, tip, &block, Some(now_ms())).is_ok()))
+                    .await;
             let _ = sender
                 .send(Internal::Validated {
                     height,
@@ -660,11 +640,14 @@ impl Host {
         state.tip = applied.tip;
         state.tip_seen = Instant::now();
         state.height = applied.tip.height + 1;
-        state.validators = if list.set_since() == state.height {
+        let now = state.now_ms();
+        state.ahead.advance(state.height, now);
+        let next_validators = if list.set_since() == state.height {
             validators_at(&list, state.height)?
         } else {
             state.validators.next_height()
         };
+        state.previous_validators = std::mem::replace(&mut state.validators, next_validators);
         // Evidence the block recorded, or that can no longer enter one, leaves the queue.
         let genesis_hash = self.genesis.hash();
         state.pending_evidence.retain(|e| {
@@ -796,13 +779,62 @@ impl Host {
         }
     }
 
-    /// A masternode's signed message for `height` shows that the network finalized
-    /// `height - 1`: when that is ahead of this node, it syncs.
-    async fn saw_height(&self, state: &mut State, peer: PublicKey, height: u64) {
-        if height > state.height {
-            state.sync.peer_proved(peer, height - 1);
-            self.request_blocks(state).await;
+    /// `validator` signed a message for `height`, above this node's, and `peer` relayed it:
+    /// the peer is asked for the blocks it likely has, and the signer counts towards the f+1
+    /// rule ([`State::is_behind`]); one signer alone never stops this node.
+    async fn saw_height(&self, state: &mut State, peer: PublicKey, validator: PublicKey, height: u64) {
+        state.sync.peer_has(peer, height.saturating_sub(1));
+        let now = state.now_ms();
+        state
+            .ahead
+            .observe(validator, height, state.height, &state.validators, now);
+        self.request_blocks(state).await;
+    }
+
+    /// A precommit for the block decided last, arriving after the decision, joins its
+    /// certificate (if it can, from a member of the set that decided it, with a valid
+    /// signature): the next block this node proposes credits its signer's service.
+    async fn late_precommit(&self, state: &mut State, peer: PublicKey, vote: SignedVote) {
+        let chain = self.genesis.hash();
+        let wanted = state
+            .last
+            .as_ref()
+            .is_some_and(|(_, certificate)| certificate.wants_precommit(&chain, &vote.vote, &vote.validator));
+        if !wanted
+            || !self
+                .admit_signed(&state.previous_validators, peer, chain, &vote.validator, || {
+                    vote.verify().is_ok()
+                })
+                .await
+        {
+            return;
         }
+        if let Some((_, certificate)) = &mut state.last {
+            certificate.add_late_precommit(&chain, &vote.vote, vote.validator, vote.signature);
+        }
+    }
+
+    /// Whether a consensus message is worth acting on: it names this network, its signer is a
+    /// validator of `validators` (checked first, so a stranger's message costs no
+    /// signature check), and its signature verifies. A bad signature is `peer`'s offense:
+    /// honest nodes pass on only what they verified.
+    async fn admit_signed(
+        &self,
+        validators: &ValidatorSet,
+        peer: PublicKey,
+        chain: BlockHash,
+        signer: &PublicKey,
+        verify: impl FnOnce() -> bool,
+    ) -> bool {
+        if chain != self.genesis.hash() || validators.power(signer) == 0 {
+            return false;
+        }
+        if verify() {
+            return true;
+        }
+        metrics::counter!("timecoin_invalid_signatures_total").increment(1);
+        self.network.report(peer, Offense::InvalidSignature).await;
+        false
     }
 
     async fn on_message(
@@ -820,8 +852,12 @@ impl Host {
                     self.heard_from(state, peer, height, proposal.proposal.round).await;
                 }
                 if height > state.height {
-                    if state.validators.power(&proposal.proposer) > 0 && proposal.verify().is_ok() {
-                        self.saw_height(state, peer, height).await;
+                    let (chain, signer) = (proposal.proposal.chain, proposal.proposer);
+                    if self
+                        .admit_signed(&state.validators, peer, chain, &signer, || proposal.verify().is_ok())
+                        .await
+                    {
+                        self.saw_height(state, peer, signer, height).await;
                     }
                     return Ok(());
                 }
@@ -836,12 +872,25 @@ impl Host {
                 if expected != Some(proposal.proposer)
                     || proposal.proposal.block != block.hash()
                     || state.proposed.get(&round).is_some_and(|known| *known != block.hash())
-                    || proposal.verify().is_err()
                 {
                     return Ok(());
                 }
+                let (chain, signer) = (proposal.proposal.chain, proposal.proposer);
+                if !self
+                    .admit_signed(&state.validators, peer, chain, &signer, || proposal.verify().is_ok())
+                    .await
+                {
+                    return Ok(());
+                }
+                // The header commits to every byte of the body, signatures included: a relay
+                // that altered the body cannot take the honest body's place for this hash.
+                if !state.blocks.contains_key(&block.hash()) && !block.matches_header() {
+                    warn!(%peer, height, round, "peer relayed a proposal whose body does not match its header");
+                    self.network.report(peer, Offense::InvalidBlock).await;
+                    return Ok(());
+                }
                 state.proposed.insert(round, block.hash());
-                if state.sync.is_behind(state.height) {
+                if state.is_behind() {
                     return Ok(());
                 }
                 if !state.started {
@@ -856,42 +905,34 @@ impl Host {
             }
             Message::Vote(vote) => {
                 self.heard_from(state, peer, vote.vote.height, vote.vote.round).await;
-                if vote.vote.height > state.height {
-                    if state.validators.power(&vote.validator) > 0 && vote.verify().is_ok() {
-                        self.saw_height(state, peer, vote.vote.height).await;
-                    }
+                if vote.vote.height.checked_add(1) == Some(state.height) {
+                    self.late_precommit(state, peer, vote).await;
                     return Ok(());
                 }
-                if vote.vote.height == state.height && !state.sync.is_behind(state.height) && vote.verify().is_ok() {
+                let current = vote.vote.height == state.height && !state.is_behind();
+                if (vote.vote.height > state.height || current)
+                    && !self
+                        .admit_signed(&state.validators, peer, vote.vote.chain, &vote.validator, || {
+                            vote.verify().is_ok()
+                        })
+                        .await
+                {
+                    return Ok(());
+                }
+                if vote.vote.height > state.height {
+                    self.saw_height(state, peer, vote.validator, vote.vote.height).await;
+                    return Ok(());
+                }
+                if current {
                     if !state.started {
                         self.start_height(state, internal).await?;
                     }
                     self.feed(state, Input::Vote(vote), internal).await?;
                 }
             }
-            Message::GetBlocks { from, count } => {
-                let (store, budget) = (Arc::clone(&self.store), self.max_frame.saturating_sub(FRAME_OVERHEAD));
-                let blocks = blocking(move || {
-                    let mut out = Vec::new();
-                    let mut bytes = 0;
-                    for height in from..from.saturating_add(u64::from(count)) {
-                        let (Some(block), Some(certificate)) =
-                            (store.block_by_height(height)?, store.certificate(height)?)
-                        else {
-                            break;
-                        };
-                        bytes += block.encoded_len() + certificate.encoded_len();
-                        if bytes > budget && !out.is_empty() {
-                            break;
-                        }
-                        out.push((block, certificate));
-                    }
-                    Ok(out)
-                })
-                .await?;
-                // An empty answer tells the peer at once that this node has less than it hoped.
-                self.network.send(peer, &Message::Blocks(blocks)).await;
-            }
+            // Served by a task of its own: the consensus loop never waits on a disk read
+            // for a peer.
+            Message::GetBlocks { from, count } => self.requests.submit(peer, Request::Blocks { from, count }),
             Message::Blocks(blocks) => {
                 state.sync.received(peer, state.height, blocks);
                 self.apply_synced(state).await?;
@@ -907,12 +948,7 @@ impl Host {
                     self.network.send(peer, &Message::GetTransactions(wanted)).await;
                 }
             }
-            Message::GetTransactions(ids) => {
-                let found = self.transactions_for(&ids)?;
-                if !found.is_empty() {
-                    self.network.send(peer, &Message::Transactions(found)).await;
-                }
-            }
+            Message::GetTransactions(ids) => self.requests.submit(peer, Request::Transactions(ids)),
             Message::Transactions(txs) => {
                 state
                     .relay
@@ -934,22 +970,6 @@ impl Host {
             _ => {}
         }
         Ok(())
-    }
-
-    /// The mempool's transactions among `ids`, as many as fit in one frame.
-    fn transactions_for(&self, ids: &[TxId]) -> Result<Vec<Transaction>> {
-        let mempool = self.mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?;
-        let budget = self.max_frame.saturating_sub(FRAME_OVERHEAD);
-        let mut bytes = 0;
-        let mut found = Vec::new();
-        for tx in ids.iter().filter_map(|id| mempool.get(id)) {
-            bytes += tx.encoded_len();
-            if bytes > budget {
-                break;
-            }
-            found.push((*tx).clone());
-        }
-        Ok(found)
     }
 
     /// Applies the buffered blocks that follow the tip, each after its certificate and
@@ -1011,7 +1031,8 @@ impl Host {
                 list.voting_set(),
                 rand::rng(),
             )?;
-            check_on_tip(&store, &genesis, &signatures, tip, &block)
+            // Certified: the clock rule is for proposals, not for what is final.
+            check_on_tip(&store, &genesis, &signatures, tip, &block, None)
         })
         .await
         .is_ok()

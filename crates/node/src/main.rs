@@ -23,7 +23,9 @@ mod host;
 mod keys;
 mod localnet;
 mod metrics;
+mod propose;
 mod relay;
+mod serve;
 mod sync;
 mod wallet;
 

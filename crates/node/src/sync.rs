@@ -25,12 +25,11 @@ const MAX_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct PeerSync {
-    /// Highest finalized height it claims (in its hello, or by sending blocks); only used
-    /// to choose whom to ask, since a claim costs nothing.
+    /// Highest finalized height it claims (in its hello, by sending blocks, or by relaying
+    /// a masternode's message for a later height); only used to choose whom to ask, since a
+    /// claim costs nothing. Whether this node is behind is decided by the f+1 rule
+    /// (`timecoin_consensus::AheadWitnesses`), never by one peer.
     best: u64,
-    /// Highest finalized height it proved, by relaying consensus messages a masternode
-    /// signed for the height after it.
-    proven: u64,
     /// The range asked of it: first height and when.
     request: Option<(u64, Instant)>,
     /// Requests it let time out.
@@ -57,24 +56,9 @@ impl BlockSync {
         entry.best = entry.best.max(height);
     }
 
-    /// `peer` relayed a masternode's signed vote or proposal for `height + 1`, so the network
-    /// has finalized `height`.
-    pub(crate) fn peer_proved(&mut self, peer: PublicKey, height: u64) {
-        let entry = self.peers.entry(peer).or_default();
-        entry.best = entry.best.max(height);
-        entry.proven = entry.proven.max(height);
-    }
-
     /// `peer` left.
     pub(crate) fn disconnected(&mut self, peer: &PublicKey) {
         self.peers.remove(peer);
-    }
-
-    /// Whether a peer proved that `next` (this node's next height) is finalized: the node is
-    /// behind and must not take part in consensus until it caught up. Mere claims do not
-    /// count, so a peer cannot silence a masternode by announcing a height it never serves.
-    pub(crate) fn is_behind(&self, next: u64) -> bool {
-        self.peers.values().any(|p| p.proven >= next)
     }
 
     /// The highest height any peer is known to have.
@@ -348,15 +332,6 @@ mod tests {
     }
 
     #[test]
-    fn only_proof_makes_the_node_behind() {
-        let mut sync = BlockSync::default();
-        sync.peer_has(peer(1), 1_000_000);
-        assert!(!sync.is_behind(5), "a claim alone does not stop consensus");
-        sync.peer_proved(peer(2), 5);
-        assert!(sync.is_behind(5) && !sync.is_behind(6));
-    }
-
-    #[test]
     fn blocks_are_taken_in_order_and_a_liars_blocks_are_dropped() {
         let now = Instant::now();
         let mut sync = BlockSync::default();
@@ -386,7 +361,6 @@ mod tests {
         sync.requests(201, now);
         sync.received(peer(1), 201, Vec::new());
         assert_eq!(sync.best_known(), 200);
-        assert!(!sync.is_behind(201));
         assert!(sync.requests(201, now).is_empty());
     }
 

@@ -21,7 +21,9 @@ pub struct BlockHeader {
     pub prev_hash: BlockHash,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
-    /// The merkle root of the block's txids.
+    /// [`transactions_root`] of the block's transactions: the merkle root of their witness
+    /// hashes, so the header (and so the hash every vote signs) commits to every byte of
+    /// every transaction, signatures included.
     pub merkle_root: Hash256,
     /// The operator key of the masternode that proposed the block.
     pub proposer: PublicKey,
@@ -98,6 +100,14 @@ pub struct Block {
     pub evidence: Vec<Equivocation>,
 }
 
+/// The root a header names for a block's transactions: the merkle root of their witness
+/// hashes ([`Transaction::witness_hash`]), so that no byte of a body, not even a signature,
+/// can change under the same block hash.
+pub fn transactions_root(transactions: &[Transaction]) -> Hash256 {
+    let leaves: Vec<Hash256> = transactions.iter().map(Transaction::witness_hash).collect();
+    merkle_root(&leaves)
+}
+
 /// The hash a header names for a block's last commit (zero when there is none).
 pub fn last_commit_hash(certificate: Option<&CommitCertificate>) -> Hash256 {
     certificate.map_or(Hash256::ZERO, |c| Domain::LastCommit.hash_encoded(c))
@@ -127,6 +137,15 @@ impl Block {
     /// The block hash.
     pub fn hash(&self) -> BlockHash {
         self.header.hash()
+    }
+
+    /// Whether the body is the one the header commits to: its transactions with their
+    /// signatures, its certificate of the parent and its evidence. A structural check, cheap
+    /// next to validation, that a relay cannot pass with an altered body.
+    pub fn matches_header(&self) -> bool {
+        self.header.merkle_root == transactions_root(&self.transactions)
+            && self.header.last_commit_hash == last_commit_hash(self.last_commit.as_ref())
+            && self.header.evidence_hash == evidence_hash(&self.evidence)
     }
 
     /// The txids in block order.
@@ -198,14 +217,15 @@ impl Decode for Block {
     }
 }
 
-/// The merkle root of a list of txids.
+/// The merkle root of a list of leaves (witness hashes for a block, see
+/// [`transactions_root`]).
 ///
 /// Leaves and inner nodes hash under different tags, so a node can never pass for a leaf.
 /// An odd node at the end of a level moves up unchanged (it is not paired with itself, which
 /// would let two different lists share a root, as in Bitcoin's CVE-2012-2459). The root of
 /// an empty list is zero.
-pub fn merkle_root(txids: &[TxId]) -> Hash256 {
-    let mut level: Vec<Hash256> = txids.iter().map(|id| Domain::MerkleLeaf.hash(&id.0.0)).collect();
+pub fn merkle_root(leaves: &[Hash256]) -> Hash256 {
+    let mut level: Vec<Hash256> = leaves.iter().map(|leaf| Domain::MerkleLeaf.hash(&leaf.0)).collect();
     if level.is_empty() {
         return Hash256::ZERO;
     }
@@ -375,6 +395,49 @@ pub enum CertificateError {
 }
 
 impl CommitCertificate {
+    /// Adds a precommit that arrived after the decision, if it is for this certificate's
+    /// block and round on `chain` and its signer is not in yet; returns whether it was added.
+    /// The caller checks the signature and the signer's membership first. A proposer puts
+    /// every precommit it received into its block's last commit (as CometBFT does), so that
+    /// proof of service credits the slowest honest masternodes too, not only the first
+    /// more than 2/3.
+    pub fn add_late_precommit(
+        &mut self,
+        chain: &BlockHash,
+        vote: &Vote,
+        validator: PublicKey,
+        signature: Signature,
+    ) -> bool {
+        if !self.wants_precommit(chain, vote, &validator) {
+            return false;
+        }
+        match self.signatures.binary_search_by_key(&validator, |s| s.validator) {
+            Ok(_) => false,
+            Err(position) => {
+                self.signatures
+                    .insert(position, CommitSignature { validator, signature });
+                true
+            }
+        }
+    }
+
+    /// Whether a precommit by `validator` would join this certificate: it is for the
+    /// certificate's block and round on `chain`, and `validator` did not sign yet. Checked
+    /// before the signature, so that what cannot join costs no verification.
+    pub fn wants_precommit(&self, chain: &BlockHash, vote: &Vote, validator: &PublicKey) -> bool {
+        vote.chain == *chain
+            && vote.kind == VoteKind::Precommit
+            && vote.height == self.height
+            && vote.round == self.round
+            && vote.block == Some(self.block_hash)
+            && !self.is_signed_by(validator)
+    }
+
+    /// Whether `validator` signed this certificate.
+    pub fn is_signed_by(&self, validator: &PublicKey) -> bool {
+        self.signatures.binary_search_by_key(validator, |s| s.validator).is_ok()
+    }
+
     /// A certificate of `block_hash` at `height`, decided in `round`, signed by `signers`
     /// (for tools and tests that hold every key; nodes assemble certificates from votes).
     pub fn sign(

@@ -33,7 +33,7 @@ pub use address::{Address, AddressError, AddressPayload, Network};
 pub use amount::{Amount, ParseAmountError};
 pub use block::{
     Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, Vote, VoteKind, chain_state_hash,
-    evidence_hash, last_commit_hash, merkle_root,
+    evidence_hash, last_commit_hash, merkle_root, transactions_root,
 };
 pub use consensus::{Equivocation, EvidenceError, Proposal, SignedProposal, SignedVote};
 pub use encoding::{Decode, DecodeError, Encode};

@@ -170,7 +170,7 @@ impl ChainBuilder {
             parent: self.tip,
             masternodes: &self.list,
             parent_state: self.state_hash(),
-            now_ms,
+            now_ms: Some(now_ms),
         }
     }
 

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use timecoin_chain::{BlockError, TxError, check_block};
-use timecoin_primitives::{Amount, Block, BlockHash, Hash256, Tier, merkle_root};
+use timecoin_primitives::{Amount, Block, BlockHash, Hash256, Tier, transactions_root};
 use timecoin_test_utils::ChainBuilder;
 
 fn judge(chain: &ChainBuilder, block: &Block) -> Result<timecoin_chain::CheckedBlock, BlockError> {
@@ -11,7 +11,7 @@ fn judge(chain: &ChainBuilder, block: &Block) -> Result<timecoin_chain::CheckedB
 
 /// Recomputes the merkle root after a test edits the transactions.
 fn remerkle(block: &mut Block) {
-    block.header.merkle_root = merkle_root(&block.txids());
+    block.header.merkle_root = transactions_root(&block.transactions);
 }
 
 #[test]
@@ -85,6 +85,19 @@ fn header_rules() {
     let mut b = block.clone();
     b.header.timestamp_ms = chain.tip.timestamp_ms + 60_000 + 15_001;
     assert!(matches!(judge(&chain, &b), Err(BlockError::TimestampInFuture { .. })));
+    // A certified block is not judged by the local clock: a node whose clock lags must still
+    // accept what more than 2/3 of the power finalized.
+    let certified = timecoin_chain::BlockContext {
+        now_ms: None,
+        ..chain.block_context(0)
+    };
+    let ahead = chain.build_block(Vec::new());
+    assert!(ahead.header.timestamp_ms > chain.params().max_future_block_ms);
+    assert!(matches!(
+        check_block(&ahead, &chain.utxos, &chain.block_context(0)),
+        Err(BlockError::TimestampInFuture { .. })
+    ));
+    check_block(&ahead, &chain.utxos, &certified).unwrap();
 
     let mut b = block.clone();
     b.header.merkle_root = Hash256([3; 32]);

@@ -1487,6 +1487,108 @@ fn floods_of_connections_slow_handshakes_and_invalid_signatures_do_not_stop_fina
     net.wait_until(&[0, 1, 2], now + 2);
 }
 
+/// One of four masternodes is Byzantine (a quarter of the power): it signs votes for heights
+/// far ahead, again and again, and relays votes whose signature does not verify. The three
+/// honest ones keep finalizing (one validator's word for a later height is no proof that the
+/// network moved on), and the relayer of bad signatures is banned.
+#[test]
+fn a_byzantine_masternode_signing_far_heights_cannot_stop_the_honest_three() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use timecoin_network::{Message, connect};
+    use timecoin_primitives::{BlockHash, Encode, Hash256, SecretKey, SignedVote, Vote, VoteKind};
+    use tokio::net::TcpStream;
+
+    let mut net = Localnet::init(4);
+    for node in 0..3 {
+        net.start(node);
+    }
+    net.wait_until(&[0, 1, 2], 2);
+    let genesis = net.genesis();
+    let hello = net.stranger_hello();
+    let byzantine = net.key(3, "masternode.key");
+    let start = net.top();
+    let addresses: Vec<std::net::SocketAddr> = (0..3)
+        .map(|node| std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(node))))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let vote = |height: u64, kind: VoteKind, round: u32| {
+        SignedVote::sign(
+            Vote {
+                chain: genesis.hash(),
+                height,
+                round,
+                kind,
+                block: Some(BlockHash(Hash256([height as u8; 32]))),
+            },
+            &byzantine,
+        )
+    };
+    let future: Vec<Vec<u8>> = [start + 2, start + 50, start + 1_000_000, u64::MAX / 2]
+        .into_iter()
+        .flat_map(|height| [vote(height, VoteKind::Prevote, 0), vote(height, VoteKind::Precommit, 7)])
+        .map(|vote| Message::Vote(vote).to_bytes())
+        .collect();
+    // The Byzantine masternode speaks to every honest node until the test ends, reading
+    // what they send (a peer that does not read is dropped as slow).
+    let liars: Vec<_> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, address)| {
+            let (address, hello, future, stop) = (*address, hello, future.clone(), Arc::clone(&stop));
+            runtime.spawn(async move {
+                let stream = TcpStream::connect(address).await.unwrap();
+                let key = SecretKey::from_seed([200 + i as u8; 32]);
+                let (secure, _) = connect(stream, &key, true, &hello, 8_000_000, DEADLINE).await.unwrap();
+                let (mut reader, mut writer) = secure.into_split();
+                let reading = tokio::spawn(async move { while reader.receive().await.is_ok() {} });
+                let mut sent = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    for frame in &future {
+                        if writer.send(frame).await.is_ok() {
+                            sent += 1;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                reading.abort();
+                sent
+            })
+        })
+        .collect();
+    net.wait_until(&[0, 1, 2], start + 6);
+    stop.store(true, Ordering::Relaxed);
+    for liar in liars {
+        assert!(runtime.block_on(liar).unwrap() > 0, "the Byzantine votes were sent");
+    }
+
+    // A peer relaying a masternode's vote whose signature does not verify is cut off.
+    let mut forged = vote(start + 1_000, VoteKind::Prevote, 0);
+    forged.signature.0[5] ^= 0x10;
+    let forged = Message::Vote(forged).to_bytes();
+    let address = addresses[0];
+    let cut_off = runtime.block_on(async move {
+        let stream = TcpStream::connect(address).await.unwrap();
+        let key = SecretKey::from_seed([250; 32]);
+        let (secure, _) = connect(stream, &key, true, &hello, 8_000_000, DEADLINE).await.unwrap();
+        let (mut reader, mut writer) = secure.into_split();
+        writer.send(&forged).await.unwrap();
+        // The node hangs up: reading ends (long before the deadline).
+        tokio::time::timeout(DEADLINE, async move { while reader.receive().await.is_ok() {} })
+            .await
+            .is_ok()
+    });
+    assert!(cut_off, "the relayer of a forged vote stays connected");
+    let banned = result(net.rpc(0, "listbanned", serde_json::json!([])));
+    assert!(
+        !banned.as_array().unwrap().is_empty(),
+        "the relayer is banned: {banned}"
+    );
+    let now = net.top();
+    net.wait_until(&[0, 1, 2], now + 2);
+}
+
 /// `timed bench` on a small load: every payment it submits is finalized and accounted for in
 /// the report, the wiped node replays them, and the chart is a PNG of the documented size.
 #[test]

@@ -6,7 +6,7 @@ use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, BlockHeader, CommitCertificate, CommitSignature, Decode, DecodeError,
     Encode, Equivocation, Hash256, Masternode, MasternodeSet, OutPoint, Payload, Proposal, PublicKey, Registration,
     Revocation, SecretKey, Signature, SignedProposal, SignedVote, Tier, Transaction, TxId, TxInput, TxOutput, Unlock,
-    Update, Vote, VoteKind, merkle_root, signature_message,
+    Update, Vote, VoteKind, merkle_root, signature_message, transactions_root,
 };
 
 fn hash() -> impl Strategy<Value = Hash256> {
@@ -349,6 +349,41 @@ proptest! {
         prop_assert_eq!(tx.txid(), txid);
         prop_assert_ne!(tx.witness_hash(), witness);
     }
+
+    /// A relay that flips one byte of a signature in a block's body no longer has the body
+    /// the header (and so the block hash every vote signs) commits to.
+    #[test]
+    fn a_header_commits_to_every_signature_of_its_body(
+        txs in prop::collection::vec(transaction(), 1..6),
+        which in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        prop_assume!(txs.iter().any(|tx| !tx.inputs.is_empty()));
+        let mut block = Block {
+            header: BlockHeader {
+                version: BlockHeader::VERSION,
+                height: 1,
+                prev_hash: BlockHash::default(),
+                timestamp_ms: 0,
+                merkle_root: transactions_root(&txs),
+                proposer: PublicKey::default(),
+                masternode_set_hash: Hash256::ZERO,
+                state_hash: Hash256::ZERO,
+                last_commit_hash: Hash256::ZERO,
+                evidence_hash: Hash256::ZERO,
+            },
+            transactions: txs,
+            last_commit: None,
+            evidence: Vec::new(),
+        };
+        prop_assert!(block.matches_header());
+        let hash = block.hash();
+        let signed: Vec<usize> = (0..block.transactions.len()).filter(|i| !block.transactions[*i].inputs.is_empty()).collect();
+        let tx = &mut block.transactions[signed[which.index(signed.len())]];
+        tx.inputs[0].signature.0[0] ^= flip;
+        prop_assert_eq!(block.hash(), hash, "the header is unchanged");
+        prop_assert!(!block.matches_header(), "but the body no longer matches it");
+    }
 }
 
 #[test]
@@ -462,7 +497,7 @@ fn huge_counts_do_not_allocate() {
 
 #[test]
 fn merkle_root_commits_to_order_and_count() {
-    let ids: Vec<TxId> = (0u8..7).map(|i| TxId(Hash256([i; 32]))).collect();
+    let ids: Vec<Hash256> = (0u8..7).map(|i| Hash256([i; 32])).collect();
     let roots: Vec<Hash256> = (0..=ids.len()).map(|n| merkle_root(&ids[..n])).collect();
     assert_eq!(roots[0], Hash256::ZERO);
     for (i, a) in roots.iter().enumerate() {

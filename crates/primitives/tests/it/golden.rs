@@ -2,8 +2,8 @@
 
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, BlockHeader, Encode, Hash256, Network, OutPoint, Payload,
-    Registration, SecretKey, Tier, Transaction, TxId, TxInput, TxOutput, merkle_root, payload_signature_message,
-    signature_message,
+    Registration, SecretKey, Tier, Transaction, TxId, TxInput, TxOutput, payload_signature_message, signature_message,
+    transactions_root,
 };
 
 fn key(n: u8) -> SecretKey {
@@ -67,7 +67,7 @@ fn block_vector() {
         height: 7,
         prev_hash: BlockHash(Hash256([0x22; 32])),
         timestamp_ms: 1_790_000_000_000,
-        merkle_root: merkle_root(&[tx.txid()]),
+        merkle_root: transactions_root(std::slice::from_ref(&tx)),
         proposer: key(3).public_key(),
         masternode_set_hash: Hash256([0x33; 32]),
         state_hash: Hash256([0x44; 32]),
@@ -112,6 +112,6 @@ const GOLDEN_ADDRESS: &str = "time190a2vp0flspn8qkwntp7a5qv26aasjxq0ceffv9cwc685
 const GOLDEN_TX_HEX: &str = "010001abababababababababababababababababababababababababababababababab030000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c50b5eb92faf726da0fc28f3ffb5b51f04dd9e88ee0ffe1f548776dbe503ce95669cc852c037aebd3ba5b55342e8b89c6c4299f55e4a8d3f9a807b9a5069a040202807c814a000000000570dd7e06a454d6f0d8e8fa3d6b6335ad5c8bb6009a6393bd8147d62975f792b8820100000000002bfaa605e9fc033382ce9ac3eed00c56bbd848c07e3294b0b876347a40148dfe000000000000000006676f6c64656e";
 const GOLDEN_TXID: &str = "c57c5a4f21166ab4b4dfe66e4ab56241d85390830648302acc731a6f7cf27a99";
 const GOLDEN_WITNESS_HASH: &str = "3c699a6b942860fe82325e6166a812a9be7cb0887aa838e79cb45be77798283f";
-const GOLDEN_BLOCK_HASH: &str = "f0eee900941f87f80f456eaa7c3b147854bea9fe74f49d12ea8e4021615d40a9";
+const GOLDEN_BLOCK_HASH: &str = "93fde8609e59f5f49b279007215eb8205759ac1c8caeee082e62687d4f9ae4ca";
 const GOLDEN_REGISTRATION_TXID: &str = "369f07b3a10b87c751247787d8164539e88e23854cd0f74d4a0182bfaf413c1b";
 const GOLDEN_REGISTRATION_HEX: &str = "020001abababababababababababababababababababababababababababababababab030000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c50b5eb92faf726da0fc28f3ffb5b51f04dd9e88ee0ffe1f548776dbe503ce95669cc852c037aebd3ba5b55342e8b89c6c4299f55e4a8d3f9a807b9a5069a040202807c814a000000000570dd7e06a454d6f0d8e8fa3d6b6335ad5c8bb6009a6393bd8147d62975f792b8820100000000002bfaa605e9fc033382ce9ac3eed00c56bbd848c07e3294b0b876347a40148dfe000000000000000006676f6c64656e01010000000000000000000000000000000000000000000000000000000000000000000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1b8c98e58ea6f878e847a4203bbeb41649828e0332e9a1742d96b41348cf5e6c804c0000207c05de61ec0b7c0614e8c2a7fd9e3b8c91cbdcf77fa3b3743cf19fa58a518d17247c042361f5865dbc0823948c62bd966a149c1424b8561f5768aa5ee77fccc08ba0f";

@@ -1,4 +1,5 @@
 //! Integration tests of the primitives: encodings, hashes, golden vectors.
 
+mod certificate;
 mod encoding;
 mod golden;

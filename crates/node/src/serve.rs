@@ -1,0 +1,170 @@
+//! Serving peers' requests for blocks and transactions, apart from the consensus host: a
+//! peer's request never makes the consensus loop wait on a disk read (Zebra answers block
+//! requests from its state service, apart from the syncer and the verifier).
+//!
+//! Requests wait in a bounded queue, at most [`MAX_PENDING_PER_PEER`] per peer; what does
+//! not fit is dropped (the peer asks again, or asks another peer). Each answer fits one
+//! frame, and the network bounds what waits for each peer in bytes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, anyhow};
+use timecoin_mempool::Mempool;
+use timecoin_network::{Message, NetworkHandle};
+use timecoin_primitives::{Encode, PublicKey, Transaction, TxId};
+use timecoin_storage::Store;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+/// Room kept in a frame for a message's own fields around the blocks or transactions it
+/// carries.
+const FRAME_OVERHEAD: usize = 1_024;
+
+/// Requests waiting to be served, from all peers.
+const MAX_PENDING: usize = 256;
+
+/// Requests waiting to be served from one peer; more are dropped.
+const MAX_PENDING_PER_PEER: usize = 2;
+
+/// A peer's request.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Finalized blocks with their certificates from a height on.
+    Blocks { from: u64, count: u32 },
+    /// Pending transactions by id.
+    Transactions(Vec<TxId>),
+}
+
+/// Where the host hands requests over.
+#[derive(Debug, Clone)]
+pub(crate) struct Requests {
+    queue: mpsc::Sender<(PublicKey, Request)>,
+    pending: Arc<Mutex<HashMap<PublicKey, usize>>>,
+}
+
+impl Requests {
+    /// Queues `request` from `peer`, or drops it when the queue, or the peer's share of it,
+    /// is full. Never waits.
+    pub(crate) fn submit(&self, peer: PublicKey, request: Request) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let count = pending.entry(peer).or_insert(0);
+        if *count >= MAX_PENDING_PER_PEER {
+            metrics::counter!("timecoin_requests_dropped_total").increment(1);
+            return;
+        }
+        if self.queue.try_send((peer, request)).is_err() {
+            metrics::counter!("timecoin_requests_dropped_total").increment(1);
+            return;
+        }
+        *count += 1;
+    }
+
+    fn served(&self, peer: &PublicKey) {
+        if let Ok(mut pending) = self.pending.lock()
+            && let Some(count) = pending.get_mut(peer)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                pending.remove(peer);
+            }
+        }
+    }
+}
+
+/// What answers requests.
+pub(crate) struct Server {
+    pub(crate) store: Arc<Store>,
+    pub(crate) mempool: Arc<Mutex<Mempool>>,
+    pub(crate) network: NetworkHandle,
+    /// The largest frame peers accept: answers are cut to fit.
+    pub(crate) max_frame: usize,
+}
+
+impl Server {
+    /// Starts serving on `tracker` until `cancel`; returns where requests go.
+    pub(crate) fn spawn(self, tracker: &TaskTracker, cancel: CancellationToken) -> Requests {
+        let (queue, mut incoming) = mpsc::channel(MAX_PENDING);
+        let requests = Requests {
+            queue,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let handle = requests.clone();
+        tracker.spawn(async move {
+            loop {
+                let (peer, request) = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    next = incoming.recv() => match next {
+                        Some(next) => next,
+                        None => return,
+                    },
+                };
+                let answer = self.answer(request).await;
+                handle.served(&peer);
+                match answer {
+                    Ok(Some(message)) => self.network.send(peer, &message).await,
+                    Ok(None) => {}
+                    Err(error) => debug!(%peer, %error, "cannot serve a request"),
+                }
+            }
+        });
+        requests
+    }
+
+    fn budget(&self) -> usize {
+        self.max_frame.saturating_sub(FRAME_OVERHEAD)
+    }
+
+    async fn answer(&self, request: Request) -> Result<Option<Message>> {
+        match request {
+            Request::Blocks { from, count } => {
+                let (store, budget) = (Arc::clone(&self.store), self.budget());
+                let blocks = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let mut out = Vec::new();
+                    let mut bytes = 0;
+                    for height in from..from.saturating_add(u64::from(count)) {
+                        let (Some(block), Some(certificate)) =
+                            (store.block_by_height(height)?, store.certificate(height)?)
+                        else {
+                            break;
+                        };
+                        bytes += block.encoded_len() + certificate.encoded_len();
+                        if bytes > budget && !out.is_empty() {
+                            break;
+                        }
+                        out.push((block, certificate));
+                    }
+                    Ok(out)
+                })
+                .await
+                .map_err(|e| anyhow!("blocking task failed: {e}"))??;
+                // An empty answer tells the peer at once that this node has less than it hoped.
+                Ok(Some(Message::Blocks(blocks)))
+            }
+            Request::Transactions(ids) => {
+                let found = self.transactions(&ids)?;
+                Ok((!found.is_empty()).then_some(Message::Transactions(found)))
+            }
+        }
+    }
+
+    /// The mempool's transactions among `ids`, as many as fit in one frame.
+    fn transactions(&self, ids: &[TxId]) -> Result<Vec<Transaction>> {
+        let mempool = self.mempool.lock().map_err(|_| anyhow!("mempool lock poisoned"))?;
+        let budget = self.budget();
+        let mut bytes = 0;
+        let mut found = Vec::new();
+        for tx in ids.iter().filter_map(|id| mempool.get(id)) {
+            bytes += tx.encoded_len();
+            if bytes > budget {
+                break;
+            }
+            found.push((*tx).clone());
+        }
+        Ok(found)
+    }
+}
