@@ -450,3 +450,38 @@ async fn operator_bans_drop_peers_and_can_be_lifted() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_inbound_slot() {
+    let mut a = Node::start(1, 5, |c| c.max_inbound_per_ip = 3).await;
+    // Ten identities from one address, each completing its handshake in turn (one address
+    // has at most one handshake in flight here, so a refused one is tried again).
+    let mut held = Vec::new();
+    for seed in 10..20u8 {
+        for _ in 0..100 {
+            if let Ok(stream) = client(&a, seed).await {
+                held.push(stream);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(held.len(), 10, "every handshake completes in turn");
+    // Another address still gets in; once it has, every earlier arrival was decided.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket.connect(a.address()).await.unwrap();
+    let other = SecretKey::from_seed([30; 32]);
+    let (_other, _) = connect(stream, &other, true, &hello(5), 2_100_000, DEADLINE)
+        .await
+        .unwrap();
+    a.connected_to(other.public_key()).await;
+    let peers = a.handle.peers().await;
+    let from_one = peers
+        .iter()
+        .filter(|p| p.address.ip().to_string() == "127.0.0.1")
+        .count();
+    assert_eq!(from_one, 3, "{peers:?}");
+    assert_eq!(peers.len(), 4);
+    a.shutdown().await;
+}
