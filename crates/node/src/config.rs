@@ -79,6 +79,9 @@ pub(crate) struct NetworkSection {
     /// A masternode keeps links to this many other masternodes (all when fewer), evicting
     /// ordinary peers to make room.
     pub(crate) masternode_peers: usize,
+    /// Most inbound connections from one IP address (a quarter of it, at least one, in
+    /// handshakes at once).
+    pub(crate) max_inbound_per_ip: usize,
     /// The address book, relative to the data directory.
     pub(crate) address_book: PathBuf,
     /// The key that identifies this node to peers, relative to the data directory (created
@@ -96,6 +99,7 @@ impl Default for NetworkSection {
             max_peers: 50,
             max_outbound: 10,
             masternode_peers: 32,
+            max_inbound_per_ip: 8,
             address_book: PathBuf::from("peers.txt"),
             identity_file: None,
         }

@@ -151,6 +151,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
     network_config.max_frame = params.max_block_bytes + 100_000;
     network_config.masternode_peers = config.network.masternode_peers;
+    network_config.max_inbound_per_ip = config.network.max_inbound_per_ip;
     network_config.address_book = Some(data_dir.join(&config.network.address_book));
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
