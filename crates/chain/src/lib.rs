@@ -31,8 +31,8 @@ pub use masternodes::{EMPTY_LIST, Entry, FormerOperator, MasternodeList, Status}
 pub use params::{ChainParams, FeeRate};
 pub use sigcache::SignatureCache;
 pub use validation::{
-    BlockContext, BlockError, BlockExtras, ChainTip, CheckedBlock, CheckedTx, MasternodeTxError, SigItem, TxContext,
-    TxError, Utxo, UtxoView, ViewError, assemble_block, build_reward_tx, check_block, check_block_cached,
+    BlockContext, BlockError, BlockExtras, ChainTip, CheckedBlock, CheckedTx, MasternodeTxError, Proposal, SigItem,
+    TxContext, TxError, Utxo, UtxoView, ViewError, assemble_block, build_reward_tx, check_block, check_block_cached,
     check_equivocation, check_masternode_rules, check_transaction, check_tx_contextual, check_tx_stateless,
-    created_outputs, select_masternode_txs, verify_batch, verify_signatures,
+    created_outputs, propose_block, select_masternode_txs, verify_batch, verify_signatures,
 };

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 use rayon::prelude::*;
 use thiserror::Error;
+use timecoin_primitives::encoding::compact_size_len;
 use timecoin_primitives::limits::MAX_BLOCK_EVIDENCE;
 use timecoin_primitives::{
     AddressPayload, Amount, BatchVerifier, Block, BlockHash, BlockHeader, CommitCertificate, Encode, Equivocation,
@@ -797,6 +798,40 @@ impl<V: UtxoView> BlockOverlay<'_, V> {
     }
 }
 
+impl<V: UtxoView> BlockOverlay<'_, V> {
+    /// Every check `check_block` makes of the transaction at `index` of a block (not the
+    /// reward transaction), signatures aside, against the block's state so far.
+    fn check_next(
+        &self,
+        index: usize,
+        tx: &Transaction,
+        txid: TxId,
+        size: usize,
+        ctx: &TxContext<'_>,
+    ) -> Result<CheckedTx, BlockError> {
+        if tx.is_reward() {
+            return Err(BlockError::MisplacedReward(index));
+        }
+        let tx_error = |error| BlockError::Transaction { index, txid, error };
+        check_tx_stateless(tx, size, ctx.params).map_err(tx_error)?;
+        if let Some(input) = tx.inputs.iter().find(|input| self.spent.contains(&input.prevout)) {
+            return Err(BlockError::DoubleSpend(input.prevout));
+        }
+        check_tx_contextual(tx, txid, size, self, ctx).map_err(tx_error)
+    }
+
+    /// Moves the block's state past a transaction [`Self::check_next`] accepted: its inputs
+    /// are spent, its outputs created, and the masternode list applies it.
+    fn apply_next(&mut self, tx: &Transaction, txid: TxId, ctx: &TxContext<'_>) {
+        for input in &tx.inputs {
+            self.created.remove(&input.prevout);
+            self.spent.insert(input.prevout);
+        }
+        self.list.apply_transaction(tx, txid, ctx.height, ctx.params);
+        self.created.extend(created_outputs(tx, txid, ctx.height));
+    }
+}
+
 impl<V: UtxoView> UtxoView for BlockOverlay<'_, V> {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
         self.lookup(outpoint)
@@ -1018,33 +1053,18 @@ fn check_block_with(
     let mut sig_items = Vec::new();
     let mut sig_owner = Vec::new();
     for (index, ((tx, txid), size)) in block.transactions.iter().zip(&txids).zip(&sizes).enumerate() {
-        let is_first = index == 0;
-        if tx.is_reward() != is_first {
-            return Err(BlockError::MisplacedReward(index));
-        }
-        let tx_error = |error| BlockError::Transaction {
-            index,
-            txid: *txid,
-            error,
-        };
-        if !is_first {
-            check_tx_stateless(tx, *size, params).map_err(tx_error)?;
-            for input in &tx.inputs {
-                if overlay.spent.contains(&input.prevout) {
-                    return Err(BlockError::DoubleSpend(input.prevout));
-                }
+        if index == 0 {
+            if !tx.is_reward() {
+                return Err(BlockError::MisplacedReward(index));
             }
-            let checked = check_tx_contextual(tx, *txid, *size, &overlay, &tx_ctx).map_err(tx_error)?;
-            fees = fees.checked_add(checked.fee).ok_or(BlockError::FeeOverflow)?;
-            sig_owner.extend(std::iter::repeat_n(index, checked.sig_items.len()));
-            sig_items.extend(checked.sig_items);
-            for input in &tx.inputs {
-                overlay.created.remove(&input.prevout);
-                overlay.spent.insert(input.prevout);
-            }
-            overlay.list.apply_transaction(tx, *txid, height, params);
+            overlay.created.extend(created_outputs(tx, *txid, height));
+            continue;
         }
-        overlay.created.extend(created_outputs(tx, *txid, height));
+        let checked = overlay.check_next(index, tx, *txid, *size, &tx_ctx)?;
+        overlay.apply_next(tx, *txid, &tx_ctx);
+        fees = fees.checked_add(checked.fee).ok_or(BlockError::FeeOverflow)?;
+        sig_owner.extend(std::iter::repeat_n(index, checked.sig_items.len()));
+        sig_items.extend(checked.sig_items);
     }
 
     let reward = block_reward(params, ctx.parent.timestamp_ms, block.header.timestamp_ms);
@@ -1179,37 +1199,146 @@ pub fn assemble_block(
     })
 }
 
-/// The transactions of a block template that stay valid together against the masternode
-/// list: a masternode transaction that conflicts with an earlier one (two registrations of
-/// one key, say) is left out, and so is every transaction that spends its outputs. Ordinary
-/// transactions that touch no collateral pass untouched. `view` shows the tip's state.
+/// The transactions of a block template that pass the block's per-transaction rules
+/// together, in order, on `view` (the tip's state and masternode list): each one is judged
+/// by the check `check_block` runs, signatures aside, after the ones kept before it, so a
+/// transaction that conflicts with an earlier one (spends what it spent, registers its key,
+/// or names as collateral what it spent) is left out, and so is whatever spends its outputs.
+///
+/// It cannot see the block's evidence, which bans before any transaction applies, nor the
+/// block's size: [`propose_block`] does the whole job and is what a proposer should call.
 pub fn select_masternode_txs(
     transactions: Vec<Transaction>,
     view: &impl UtxoView,
     ctx: &TxContext<'_>,
 ) -> Vec<Transaction> {
-    let base = view.masternodes();
-    if base.entries().is_empty() && transactions.iter().all(|tx| tx.payload.is_none()) {
-        return transactions;
-    }
     let mut overlay = BlockOverlay {
         base: view,
         created: HashMap::new(),
         spent: HashSet::new(),
-        list: base.clone(),
+        list: view.masternodes().clone(),
     };
-    let mut dropped: HashSet<TxId> = HashSet::new();
     let mut kept = Vec::with_capacity(transactions.len());
     for tx in transactions {
         let txid = tx.txid();
-        let parent_dropped = tx.inputs.iter().any(|input| dropped.contains(&input.prevout.txid));
-        if parent_dropped || check_masternode_rules(&tx, txid, &overlay, ctx).is_err() {
-            dropped.insert(txid);
-            continue;
+        let index = kept.len().saturating_add(1);
+        if overlay.check_next(index, &tx, txid, tx.encoded_len(), ctx).is_ok() {
+            overlay.apply_next(&tx, txid, ctx);
+            kept.push(tx);
         }
-        overlay.created.extend(created_outputs(&tx, txid, ctx.height));
-        overlay.list.apply_transaction(&tx, txid, ctx.height, ctx.params);
-        kept.push(tx);
     }
     kept
+}
+
+/// A block a proposer built ([`propose_block`]) and what it left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// The block.
+    pub block: Block,
+    /// What its transactions pay, which its reward transaction gives the proposer.
+    pub fees: Amount,
+    /// The candidate transactions left out, each with the rule it would have broken at the
+    /// place it would have taken.
+    pub dropped: Vec<(TxId, BlockError)>,
+}
+
+/// The block a proposer builds on `ctx.parent` at `timestamp_ms`: of `extras.evidence`, the
+/// proofs [`check_block`] accepts (one per masternode, at most [`MAX_BLOCK_EVIDENCE`]); of
+/// `candidates` (a mempool template, parents before children), in order, each transaction
+/// that passes the block's rules after the evidence and the transactions kept before it,
+/// within the block's size and transaction count. `view` shows the UTXO set after the
+/// parent; `ctx.masternodes` is the list after it.
+///
+/// The block passes `check_block` on that state, apart from signatures: those of pooled
+/// transactions were verified on admission, and this does not verify them again.
+pub fn propose_block(
+    ctx: &BlockContext<'_>,
+    view: &impl UtxoView,
+    timestamp_ms: u64,
+    proposer: &PublicKey,
+    extras: BlockExtras,
+    candidates: Vec<Transaction>,
+) -> Result<Proposal, RewardError> {
+    let params = ctx.params;
+    let height = ctx.parent.height.saturating_add(1);
+    let mut offenders = HashSet::new();
+    let evidence: Vec<Equivocation> = extras
+        .evidence
+        .into_iter()
+        .filter(|e| {
+            equivocation_offender(e, height, ctx.genesis_hash, params, ctx.masternodes)
+                .is_ok_and(|offender| offenders.insert(offender))
+        })
+        .take(MAX_BLOCK_EVIDENCE)
+        .collect();
+    let extras = BlockExtras {
+        last_commit: extras.last_commit,
+        evidence,
+    };
+    // The block without transactions, its reward paying some fee (an output more than with
+    // none): the evidence moves the list before any transaction, and its size is what the
+    // transactions add to.
+    let bare = assemble_block(
+        ctx,
+        timestamp_ms,
+        proposer,
+        extras.clone(),
+        Amount::from_units(1),
+        Vec::new(),
+    )?;
+    let mut list = ctx.masternodes.clone();
+    list.begin_block(&bare, params);
+    let mut overlay = BlockOverlay {
+        base: view,
+        created: HashMap::new(),
+        spent: HashSet::new(),
+        list,
+    };
+    let tx_ctx = TxContext {
+        params,
+        genesis_hash: ctx.genesis_hash,
+        height,
+    };
+    // All but the transaction count's own prefix, the reward transaction included.
+    let framing = bare.encoded_len().saturating_sub(compact_size_len(1));
+    let mut body = 0usize;
+    let mut fees = Amount::ZERO;
+    let mut kept: Vec<Transaction> = Vec::with_capacity(candidates.len());
+    let mut dropped = Vec::new();
+    for tx in candidates {
+        let txid = tx.txid();
+        let tx_size = tx.encoded_len();
+        let index = kept.len().saturating_add(1);
+        let count = index.saturating_add(1);
+        let size = framing
+            .saturating_add(compact_size_len(count as u64))
+            .saturating_add(body)
+            .saturating_add(tx_size);
+        let verdict = if count > params.max_block_txs {
+            Err(BlockError::TransactionCount {
+                count,
+                max: params.max_block_txs,
+            })
+        } else if size > params.max_block_bytes {
+            Err(BlockError::TooLarge {
+                size,
+                max: params.max_block_bytes,
+            })
+        } else {
+            overlay
+                .check_next(index, &tx, txid, tx_size, &tx_ctx)
+                .and_then(|checked| fees.checked_add(checked.fee).ok_or(BlockError::FeeOverflow))
+        };
+        match verdict {
+            Ok(total) => {
+                overlay.apply_next(&tx, txid, &tx_ctx);
+                fees = total;
+                body = body.saturating_add(tx_size);
+                kept.push(tx);
+            }
+            Err(error) => dropped.push((txid, error)),
+        }
+    }
+    let block = assemble_block(ctx, timestamp_ms, proposer, extras, fees, kept)?;
+    Ok(Proposal { block, fees, dropped })
 }

@@ -4,4 +4,5 @@
 mod blocks;
 mod genesis;
 mod masternodes;
+mod proposal;
 mod transactions;
