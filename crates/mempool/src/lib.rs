@@ -10,7 +10,8 @@
 //! - the pool never exceeds its transaction count or its estimated memory: each admission
 //!   ends by evicting the lowest descendant-score packages, and a transaction that would be
 //!   evicted at once is refused;
-//! - no two pooled transactions spend the same output;
+//! - no two pooled transactions spend the same output, and none spends an output a pooled
+//!   registration names as its collateral (no block could hold both);
 //! - every refusal is a [`MempoolError`] with a reason code.
 #![cfg_attr(
     not(test),

@@ -471,6 +471,32 @@ impl Mempool {
                 conflicts.push((input.prevout, *existing));
             }
         }
+        // A registration's collateral counts as spent by it: no block holds a registration
+        // beside a spend of its collateral (the collateral is missing, or locked).
+        for input in &tx.inputs {
+            let Some(registration) = self.claims.get(&Claim::Collateral(input.prevout)).copied() else {
+                continue;
+            };
+            if registration == input.prevout.txid {
+                // The registration's own output: locked from the block that includes it.
+                return Err(TxError::CollateralLocked {
+                    outpoint: input.prevout,
+                    masternode: registration,
+                }
+                .into());
+            }
+            if !conflicts.iter().any(|(_, c)| *c == registration) {
+                conflicts.push((input.prevout, registration));
+            }
+        }
+        if let Some(timecoin_primitives::Payload::Register(r)) = &tx.payload {
+            let collateral = r.collateral_outpoint(txid);
+            if let Some(spender) = self.spends.get(&collateral).copied()
+                && !conflicts.iter().any(|(_, c)| *c == spender)
+            {
+                conflicts.push((collateral, spender));
+            }
+        }
         let mut replaced: HashSet<TxId> = HashSet::new();
         for (_, conflict) in &conflicts {
             replaced.extend(self.with_descendants(conflict));
@@ -842,12 +868,17 @@ impl Mempool {
                 if let Some(other) = self.spends.get(&input.prevout).copied() {
                     removal.conflicted.extend(self.remove_with_descendants(&other));
                 }
+                // A registration naming what the block spent as its collateral.
+                if let Some(other) = self.claims.get(&Claim::Collateral(input.prevout)).copied() {
+                    removal.conflicted.extend(self.remove_with_descendants(&other));
+                }
             }
         }
         let mut stale = Vec::new();
         // A block that changed the masternode list can make a waiting masternode transaction
-        // (or a spend of a newly registered collateral) invalid: every entry is checked.
-        let list_changed = block.transactions.iter().any(|tx| tx.payload.is_some());
+        // (or a spend of a newly registered collateral) invalid: every entry is checked. Its
+        // evidence bans masternodes, whose updates and unlocks then wait in vain.
+        let list_changed = !block.evidence.is_empty() || block.transactions.iter().any(|tx| tx.payload.is_some());
         if list_changed {
             let ctx = self.next_block_context();
             let pool_view = self.view_over(view);

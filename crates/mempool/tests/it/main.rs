@@ -1,6 +1,7 @@
 //! Integration tests of the mempool.
 
 mod admission;
+mod collateral;
 mod limits;
 mod template;
 
