@@ -1,5 +1,6 @@
 //! This node's proposal: a template from the mempool sized around the real reward
-//! transaction, the masternode transactions that stay valid together, and then the same
+//! transaction, of which `propose_block` keeps what passes the chain rules together after
+//! the block's evidence, and then the same
 //! `check_block` every peer runs. A node never proposes a block it would not accept: what
 //! fails is left out and the block is checked again (CometBFT's `PrepareProposal` output is
 //! checked by `ProcessProposal` on the proposer too).
@@ -12,15 +13,15 @@ use std::sync::Mutex;
 
 use anyhow::{Result, anyhow};
 use timecoin_chain::{
-    BlockContext, BlockError, BlockExtras, ChainTip, Genesis, SignatureCache, TxContext, assemble_block,
-    build_reward_tx, check_block_cached, check_equivocation, select_masternode_txs,
+    BlockContext, BlockError, BlockExtras, ChainTip, Genesis, SignatureCache, assemble_block, build_reward_tx,
+    check_block_cached, propose_block,
 };
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{
     Amount, Block, BlockHeader, CommitCertificate, Encode, Equivocation, PublicKey, Transaction, TxId,
 };
 use timecoin_storage::Store;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::host::now_ms;
 
@@ -58,28 +59,21 @@ pub(crate) fn build_proposal(inputs: ProposalInputs<'_>) -> Result<Block> {
     }
     let list = snapshot.masternode_list();
     let height = inputs.tip.height + 1;
-    let genesis_hash = inputs.genesis.hash();
-    let evidence: Vec<Equivocation> = inputs
-        .evidence
-        .into_iter()
-        .filter(|e| check_equivocation(e, height, genesis_hash, params, &list).is_ok())
-        .take(timecoin_primitives::limits::MAX_BLOCK_EVIDENCE)
-        .collect();
     let timestamp = now_ms().max(inputs.tip.timestamp_ms + 1);
     let ctx = BlockContext {
         params,
-        genesis_hash,
+        genesis_hash: inputs.genesis.hash(),
         parent: inputs.tip,
         masternodes: &list,
         parent_state: snapshot.state_hash(),
         now_ms: Some(timestamp),
     };
-    let mut extras = BlockExtras {
+    let extras = BlockExtras {
         last_commit: inputs.last_commit,
-        evidence,
+        evidence: inputs.evidence,
     };
-    // The reward transaction grows with the payees (not with the fees): its real size is
-    // kept free, so that a full mempool never makes the block too large.
+    // The template leaves room for the real reward transaction, which grows with the payees
+    // (not with the fees); `propose_block` then keeps only what fits and passes the rules.
     let reward_size = build_reward_tx(&ctx, timestamp, Amount::ZERO, &inputs.proposer)?.encoded_len();
     let extras_size = extras.last_commit.as_ref().map_or(0, Encode::encoded_len)
         + extras.evidence.iter().map(Encode::encoded_len).sum::<usize>();
@@ -88,35 +82,31 @@ pub(crate) fn build_proposal(inputs: ProposalInputs<'_>) -> Result<Block> {
         params.max_block_bytes.saturating_sub(reserve),
         params.max_block_txs.saturating_sub(1),
     );
-    let tx_ctx = TxContext {
-        params,
-        genesis_hash,
-        height,
-    };
     let candidates: Vec<Transaction> = template.transactions.iter().map(|tx| (**tx).clone()).collect();
-    let count = candidates.len();
-    let mut transactions = select_masternode_txs(candidates, &snapshot, &tx_ctx);
-    let mut fees = if transactions.len() == count {
-        template.fees
-    } else {
-        fees_of(inputs.mempool, &transactions)?
-    };
+    let proposal = propose_block(&ctx, &snapshot, timestamp, &inputs.proposer, extras, candidates)?;
+    if !proposal.dropped.is_empty() {
+        debug!(
+            height,
+            dropped = proposal.dropped.len(),
+            "template transactions left out of the proposal"
+        );
+    }
+    let mut block = proposal.block;
+    // The same check every peer runs, signatures included (cached from admission): what
+    // fails is left out and the block is checked again.
     let mut repairs = 0;
     loop {
-        let block = assemble_block(
-            &ctx,
-            timestamp,
-            &inputs.proposer,
-            extras.clone(),
-            fees,
-            transactions.clone(),
-        )?;
         let error = match check_block_cached(&block, &snapshot, &ctx, inputs.signatures) {
             Ok(_) => return Ok(block),
             Err(error) => error,
         };
-        warn!(height, %error, transactions = transactions.len(), "own proposal fails the block rules; leaving out what fails");
+        warn!(height, %error, transactions = block.transactions.len(), "own proposal fails the block rules; leaving out what fails");
         metrics::counter!("timecoin_proposal_repairs_total").increment(1);
+        let mut transactions: Vec<Transaction> = block.transactions.iter().skip(1).cloned().collect();
+        let mut extras = BlockExtras {
+            last_commit: block.last_commit.clone(),
+            evidence: block.evidence.clone(),
+        };
         match error {
             // The reward transaction is at index 0; the mempool's start at 1.
             BlockError::Transaction { index, .. } if index >= 1 && repairs < MAX_REPAIRS => {
@@ -127,7 +117,8 @@ pub(crate) fn build_proposal(inputs: ProposalInputs<'_>) -> Result<Block> {
             _ if !extras.evidence.is_empty() => extras.evidence.clear(),
             error => return Err(error.into()),
         }
-        fees = fees_of(inputs.mempool, &transactions)?;
+        let fees = fees_of(inputs.mempool, &transactions)?;
+        block = assemble_block(&ctx, timestamp, &inputs.proposer, extras, fees, transactions)?;
     }
 }
 
