@@ -127,18 +127,32 @@ pub fn random_password() -> String {
 }
 
 /// Writes `__cookie__:<password>` to `path`, readable by the owner only (0600 on Unix).
+///
+/// The cookie is written to a fresh `path.tmp` and renamed over `path`. Whatever was at
+/// `path.tmp` (a file left by a crash, or a symlink someone planted) is removed first and the
+/// new file is opened with `create_new` (`O_CREAT | O_EXCL`, which never follows a symlink), so
+/// the password can neither be written through a link nor land in a file with an older,
+/// looser mode. The rename replaces a symlink at `path` itself, never its target.
 pub fn write_cookie(path: &Path, password: &str) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
+    match std::fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut file = options.open(&temporary)?;
-    write!(file, "{COOKIE_USER}:{password}")?;
-    file.sync_all()?;
+    let written = write!(file, "{COOKIE_USER}:{password}").and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
     std::fs::rename(&temporary, path)
 }
 
@@ -214,5 +228,50 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    /// Whoever can write the data directory (another user, with a shared or loose directory)
+    /// must not be able to redirect the cookie, nor keep it readable through a file they made.
+    #[cfg(unix)]
+    #[test]
+    fn writing_the_cookie_follows_no_symlink_and_makes_a_fresh_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".cookie");
+        let temporary = dir.path().join(".cookie.tmp");
+        let mode = |path: &Path| std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777;
+        let world_readable = std::fs::Permissions::from_mode(0o644);
+
+        // A symlink at the temporary path to a file the attacker wants overwritten, and an old
+        // cookie readable by everyone.
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched").unwrap();
+        std::os::unix::fs::symlink(&target, &temporary).unwrap();
+        std::fs::write(&path, "__cookie__:old").unwrap();
+        std::fs::set_permissions(&path, world_readable.clone()).unwrap();
+        let password = random_password();
+        write_cookie(&path, &password).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(read_cookie(&path).unwrap(), (COOKIE_USER.to_owned(), password));
+        assert_eq!(mode(&path), 0o600);
+        assert!(!temporary.exists());
+
+        // A stale temporary file readable by everyone (a crash between create and rename, or
+        // planted) is not reused with its mode.
+        std::fs::write(&temporary, "stale").unwrap();
+        std::fs::set_permissions(&temporary, world_readable).unwrap();
+        write_cookie(&path, &random_password()).unwrap();
+        assert_eq!(mode(&path), 0o600);
+
+        // A symlink at the cookie path itself is replaced, not written through.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let password = random_password();
+        write_cookie(&path, &password).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(read_cookie(&path).unwrap(), (COOKIE_USER.to_owned(), password));
+        assert_eq!(mode(&path), 0o600);
     }
 }
