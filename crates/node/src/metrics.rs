@@ -1,6 +1,8 @@
 //! The Prometheus endpoint (`[metrics] enabled`, loopback by default): a recorder for the
 //! `metrics` facade, and a small HTTP server, owned by the node's task tracker, that answers
-//! `GET /metrics` with the text exposition format.
+//! `GET /metrics` with the text exposition format. Each connection has its own task, a
+//! deadline and one of a fixed number of slots, so a client that sends or reads nothing
+//! delays no other scrape and idle connections cannot pile up.
 //!
 //! Series (all prefixed `timecoin_`): `chain_height`, `blocks_finalized_total`,
 //! `block_interval_seconds`, `block_apply_seconds`, `commit_latency_seconds`,
@@ -10,12 +12,14 @@
 //! `network_sent_bytes_total`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +37,27 @@ pub(crate) fn install() -> Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
+/// How much the endpoint serves at once and for how long.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Connections served at once. One more is answered `503` and closed at once, so idle
+    /// connections cannot pile up: each holds a file descriptor the node needs for peers.
+    connections: usize,
+    /// How long a client has to send its request and read the answer.
+    timeout: Duration,
+}
+
+impl Limits {
+    /// A Prometheus server or two, and a person with curl, fit several times over.
+    const DEFAULT: Limits = Limits {
+        connections: 16,
+        timeout: Duration::from_secs(5),
+    };
+}
+
+/// The most of a request (its line and headers) that is read; a scrape's is a few dozen bytes.
+const MAX_REQUEST_BYTES: u64 = 2_048;
+
 /// Serves `handle` on `listen` until `cancel`; returns the bound address.
 pub(crate) async fn serve(
     listen: SocketAddr,
@@ -40,40 +65,195 @@ pub(crate) async fn serve(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<SocketAddr> {
+    serve_with(listen, handle, cancel, tracker, Limits::DEFAULT).await
+}
+
+/// Each connection is answered by its own task, so a client that sends nothing or reads
+/// nothing holds up no one else; it is dropped after `limits.timeout`.
+async fn serve_with(
+    listen: SocketAddr,
+    handle: PrometheusHandle,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+    limits: Limits,
+) -> Result<SocketAddr> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("serving metrics on {listen}"))?;
     let address = listener.local_addr()?;
+    let connections = Arc::new(Semaphore::new(limits.connections));
+    let connection_tracker = tracker.clone();
     tracker.spawn(async move {
         loop {
             let accepted = tokio::select! {
                 () = cancel.cancelled() => return,
                 accepted = listener.accept() => accepted,
             };
-            if let Ok((stream, _)) = accepted {
-                // One scrape at a time: a scrape is cheap, and this bounds the work a caller
-                // can cause.
-                let _ = tokio::time::timeout(Duration::from_secs(5), answer(stream, &handle)).await;
-            }
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, most likely: wait rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                // Without waiting: a client that reads nothing must not hold this loop.
+                let busy = response("503 Service Unavailable", "too many metrics connections; try again\n");
+                let _ = stream.try_write(busy.as_bytes());
+                continue;
+            };
+            let handle = handle.clone();
+            let cancel = cancel.clone();
+            connection_tracker.spawn(async move {
+                let _permit = permit;
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    _ = tokio::time::timeout(limits.timeout, answer(stream, &handle)) => {}
+                }
+            });
         }
     });
     Ok(address)
 }
 
 async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
-    let mut request = [0u8; 2_048];
-    let read = stream.read(&mut request).await?;
-    let head = String::from_utf8_lossy(request.get(..read).unwrap_or_default());
-    let (status, body) = if head.starts_with("GET /metrics ") || head.starts_with("GET / ") {
+    let mut reader = BufReader::new((&mut stream).take(MAX_REQUEST_BYTES));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).await? == 0 {
+        return Ok(());
+    }
+    // The headers are read (and ignored) so that none is left unread when the connection
+    // closes: the kernel would then reset it, and the client could lose the answer.
+    let mut header = String::new();
+    while reader.read_line(&mut header).await? > 0 && !header.trim_end().is_empty() {
+        header.clear();
+    }
+    drop(reader);
+    let mut words = request_line.split(' ');
+    let (method, target) = (words.next(), words.next());
+    let (status, body) = if method == Some("GET") && matches!(target, Some("/metrics" | "/")) {
         handle.run_upkeep();
         ("200 OK", handle.render())
     } else {
         ("404 Not Found", "not found: scrape GET /metrics\n".to_owned())
     };
-    let response = format!(
+    stream.write_all(response(status, &body).as_bytes()).await?;
+    stream.shutdown().await
+}
+
+fn response(status: &str, body: &str) -> String {
+    format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scrape of `address` with `GET path`: the whole answer, or `None` if none came
+    /// within `deadline`.
+    async fn scrape(address: SocketAddr, path: &str, deadline: Duration) -> Option<String> {
+        let exchange = async {
+            let mut stream = TcpStream::connect(address).await.ok()?;
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.ok()?;
+            Some(answer)
+        };
+        tokio::time::timeout(deadline, exchange).await.ok().flatten()
+    }
+
+    async fn server(limits: Limits) -> (SocketAddr, CancellationToken, TaskTracker) {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || metrics::gauge!("timecoin_chain_height").set(7.0));
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let address = serve_with("127.0.0.1:0".parse().unwrap(), handle, cancel.clone(), &tracker, limits)
+            .await
+            .unwrap();
+        (address, cancel, tracker)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_does_not_hold_up_other_scrapes() {
+        let (address, cancel, tracker) = server(Limits::DEFAULT).await;
+        let _silent = TcpStream::connect(address).await.unwrap();
+        // Well under the time a silent client is given.
+        let answer = scrape(address, "/metrics", Duration::from_secs(2))
+            .await
+            .expect("a scrape is answered while another client sends nothing");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+        assert!(body.contains("timecoin_chain_height 7"), "{body}");
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_are_refused_at_once_and_silent_ones_time_out() {
+        let limits = Limits {
+            connections: 3,
+            timeout: Duration::from_secs(1),
+        };
+        let (address, cancel, tracker) = server(limits).await;
+        let started = tokio::time::Instant::now();
+        let mut silent = Vec::new();
+        for _ in 0..limits.connections {
+            silent.push(TcpStream::connect(address).await.unwrap());
+        }
+        // The server accepts in order, so these three hold every slot.
+        let mut refused = TcpStream::connect(address).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_millis(800), refused.read_to_string(&mut answer))
+            .await
+            .expect("a connection beyond the limit is answered at once")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer}");
+
+        // A silent client is closed after the timeout, and its slot serves scrapes again.
+        let mut closed = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), silent[0].read_to_end(&mut closed))
+            .await
+            .expect("a silent client is dropped after the timeout")
+            .unwrap();
+        assert!(closed.is_empty() && started.elapsed() >= limits.timeout);
+        let answer = scrape(address, "/metrics", Duration::from_secs(2)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test]
+    async fn only_get_of_the_metrics_path_or_the_root_is_answered() {
+        let (address, cancel, tracker) = server(Limits::DEFAULT).await;
+        let deadline = Duration::from_secs(2);
+        for path in ["/metrics", "/"] {
+            let answer = scrape(address, path, deadline).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {answer}");
+        }
+        for path in ["/metricsx", "/metrics?x", "/health"] {
+            let answer = scrape(address, path, deadline).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{path}: {answer}");
+        }
+        // A request split over several writes is read whole.
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        for part in ["GET /met", "rics HTTP/1.1\r\nHo", "st: x\r\n", "\r\n"] {
+            stream.write_all(part.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
 }
