@@ -108,6 +108,9 @@ pub enum Offense {
     /// A vote, proposal or evidence of a masternode whose signature does not verify (honest
     /// nodes pass on only what they verified).
     InvalidSignature,
+    /// A consensus message for another network, or for the receiver's own height signed by
+    /// no member of that height's set (which every honest node knows alike).
+    ForeignSigner,
 }
 
 impl Offense {
@@ -118,7 +121,7 @@ impl Offense {
                 BAN_THRESHOLD
             }
             Offense::RateExceeded => 5,
-            Offense::InvalidTransaction => 10,
+            Offense::InvalidTransaction | Offense::ForeignSigner => 10,
             Offense::Unsolicited => 20,
         }
     }

@@ -703,7 +703,12 @@ impl Manager {
             }
             existing.cancel.cancel();
             self.peers.remove(&peer);
-        } else if !outbound && self.inbound_from(address.ip()) >= self.shared.config.max_inbound_per_ip {
+        } else if !outbound
+            && !self.masternodes.contains(&peer)
+            && self.inbound_from(address.ip()) >= self.shared.config.max_inbound_per_ip
+        {
+            // One address's share is full; a masternode (known by the key it proved) is never
+            // refused for where it connects from.
             return;
         } else if self.direction_count(outbound) >= self.limit(outbound) {
             // Full: make room by evicting the worst peer this one may replace, or refuse it.

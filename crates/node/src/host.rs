@@ -714,7 +714,8 @@ impl Host {
     }
 
     /// Notes that `peer` sent a message for `height` and `round`: in this node's round, it
-    /// needs no more proposals; one height behind, it gets the block it is missing (once).
+    /// needs no more proposals; one height behind, a masternode gets the block it is missing
+    /// (once).
     async fn heard_from(&self, state: &mut State, peer: PublicKey, height: u64, round: u32) {
         if height == state.height && round == state.engine.round() {
             if state.heard.0 != round {
@@ -722,6 +723,11 @@ impl Host {
             }
             state.heard.1.insert(peer);
         } else if height.checked_add(1) == Some(state.height)
+            // Pushed only to a masternode (its identity is its operator key, proven in the
+            // handshake): a stranger claiming to be one height behind cannot make this node
+            // upload a block per identity it makes up; it asks with `GetBlocks` like any
+            // peer.
+            && (state.previous_validators.power(&peer) > 0 || state.validators.power(&peer) > 0)
             && let Some(last) = &state.last
             && state.caught_up.insert(peer)
         {
@@ -802,9 +808,13 @@ impl Host {
             .is_some_and(|(_, certificate)| certificate.wants_precommit(&chain, &vote.vote, &vote.validator));
         if !wanted
             || !self
-                .admit_signed(&state.previous_validators, peer, chain, &vote.validator, || {
-                    vote.verify().is_ok()
-                })
+                .admit_signed(
+                    &state.previous_validators,
+                    peer,
+                    (chain, &vote.validator),
+                    false,
+                    || vote.verify().is_ok(),
+                )
                 .await
         {
             return;
@@ -816,17 +826,25 @@ impl Host {
 
     /// Whether a consensus message is worth acting on: it names this network, its signer is a
     /// validator of `validators` (checked first, so a stranger's message costs no
-    /// signature check), and its signature verifies. A bad signature is `peer`'s offense:
-    /// honest nodes pass on only what they verified.
+    /// signature check), and its signature verifies. What honest nodes never pass on is
+    /// `peer`'s offense: a bad signature, another network's tag, and — when `members_only`
+    /// (a message for this node's own height, whose set every honest node knows) — a signer
+    /// outside the set.
     async fn admit_signed(
         &self,
         validators: &ValidatorSet,
         peer: PublicKey,
-        chain: BlockHash,
-        signer: &PublicKey,
+        (chain, signer): (BlockHash, &PublicKey),
+        members_only: bool,
         verify: impl FnOnce() -> bool,
     ) -> bool {
-        if chain != self.genesis.hash() || validators.power(signer) == 0 {
+        let member = validators.power(signer) > 0;
+        if chain != self.genesis.hash() || (members_only && !member) {
+            metrics::counter!("timecoin_foreign_consensus_messages_total").increment(1);
+            self.network.report(peer, Offense::ForeignSigner).await;
+            return false;
+        }
+        if !member {
             return false;
         }
         if verify() {
@@ -854,7 +872,9 @@ impl Host {
                 if height > state.height {
                     let (chain, signer) = (proposal.proposal.chain, proposal.proposer);
                     if self
-                        .admit_signed(&state.validators, peer, chain, &signer, || proposal.verify().is_ok())
+                        .admit_signed(&state.validators, peer, (chain, &signer), false, || {
+                            proposal.verify().is_ok()
+                        })
                         .await
                     {
                         self.saw_height(state, peer, signer, height).await;
@@ -870,6 +890,7 @@ impl Host {
                 // Only the round's proposer may make this node validate a block, and only one.
                 let expected = state.validators.proposer(round);
                 if expected != Some(proposal.proposer)
+                    || block.header.proposer != proposal.proposer
                     || proposal.proposal.block != block.hash()
                     || state.proposed.get(&round).is_some_and(|known| *known != block.hash())
                 {
@@ -877,14 +898,22 @@ impl Host {
                 }
                 let (chain, signer) = (proposal.proposal.chain, proposal.proposer);
                 if !self
-                    .admit_signed(&state.validators, peer, chain, &signer, || proposal.verify().is_ok())
+                    .admit_signed(&state.validators, peer, (chain, &signer), true, || {
+                        proposal.verify().is_ok()
+                    })
                     .await
                 {
                     return Ok(());
                 }
                 // The header commits to every byte of the body, signatures included: a relay
                 // that altered the body cannot take the honest body's place for this hash.
-                if !state.blocks.contains_key(&block.hash()) && !block.matches_header() {
+                // A copy of a body already held must be that body (cheaper to compare than to
+                // hash); a new one must match its header.
+                let altered = match state.blocks.get(&block.hash()) {
+                    Some(held) => *held != block,
+                    None => !block.matches_header(),
+                };
+                if altered {
                     warn!(%peer, height, round, "peer relayed a proposal whose body does not match its header");
                     self.network.report(peer, Offense::InvalidBlock).await;
                     return Ok(());
@@ -912,9 +941,13 @@ impl Host {
                 let current = vote.vote.height == state.height && !state.is_behind();
                 if (vote.vote.height > state.height || current)
                     && !self
-                        .admit_signed(&state.validators, peer, vote.vote.chain, &vote.validator, || {
-                            vote.verify().is_ok()
-                        })
+                        .admit_signed(
+                            &state.validators,
+                            peer,
+                            (vote.vote.chain, &vote.validator),
+                            current,
+                            || vote.verify().is_ok(),
+                        )
                         .await
                 {
                     return Ok(());

@@ -1487,104 +1487,83 @@ fn floods_of_connections_slow_handshakes_and_invalid_signatures_do_not_stop_fina
     net.wait_until(&[0, 1, 2], now + 2);
 }
 
-/// One of four masternodes is Byzantine (a quarter of the power): it signs votes for heights
-/// far ahead, again and again, and relays votes whose signature does not verify. The three
-/// honest ones keep finalizing (one validator's word for a later height is no proof that the
-/// network moved on), and the relayer of bad signatures is banned.
+/// Peak resident memory of a running node, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// One masternode of four is replaced by the attacker, which runs every Byzantine behaviour
+/// at once with its operator key (a quarter of the power: votes for far heights, double
+/// votes, equivocating proposals, forged signatures), beside attacker peers without a key
+/// (swapped proposal bodies, floods of foreign votes, requests never read, every inbound slot
+/// from one address). The three honest masternodes keep finalizing and agree on every hash
+/// (the harness fails on a conflict), their memory stays bounded, and they cut off and ban
+/// the offenders.
 #[test]
-fn a_byzantine_masternode_signing_far_heights_cannot_stop_the_honest_three() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use timecoin_network::{Message, connect};
-    use timecoin_primitives::{BlockHash, Encode, Hash256, SecretKey, SignedVote, Vote, VoteKind};
-    use tokio::net::TcpStream;
+fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack() {
+    use timecoin_attacker::{Attacker, Behaviour, Report};
+    use timecoin_primitives::Encode;
+    use tokio_util::sync::CancellationToken;
 
     let mut net = Localnet::init(4);
     for node in 0..3 {
         net.start(node);
     }
     net.wait_until(&[0, 1, 2], 2);
-    let genesis = net.genesis();
-    let hello = net.stranger_hello();
-    let byzantine = net.key(3, "masternode.key");
-    let start = net.top();
-    let addresses: Vec<std::net::SocketAddr> = (0..3)
-        .map(|node| std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(node))))
-        .collect();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let vote = |height: u64, kind: VoteKind, round: u32| {
-        SignedVote::sign(
-            Vote {
-                chain: genesis.hash(),
-                height,
-                round,
-                kind,
-                block: Some(BlockHash(Hash256([height as u8; 32]))),
-            },
-            &byzantine,
-        )
+    // A payment, so that a block carries a signature for the swapped bodies to alter.
+    let payment = net.payment();
+    net.rpc(
+        0,
+        "sendrawtransaction",
+        serde_json::json!([hex::encode(payment.to_bytes())]),
+    );
+    let masternode = Attacker {
+        hello: net.stranger_hello(),
+        operator: Some(net.key(3, "masternode.key")),
+        targets: (0..3)
+            .map(|node| std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(node))))
+            .collect(),
+        max_frame: 8_000_000,
     };
-    let future: Vec<Vec<u8>> = [start + 2, start + 50, start + 1_000_000, u64::MAX / 2]
+    let keyless = Attacker {
+        operator: None,
+        ..masternode.clone()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cancel = CancellationToken::new();
+    let attacks: Vec<_> = [masternode, keyless]
         .into_iter()
-        .flat_map(|height| [vote(height, VoteKind::Prevote, 0), vote(height, VoteKind::Precommit, 7)])
-        .map(|vote| Message::Vote(vote).to_bytes())
-        .collect();
-    // The Byzantine masternode speaks to every honest node until the test ends, reading
-    // what they send (a peer that does not read is dropped as slow).
-    let liars: Vec<_> = addresses
-        .iter()
-        .enumerate()
-        .map(|(i, address)| {
-            let (address, hello, future, stop) = (*address, hello, future.clone(), Arc::clone(&stop));
-            runtime.spawn(async move {
-                let stream = TcpStream::connect(address).await.unwrap();
-                let key = SecretKey::from_seed([200 + i as u8; 32]);
-                let (secure, _) = connect(stream, &key, true, &hello, 8_000_000, DEADLINE).await.unwrap();
-                let (mut reader, mut writer) = secure.into_split();
-                let reading = tokio::spawn(async move { while reader.receive().await.is_ok() {} });
-                let mut sent = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    for frame in &future {
-                        if writer.send(frame).await.is_ok() {
-                            sent += 1;
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                reading.abort();
-                sent
-            })
+        .map(|attacker| {
+            let cancel = cancel.clone();
+            runtime.spawn(async move { attacker.run(&Behaviour::ALL, cancel).await })
         })
         .collect();
-    net.wait_until(&[0, 1, 2], start + 6);
-    stop.store(true, Ordering::Relaxed);
-    for liar in liars {
-        assert!(runtime.block_on(liar).unwrap() > 0, "the Byzantine votes were sent");
-    }
-
-    // A peer relaying a masternode's vote whose signature does not verify is cut off.
-    let mut forged = vote(start + 1_000, VoteKind::Prevote, 0);
-    forged.signature.0[5] ^= 0x10;
-    let forged = Message::Vote(forged).to_bytes();
-    let address = addresses[0];
-    let cut_off = runtime.block_on(async move {
-        let stream = TcpStream::connect(address).await.unwrap();
-        let key = SecretKey::from_seed([250; 32]);
-        let (secure, _) = connect(stream, &key, true, &hello, 8_000_000, DEADLINE).await.unwrap();
-        let (mut reader, mut writer) = secure.into_split();
-        writer.send(&forged).await.unwrap();
-        // The node hangs up: reading ends (long before the deadline).
-        tokio::time::timeout(DEADLINE, async move { while reader.receive().await.is_ok() {} })
-            .await
-            .is_ok()
-    });
-    assert!(cut_off, "the relayer of a forged vote stays connected");
-    let banned = result(net.rpc(0, "listbanned", serde_json::json!([])));
-    assert!(
-        !banned.as_array().unwrap().is_empty(),
-        "the relayer is banned: {banned}"
+    // The double-signer's evidence is recorded: the masternode is banned on chain.
+    let evidence = net.wait_for_event(0, |e| e["message"] == "evidence recorded: masternode banned");
+    assert_eq!(
+        evidence["masternode"],
+        serde_json::json!(net.key(3, "masternode.key").public_key().to_string())
     );
+    let start = net.top();
+    net.wait_until(&[0, 1, 2], start + 8);
+    for node in 0..3 {
+        let pid = net.children[node].as_ref().unwrap().id();
+        let peak = peak_rss(pid);
+        assert!(peak < 1 << 30, "node {node} peaked at {peak} bytes under attack");
+    }
+    cancel.cancel();
+    for attack in attacks {
+        let report = runtime.block_on(attack).unwrap();
+        assert!(Report::get(&report.sent) > 0, "{report:?}");
+        assert!(Report::get(&report.cut_off) > 0, "nobody was cut off: {report:?}");
+    }
+    for node in 0..3 {
+        let banned = result(net.rpc(node, "listbanned", serde_json::json!([])));
+        assert!(!banned.as_array().unwrap().is_empty(), "node {node} banned nobody");
+    }
     let now = net.top();
     net.wait_until(&[0, 1, 2], now + 2);
 }
