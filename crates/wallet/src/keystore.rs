@@ -1,9 +1,12 @@
 //! The wallet file: the recovery phrase's entropy, encrypted at rest when a passphrase is set
 //! (Argon2id stretches the passphrase into a key; XChaCha20-Poly1305 seals the entropy, so a
 //! wrong passphrase or a changed byte is detected), plus the next unused address indexes.
+//! The Argon2id costs and salt stored with the seal are bound to the key by Argon2 itself and
+//! bounded when read, so an edited file cannot make an unlock take gigabytes or for ever.
 //! The file is JSON, written through a temporary file and a rename, readable by its owner
 //! only.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -20,6 +23,15 @@ const VERSION: u32 = 1;
 /// Argon2id cost: 64 MiB, 3 passes, one lane (OWASP's recommended minimum is 19 MiB, 2 passes).
 const MEMORY_KIB: u32 = 64 * 1024;
 const PASSES: u32 = 3;
+
+/// The Argon2id costs accepted from a file. They are authenticated (Argon2 hashes them and the
+/// salt into the key, so a changed one yields another key and the seal does not open), but
+/// they are used before the passphrase can be checked: unbounded, a file could make an unlock
+/// allocate gigabytes or run for ever. The floor is OWASP's recommended minimum.
+const MEMORY_KIB_ACCEPTED: RangeInclusive<u32> = 19 * 1024..=1024 * 1024;
+const PASSES_ACCEPTED: RangeInclusive<u32> = 2..=10;
+const SALT_BYTES: usize = 16;
+const NONCE_BYTES: usize = 24;
 
 /// Why the wallet file could not be used.
 #[derive(Debug, Error)]
@@ -90,6 +102,41 @@ pub struct Keystore {
     pub change_keys: Vec<String>,
 }
 
+impl Encryption {
+    /// The salt and nonce, if this build accepts the parameters; else what is wrong.
+    fn checked(&self) -> Result<([u8; SALT_BYTES], [u8; NONCE_BYTES]), String> {
+        if self.kdf != "argon2id" {
+            return Err(format!(
+                "unknown key derivation {:?} (this build uses argon2id)",
+                self.kdf
+            ));
+        }
+        if !MEMORY_KIB_ACCEPTED.contains(&self.memory_kib) {
+            return Err(format!(
+                "argon2id memory of {} KiB is outside {}..={} KiB",
+                self.memory_kib,
+                MEMORY_KIB_ACCEPTED.start(),
+                MEMORY_KIB_ACCEPTED.end()
+            ));
+        }
+        if !PASSES_ACCEPTED.contains(&self.passes) {
+            return Err(format!(
+                "argon2id pass count {} is outside {}..={}",
+                self.passes,
+                PASSES_ACCEPTED.start(),
+                PASSES_ACCEPTED.end()
+            ));
+        }
+        let mut salt = [0u8; SALT_BYTES];
+        hex::decode_to_slice(&self.salt, &mut salt)
+            .map_err(|_| format!("the salt is not {} hex characters", 2 * SALT_BYTES))?;
+        let mut nonce = [0u8; NONCE_BYTES];
+        hex::decode_to_slice(&self.nonce, &mut nonce)
+            .map_err(|_| format!("the nonce is not {} hex characters", 2 * NONCE_BYTES))?;
+        Ok((salt, nonce))
+    }
+}
+
 fn stretch(passphrase: &str, salt: &[u8], memory_kib: u32, passes: u32) -> Result<[u8; 32], KeystoreError> {
     let params = Params::new(memory_kib, passes, 1, Some(32)).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
     let mut key = [0u8; 32];
@@ -106,8 +153,8 @@ impl Keystore {
         let (encryption, secret) = match passphrase {
             None => (None, hex::encode(&entropy)),
             Some(passphrase) => {
-                let salt: [u8; 16] = rand::random();
-                let nonce: [u8; 24] = rand::random();
+                let salt: [u8; SALT_BYTES] = rand::random();
+                let nonce: [u8; NONCE_BYTES] = rand::random();
                 let key = stretch(passphrase, &salt, MEMORY_KIB, PASSES)?;
                 let cipher = XChaCha20Poly1305::new((&key).into());
                 let sealed = cipher
@@ -172,11 +219,7 @@ impl Keystore {
             (None, _) => secret,
             (Some(_), None) => return Err(KeystoreError::Locked),
             (Some(encryption), Some(passphrase)) => {
-                let salt = hex::decode(&encryption.salt).map_err(|_| corrupt("salt is not hex"))?;
-                let nonce = hex::decode(&encryption.nonce).map_err(|_| corrupt("nonce is not hex"))?;
-                if encryption.kdf != "argon2id" || nonce.len() != 24 {
-                    return Err(corrupt("unknown key derivation or nonce size"));
-                }
+                let (salt, nonce) = encryption.checked().map_err(KeystoreError::Damaged)?;
                 let key = stretch(passphrase, &salt, encryption.memory_kib, encryption.passes)?;
                 XChaCha20Poly1305::new((&key).into())
                     .decrypt(XNonce::from_slice(&nonce), secret.as_slice())
@@ -201,6 +244,12 @@ impl Keystore {
                 path: path.display().to_string(),
                 reason: format!("version {} (this build reads {VERSION})", keystore.version),
             });
+        }
+        if let Some(encryption) = &keystore.encryption {
+            encryption.checked().map_err(|reason| KeystoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: format!("{reason}; restore the file from a backup or the wallet from its phrase"),
+            })?;
         }
         Ok(keystore)
     }
@@ -283,4 +332,101 @@ mod tests {
         assert!(matches!(error, KeystoreError::Corrupt { .. }), "{error}");
         assert!(error.to_string().contains("wallet.json"));
     }
+
+    /// An edit to a wallet file's encryption parameters.
+    type Change = fn(&mut Encryption);
+
+    /// The wallet file is not authenticated as a whole, and its Argon2 costs are read before
+    /// the passphrase can be checked: costs a build would not write are refused on read,
+    /// before any key derivation runs.
+    #[test]
+    fn absurd_key_derivation_costs_are_refused_before_any_derivation() {
+        let mnemonic = Mnemonic::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        let sealed = Keystore::new("local", &mnemonic, Some("pw")).unwrap();
+        let cases: [(&str, Change, &str); 6] = [
+            ("4 TiB", |e| e.memory_kib = u32::MAX, "4294967295 KiB"),
+            ("2 GiB", |e| e.memory_kib = 2 * 1024 * 1024, "2097152 KiB"),
+            ("8 KiB", |e| e.memory_kib = 8, "8 KiB"),
+            ("endless", |e| e.passes = u32::MAX, "pass count 4294967295"),
+            ("one pass", |e| e.passes = 1, "pass count 1 "),
+            ("long salt", |e| e.salt = "00".repeat(4096), "salt"),
+        ];
+        for (name, change, named) in cases {
+            let mut keystore = sealed.clone();
+            change(keystore.encryption.as_mut().unwrap());
+            keystore.save(&path).unwrap();
+            let error = Keystore::load(&path).expect_err(name);
+            assert!(matches!(error, KeystoreError::Corrupt { .. }), "{name}: {error}");
+            let message = error.to_string();
+            assert!(
+                message.contains(named) && message.contains("wallet.json"),
+                "{name}: {message}"
+            );
+            // A keystore that did not come from `load` is refused as well.
+            let error = keystore.mnemonic(Some("pw")).unwrap_err();
+            assert!(matches!(error, KeystoreError::Damaged(_)), "{name}: {error}");
+        }
+    }
+
+    /// Argon2 hashes its costs and the salt into the key, so a changed one gives another key
+    /// and the seal does not open: the parameters are authenticated without a format change.
+    #[test]
+    fn a_changed_key_derivation_parameter_fails_decryption() {
+        let mnemonic = Mnemonic::generate().unwrap();
+        let sealed = Keystore::new("local", &mnemonic, Some("pw")).unwrap();
+        assert_eq!(sealed.mnemonic(Some("pw")).unwrap(), mnemonic);
+        let changes: [Change; 3] = [
+            |e| e.memory_kib = 32 * 1024,
+            |e| e.passes = 2,
+            |e| e.salt = hex::encode([7u8; 16]),
+        ];
+        for change in changes {
+            let mut keystore = sealed.clone();
+            change(keystore.encryption.as_mut().unwrap());
+            assert!(matches!(
+                keystore.mnemonic(Some("pw")),
+                Err(KeystoreError::WrongPassphrase)
+            ));
+        }
+    }
+
+    /// A version 1 file written before the costs were bounded (64 MiB, 3 passes) still opens.
+    #[test]
+    fn an_existing_version_1_wallet_file_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        std::fs::write(&path, VERSION_1_FILE).unwrap();
+        let keystore = Keystore::load(&path).unwrap();
+        assert_eq!(
+            keystore.mnemonic(Some("correct horse")).unwrap().phrase(),
+            VERSION_1_PHRASE
+        );
+    }
+
+    /// A wallet file written by the first release (entropy 0011…eeff twice, passphrase
+    /// "correct horse"): later builds must keep opening it.
+    const VERSION_1_FILE: &str = r#"{
+  "version": 1,
+  "network": "local",
+  "encryption": {
+    "kdf": "argon2id",
+    "memory_kib": 65536,
+    "passes": 3,
+    "salt": "4a9e733956ad6da55fe22f5efc1cacea",
+    "nonce": "c693ba5b3a06931a2577729f1a50806dbf1f558373b4900c"
+  },
+  "secret": "321e981e6a20d6355b4c10af84148ca4a2bab6093723beff48eb1821e22ef5c0afae46a17dab7fa6bc37ef19ab884a96",
+  "next_receive": 1,
+  "next_change": 0,
+  "receive_keys": [
+    "6c5002a6f9847daea7120c71360681089ee78ef17875c2f8168f02e4570cba1a"
+  ],
+  "change_keys": [
+    "40402875c9797a14bc1ee0e3ca48717b649014dc5d3c2a98cd50497650c9d2fb"
+  ]
+}"#;
+    const VERSION_1_PHRASE: &str = "abandon math mimic master filter design carbon crystal rookie group knife wrap absurd \
+        much snack melt grid rough chapter fever rubber humble room trophy";
 }
