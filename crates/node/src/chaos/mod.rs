@@ -3,12 +3,14 @@
 //! node dialling its peers through a fault-injecting TCP relay; puts the network under a
 //! steady load of signed payments; and injects a seeded schedule of faults (kill -9 and
 //! restart, SIGSTOP/SIGCONT, link down, latency and jitter, loss, connection cuts, a bandwidth
-//! cap, a partition, a wiped node, a clock offset). Then it checks that the nodes agree on
+//! cap, a partition, a wiped node, a clock offset, a node replaced by a Byzantine attacker
+//! holding its key). Then it checks that the nodes agree on
 //! every block and UTXO-set commitment, that every transaction a node's API reported in a
 //! block is in every node's chain, that no node lost a block it had reported, and that after
 //! the last heal every node reaches a new common height within a bound. It prints the seed
 //! and a timeline, and writes `report.json` and `heights.png` per seed.
 
+mod byzantine;
 mod lab;
 mod observe;
 mod relay;
@@ -56,7 +58,7 @@ pub(crate) struct Options {
     /// Seeds to run, one after another from the first (overrides the profile).
     #[arg(long)]
     pub(crate) seeds: Option<u64>,
-    /// Kinds of fault per seed, 1 to 10 (overrides the profile).
+    /// Kinds of fault per seed, 1 to 11 (overrides the profile).
     #[arg(long)]
     pub(crate) kinds: Option<usize>,
     /// Masternodes in the network.
@@ -220,6 +222,12 @@ struct Run<'a> {
     partition: Option<Vec<usize>>,
     faketime: Option<PathBuf>,
     timeline: Vec<(f64, String)>,
+    /// The genesis, for an attacker's introduction.
+    genesis: &'a Genesis,
+    /// Where each node listens, reached over the bridge (an attacker dials these).
+    listening: Vec<SocketAddr>,
+    /// Attackers running in place of nodes, by node.
+    impostors: std::collections::HashMap<usize, byzantine::Impostor>,
 }
 
 fn run_seed(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Result<Report> {
@@ -304,6 +312,13 @@ fn run_seed(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Result<Re
         partition: None,
         faketime,
         timeline: Vec::new(),
+        genesis: &genesis,
+        listening: ports
+            .iter()
+            .zip(&node_ips)
+            .map(|(p, ip)| SocketAddr::new(*ip, *p))
+            .collect(),
+        impostors: std::collections::HashMap::new(),
     };
     let outcome = std::thread::scope(|scope| {
         let load = scope.spawn(|| {
@@ -586,6 +601,20 @@ impl Run<'_> {
                 self.partition = Some(side.clone());
                 self.apply_links();
             }
+            Fault::Byzantine { node, behaviours } => {
+                self.set_up(*node, false);
+                self.nodes.signal(*node, "KILL")?;
+                let targets = self
+                    .listening
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| k != node)
+                    .map(|(_, address)| *address)
+                    .collect();
+                let impostor =
+                    byzantine::Impostor::start(self.nodes.dir(*node)?, self.genesis, targets, behaviours.clone())?;
+                self.impostors.insert(*node, impostor);
+            }
             Fault::Clock { node, offset_ms } => {
                 let faketime = self
                     .faketime
@@ -623,6 +652,14 @@ impl Run<'_> {
                 self.apply_links();
             }
             Fault::Clock { node, .. } => self.restart(*node, Vec::new())?,
+            Fault::Byzantine { node, .. } => {
+                if let Some(impostor) = self.impostors.remove(node) {
+                    let line = impostor.stop()?;
+                    self.note(line);
+                }
+                self.nodes.start_one(*node)?;
+                self.set_up(*node, true);
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::fmt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use timecoin_attacker::Behaviour;
 
 /// One perturbation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +36,13 @@ pub(crate) enum Fault {
     /// Restarted with its clock `offset_ms` off (libfaketime), and restarted at the true time
     /// when the fault ends.
     Clock { node: usize, offset_ms: i64 },
+    /// `kill -9`, and the attacker in its place with its operator key running `behaviours`
+    /// against the others; the node restarts when the fault ends.
+    Byzantine { node: usize, behaviours: Vec<Behaviour> },
 }
 
 /// The kinds of fault, in the order a CI run with every kind takes them.
-pub(crate) const KINDS: [&str; 10] = [
+pub(crate) const KINDS: [&str; 11] = [
     "kill",
     "pause",
     "link-down",
@@ -49,7 +53,11 @@ pub(crate) const KINDS: [&str; 10] = [
     "partition",
     "wipe",
     "clock",
+    "byzantine",
 ];
+
+/// Behaviours a byzantine fault draws.
+const BYZANTINE_BEHAVIOURS: usize = 3;
 
 impl Fault {
     /// The nodes the fault acts on.
@@ -63,7 +71,8 @@ impl Fault {
             | Fault::Cuts { node, .. }
             | Fault::Bandwidth { node, .. }
             | Fault::Wipe { node }
-            | Fault::Clock { node, .. } => vec![*node],
+            | Fault::Clock { node, .. }
+            | Fault::Byzantine { node, .. } => vec![*node],
             Fault::Partition { side } => side.clone(),
         }
     }
@@ -89,6 +98,14 @@ impl fmt::Display for Fault {
             }
             Fault::Wipe { node } => write!(f, "kill -9 node{node} and wipe its chain"),
             Fault::Clock { node, offset_ms } => write!(f, "node{node}'s clock {offset_ms:+} ms off"),
+            Fault::Byzantine { node, behaviours } => {
+                let names: Vec<&str> = behaviours.iter().map(|b| b.name()).collect();
+                write!(
+                    f,
+                    "node{node} replaced by an attacker with its key: {}",
+                    names.join(", ")
+                )
+            }
         }
     }
 }
@@ -162,6 +179,13 @@ pub(crate) fn plan(seed: u64, nodes: usize, kinds: usize) -> Vec<Event> {
                 Fault::Partition { side }
             }
             "wipe" => Fault::Wipe { node },
+            "byzantine" => {
+                let mut behaviours = Behaviour::ALL.to_vec();
+                behaviours.shuffle(&mut rng);
+                behaviours.truncate(BYZANTINE_BEHAVIOURS);
+                behaviours.sort_by_key(|b| Behaviour::ALL.iter().position(|a| a == b));
+                Fault::Byzantine { node, behaviours }
+            }
             _ => {
                 let magnitude = rng.random_range(1_000..=30_000i64);
                 Fault::Clock {
