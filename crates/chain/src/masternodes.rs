@@ -52,7 +52,8 @@ pub enum Status {
         /// The first height at which it may re-announce or unlock.
         until: u64,
     },
-    /// Revoked by its operator; returns by an owner's update.
+    /// Revoked by its operator; returns by an owner's update, or leaves by an unlock a whole
+    /// evidence window later ([`Entry::unlockable_from`]).
     Revoked {
         /// The height of the revocation.
         at: u64,
@@ -122,6 +123,28 @@ impl Entry {
             Status::Banned { until } if until > height => Some(until),
             _ => None,
         }
+    }
+
+    /// The first height at which its collateral may be unlocked: `max_evidence_age_blocks`
+    /// after the last height it voted on, and not before a double-signing ban ends. The last
+    /// block that may carry evidence of its last votes is that height itself, and a block's
+    /// evidence applies before its transactions, so every offence it committed while voting
+    /// can still ban it before its collateral is free. `None` while it is active or pending:
+    /// it must leave the voting set first (a revocation).
+    pub fn unlockable_from(&self, params: &ChainParams) -> Option<u64> {
+        // The height it left the voting set at: the set of the next block no longer held it.
+        let left = match self.status {
+            Status::Active { .. } | Status::Pending { .. } => return None,
+            // Revoked while pending, it last voted before that: waiting from here is longer.
+            Status::Revoked { at } => at,
+            Status::PoseBanned { since } => since,
+            Status::Banned { until } => until.saturating_sub(params.evidence_ban_blocks),
+        };
+        let after_evidence = left.saturating_add(params.max_evidence_age_blocks);
+        Some(match self.status {
+            Status::Banned { until } => after_evidence.max(until),
+            _ => after_evidence,
+        })
     }
 
     /// Whether its current operator key signed for it at `height`.
@@ -847,6 +870,30 @@ mod tests {
                 .len(),
             MAX_MASTERNODES
         );
+    }
+
+    #[test]
+    fn a_collateral_unlocks_a_whole_evidence_window_after_its_masternode_stopped_voting() {
+        let mut params = ChainParams::for_network(timecoin_primitives::Network::Mainnet);
+        params.max_evidence_age_blocks = 1_000;
+        params.evidence_ban_blocks = 100_000;
+        let with = |status| Entry {
+            status,
+            ..active(0, Tier::Bronze)
+        };
+        assert_eq!(with(Status::Active { since_ms: 5 }).unlockable_from(&params), None);
+        assert_eq!(with(Status::Pending { active_from: 7 }).unlockable_from(&params), None);
+        assert_eq!(with(Status::Revoked { at: 50 }).unlockable_from(&params), Some(1_050));
+        assert_eq!(
+            with(Status::PoseBanned { since: 60 }).unlockable_from(&params),
+            Some(1_060)
+        );
+        // Banned at 70: the ban outlasts the window.
+        let banned = with(Status::Banned { until: 100_070 });
+        assert_eq!(banned.unlockable_from(&params), Some(100_070));
+        // A ban shorter than the window: the window still counts from the ban's block.
+        params.evidence_ban_blocks = 10;
+        assert_eq!(banned.unlockable_from(&params), Some(101_060));
     }
 
     #[test]

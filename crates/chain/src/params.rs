@@ -60,7 +60,9 @@ pub struct ChainParams {
     pub pose_ban_threshold: u32,
     /// How long (blocks) evidence of double-signing bans a masternode.
     pub evidence_ban_blocks: u64,
-    /// The oldest evidence a block may carry, in blocks below its height.
+    /// The oldest evidence a block may carry, in blocks below its height; also how long a
+    /// collateral stays locked after its masternode leaves the voting set, so that evidence
+    /// of its last votes can still ban it.
     pub max_evidence_age_blocks: u64,
 }
 
@@ -74,11 +76,12 @@ impl ChainParams {
             Network::Testnet => (*b"TIMT", 24100, 24101, 3),
             Network::Local => (*b"TIML", 24200, 24201, 1),
         };
-        // A local chain runs blocks as fast as they are asked for, so its masternodes join
-        // within a couple of blocks; public networks wait longer.
-        let (masternode_activation_blocks, evidence_ban_blocks) = match network {
-            Network::Mainnet | Network::Testnet => (10, 100_000),
-            Network::Local => (2, 10_000),
+        // A local chain runs blocks as fast as they are asked for (one a second when idle),
+        // so its masternodes join within a couple of blocks and a collateral unlocks within
+        // the evidence window of 20 blocks after a revocation; public networks wait longer.
+        let (masternode_activation_blocks, evidence_ban_blocks, max_evidence_age_blocks) = match network {
+            Network::Mainnet | Network::Testnet => (10, 100_000, 1_000),
+            Network::Local => (2, 10_000, 20),
         };
         ChainParams {
             network,
@@ -98,7 +101,7 @@ impl ChainParams {
             pose_miss_penalty: 2,
             pose_ban_threshold: 1_000,
             evidence_ban_blocks,
-            max_evidence_age_blocks: 1_000,
+            max_evidence_age_blocks,
         }
     }
 }

@@ -220,6 +220,21 @@ pub enum MasternodeTxError {
     /// An unlock that does not spend the masternode's collateral.
     #[error("the unlock does not spend the collateral of masternode {0}")]
     CollateralNotSpent(TxId),
+    /// An unlock of a masternode that is still in the voting set or about to join it.
+    #[error(
+        "masternode {0} is active or pending: revoke it first (masternoderevoke); its collateral unlocks once evidence of its last votes can no longer enter a block"
+    )]
+    UnlockWhileServing(TxId),
+    /// An unlock before evidence of the masternode's last votes stops being accepted.
+    #[error(
+        "masternode {masternode} may unlock its collateral from height {from}, once evidence of its last votes can no longer enter a block"
+    )]
+    UnlockTooEarly {
+        /// The masternode.
+        masternode: TxId,
+        /// The first height whose block may hold the unlock.
+        from: u64,
+    },
     /// The masternode is banned for double-signing.
     #[error("masternode {masternode} is banned for double-signing until height {until}")]
     Banned {
@@ -305,6 +320,8 @@ impl TxError {
                 MasternodeTxError::DuplicateService(..) => "bad-protx-dup-addr",
                 MasternodeTxError::Unknown(_) => "bad-protx-hash",
                 MasternodeTxError::CollateralNotSpent(_) => "bad-protx-unlock",
+                MasternodeTxError::UnlockWhileServing(_) => "bad-protx-unlock-serving",
+                MasternodeTxError::UnlockTooEarly { .. } => "bad-protx-unlock-early",
                 MasternodeTxError::Banned { .. } => "bad-protx-banned",
                 MasternodeTxError::PenaltyNotDecayed { .. } => "bad-protx-penalty",
                 MasternodeTxError::AlreadyRevoked(_) => "bad-protx-revoked",
@@ -489,7 +506,18 @@ pub fn check_masternode_rules(
                 return Err(MasternodeTxError::CollateralNotSpent(u.masternode).into());
             }
             not_banned(entry)?;
-            Ok(None)
+            // A masternode that could unlock at once would take its collateral out of reach
+            // of the evidence of its last votes: it leaves the voting set first, and the
+            // collateral stays locked while that evidence may still enter a block.
+            match entry.unlockable_from(ctx.params) {
+                None => Err(MasternodeTxError::UnlockWhileServing(entry.id).into()),
+                Some(from) if ctx.height < from => Err(MasternodeTxError::UnlockTooEarly {
+                    masternode: entry.id,
+                    from,
+                }
+                .into()),
+                Some(_) => Ok(None),
+            }
         }
         Payload::Register(r) => {
             if r.tier == Tier::Free {

@@ -16,8 +16,8 @@ use timecoin_chain::{
 };
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, Domain, Encode, Equivocation, Hash256,
-    MasternodeSet, Network, OutPoint, Payload, PublicKey, Registration, SecretKey, Tier, Transaction, TxId, TxInput,
-    TxOutput, Unlock, chain_state_hash, payload_signature_message,
+    MasternodeSet, Network, OutPoint, Payload, PublicKey, Registration, Revocation, SecretKey, Tier, Transaction, TxId,
+    TxInput, TxOutput, Unlock, chain_state_hash, payload_signature_message,
 };
 
 /// The key derived from `label` and `index`, the same on every run.
@@ -359,6 +359,32 @@ impl ChainBuilder {
             signature: Default::default(),
         });
         self.special(&inputs, outputs, registration, Some(&collateral_key))
+    }
+
+    /// The revocation of masternode `id`, signed by its operator key `operator`, its fee paid
+    /// from the first of the builder's coins that backs no masternode.
+    pub fn revocation(&self, id: TxId, operator: &SecretKey) -> Transaction {
+        let Some(coin) = self
+            .spendable()
+            .into_iter()
+            .find(|(outpoint, _)| self.list.by_collateral(outpoint).is_none())
+        else {
+            panic!("the builder holds no coin to pay the revocation's fee");
+        };
+        let back = TxOutput {
+            amount: coin
+                .1
+                .output
+                .amount
+                .checked_sub(Amount::from_units(100_000))
+                .unwrap_or(Amount::ZERO),
+            address: coin.1.output.address,
+        };
+        let payload = Payload::Revoke(Revocation {
+            masternode: id,
+            signature: Default::default(),
+        });
+        self.special(&[coin], vec![back], payload, Some(operator))
     }
 
     /// The unlock of masternode `id`: its collateral, less a fee, back to the collateral's key.

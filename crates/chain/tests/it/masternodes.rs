@@ -105,13 +105,12 @@ fn a_registration_votes_after_the_delay_its_collateral_is_locked_and_an_unlock_r
         })
     ));
 
-    // An unlock spends it and takes the masternode off the list. The block that does so is
-    // still signed by the set that includes it, and the next block's certificate of it is
-    // checked against that set.
-    let unlock = chain.unlock(id);
+    // A revocation takes it out of the voting set. The block that does so is still signed
+    // by the set that includes it, and the next block's certificate of it is checked against
+    // that set.
+    let revoke = chain.revocation(id, &operator);
     let signers = chain.list.voting_set().clone();
-    let block = mine(&mut chain, vec![unlock]);
-    assert!(chain.list.get(&id).is_none());
+    let block = mine(&mut chain, vec![revoke]);
     assert_eq!(chain.list.signers(), &signers);
     assert_eq!(chain.list.voting_set().voting_power(&operator.public_key()), 0);
     assert_eq!(chain.list.voting_set().members().len(), 4);
@@ -125,6 +124,17 @@ fn a_registration_votes_after_the_delay_its_collateral_is_locked_and_an_unlock_r
             .iter()
             .any(|s| s.validator == operator.public_key())
     );
+
+    // An unlock a whole evidence window later spends the collateral and takes the masternode
+    // off the list.
+    let from = block.header.height + chain.params().max_evidence_age_blocks;
+    while chain.tip.height + 1 < from {
+        mine(&mut chain, vec![]);
+    }
+    let unlock = chain.unlock(id);
+    mine(&mut chain, vec![unlock]);
+    assert!(chain.list.get(&id).is_none());
+    assert!(chain.list.by_collateral(&collateral).is_none());
 }
 
 #[test]
@@ -553,14 +563,6 @@ fn special(chain: &ChainBuilder, payload: Payload, signer: &SecretKey) -> timeco
     chain.special(&[coin], vec![back], payload, Some(signer))
 }
 
-fn revocation(chain: &ChainBuilder, id: TxId, operator: &SecretKey) -> timecoin_primitives::Transaction {
-    let payload = Payload::Revoke(timecoin_primitives::Revocation {
-        masternode: id,
-        signature: Default::default(),
-    });
-    special(chain, payload, operator)
-}
-
 #[test]
 fn a_masternode_banned_for_double_signing_cannot_revoke_its_way_out_of_the_ban() {
     let mut chain = builder(4, 6);
@@ -570,7 +572,7 @@ fn a_masternode_banned_for_double_signing_cannot_revoke_its_way_out_of_the_ban()
     // Evidence and the offender's revocation in one block: the ban comes first, so the
     // revocation is refused.
     let evidence = double_sign(&chain, &operator, chain.tip.height);
-    let revoke = revocation(&chain, id, &operator);
+    let revoke = chain.revocation(id, &operator);
     let both = chain.build_block_with(vec![revoke.clone()], vec![evidence]);
     let until = both.header.height + chain.params().evidence_ban_blocks;
     assert!(
@@ -592,7 +594,7 @@ fn a_masternode_banned_for_double_signing_cannot_revoke_its_way_out_of_the_ban()
     assert_eq!(chain.list.get(&id).unwrap().status, Status::Banned { until });
 
     // Once banned, a revocation is refused alone and in a block.
-    let revoke = revocation(&chain, id, &operator);
+    let revoke = chain.revocation(id, &operator);
     assert_eq!(
         tx_error(&chain, &revoke),
         TxError::Masternode(MasternodeTxError::Banned { masternode: id, until })
@@ -798,9 +800,105 @@ fn replaced_operator_keys_are_kept_while_evidence_may_reach_them_and_rotations_a
     let last = former[max - 2];
     assert_eq!((last.operator, last.until), (keys[max - 1].public_key(), rotated));
 
-    // An unlock takes the masternode's replaced keys off the list with it.
+    // An unlock takes the masternode's replaced keys off the list with it. It comes a whole
+    // evidence window after the revocation; only a key replaced in the revocation's own block
+    // is still kept by then.
+    let last = key("rotating often", 99);
+    let rotate = rotation(&chain, id, &last, 30_123);
+    let mut other = chain.clone();
+    for input in &rotate.inputs {
+        other.utxos.remove(&input.prevout);
+    }
+    let revoke = other.revocation(id, &last);
+    let revoked = mine(&mut chain, vec![rotate, revoke]).header.height;
+    assert_eq!(chain.list.get(&id).unwrap().status, Status::Revoked { at: revoked });
+    while chain.tip.height + 1 < revoked + window {
+        mine(&mut chain, vec![]);
+    }
+    let kept = chain.list.former_operators(&id);
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].operator, kept[0].until), (keys[max].public_key(), revoked));
     let unlock = chain.unlock(id);
     mine(&mut chain, vec![unlock]);
     assert!(chain.list.former_operators(&id).is_empty());
     assert_eq!(MasternodeList::from_bytes(&chain.list.to_bytes()).unwrap(), chain.list);
+}
+
+#[test]
+fn a_masternode_unlocks_only_once_evidence_of_its_last_votes_can_no_longer_arrive() {
+    let mut chain = builder(4, 8);
+    let operator = key("leaving", 0);
+    let id = active_masternode(&mut chain, &operator, 30_130);
+    let window = chain.params().max_evidence_age_blocks;
+
+    // It double-signs, then asks for its collateral in the next block, before the evidence
+    // lands: refused, it is still in the voting set.
+    let offence = chain.tip.height;
+    let evidence = double_sign(&chain, &operator, offence);
+    let error = tx_error(&chain, &chain.unlock(id));
+    assert_eq!(error, TxError::Masternode(MasternodeTxError::UnlockWhileServing(id)));
+    assert_eq!(error.code(), "bad-protx-unlock-serving");
+
+    // It revokes: it no longer votes from the next block on, but its collateral stays locked
+    // for a whole evidence window after the last height it voted on.
+    let revoke = chain.revocation(id, &operator);
+    let revoked = mine(&mut chain, vec![revoke]).header.height;
+    let from = revoked + window;
+    let error = tx_error(&chain, &chain.unlock(id));
+    assert_eq!(
+        error,
+        TxError::Masternode(MasternodeTxError::UnlockTooEarly { masternode: id, from })
+    );
+    assert_eq!(error.code(), "bad-protx-unlock-early");
+    assert!(error.to_string().contains(&format!("height {from}")), "{error}");
+
+    // Evidence of a vote it signed before the revocation still bans it, and the ban keeps
+    // the collateral locked.
+    let mut caught = chain.clone();
+    let block = caught.build_block_with(vec![], vec![evidence]);
+    judge(&caught, &block).unwrap();
+    caught.apply(&block);
+    let until = block.header.height + caught.params().evidence_ban_blocks;
+    assert_eq!(caught.list.get(&id).unwrap().status, Status::Banned { until });
+    assert_eq!(
+        tx_error(&caught, &caught.unlock(id)),
+        TxError::Masternode(MasternodeTxError::Banned { masternode: id, until })
+    );
+
+    // The unlock is valid from `from`, the last block that may still carry evidence of its
+    // last votes (at the revocation's height); such evidence applies first and refuses it.
+    while chain.tip.height + 1 < from {
+        assert_eq!(
+            tx_error(&chain, &chain.unlock(id)),
+            TxError::Masternode(MasternodeTxError::UnlockTooEarly { masternode: id, from })
+        );
+        mine(&mut chain, vec![]);
+    }
+    let unlock = chain.unlock(id);
+    check_transaction(&unlock, &chain.view(), &chain.tx_context()).unwrap();
+    let last_votes = double_sign(&chain, &operator, revoked);
+    let both = chain.build_block_with(vec![unlock.clone()], vec![last_votes]);
+    assert!(
+        matches!(
+            judge(&chain, &both),
+            Err(BlockError::Transaction {
+                index: 1,
+                error: TxError::Masternode(MasternodeTxError::Banned { .. }),
+                ..
+            })
+        ),
+        "{:?}",
+        judge(&chain, &both)
+    );
+    // Evidence of its earlier offence is too old by then.
+    let stale = chain.build_block_with(vec![], vec![evidence]);
+    assert!(matches!(
+        judge(&chain, &stale),
+        Err(BlockError::Evidence { index: 0, .. })
+    ));
+
+    // Without evidence, it unlocks and leaves the list.
+    let block = mine(&mut chain, vec![unlock]);
+    assert_eq!(block.header.height, from);
+    assert!(chain.list.get(&id).is_none());
 }

@@ -156,14 +156,25 @@ fn evidence_in_the_block_leaves_out_the_offender_s_own_transactions() {
     }
     assert!(matches!(chain.list.get(&id).unwrap().status, Status::Active { .. }));
 
-    // It double-signs, and asks to unlock its collateral before the evidence is recorded.
-    let evidence = double_sign(&chain, &operator, chain.tip.height, 1);
+    // It revokes, double-signs at the revocation's height (its last votes), and asks to
+    // unlock its collateral as soon as the rule allows: in the last block that may still
+    // record the evidence.
+    let revoke = chain.revocation(id, &operator);
+    let block = chain.build_block(vec![revoke]);
+    judge(&chain, &block).unwrap();
+    chain.apply(&block);
+    let revoked = block.header.height;
+    while chain.tip.height + 1 < revoked + chain.params().max_evidence_age_blocks {
+        let block = chain.build_block(vec![]);
+        chain.apply(&block);
+    }
+    let evidence = double_sign(&chain, &operator, revoked, 1);
     let unlock = chain.unlock(id);
     let payment = spend_paying(&chain, free_coin(&chain, &[]), 1_000);
     check_transaction(&unlock, &chain.view(), &chain.tx_context()).unwrap();
     // A second proof against it, and one against no masternode, are left out as well.
-    let again = double_sign(&chain, &operator, chain.tip.height, 5);
-    let stranger = double_sign(&chain, &key("stranger", 0), chain.tip.height, 1);
+    let again = double_sign(&chain, &operator, revoked, 5);
+    let stranger = double_sign(&chain, &key("stranger", 0), revoked, 1);
 
     let proposal = propose(
         &chain,

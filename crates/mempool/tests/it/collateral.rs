@@ -1,12 +1,15 @@
 //! A registration's collateral counts as spent by the registration: the pool never holds a
-//! registration beside a spend of its collateral, which no block could hold together.
+//! registration beside a spend of its collateral, which no block could hold together. An
+//! unlock enters the pool from the height a block may hold it, and leaves it when evidence
+//! bans its masternode.
 
 use std::net::SocketAddr;
 
-use timecoin_chain::{TxError, Utxo};
-use timecoin_mempool::{MempoolConfig, MempoolError};
+use timecoin_chain::{MasternodeTxError, TxError, Utxo};
+use timecoin_mempool::{Mempool, MempoolConfig, MempoolError};
 use timecoin_primitives::{
-    Amount, Equivocation, OutPoint, Payload, Registration, SignedVote, Tier, Transaction, TxOutput, Vote, VoteKind,
+    Amount, Block, Equivocation, OutPoint, Payload, Registration, SecretKey, SignedVote, Tier, Transaction, TxId,
+    TxOutput, Vote, VoteKind,
 };
 use timecoin_test_utils::{ChainBuilder, key, payload};
 
@@ -114,14 +117,13 @@ fn a_child_spending_a_pooled_registration_s_own_collateral_is_refused() {
     mempool.check_invariants().unwrap();
 }
 
-#[test]
-fn a_block_s_evidence_takes_the_banned_masternode_s_transactions_out_of_the_pool() {
-    let mut chain = ChainBuilder::new(6);
-    let operator = key("operator", 41);
+/// Registers a Bronze masternode operated by `operator` at `port` and mines blocks until it
+/// votes; returns its id.
+fn active_masternode(chain: &mut ChainBuilder, operator: &SecretKey, port: u16) -> TxId {
     let registration = chain.registration(
         Tier::Bronze,
         operator.public_key(),
-        SocketAddr::from(([127, 0, 0, 1], 30_320)),
+        SocketAddr::from(([127, 0, 0, 1], port)),
     );
     let id = registration.txid();
     for txs in
@@ -130,13 +132,78 @@ fn a_block_s_evidence_takes_the_banned_masternode_s_transactions_out_of_the_pool
         let block = chain.build_block(txs);
         chain.apply(&block);
     }
+    id
+}
+
+/// Mines a block of `txs` and shows it to `mempool`.
+fn mine(chain: &mut ChainBuilder, mempool: &mut Mempool, txs: Vec<Transaction>) -> Block {
+    let block = chain.build_block(txs);
+    chain.apply(&block);
+    mempool.block_connected(&block, &chain.view()).unwrap();
+    block
+}
+
+#[test]
+fn the_pool_admits_an_unlock_from_the_height_a_block_may_hold_it() {
+    let mut chain = ChainBuilder::new(6);
+    let operator = key("operator", 42);
+    let id = active_masternode(&mut chain, &operator, 30_330);
     let mut mempool = pool(&chain, MempoolConfig::default());
+    let refusal = |chain: &ChainBuilder, mempool: &mut Mempool| {
+        let unlock = chain.unlock(id);
+        let error = mempool.add(unlock.clone(), &chain.view(), NOW).unwrap_err();
+        // The pool refuses it exactly when the chain would refuse it in the next block.
+        let block = chain.build_block(vec![unlock]);
+        let ctx = chain.block_context(chain.tip.timestamp_ms + 60_000);
+        assert!(timecoin_chain::check_block(&block, &chain.view(), &ctx).is_err());
+        error
+    };
+    assert_eq!(
+        refusal(&chain, &mut mempool),
+        MempoolError::Invalid(TxError::Masternode(MasternodeTxError::UnlockWhileServing(id)))
+    );
+
+    let revoke = chain.revocation(id, &operator);
+    let revoked = mine(&mut chain, &mut mempool, vec![revoke]).header.height;
+    let from = revoked + chain.params().max_evidence_age_blocks;
+    while chain.tip.height + 1 < from {
+        assert_eq!(
+            refusal(&chain, &mut mempool),
+            MempoolError::Invalid(TxError::Masternode(MasternodeTxError::UnlockTooEarly {
+                masternode: id,
+                from
+            }))
+        );
+        mine(&mut chain, &mut mempool, vec![]);
+    }
+    let unlock = chain.unlock(id);
+    assert_eq!(mempool.add(unlock.clone(), &chain.view(), NOW), Ok(unlock.txid()));
+    mempool.check_invariants().unwrap();
+    let block = mine(&mut chain, &mut mempool, vec![unlock.clone()]);
+    assert_eq!(block.header.height, from);
+    assert!(mempool.is_empty());
+    assert!(chain.list.get(&id).is_none());
+}
+
+#[test]
+fn a_block_s_evidence_takes_the_banned_masternode_s_transactions_out_of_the_pool() {
+    let mut chain = ChainBuilder::new(6);
+    let operator = key("operator", 41);
+    let id = active_masternode(&mut chain, &operator, 30_320);
+    let mut mempool = pool(&chain, MempoolConfig::default());
+    // It revokes, and its unlock waits in the pool for the first block that may hold it: the
+    // last that may still record evidence of its votes at the revocation's height.
+    let revoke = chain.revocation(id, &operator);
+    let revoked = mine(&mut chain, &mut mempool, vec![revoke]).header.height;
+    while chain.tip.height + 1 < revoked + chain.params().max_evidence_age_blocks {
+        mine(&mut chain, &mut mempool, vec![]);
+    }
     let unlock = chain.unlock(id);
     mempool.add(unlock.clone(), &chain.view(), NOW).unwrap();
 
     let vote = |byte: u8| Vote {
         chain: chain.genesis_hash(),
-        height: chain.tip.height,
+        height: revoked,
         round: 0,
         kind: VoteKind::Prevote,
         block: Some(timecoin_primitives::BlockHash(timecoin_primitives::Hash256([byte; 32]))),

@@ -1277,6 +1277,11 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     let fifth = net.key(4, "masternode.key").public_key().to_string();
     let status = result(net.rpc(4, "masternodestatus", serde_json::json!([])));
     assert_eq!(status["status"], "not registered", "{status}");
+    // Its own wallet gets a coin, to pay for its revocation.
+    let address = result(net.rpc(4, "getnewaddress", serde_json::json!([])));
+    let funding = result(net.rpc(0, "sendtoaddress", serde_json::json!([address, 1])));
+    let waited = result(net.rpc(4, "waitfortransaction", serde_json::json!([funding, 120])));
+    assert_eq!(waited["finalized"], true, "{waited}");
 
     // Node 0's wallet registers it with Bronze collateral.
     let service = format!("127.0.0.1:{}", net.p2p_port(4));
@@ -1320,9 +1325,18 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     let status = result(net.rpc(4, "masternodestatus", serde_json::json!([])));
     assert_eq!(status["status"], "active", "{status}");
 
-    // Spending the collateral deregisters it.
-    let unlock = result(net.rpc(0, "masternodeunlock", serde_json::json!([id])));
-    assert!(unlock.is_string(), "{unlock}");
+    // It revokes (signed by its operator key, paid by its own wallet). Its collateral unlocks
+    // once evidence of its last votes can no longer enter a block (20 blocks later on a local
+    // network); spending it then deregisters it.
+    let revocation = result(net.rpc(4, "masternoderevoke", serde_json::json!([])));
+    let revoked = result(net.rpc(0, "waitfortransaction", serde_json::json!([revocation, 120])));
+    let from = revoked["height"].as_u64().unwrap() + 20;
+    let early = net.rpc(0, "masternodeunlock", serde_json::json!([id]));
+    assert!(!early["error"].is_null(), "{early}");
+    net.wait_until(&[0], from - 1);
+    net.wait_for_rpc(0, "masternodeunlock", serde_json::json!([id]), |answer| {
+        answer["result"].is_string()
+    });
     net.wait_for_rpc(0, "masternodelist", serde_json::json!([]), |list| {
         listed(list, &fifth).is_none()
     });

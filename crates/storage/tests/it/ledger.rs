@@ -112,7 +112,8 @@ fn the_masternode_list_follows_blocks_survives_reopening_and_reverts() {
     let path = dir.path().join("chain.redb");
     let mut model = ChainBuilder::new(6);
     let store = Store::open(&path, &model.genesis).unwrap();
-    let operator = timecoin_test_utils::key("operator", 1).public_key();
+    let operator_key = timecoin_test_utils::key("operator", 1);
+    let operator = operator_key.public_key();
     let registration = model.registration(
         timecoin_primitives::Tier::Bronze,
         operator,
@@ -128,6 +129,13 @@ fn the_masternode_list_follows_blocks_survives_reopening_and_reverts() {
         validate_and_apply(&store, &mut model, &block);
     }
     assert_eq!(store.masternodes().unwrap().voting_set().voting_power(&operator), 1);
+    // It revokes, and may unlock once evidence of its last votes can no longer arrive.
+    let block = model.build_block(vec![model.revocation(id, &operator_key)]);
+    validate_and_apply(&store, &mut model, &block);
+    while model.tip.height + 1 < block.header.height + model.params().max_evidence_age_blocks {
+        let block = model.build_block(vec![]);
+        validate_and_apply(&store, &mut model, &block);
+    }
     let before_unlock = model.clone();
     let unlock = model.unlock(id);
     let block = model.build_block(vec![unlock]);
