@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha512;
 use thiserror::Error;
 use timecoin_primitives::SecretKey;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The coin type in TimeCoin's derivation path.
 pub const COIN_TYPE: u32 = 7777;
@@ -20,9 +21,12 @@ pub const HARDENED: u32 = 1 << 31;
 #[error("invalid recovery phrase: {0}")]
 pub struct MnemonicError(String);
 
-/// A BIP39 recovery phrase (English word list).
+/// A BIP39 recovery phrase (English word list). Its words are wiped when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Mnemonic(bip39::Mnemonic);
+
+/// `bip39::Mnemonic` wipes its word indexes on drop (its "zeroize" feature).
+impl ZeroizeOnDrop for Mnemonic {}
 
 impl std::fmt::Debug for Mnemonic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,7 +37,8 @@ impl std::fmt::Debug for Mnemonic {
 impl Mnemonic {
     /// A new 24-word phrase from 32 random bytes.
     pub fn generate() -> Result<Mnemonic, MnemonicError> {
-        Mnemonic::from_entropy(&rand::random::<[u8; 32]>())
+        let entropy = Zeroizing::new(rand::random::<[u8; 32]>());
+        Mnemonic::from_entropy(entropy.as_slice())
     }
 
     /// The phrase for `entropy` (16, 20, 24, 28 or 32 bytes).
@@ -55,19 +60,25 @@ impl Mnemonic {
         self.0.to_string()
     }
 
-    /// The entropy the words encode.
-    pub fn entropy(&self) -> Vec<u8> {
-        self.0.to_entropy()
+    /// The entropy the words encode, wiped when dropped.
+    pub fn entropy(&self) -> Zeroizing<Vec<u8>> {
+        let (array, length) = self.0.to_entropy_array();
+        let array = Zeroizing::new(array);
+        Zeroizing::new(array.get(..length).unwrap_or_default().to_vec())
     }
 
     /// The BIP39 seed, with an optional extra passphrase (the "25th word"; empty: none).
+    ///
+    /// A plain array, so the caller decides where it lives; whoever keeps it should hold it
+    /// in a `Zeroizing` (or wipe it) so that it does not outlive its use in freed memory.
     pub fn seed(&self, passphrase: &str) -> [u8; 64] {
         self.0.to_seed(passphrase)
     }
 }
 
-/// A SLIP-0010 Ed25519 node: a private key and its chain code.
-#[derive(Clone, PartialEq, Eq)]
+/// A SLIP-0010 Ed25519 node: a private key and its chain code, both wiped when it is dropped
+/// (with the chain code, a node's key gives every key below it).
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct ExtendedKey {
     /// The 32-byte Ed25519 seed of the key.
     pub key: [u8; 32],
@@ -81,34 +92,36 @@ impl std::fmt::Debug for ExtendedKey {
     }
 }
 
-fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> ([u8; 32], [u8; 32]) {
-    let mut left = [0u8; 32];
-    let mut right = [0u8; 32];
+/// The node whose key and chain code are the two halves of HMAC-SHA512(`key`, `parts`).
+fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> ExtendedKey {
+    let mut node = ExtendedKey {
+        key: [0; 32],
+        chain_code: [0; 32],
+    };
     // HMAC takes keys of any length.
     if let Ok(mut mac) = Hmac::<Sha512>::new_from_slice(key) {
         for part in parts {
             mac.update(part);
         }
-        let out = mac.finalize().into_bytes();
-        let (l, r) = out.split_at(32);
-        left.copy_from_slice(l);
-        right.copy_from_slice(r);
+        let mut out = mac.finalize().into_bytes();
+        let (left, right) = out.split_at(32);
+        node.key.copy_from_slice(left);
+        node.chain_code.copy_from_slice(right);
+        out.as_mut_slice().zeroize();
     }
-    (left, right)
+    node
 }
 
 impl ExtendedKey {
     /// The master node of `seed`.
     pub fn master(seed: &[u8]) -> ExtendedKey {
-        let (key, chain_code) = hmac_sha512(b"ed25519 seed", &[seed]);
-        ExtendedKey { key, chain_code }
+        hmac_sha512(b"ed25519 seed", &[seed])
     }
 
     /// The hardened child `index` (the hardening bit is set whatever `index` holds).
     pub fn child(&self, index: u32) -> ExtendedKey {
         let index = index | HARDENED;
-        let (key, chain_code) = hmac_sha512(&self.chain_code, &[&[0], &self.key, &index.to_be_bytes()]);
-        ExtendedKey { key, chain_code }
+        hmac_sha512(&self.chain_code, &[&[0], &self.key, &index.to_be_bytes()])
     }
 
     /// The node at `path` below this one.
@@ -224,5 +237,20 @@ mod tests {
         let c = derive_key(&seed, 0, Chain::Change, 0).public_key();
         assert!(a != b && a != c && b != c);
         assert_eq!(a, derive_key(&seed, 0, Chain::Receive, 0).public_key());
+    }
+
+    /// Compiles only if `T` wipes itself when dropped.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn phrases_entropy_and_derived_keys_are_wiped_on_drop() {
+        // The phrase's word indexes (bip39 with its "zeroize" feature) and our wrapper.
+        wiped_on_drop::<bip39::Mnemonic>();
+        wiped_on_drop::<Mnemonic>();
+        // Every node of a derivation path, the chain codes included.
+        wiped_on_drop::<ExtendedKey>();
+        let mnemonic = Mnemonic::generate().unwrap();
+        let entropy: zeroize::Zeroizing<Vec<u8>> = mnemonic.entropy();
+        assert_eq!(entropy.len(), 32);
     }
 }

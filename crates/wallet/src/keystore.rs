@@ -9,11 +9,12 @@
 use std::ops::RangeInclusive;
 use std::path::Path;
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::keys::{Chain, Mnemonic, MnemonicError, derive_key};
 
@@ -102,6 +103,14 @@ pub struct Keystore {
     pub change_keys: Vec<String>,
 }
 
+/// A wallet without a passphrase holds its entropy in `secret` in clear: wiped when the
+/// keystore is dropped (as when `encryptwallet` replaces it with a sealed one).
+impl Drop for Keystore {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
 impl Encryption {
     /// The salt and nonce, if this build accepts the parameters; else what is wrong.
     fn checked(&self) -> Result<([u8; SALT_BYTES], [u8; NONCE_BYTES]), String> {
@@ -137,11 +146,14 @@ impl Encryption {
     }
 }
 
-fn stretch(passphrase: &str, salt: &[u8], memory_kib: u32, passes: u32) -> Result<[u8; 32], KeystoreError> {
+/// The key sealing the entropy. It and Argon2's working memory (every block of which derives
+/// from the passphrase) are wiped when dropped.
+fn stretch(passphrase: &str, salt: &[u8], memory_kib: u32, passes: u32) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     let params = Params::new(memory_kib, passes, 1, Some(32)).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
-    let mut key = [0u8; 32];
+    let mut memory = Zeroizing::new(vec![Block::default(); params.block_count()]);
+    let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase.as_bytes(), salt, &mut key)
+        .hash_password_into_with_memory(passphrase.as_bytes(), salt, key.as_mut_slice(), memory.as_mut_slice())
         .map_err(|e| KeystoreError::Crypto(e.to_string()))?;
     Ok(key)
 }
@@ -151,12 +163,12 @@ impl Keystore {
     pub fn new(network: &str, mnemonic: &Mnemonic, passphrase: Option<&str>) -> Result<Keystore, KeystoreError> {
         let entropy = mnemonic.entropy();
         let (encryption, secret) = match passphrase {
-            None => (None, hex::encode(&entropy)),
+            None => (None, hex::encode(entropy.as_slice())),
             Some(passphrase) => {
                 let salt: [u8; SALT_BYTES] = rand::random();
                 let nonce: [u8; NONCE_BYTES] = rand::random();
                 let key = stretch(passphrase, &salt, MEMORY_KIB, PASSES)?;
-                let cipher = XChaCha20Poly1305::new((&key).into());
+                let cipher = XChaCha20Poly1305::new((&*key).into());
                 let sealed = cipher
                     .encrypt(XNonce::from_slice(&nonce), entropy.as_slice())
                     .map_err(|e| KeystoreError::Crypto(e.to_string()))?;
@@ -213,28 +225,36 @@ impl Keystore {
 
     /// The recovery phrase, opening the seal with `passphrase` when the wallet is encrypted.
     pub fn mnemonic(&self, passphrase: Option<&str>) -> Result<Mnemonic, KeystoreError> {
-        let corrupt = |reason: &str| KeystoreError::Damaged(reason.to_owned());
-        let secret = hex::decode(&self.secret).map_err(|_| corrupt("secret is not hex"))?;
-        let entropy = match (&self.encryption, passphrase) {
-            (None, _) => secret,
-            (Some(_), None) => return Err(KeystoreError::Locked),
+        Ok(Mnemonic::from_entropy(&self.entropy(passphrase)?)?)
+    }
+
+    /// The phrase's entropy (the seal opened with `passphrase` when the wallet is encrypted),
+    /// wiped when dropped.
+    fn entropy(&self, passphrase: Option<&str>) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+        let secret = Zeroizing::new(
+            hex::decode(&self.secret).map_err(|_| KeystoreError::Damaged("secret is not hex".to_owned()))?,
+        );
+        match (&self.encryption, passphrase) {
+            (None, _) => Ok(secret),
+            (Some(_), None) => Err(KeystoreError::Locked),
             (Some(encryption), Some(passphrase)) => {
                 let (salt, nonce) = encryption.checked().map_err(KeystoreError::Damaged)?;
                 let key = stretch(passphrase, &salt, encryption.memory_kib, encryption.passes)?;
-                XChaCha20Poly1305::new((&key).into())
+                XChaCha20Poly1305::new((&*key).into())
                     .decrypt(XNonce::from_slice(&nonce), secret.as_slice())
-                    .map_err(|_| KeystoreError::WrongPassphrase)?
+                    .map(Zeroizing::new)
+                    .map_err(|_| KeystoreError::WrongPassphrase)
             }
-        };
-        Ok(Mnemonic::from_entropy(&entropy)?)
+        }
     }
 
     /// Reads a wallet file.
     pub fn load(path: &Path) -> Result<Keystore, KeystoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
+        // A wallet without a passphrase holds its entropy in clear.
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
             path: path.display().to_string(),
             source,
-        })?;
+        })?);
         let keystore: Keystore = serde_json::from_str(&text).map_err(|e| KeystoreError::Corrupt {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -261,7 +281,8 @@ impl Keystore {
             path: path.display().to_string(),
             source,
         };
-        let text = serde_json::to_string_pretty(self).map_err(|e| KeystoreError::Crypto(e.to_string()))?;
+        let text =
+            Zeroizing::new(serde_json::to_string_pretty(self).map_err(|e| KeystoreError::Crypto(e.to_string()))?);
         let temporary = path.with_extension("tmp");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -389,6 +410,25 @@ mod tests {
                 keystore.mnemonic(Some("pw")),
                 Err(KeystoreError::WrongPassphrase)
             ));
+        }
+    }
+
+    /// Compiles only if `T` wipes itself when dropped.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn the_passphrase_key_and_the_opened_secret_are_wiped_on_drop() {
+        // The cipher wipes its copy of the key; the key and Argon2's memory are ours to wipe.
+        wiped_on_drop::<XChaCha20Poly1305>();
+        fn zeroizable<T: zeroize::Zeroize>() {}
+        zeroizable::<argon2::Block>();
+        let key: zeroize::Zeroizing<[u8; 32]> = stretch("pw", &[1; SALT_BYTES], MEMORY_KIB, PASSES).unwrap();
+        assert_ne!(*key, [0; 32]);
+        let mnemonic = Mnemonic::generate().unwrap();
+        for passphrase in [None, Some("pw")] {
+            let keystore = Keystore::new("local", &mnemonic, passphrase).unwrap();
+            let entropy: zeroize::Zeroizing<Vec<u8>> = keystore.entropy(passphrase).unwrap();
+            assert_eq!(*entropy, *mnemonic.entropy());
         }
     }
 
