@@ -275,7 +275,10 @@ impl Keystore {
     }
 
     /// Writes the wallet file (mode 0600), replacing the old one only once the new one is
-    /// complete on disk.
+    /// complete on disk. Whatever was at the temporary path (a file left by a crash, or a
+    /// symlink someone planted) is removed first and the new file is opened with `create_new`
+    /// (`O_CREAT | O_EXCL`, which never follows a symlink), so the wallet is neither written
+    /// through a link nor left in a file with an older, looser mode.
     pub fn save(&self, path: &Path) -> Result<(), KeystoreError> {
         let io = |source| KeystoreError::Io {
             path: path.display().to_string(),
@@ -284,16 +287,24 @@ impl Keystore {
         let text =
             Zeroizing::new(serde_json::to_string_pretty(self).map_err(|e| KeystoreError::Crypto(e.to_string()))?);
         let temporary = path.with_extension("tmp");
+        match std::fs::remove_file(&temporary) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+            _ => {}
+        }
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
         let mut file = options.open(&temporary).map_err(io)?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        let written = std::io::Write::write_all(&mut file, text.as_bytes()).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(io(error));
+        }
         std::fs::rename(&temporary, path).map_err(io)
     }
 }
@@ -352,6 +363,31 @@ mod tests {
         let error = Keystore::load(&path).unwrap_err();
         assert!(matches!(error, KeystoreError::Corrupt { .. }), "{error}");
         assert!(error.to_string().contains("wallet.json"));
+    }
+
+    /// As the RPC cookie: a symlink or a loose old file at the temporary path (a plain wallet's
+    /// file holds its secret) must neither receive the wallet nor lend it its mode.
+    #[cfg(unix)]
+    #[test]
+    fn saving_follows_no_symlink_and_makes_a_fresh_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wallet.json");
+        let temporary = dir.path().join("wallet.tmp");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched").unwrap();
+        std::os::unix::fs::symlink(&target, &temporary).unwrap();
+        let keystore = Keystore::new("local", &Mnemonic::generate().unwrap(), None).unwrap();
+        keystore.save(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(Keystore::load(&path).unwrap(), keystore);
+
+        std::fs::write(&temporary, "stale").unwrap();
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644)).unwrap();
+        keystore.save(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!temporary.exists());
     }
 
     /// An edit to a wallet file's encryption parameters.
