@@ -254,6 +254,19 @@ pub enum MasternodeTxError {
     /// Revoked already.
     #[error("masternode {0} is already revoked")]
     AlreadyRevoked(TxId),
+    /// An update gives a masternode a new operator key without that key's proof.
+    #[error(
+        "the update gives masternode {masternode} the operator key {operator} without its proof: the key must sign the update's operator proof message"
+    )]
+    MissingOperatorProof {
+        /// The masternode.
+        masternode: TxId,
+        /// The new key.
+        operator: PublicKey,
+    },
+    /// An update that keeps the operator key carries an operator proof, which nothing checks.
+    #[error("the update keeps the operator key of masternode {0}: it must carry no operator proof")]
+    UnneededOperatorProof(TxId),
     /// The masternode replaced its operator key as often as the evidence window allows.
     #[error(
         "masternode {masternode} replaced its operator key {max} times within the evidence window; keep the current key until the oldest ages out"
@@ -322,6 +335,8 @@ impl TxError {
                 MasternodeTxError::CollateralNotSpent(_) => "bad-protx-unlock",
                 MasternodeTxError::UnlockWhileServing(_) => "bad-protx-unlock-serving",
                 MasternodeTxError::UnlockTooEarly { .. } => "bad-protx-unlock-early",
+                MasternodeTxError::MissingOperatorProof { .. } => "bad-protx-operator-proof-missing",
+                MasternodeTxError::UnneededOperatorProof(_) => "bad-protx-operator-proof-unneeded",
                 MasternodeTxError::Banned { .. } => "bad-protx-banned",
                 MasternodeTxError::PenaltyNotDecayed { .. } => "bad-protx-penalty",
                 MasternodeTxError::AlreadyRevoked(_) => "bad-protx-revoked",
@@ -431,7 +446,7 @@ pub fn check_tx_contextual(
     if fee < required {
         return Err(TxError::FeeTooLow { fee, required, size });
     }
-    let payload_sig = check_masternode_rules(tx, txid, view, ctx)?;
+    let payload_sigs = check_masternode_rules(tx, txid, view, ctx)?;
     let amounts: Vec<Amount> = spent.iter().map(|u| u.output.amount).collect();
     let message = signature_message(&ctx.genesis_hash, &txid, &amounts);
     let sig_items = tx
@@ -442,7 +457,7 @@ pub fn check_tx_contextual(
             message,
             signature: input.signature,
         })
-        .chain(payload_sig)
+        .chain(payload_sigs)
         .collect();
     Ok(CheckedTx {
         txid,
@@ -455,14 +470,15 @@ pub fn check_tx_contextual(
 
 /// The masternode rules of a transaction against the list `view` holds: a registered
 /// collateral is spent only by its masternode's unlock, and a payload is valid against the
-/// list. Returns the payload's signature check, if it carries one (part of
-/// [`check_tx_contextual`]; public so that a pool can re-check after the list changes).
+/// list. Returns the payload's signature checks: its own signature's and, for a payload that
+/// gives a masternode an operator key, that key's proof (part of [`check_tx_contextual`];
+/// public so that a pool can re-check after the list changes).
 pub fn check_masternode_rules(
     tx: &Transaction,
     txid: TxId,
     view: &impl UtxoView,
     ctx: &TxContext<'_>,
-) -> Result<Option<SigItem>, TxError> {
+) -> Result<Vec<SigItem>, TxError> {
     let list = view.masternodes();
     let unlocking = match &tx.payload {
         Some(Payload::Unlock(u)) => Some(u.masternode),
@@ -481,15 +497,13 @@ pub fn check_masternode_rules(
         }
     }
     let Some(payload) = &tx.payload else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let message = payload_signature_message(&ctx.genesis_hash, &txid);
-    let signed_by = |key: PublicKey, signature: &Signature| {
-        Ok(Some(SigItem {
-            key,
-            message,
-            signature: *signature,
-        }))
+    let signed_by = |key: PublicKey, signature: &Signature| SigItem {
+        key,
+        message,
+        signature: *signature,
     };
     let known = |id: &TxId| list.get(id).ok_or(MasternodeTxError::Unknown(*id));
     let not_banned = |entry: &crate::masternodes::Entry| match entry.banned_until(ctx.height) {
@@ -516,7 +530,7 @@ pub fn check_masternode_rules(
                     from,
                 }
                 .into()),
-                Some(_) => Ok(None),
+                Some(_) => Ok(Vec::new()),
             }
         }
         Payload::Register(r) => {
@@ -562,7 +576,14 @@ pub fn check_masternode_rules(
             if let Some(other) = list.by_service(&r.service) {
                 return Err(MasternodeTxError::DuplicateService(r.service, other.id).into());
             }
-            signed_by(r.collateral_key, &r.signature)
+            // Without the operator's proof, anyone could register a key seen on the network
+            // and be paid for its votes, or have it banned for a twin it never ran.
+            let proof = SigItem {
+                key: r.operator,
+                message: r.operator_proof_message(&ctx.genesis_hash, txid),
+                signature: r.operator_proof,
+            };
+            Ok(vec![signed_by(r.collateral_key, &r.signature), proof])
         }
         Payload::Update(u) => {
             let entry = known(&u.masternode)?;
@@ -591,7 +612,26 @@ pub fn check_masternode_rules(
             if let Some(other) = list.by_service(&u.service).filter(|o| o.id != entry.id) {
                 return Err(MasternodeTxError::DuplicateService(u.service, other.id).into());
             }
-            signed_by(entry.owner, &u.signature)
+            let owner = signed_by(entry.owner, &u.signature);
+            // A new key proves itself, as a registered one does; a kept key has proved itself
+            // already, and a proof nothing checks would be bytes anyone relaying could change.
+            match (u.operator != entry.operator, u.operator_proof) {
+                (true, Some(proof)) => Ok(vec![
+                    owner,
+                    SigItem {
+                        key: u.operator,
+                        message: u.operator_proof_message(&ctx.genesis_hash),
+                        signature: proof,
+                    },
+                ]),
+                (true, None) => Err(MasternodeTxError::MissingOperatorProof {
+                    masternode: entry.id,
+                    operator: u.operator,
+                }
+                .into()),
+                (false, Some(_)) => Err(MasternodeTxError::UnneededOperatorProof(entry.id).into()),
+                (false, None) => Ok(vec![owner]),
+            }
         }
         Payload::Revoke(r) => {
             let entry = known(&r.masternode)?;
@@ -601,7 +641,7 @@ pub fn check_masternode_rules(
             if matches!(entry.status, Status::Revoked { .. }) {
                 return Err(MasternodeTxError::AlreadyRevoked(entry.id).into());
             }
-            signed_by(entry.operator, &r.signature)
+            Ok(vec![signed_by(entry.operator, &r.signature)])
         }
     }
 }

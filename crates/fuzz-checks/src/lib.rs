@@ -157,7 +157,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     seeds.push(("transaction", payment.to_bytes()));
     let registration = builder.registration(
         timecoin_primitives::Tier::Bronze,
-        timecoin_test_utils::key("operator", 0).public_key(),
+        &timecoin_test_utils::key("operator", 0),
         std::net::SocketAddr::from(([127, 0, 0, 1], 24_200)),
     );
     seeds.push(("transaction", registration.to_bytes()));

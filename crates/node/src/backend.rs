@@ -162,6 +162,20 @@ impl NodeBackend {
         };
         self.admission.submit_blocking(tx)
     }
+
+    /// This node's operator key, if it is `operator`: `what` carries the key's proof, which
+    /// only its holder can sign.
+    fn own_operator_key(&self, operator: &PublicKey, what: &str) -> Result<SecretKey, RpcError> {
+        self.operator_key
+            .clone()
+            .filter(|key| key.public_key() == *operator)
+            .ok_or_else(|| {
+                invalid_parameter(format!(
+                    "operator key {operator} is not this node's: {what} carries the operator key's proof, \
+                     so run it on the masternode that holds the key (masternodestatus shows it)"
+                ))
+            })
+    }
 }
 
 fn invalid_parameter(message: String) -> RpcError {
@@ -246,6 +260,7 @@ impl Backend for NodeBackend {
             ));
         }
         let operator = parse_key(&request.operator)?;
+        let operator_key = self.own_operator_key(&operator, "a registration")?;
         let service = parse_service(&request.service)?;
         let reward = request.reward_address.as_deref().map(|a| self.address(a)).transpose()?;
         self.wallet_transact(true, |wallet| {
@@ -267,11 +282,13 @@ impl Backend for NodeBackend {
                 operator,
                 reward_address: reward.payload,
                 service,
+                operator_proof: Default::default(),
                 signature: Default::default(),
             });
             let extra = Transact {
                 payload: Some(payload),
                 payload_key: Some(collateral_key),
+                operator_key: Some(operator_key),
                 ..Transact::default()
             };
             Ok((extra, vec![(collateral_address, tier.collateral())]))
@@ -287,6 +304,11 @@ impl Backend for NodeBackend {
             .map(parse_key)
             .transpose()?
             .unwrap_or(entry.operator);
+        let operator_key = if operator == entry.operator {
+            None
+        } else {
+            Some(self.own_operator_key(&operator, "an update that changes the operator key")?)
+        };
         let service = match (request.service.as_deref(), entry.service) {
             (Some(text), _) => parse_service(text)?,
             (None, Some(service)) => service,
@@ -315,11 +337,13 @@ impl Backend for NodeBackend {
                 operator,
                 reward_address: reward,
                 service,
+                operator_proof: None,
                 signature: Default::default(),
             });
             let extra = Transact {
                 payload: Some(payload),
                 payload_key: Some(owner_key),
+                operator_key,
                 ..Transact::default()
             };
             Ok((extra, Vec::new()))
@@ -379,6 +403,7 @@ impl Backend for NodeBackend {
                 required: vec![collateral],
                 payload: Some(Payload::Unlock(Unlock { masternode: entry.id })),
                 payload_key: None,
+                operator_key: None,
                 change_to: Some(change_to),
             };
             Ok((extra, Vec::new()))

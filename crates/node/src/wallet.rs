@@ -77,6 +77,8 @@ pub(crate) struct Transact {
     pub(crate) required: Vec<OutPoint>,
     pub(crate) payload: Option<Payload>,
     pub(crate) payload_key: Option<SecretKey>,
+    /// The operator key a registration or an update gives, which proves itself.
+    pub(crate) operator_key: Option<SecretKey>,
     pub(crate) change_to: Option<AddressPayload>,
 }
 
@@ -356,6 +358,7 @@ impl NodeWallet {
             memo: b"",
             payload: extra.payload,
             payload_key: extra.payload_key.as_ref(),
+            operator_key: extra.operator_key.as_ref(),
         };
         build(&coins, &request, context, key_of)
             .map(|payment| payment.tx)

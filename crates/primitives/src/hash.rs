@@ -118,9 +118,11 @@ pub enum Domain {
     MasternodeList,
     /// A chain state: the UTXO-set commitment and the masternode list's hash.
     ChainState,
+    /// What an operator key signs to show that its holder agrees to operate a masternode.
+    OperatorProof,
 }
 
-const DOMAIN_COUNT: usize = 19;
+const DOMAIN_COUNT: usize = 20;
 
 impl Domain {
     /// The BLAKE3 `derive_key` context string of this domain.
@@ -145,6 +147,7 @@ impl Domain {
             Domain::Evidence => "timecoin 2026 evidence",
             Domain::MasternodeList => "timecoin 2026 masternode list",
             Domain::ChainState => "timecoin 2026 chain state",
+            Domain::OperatorProof => "timecoin 2026 operator proof",
         }
     }
 
@@ -169,6 +172,7 @@ impl Domain {
             Domain::Evidence => 16,
             Domain::MasternodeList => 17,
             Domain::ChainState => 18,
+            Domain::OperatorProof => 19,
         }
     }
 
@@ -224,6 +228,7 @@ mod tests {
             Domain::Evidence,
             Domain::MasternodeList,
             Domain::ChainState,
+            Domain::OperatorProof,
         ];
         assert_eq!(all.len(), DOMAIN_COUNT);
         let mut seen = std::collections::HashSet::new();

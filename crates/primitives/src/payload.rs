@@ -4,8 +4,11 @@
 //! A transaction carries at most one [`Payload`]; it then has version
 //! [`Transaction::VERSION_SPECIAL`](crate::Transaction::VERSION_SPECIAL). A payload that must
 //! be authorised by a key other than the inputs' carries that key's signature over
-//! [`payload_signature_message`], which commits to the network and to the txid. The txid
-//! leaves the payload signature out, as it leaves out the inputs' signatures.
+//! [`payload_signature_message`], which commits to the network and to the txid. A payload
+//! that gives a masternode an operator key also carries that key's **operator proof**: its
+//! signature over a message naming the network and the masternode, so that nobody can
+//! register (and be paid for, or frame) a key whose holder did not agree. The txid leaves out
+//! both signatures, as it leaves out the inputs' signatures.
 
 use std::net::SocketAddr;
 
@@ -18,7 +21,7 @@ use crate::transaction::{BlockHash, OutPoint, TxId};
 
 /// Registers a masternode: locks `collateral` (exactly the tier's amount) and names the keys
 /// and addresses the masternode works with. Signed by `collateral_key`, the key that owns the
-/// collateral output.
+/// collateral output, and proved by `operator`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registration {
     /// The tier; the collateral must hold exactly [`Tier::collateral`].
@@ -35,6 +38,9 @@ pub struct Registration {
     pub reward_address: AddressPayload,
     /// The masternode's P2P address.
     pub service: SocketAddr,
+    /// `operator`'s signature over [`Registration::operator_proof_message`]: its holder
+    /// agrees to operate the masternode this collateral backs.
+    pub operator_proof: Signature,
     /// `collateral_key`'s signature over [`payload_signature_message`].
     pub signature: Signature,
 }
@@ -51,10 +57,24 @@ impl Registration {
             self.collateral
         }
     }
+
+    /// What `operator` signs as its proof: the network and the collateral outpoint, resolved
+    /// with `txid` (this transaction's). A collateral backs one masternode at a time and is
+    /// spent when it leaves, so the proof cannot serve another registration than the one
+    /// its collateral key signs.
+    pub fn operator_proof_message(&self, genesis: &BlockHash, txid: TxId) -> Hash256 {
+        let collateral = self.collateral_outpoint(txid);
+        let mut subject = [0u8; 36];
+        let (id, index) = subject.split_at_mut(32);
+        id.copy_from_slice(&collateral.txid.0.0);
+        index.copy_from_slice(&collateral.index.to_le_bytes());
+        operator_proof_message(genesis, OPERATOR_PROOF_REGISTRATION, &subject)
+    }
 }
 
 /// Changes a registered masternode's operator key, reward address or P2P address; also its
-/// re-announcement after a proof-of-service ban. Signed by the owner.
+/// re-announcement after a proof-of-service ban. Signed by the owner; a new operator key also
+/// proves itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Update {
     /// The masternode: its registration txid.
@@ -65,8 +85,18 @@ pub struct Update {
     pub reward_address: AddressPayload,
     /// The new P2P address.
     pub service: SocketAddr,
+    /// When `operator` replaces the masternode's key, and only then: its signature over
+    /// [`Update::operator_proof_message`].
+    pub operator_proof: Option<Signature>,
     /// The owner's signature over [`payload_signature_message`].
     pub signature: Signature,
+}
+
+impl Update {
+    /// What a new operator key signs as its proof: the network and the masternode's id.
+    pub fn operator_proof_message(&self, genesis: &BlockHash) -> Hash256 {
+        operator_proof_message(genesis, OPERATOR_PROOF_UPDATE, &self.masternode.0.0)
+    }
 }
 
 /// Takes a masternode out of the voting set, by its operator (a compromised or retired key).
@@ -100,8 +130,8 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// The largest encoded payload.
-    pub const MAX_ENCODED_LEN: usize = 1 + 1 + 36 + 32 * 3 + 32 + SERVICE_MAX_LEN + 64;
+    /// The largest encoded payload (a registration's).
+    pub const MAX_ENCODED_LEN: usize = 1 + 1 + 36 + 32 * 3 + 32 + SERVICE_MAX_LEN + 64 + 64;
 
     /// The masternode an update, revocation or unlock names (a registration names none yet).
     pub fn masternode(&self) -> Option<TxId> {
@@ -133,6 +163,24 @@ impl Payload {
         }
     }
 
+    /// The operator proof the payload carries, if any.
+    pub fn operator_proof(&self) -> Option<&Signature> {
+        match self {
+            Payload::Register(r) => Some(&r.operator_proof),
+            Payload::Update(u) => u.operator_proof.as_ref(),
+            Payload::Revoke(_) | Payload::Unlock(_) => None,
+        }
+    }
+
+    /// Sets the operator proof (no effect on a revocation or an unlock).
+    pub fn set_operator_proof(&mut self, proof: Signature) {
+        match self {
+            Payload::Register(r) => r.operator_proof = proof,
+            Payload::Update(u) => u.operator_proof = Some(proof),
+            Payload::Revoke(_) | Payload::Unlock(_) => {}
+        }
+    }
+
     /// A short name for APIs and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -143,7 +191,8 @@ impl Payload {
         }
     }
 
-    /// Writes the payload, with or without its signature (the txid leaves it out).
+    /// Writes the payload, with or without its signatures: the txid leaves out the operator
+    /// proof and the payload signature (an update's proof presence byte stays in).
     pub(crate) fn encode_parts(&self, out: &mut Vec<u8>, with_signature: bool) {
         match self {
             Payload::Register(r) => {
@@ -155,6 +204,9 @@ impl Payload {
                 r.operator.encode_to(out);
                 r.reward_address.encode_to(out);
                 write_socket_addr(out, &r.service);
+                if with_signature {
+                    r.operator_proof.encode_to(out);
+                }
             }
             Payload::Update(u) => {
                 out.push(2);
@@ -162,6 +214,10 @@ impl Payload {
                 u.operator.encode_to(out);
                 u.reward_address.encode_to(out);
                 write_socket_addr(out, &u.service);
+                out.push(u8::from(u.operator_proof.is_some()));
+                if with_signature && let Some(proof) = &u.operator_proof {
+                    proof.encode_to(out);
+                }
             }
             Payload::Revoke(r) => {
                 out.push(3);
@@ -179,8 +235,10 @@ impl Payload {
 
     pub(crate) fn encoded_len(&self) -> usize {
         let body = match self {
-            Payload::Register(r) => 1 + 36 + 32 * 4 + socket_addr_len(&r.service),
-            Payload::Update(u) => 32 * 3 + socket_addr_len(&u.service),
+            Payload::Register(r) => 1 + 36 + 32 * 4 + socket_addr_len(&r.service) + 64,
+            Payload::Update(u) => {
+                32 * 3 + socket_addr_len(&u.service) + 1 + 64 * usize::from(u.operator_proof.is_some())
+            }
             Payload::Revoke(_) | Payload::Unlock(_) => 32,
         };
         1 + body + if self.signature().is_some() { 64 } else { 0 }
@@ -198,6 +256,7 @@ impl Decode for Payload {
                 operator: PublicKey::decode_from(reader)?,
                 reward_address: AddressPayload::decode_from(reader)?,
                 service: reader.read_socket_addr()?,
+                operator_proof: Signature::decode_from(reader)?,
                 signature: Signature::decode_from(reader)?,
             }),
             2 => Payload::Update(Update {
@@ -205,6 +264,16 @@ impl Decode for Payload {
                 operator: PublicKey::decode_from(reader)?,
                 reward_address: AddressPayload::decode_from(reader)?,
                 service: reader.read_socket_addr()?,
+                operator_proof: match reader.read_u8()? {
+                    0 => None,
+                    1 => Some(Signature::decode_from(reader)?),
+                    _ => {
+                        return Err(DecodeError::InvalidValue {
+                            field: "operator proof",
+                            reason: "expected presence byte 0 or 1",
+                        });
+                    }
+                },
                 signature: Signature::decode_from(reader)?,
             }),
             3 => Payload::Revoke(Revocation {
@@ -231,6 +300,21 @@ pub fn payload_signature_message(genesis: &BlockHash, txid: &TxId) -> Hash256 {
     let mut hasher = Domain::PayloadSigHash.hasher();
     hasher.update(&genesis.0.0);
     hasher.update(&txid.0.0);
+    Hash256(*hasher.finalize().as_bytes())
+}
+
+/// An operator proof's message for a registration (`subject`: its collateral outpoint).
+const OPERATOR_PROOF_REGISTRATION: u8 = 1;
+/// An operator proof's message for an update (`subject`: the masternode's id).
+const OPERATOR_PROOF_UPDATE: u8 = 2;
+
+/// OperatorProof( genesis hash ‖ kind ‖ subject ): the kind byte keeps a registration's proof
+/// from ever serving as an update's, and the genesis hash one network's from another's.
+fn operator_proof_message(genesis: &BlockHash, kind: u8, subject: &[u8]) -> Hash256 {
+    let mut hasher = Domain::OperatorProof.hasher();
+    hasher.update(&genesis.0.0);
+    hasher.update(&[kind]);
+    hasher.update(subject);
     Hash256(*hasher.finalize().as_bytes())
 }
 

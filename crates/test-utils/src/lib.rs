@@ -308,10 +308,23 @@ impl ChainBuilder {
         tx
     }
 
-    /// A registration of a `tier` masternode with operator key `operator` at `service`,
-    /// funded from the builder's coins. Its collateral is output 0 of the registration itself,
-    /// owned by a fresh key; the owner key is fresh too. Both keys are the builder's.
-    pub fn registration(&mut self, tier: Tier, operator: PublicKey, service: SocketAddr) -> Transaction {
+    /// A registration of a `tier` masternode with operator key `operator` (which proves
+    /// itself) at `service`, funded from the builder's coins. Its collateral is output 0 of
+    /// the registration itself, owned by a fresh key; the owner key is fresh too. Both keys
+    /// are the builder's.
+    pub fn registration(&mut self, tier: Tier, operator: &SecretKey, service: SocketAddr) -> Transaction {
+        self.registration_proved_by(tier, operator.public_key(), service, operator)
+    }
+
+    /// [`Self::registration`] naming `operator`, its operator proof signed by `prover`: the
+    /// registration of a key by someone who does not hold it when `prover` is not its key.
+    pub fn registration_proved_by(
+        &mut self,
+        tier: Tier,
+        operator: PublicKey,
+        service: SocketAddr,
+        prover: &SecretKey,
+    ) -> Transaction {
         let collateral_key = key("collateral", self.keys.len() as u64);
         let owner = key("owner", self.keys.len() as u64);
         self.keys.insert(payload(&collateral_key), collateral_key.clone());
@@ -356,9 +369,22 @@ impl ChainBuilder {
             operator,
             reward_address: payload(&owner),
             service,
+            operator_proof: Default::default(),
             signature: Default::default(),
         });
-        self.special(&inputs, outputs, registration, Some(&collateral_key))
+        let mut tx = self.special(&inputs, outputs, registration, Some(&collateral_key));
+        self.prove_registration(&mut tx, prover);
+        tx
+    }
+
+    /// Signs the operator proof of `tx`'s registration with `operator`. Neither the txid nor
+    /// any other signature covers the proof, so it may be made last.
+    pub fn prove_registration(&self, tx: &mut Transaction, operator: &SecretKey) {
+        let txid = tx.txid();
+        if let Some(Payload::Register(r)) = tx.payload.as_mut() {
+            let message = r.operator_proof_message(&self.genesis_hash(), txid);
+            r.operator_proof = operator.sign(&message.0);
+        }
     }
 
     /// The revocation of masternode `id`, signed by its operator key `operator`, its fee paid

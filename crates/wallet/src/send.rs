@@ -119,6 +119,9 @@ pub struct PayRequest<'a> {
     pub payload: Option<Payload>,
     /// The key that signs the payload, when its kind carries a signature.
     pub payload_key: Option<&'a SecretKey>,
+    /// The operator key a registration or an update gives the masternode, which signs its
+    /// operator proof (none for an update that keeps the key).
+    pub operator_key: Option<&'a SecretKey>,
 }
 
 /// Pays `payments` from `coins`, sending change to `change_to`, and signs the result with
@@ -138,6 +141,7 @@ pub fn pay(
         memo,
         payload: None,
         payload_key: None,
+        operator_key: None,
     };
     build(coins, &request, context, key_of)
 }
@@ -157,7 +161,16 @@ pub fn build(
         memo,
         payload,
         payload_key,
+        operator_key,
     } = *request;
+    // The proof's place counts toward the size, and so the fee, before it is made (and an
+    // update's txid covers whether it carries one).
+    let payload = payload.map(|mut payload| {
+        if operator_key.is_some() {
+            payload.set_operator_proof(Default::default());
+        }
+        payload
+    });
     // A masternode payload alone is a transaction worth making (it pays only the fee).
     if payments.is_empty() && required.is_empty() && payload.is_none() {
         return Err(SendError::NoPayments);
@@ -243,6 +256,17 @@ pub fn build(
             payload,
         };
         tx.version = Transaction::version_for(tx.payload.as_ref());
+        if let Some(key) = operator_key {
+            let txid = tx.txid();
+            let message = match &tx.payload {
+                Some(Payload::Register(r)) => Some(r.operator_proof_message(&context.genesis, txid)),
+                Some(Payload::Update(u)) => Some(u.operator_proof_message(&context.genesis)),
+                _ => None,
+            };
+            if let (Some(message), Some(payload)) = (message, tx.payload.as_mut()) {
+                payload.set_operator_proof(key.sign(&message.0));
+            }
+        }
         if let Some(key) = payload_key {
             let message = payload_signature_message(&context.genesis, &tx.txid());
             if let Some(payload) = tx.payload.as_mut() {

@@ -1,5 +1,5 @@
 //! The on-chain masternode list: registration, activation, locked collateral, unlock,
-//! evidence bans, proof of service, and rewards over the list.
+//! evidence bans, proof of service, operator proofs, and rewards over the list.
 
 use std::net::SocketAddr;
 
@@ -7,7 +7,8 @@ use timecoin_chain::{
     BlockError, MasternodeTxError, Status, TxError, check_block, check_transaction, reward::reward_shares,
 };
 use timecoin_primitives::{
-    Amount, Block, Equivocation, Payload, SecretKey, SignedVote, Tier, TxId, TxOutput, Update, Vote, VoteKind,
+    Amount, Block, Equivocation, Payload, PublicKey, SecretKey, SignedVote, Tier, TxId, TxOutput, Update, Vote,
+    VoteKind,
 };
 use timecoin_test_utils::{ChainBuilder, genesis_toml, key};
 
@@ -42,7 +43,7 @@ fn tx_error(chain: &ChainBuilder, tx: &timecoin_primitives::Transaction) -> TxEr
 fn a_registration_votes_after_the_delay_its_collateral_is_locked_and_an_unlock_removes_it() {
     let mut chain = builder(4, 6);
     let operator = key("new operator", 0);
-    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(30_001));
+    let registration = chain.registration(Tier::Bronze, &operator, service(30_001));
     let id = registration.txid();
     let block = mine(&mut chain, vec![registration]);
     let height = block.header.height;
@@ -140,16 +141,16 @@ fn a_registration_votes_after_the_delay_its_collateral_is_locked_and_an_unlock_r
 #[test]
 fn registrations_that_break_a_rule_are_refused_with_their_own_error() {
     let mut chain = builder(4, 12);
-    let genesis_operator = key("masternode", 0).public_key();
-    let reg = chain.registration(Tier::Bronze, genesis_operator, service(30_002));
+    let genesis_operator = key("masternode", 0);
+    let reg = chain.registration(Tier::Bronze, &genesis_operator, service(30_002));
     assert!(matches!(
         tx_error(&chain, &reg),
-        TxError::Masternode(MasternodeTxError::DuplicateOperator(k, _)) if k == genesis_operator
+        TxError::Masternode(MasternodeTxError::DuplicateOperator(k, _)) if k == genesis_operator.public_key()
     ));
 
     // A collateral that is not the tier's amount.
-    let operator = key("operator", 1).public_key();
-    let mut silver_claim = chain.registration(Tier::Bronze, operator, service(30_003));
+    let operator = key("operator", 1);
+    let mut silver_claim = chain.registration(Tier::Bronze, &operator, service(30_003));
     if let Some(Payload::Register(r)) = silver_claim.payload.as_mut() {
         r.tier = Tier::Silver;
     }
@@ -163,14 +164,14 @@ fn registrations_that_break_a_rule_are_refused_with_their_own_error() {
     );
 
     // A registration whose payload signature is not the collateral key's.
-    let mut forged = chain.registration(Tier::Bronze, operator, service(30_004));
+    let mut forged = chain.registration(Tier::Bronze, &operator, service(30_004));
     if let Some(Payload::Register(r)) = forged.payload.as_mut() {
         r.signature = key("someone", 0).sign(b"anything");
     }
     assert_eq!(tx_error(&chain, &forged), TxError::BadSignature);
 
     // The free tier registers nothing.
-    let mut free = chain.registration(Tier::Bronze, operator, service(30_005));
+    let mut free = chain.registration(Tier::Bronze, &operator, service(30_005));
     if let Some(Payload::Register(r)) = free.payload.as_mut() {
         r.tier = Tier::Free;
     }
@@ -180,14 +181,14 @@ fn registrations_that_break_a_rule_are_refused_with_their_own_error() {
     );
 
     // Two registrations of one operator key in one block: the second is refused.
-    let first = chain.registration(Tier::Bronze, operator, service(30_006));
+    let first = chain.registration(Tier::Bronze, &operator, service(30_006));
     let second = {
         // Funded from other coins than the first.
         let mut other = chain.clone();
         for input in &first.inputs {
             other.utxos.remove(&input.prevout);
         }
-        other.registration(Tier::Bronze, operator, service(30_007))
+        other.registration(Tier::Bronze, &operator, service(30_007))
     };
     check_transaction(&second, &chain.view(), &chain.tx_context()).unwrap();
     let both = chain.build_block(vec![first, second]);
@@ -217,7 +218,7 @@ fn double_sign(chain: &ChainBuilder, key: &SecretKey, height: u64) -> Equivocati
 fn evidence_in_a_block_bans_the_masternode_and_keeps_its_collateral_locked() {
     let mut chain = builder(4, 6);
     let operator = key("twin", 0);
-    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(30_010));
+    let registration = chain.registration(Tier::Bronze, &operator, service(30_010));
     let id = registration.txid();
     mine(&mut chain, vec![registration]);
     for _ in 0..chain.params().masternode_activation_blocks {
@@ -288,6 +289,7 @@ fn missed_precommits_exclude_a_masternode_but_never_a_third_of_the_power_and_it_
                 operator: entry.operator,
                 reward_address: entry.reward_address,
                 service: service(30_020),
+                operator_proof: None,
                 signature: Default::default(),
             }),
             Some(owner),
@@ -343,7 +345,7 @@ fn rewards_go_to_masternodes_active_a_whole_period_in_proportion_to_tier_weight(
     let mut chain = builder(4, 12);
     chain.block_interval_ms = 10_000;
     let operator = key("silver", 0);
-    let registration = chain.registration(Tier::Silver, operator.public_key(), service(30_030));
+    let registration = chain.registration(Tier::Silver, &operator, service(30_030));
     let id = registration.txid();
     chain.add_masternode_key(operator.clone());
     mine(&mut chain, vec![registration]);
@@ -407,7 +409,7 @@ fn rewards_go_to_masternodes_active_a_whole_period_in_proportion_to_tier_weight(
 #[test]
 fn the_list_round_trips_its_encoding_and_two_builders_agree() {
     let mut a = builder(4, 6);
-    let registration = a.registration(Tier::Bronze, key("operator", 9).public_key(), service(30_040));
+    let registration = a.registration(Tier::Bronze, &key("operator", 9), service(30_040));
     let mut b = a.clone();
     for chain in [&mut a, &mut b] {
         mine(chain, vec![registration.clone()]);
@@ -426,7 +428,7 @@ fn the_list_round_trips_its_encoding_and_two_builders_agree() {
 fn a_revoked_masternode_stops_voting_keeps_its_collateral_locked_and_returns_by_its_owners_update() {
     let mut chain = builder(4, 6);
     let operator = key("revoking", 0);
-    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(30_050));
+    let registration = chain.registration(Tier::Bronze, &operator, service(30_050));
     let id = registration.txid();
     mine(&mut chain, vec![registration]);
     for _ in 0..chain.params().masternode_activation_blocks {
@@ -488,6 +490,7 @@ fn a_revoked_masternode_stops_voting_keeps_its_collateral_locked_and_returns_by_
             operator: entry.operator,
             reward_address: entry.reward_address,
             service: service(30_051),
+            operator_proof: None,
             signature: Default::default(),
         }),
         Some(&owner),
@@ -502,13 +505,13 @@ fn a_revoked_masternode_stops_voting_keeps_its_collateral_locked_and_returns_by_
 #[test]
 fn a_proposer_leaves_out_conflicting_masternode_transactions_and_what_spends_them() {
     let mut chain = builder(4, 12);
-    let operator = key("operator", 7).public_key();
-    let first = chain.registration(Tier::Bronze, operator, service(30_060));
+    let operator = key("operator", 7);
+    let first = chain.registration(Tier::Bronze, &operator, service(30_060));
     let mut other = chain.clone();
     for input in &first.inputs {
         other.utxos.remove(&input.prevout);
     }
-    let second = other.registration(Tier::Bronze, operator, service(30_061));
+    let second = other.registration(Tier::Bronze, &operator, service(30_061));
     // A payment spending the second registration's change.
     let change = timecoin_primitives::OutPoint {
         txid: second.txid(),
@@ -538,7 +541,7 @@ fn a_proposer_leaves_out_conflicting_masternode_transactions_and_what_spends_the
 /// Registers a Bronze masternode operated by `operator` at `port` and mines blocks until it
 /// votes; returns its id.
 fn active_masternode(chain: &mut ChainBuilder, operator: &SecretKey, port: u16) -> TxId {
-    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(port));
+    let registration = chain.registration(Tier::Bronze, operator, service(port));
     let id = registration.txid();
     mine(chain, vec![registration]);
     for _ in 0..chain.params().masternode_activation_blocks {
@@ -625,6 +628,7 @@ fn a_masternode_banned_for_double_signing_cannot_revoke_its_way_out_of_the_ban()
             operator: entry.operator,
             reward_address: entry.reward_address,
             service: service(30_071),
+            operator_proof: None,
             signature: Default::default(),
         }),
         &owner,
@@ -642,12 +646,12 @@ fn registrations_stop_at_the_largest_list_a_voting_set_can_hold() {
     use timecoin_primitives::limits::MAX_MASTERNODES;
     // One place left: the genesis masternodes fill all the others.
     let mut chain = builder(MAX_MASTERNODES - 1, 6);
-    let first = chain.registration(Tier::Bronze, key("operator", 20).public_key(), service(30_080));
+    let first = chain.registration(Tier::Bronze, &key("operator", 20), service(30_080));
     let mut other = chain.clone();
     for input in &first.inputs {
         other.utxos.remove(&input.prevout);
     }
-    let second = other.registration(Tier::Bronze, key("operator", 21).public_key(), service(30_081));
+    let second = other.registration(Tier::Bronze, &key("operator", 21), service(30_081));
     check_transaction(&second, &chain.view(), &chain.tx_context()).unwrap();
 
     // Both in one block: the second would take the list past the cap.
@@ -671,21 +675,48 @@ fn registrations_stop_at_the_largest_list_a_voting_set_can_hold() {
     assert!(error.to_string().contains("4096"), "{error}");
 }
 
-/// The owner's update of masternode `id` giving it the operator key `operator`.
-fn rotation(chain: &ChainBuilder, id: TxId, operator: &SecretKey, port: u16) -> timecoin_primitives::Transaction {
+/// The owner's update of masternode `id` giving it the operator key `operator`, with
+/// `operator_proof`, at `port`.
+fn update_of(
+    chain: &ChainBuilder,
+    id: TxId,
+    operator: PublicKey,
+    operator_proof: Option<timecoin_primitives::Signature>,
+    port: u16,
+) -> timecoin_primitives::Transaction {
     let entry = *chain.list.get(&id).unwrap();
     let owner = chain
         .key_for(&timecoin_primitives::AddressPayload::from_public_key(&entry.owner))
         .unwrap()
         .clone();
-    let payload = Payload::Update(Update {
+    let update = Update {
         masternode: id,
-        operator: operator.public_key(),
+        operator,
         reward_address: entry.reward_address,
         service: service(port),
+        operator_proof,
         signature: Default::default(),
+    };
+    special(chain, Payload::Update(update), &owner)
+}
+
+/// The owner's update of masternode `id` giving it the operator key `operator`, which proves
+/// itself when it is new.
+fn rotation(chain: &ChainBuilder, id: TxId, operator: &SecretKey, port: u16) -> timecoin_primitives::Transaction {
+    let current = chain.list.get(&id).unwrap().operator;
+    let proof = (operator.public_key() != current).then(|| {
+        let message = Update {
+            masternode: id,
+            operator: operator.public_key(),
+            reward_address: Default::default(),
+            service: service(port),
+            operator_proof: None,
+            signature: Default::default(),
+        }
+        .operator_proof_message(&chain.genesis_hash());
+        operator.sign(&message.0)
     });
-    special(chain, payload, &owner)
+    update_of(chain, id, operator.public_key(), proof, port)
 }
 
 #[test]
@@ -704,7 +735,7 @@ fn evidence_is_judged_against_the_key_a_masternode_held_at_the_offence() {
     for input in &rotate.inputs {
         other.utxos.remove(&input.prevout);
     }
-    let taker = other.registration(Tier::Bronze, old.public_key(), service(30_092));
+    let taker = other.registration(Tier::Bronze, &old, service(30_092));
     let taker_id = taker.txid();
     let rotated = mine(&mut chain, vec![rotate, taker]).header.height;
     assert_eq!(chain.list.get(&id).unwrap().operator, new.public_key());
@@ -901,4 +932,72 @@ fn a_masternode_unlocks_only_once_evidence_of_its_last_votes_can_no_longer_arriv
     let block = mine(&mut chain, vec![unlock]);
     assert_eq!(block.header.height, from);
     assert!(chain.list.get(&id).is_none());
+}
+
+#[test]
+fn an_operator_key_is_registered_only_with_its_holder_s_proof() {
+    let mut chain = builder(4, 8);
+    // A key seen on the network (a new masternode shows it to its peers before it is
+    // registered): someone else registers it, with his own collateral and reward address.
+    let seen = key("seen on the network", 0);
+    let thief = key("thief", 0);
+    let theft = chain.registration_proved_by(Tier::Bronze, seen.public_key(), service(30_140), &thief);
+    assert_eq!(tx_error(&chain, &theft), TxError::BadSignature);
+
+    // Nor can he copy a proof its holder made: for another registration (it names that
+    // registration's collateral), or on another network.
+    let honest = chain.registration(Tier::Bronze, &seen, service(30_141));
+    let proof_of = |tx: &timecoin_primitives::Transaction| *tx.payload.as_ref().unwrap().operator_proof().unwrap();
+    let mut copied = theft.clone();
+    copied.payload.as_mut().unwrap().set_operator_proof(proof_of(&honest));
+    assert_eq!(copied.txid(), theft.txid());
+    assert_eq!(tx_error(&chain, &copied), TxError::BadSignature);
+    let mut foreign = chain.clone();
+    foreign.genesis.block.header.timestamp_ms += 1;
+    let mut elsewhere = theft.clone();
+    foreign.prove_registration(&mut elsewhere, &seen);
+    assert_eq!(tx_error(&chain, &elsewhere), TxError::BadSignature);
+    // Proved on this network, the same registration is valid: only the proof was missing.
+    let mut proved = theft.clone();
+    chain.prove_registration(&mut proved, &seen);
+    check_transaction(&proved, &chain.view(), &chain.tx_context()).unwrap();
+
+    // The holder's own registration is valid.
+    let id = honest.txid();
+    mine(&mut chain, vec![honest]);
+    assert_eq!(chain.list.get(&id).unwrap().operator, seen.public_key());
+
+    // An update that hands a masternode a new key needs that key's proof too; one that keeps
+    // its key carries none.
+    let next = key("seen on the network", 1);
+    let proof_by = |signer: &SecretKey| {
+        let message = Update {
+            masternode: id,
+            operator: next.public_key(),
+            reward_address: Default::default(),
+            service: service(30_142),
+            operator_proof: None,
+            signature: Default::default(),
+        }
+        .operator_proof_message(&chain.genesis_hash());
+        signer.sign(&message.0)
+    };
+    let error = tx_error(&chain, &update_of(&chain, id, next.public_key(), None, 30_142));
+    assert_eq!(
+        error,
+        TxError::Masternode(MasternodeTxError::MissingOperatorProof {
+            masternode: id,
+            operator: next.public_key()
+        })
+    );
+    assert_eq!(error.code(), "bad-protx-operator-proof-missing");
+    let stolen = update_of(&chain, id, next.public_key(), Some(proof_by(&thief)), 30_142);
+    assert_eq!(tx_error(&chain, &stolen), TxError::BadSignature);
+    let kept = update_of(&chain, id, seen.public_key(), Some(proof_by(&seen)), 30_142);
+    let error = tx_error(&chain, &kept);
+    assert_eq!(error, TxError::Masternode(MasternodeTxError::UnneededOperatorProof(id)));
+    assert_eq!(error.code(), "bad-protx-operator-proof-unneeded");
+    let handover = update_of(&chain, id, next.public_key(), Some(proof_by(&next)), 30_142);
+    mine(&mut chain, vec![handover]);
+    assert_eq!(chain.list.get(&id).unwrap().operator, next.public_key());
 }

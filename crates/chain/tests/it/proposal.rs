@@ -74,7 +74,7 @@ fn spend_paying(chain: &ChainBuilder, coin: (OutPoint, Utxo), fee: u64) -> Trans
 
 /// A Bronze registration naming `collateral` (an existing 1,000 TIME coin of the builder's)
 /// as its collateral, its fee paid from another coin.
-fn registration_of(chain: &ChainBuilder, collateral: (OutPoint, Utxo), operator: PublicKey, port: u16) -> Transaction {
+fn registration_of(chain: &ChainBuilder, collateral: (OutPoint, Utxo), operator: &SecretKey, port: u16) -> Transaction {
     let collateral_key = chain.key_for(&collateral.1.output.address).unwrap().clone();
     let owner = key("owner of", u64::from(port));
     let fee_coin = free_coin(chain, &[collateral.0]);
@@ -92,12 +92,15 @@ fn registration_of(chain: &ChainBuilder, collateral: (OutPoint, Utxo), operator:
         collateral: collateral.0,
         collateral_key: collateral_key.public_key(),
         owner: owner.public_key(),
-        operator,
+        operator: operator.public_key(),
         reward_address: payload(&owner),
         service: service(port),
+        operator_proof: Default::default(),
         signature: Default::default(),
     });
-    chain.special(&[fee_coin], vec![back], registration, Some(&collateral_key))
+    let mut tx = chain.special(&[fee_coin], vec![back], registration, Some(&collateral_key));
+    chain.prove_registration(&mut tx, operator);
+    tx
 }
 
 fn double_sign(chain: &ChainBuilder, key: &SecretKey, height: u64, byte: u8) -> Equivocation {
@@ -116,7 +119,7 @@ fn a_spend_of_a_registration_s_collateral_leaves_the_registration_out() {
     let chain = builder(4, 6);
     let coin = free_coin(&chain, &[]);
     assert_eq!(coin.1.output.amount, Tier::Bronze.collateral());
-    let registration = registration_of(&chain, coin, key("operator", 1).public_key(), 31_000);
+    let registration = registration_of(&chain, coin, &key("operator", 1), 31_000);
     // The owner spends the coin too, paying more: the pool orders it first.
     let spend = spend_paying(&chain, coin, 200_000);
     for tx in [&registration, &spend] {
@@ -145,7 +148,7 @@ fn a_spend_of_a_registration_s_collateral_leaves_the_registration_out() {
 fn evidence_in_the_block_leaves_out_the_offender_s_own_transactions() {
     let mut chain = builder(4, 8);
     let operator = key("twin", 3);
-    let registration = chain.registration(Tier::Bronze, operator.public_key(), service(31_010));
+    let registration = chain.registration(Tier::Bronze, &operator, service(31_010));
     let id: TxId = registration.txid();
     let block = chain.build_block(vec![registration]);
     judge(&chain, &block).unwrap();

@@ -221,15 +221,15 @@ fn checking_without_admitting_gives_the_verdict_admission_would() {
 fn masternode_transactions_that_conflict_or_spend_locked_collateral_are_refused() {
     let mut chain = ChainBuilder::new(12);
     let mut mempool = pool(&chain, MempoolConfig::default());
-    let operator = timecoin_test_utils::key("operator", 3).public_key();
+    let operator = timecoin_test_utils::key("operator", 3);
     let service = std::net::SocketAddr::from(([127, 0, 0, 1], 30_200));
-    let first = chain.registration(timecoin_primitives::Tier::Bronze, operator, service);
+    let first = chain.registration(timecoin_primitives::Tier::Bronze, &operator, service);
     let second = {
         let mut other = chain.clone();
         for input in &first.inputs {
             other.utxos.remove(&input.prevout);
         }
-        other.registration(timecoin_primitives::Tier::Bronze, operator, service)
+        other.registration(timecoin_primitives::Tier::Bronze, &operator, service)
     };
     assert_eq!(mempool.add(first.clone(), &chain.view(), NOW), Ok(first.txid()));
     // The same operator key (and address) in a second registration waits for nothing: it

@@ -26,6 +26,7 @@ fn registration_of(
 ) -> Transaction {
     let collateral_key = chain.key_for(&collateral.1.output.address).unwrap().clone();
     let owner = key("owner of", u64::from(port));
+    let operator = key("operator of", u64::from(port));
     let back = TxOutput {
         amount: funding.1.output.amount.checked_sub(Amount::from_units(fee)).unwrap(),
         address: funding.1.output.address,
@@ -35,12 +36,15 @@ fn registration_of(
         collateral: collateral.0,
         collateral_key: collateral_key.public_key(),
         owner: owner.public_key(),
-        operator: key("operator of", u64::from(port)).public_key(),
+        operator: operator.public_key(),
         reward_address: payload(&owner),
         service: SocketAddr::from(([127, 0, 0, 1], port)),
+        operator_proof: Default::default(),
         signature: Default::default(),
     });
-    chain.special(&[funding], vec![back], registration, Some(&collateral_key))
+    let mut tx = chain.special(&[funding], vec![back], registration, Some(&collateral_key));
+    chain.prove_registration(&mut tx, &operator);
+    tx
 }
 
 #[test]
@@ -98,8 +102,8 @@ fn a_spend_of_a_pooled_registration_s_collateral_is_a_conflict_either_way() {
 fn a_child_spending_a_pooled_registration_s_own_collateral_is_refused() {
     let mut chain = ChainBuilder::new(6);
     let mut mempool = pool(&chain, MempoolConfig::default());
-    let operator = key("operator", 40).public_key();
-    let registration = chain.registration(Tier::Bronze, operator, SocketAddr::from(([127, 0, 0, 1], 30_310)));
+    let operator = key("operator", 40);
+    let registration = chain.registration(Tier::Bronze, &operator, SocketAddr::from(([127, 0, 0, 1], 30_310)));
     mempool.add(registration.clone(), &chain.view(), NOW).unwrap();
     // Output 0 is the collateral; once the registration is mined only an unlock spends it.
     let child = tx_with_fee(&chain, &[output_of(&registration, 0)], 1, 100_000);
@@ -120,11 +124,7 @@ fn a_child_spending_a_pooled_registration_s_own_collateral_is_refused() {
 /// Registers a Bronze masternode operated by `operator` at `port` and mines blocks until it
 /// votes; returns its id.
 fn active_masternode(chain: &mut ChainBuilder, operator: &SecretKey, port: u16) -> TxId {
-    let registration = chain.registration(
-        Tier::Bronze,
-        operator.public_key(),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    );
+    let registration = chain.registration(Tier::Bronze, operator, SocketAddr::from(([127, 0, 0, 1], port)));
     let id = registration.txid();
     for txs in
         std::iter::once(vec![registration]).chain((0..chain.params().masternode_activation_blocks).map(|_| vec![]))

@@ -1277,15 +1277,20 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     let fifth = net.key(4, "masternode.key").public_key().to_string();
     let status = result(net.rpc(4, "masternodestatus", serde_json::json!([])));
     assert_eq!(status["status"], "not registered", "{status}");
-    // Its own wallet gets a coin, to pay for its revocation.
+    // A registration carries the operator key's proof, so another node's wallet cannot
+    // register it.
+    let service = format!("127.0.0.1:{}", net.p2p_port(4));
+    let foreign = net.rpc(0, "masternoderegister", serde_json::json!(["bronze", fifth, service]));
+    assert_eq!(foreign["error"]["code"], -8, "{foreign}");
+    // Its own wallet gets the Bronze collateral and its fees from node 0's.
     let address = result(net.rpc(4, "getnewaddress", serde_json::json!([])));
-    let funding = result(net.rpc(0, "sendtoaddress", serde_json::json!([address, 1])));
+    let funding = result(net.rpc(0, "sendtoaddress", serde_json::json!([address, 1_001])));
     let waited = result(net.rpc(4, "waitfortransaction", serde_json::json!([funding, 120])));
     assert_eq!(waited["finalized"], true, "{waited}");
+    net.wait_until(&[4], waited["height"].as_u64().unwrap());
 
-    // Node 0's wallet registers it with Bronze collateral.
-    let service = format!("127.0.0.1:{}", net.p2p_port(4));
-    let id = result(net.rpc(0, "masternoderegister", serde_json::json!(["bronze", fifth, service])));
+    // Its own wallet registers it with Bronze collateral.
+    let id = result(net.rpc(4, "masternoderegister", serde_json::json!(["bronze", fifth, service])));
     let id = id.as_str().unwrap().to_owned();
     let list = net.wait_for_rpc(0, "masternodelist", serde_json::json!([]), |list| {
         listed(list, &fifth).is_some_and(|m| m["status"] == "active")
@@ -1299,9 +1304,9 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     assert!(collateral.starts_with(&format!("{id}:")), "{collateral}");
 
     // The collateral is locked in the wallet that paid it.
-    let balances = result(net.rpc(0, "getbalances", serde_json::json!([])));
+    let balances = result(net.rpc(4, "getbalances", serde_json::json!([])));
     assert_eq!(balances["mine"]["locked"], serde_json::json!(1000.0), "{balances}");
-    let locked = result(net.rpc(0, "listlockedcollaterals", serde_json::json!([])));
+    let locked = result(net.rpc(4, "listlockedcollaterals", serde_json::json!([])));
     assert_eq!(locked[0]["outpoint"], collateral.as_str(), "{locked}");
     assert_eq!(locked[0]["masternode"], id.as_str());
 
@@ -1329,18 +1334,18 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     // once evidence of its last votes can no longer enter a block (20 blocks later on a local
     // network); spending it then deregisters it.
     let revocation = result(net.rpc(4, "masternoderevoke", serde_json::json!([])));
-    let revoked = result(net.rpc(0, "waitfortransaction", serde_json::json!([revocation, 120])));
+    let revoked = result(net.rpc(4, "waitfortransaction", serde_json::json!([revocation, 120])));
     let from = revoked["height"].as_u64().unwrap() + 20;
-    let early = net.rpc(0, "masternodeunlock", serde_json::json!([id]));
+    let early = net.rpc(4, "masternodeunlock", serde_json::json!([id]));
     assert!(!early["error"].is_null(), "{early}");
-    net.wait_until(&[0], from - 1);
-    net.wait_for_rpc(0, "masternodeunlock", serde_json::json!([id]), |answer| {
+    net.wait_until(&[4], from - 1);
+    net.wait_for_rpc(4, "masternodeunlock", serde_json::json!([id]), |answer| {
         answer["result"].is_string()
     });
-    net.wait_for_rpc(0, "masternodelist", serde_json::json!([]), |list| {
+    net.wait_for_rpc(4, "masternodelist", serde_json::json!([]), |list| {
         listed(list, &fifth).is_none()
     });
-    let balances = result(net.rpc(0, "getbalances", serde_json::json!([])));
+    let balances = result(net.rpc(4, "getbalances", serde_json::json!([])));
     assert_eq!(balances["mine"]["locked"], serde_json::json!(0.0), "{balances}");
 
     // A twin of node 3 (same operator key, another host) double-signs; the evidence lands

@@ -52,22 +52,26 @@ fn service() -> impl Strategy<Value = std::net::SocketAddr> {
     ]
 }
 
-fn payload() -> impl Strategy<Value = Payload> {
-    let signature = any::<[u8; 32]>().prop_map(|b| {
+fn signature() -> impl Strategy<Value = Signature> {
+    any::<[u8; 32]>().prop_map(|b| {
         let mut s = [0u8; 64];
         s[..32].copy_from_slice(&b);
         Signature(s)
-    });
+    })
+}
+
+fn payload() -> impl Strategy<Value = Payload> {
     (
         0usize..4,
         hash(),
         any::<u32>(),
         any::<[[u8; 32]; 4]>(),
         service(),
-        signature,
+        signature(),
+        prop::option::of(signature()),
         1usize..4,
     )
-        .prop_map(|(kind, h, index, keys, service, signature, tier)| {
+        .prop_map(|(kind, h, index, keys, service, signature, proof, tier)| {
             let id = TxId(h);
             match kind {
                 0 => Payload::Register(Registration {
@@ -78,6 +82,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                     operator: PublicKey(keys[2]),
                     reward_address: AddressPayload(keys[3]),
                     service,
+                    operator_proof: proof.unwrap_or(signature),
                     signature,
                 }),
                 1 => Payload::Update(Update {
@@ -85,6 +90,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                     operator: PublicKey(keys[0]),
                     reward_address: AddressPayload(keys[1]),
                     service,
+                    operator_proof: proof,
                     signature,
                 }),
                 2 => Payload::Revoke(Revocation {
@@ -530,4 +536,87 @@ fn signature_message_commits_to_network_txid_and_amounts() {
         base,
         signature_message(&a, &txid, &[Amount::from_units(5), Amount::ZERO])
     );
+}
+
+#[test]
+fn an_operator_proof_names_the_network_and_the_masternode_and_stays_out_of_the_txid() {
+    let genesis = BlockHash(Hash256([2; 32]));
+    let other_network = BlockHash(Hash256([3; 32]));
+    let this_tx = TxId(Hash256([4; 32]));
+    let registration = Registration {
+        tier: Tier::Bronze,
+        collateral: OutPoint {
+            txid: TxId::default(),
+            index: 0,
+        },
+        collateral_key: PublicKey([5; 32]),
+        owner: PublicKey([6; 32]),
+        operator: PublicKey([7; 32]),
+        reward_address: AddressPayload([8; 32]),
+        service: "192.0.2.1:24000".parse().unwrap(),
+        operator_proof: Signature([9; 64]),
+        signature: Signature([10; 64]),
+    };
+    // A collateral of this transaction is named by this transaction's txid: another
+    // registration with its own output 0 needs a proof of its own.
+    let message = registration.operator_proof_message(&genesis, this_tx);
+    assert_ne!(message, registration.operator_proof_message(&other_network, this_tx));
+    assert_ne!(
+        message,
+        registration.operator_proof_message(&genesis, TxId(Hash256([1; 32])))
+    );
+    let external = Registration {
+        collateral: OutPoint {
+            txid: this_tx,
+            index: 0,
+        },
+        ..registration
+    };
+    assert_eq!(
+        external.operator_proof_message(&genesis, TxId(Hash256([1; 32]))),
+        message
+    );
+    // An update's proof names the masternode, never a collateral.
+    let update = Update {
+        masternode: this_tx,
+        operator: PublicKey([7; 32]),
+        reward_address: AddressPayload([8; 32]),
+        service: "192.0.2.1:24000".parse().unwrap(),
+        operator_proof: Some(Signature([9; 64])),
+        signature: Signature([10; 64]),
+    };
+    assert_ne!(update.operator_proof_message(&genesis), message);
+
+    // The txid leaves the proof out, but not whether an update carries one.
+    let special = |payload: Payload| Transaction {
+        version: Transaction::VERSION_SPECIAL,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        lock_time: 0,
+        memo: Vec::new(),
+        payload: Some(payload),
+    };
+    let tx = special(Payload::Register(registration));
+    let mut reproved = tx.clone();
+    if let Some(payload) = reproved.payload.as_mut() {
+        payload.set_operator_proof(Signature([11; 64]));
+    }
+    assert_eq!(reproved.txid(), tx.txid());
+    assert_ne!(reproved.witness_hash(), tx.witness_hash());
+    let unproved = special(Payload::Update(Update {
+        operator_proof: None,
+        ..update
+    }));
+    assert_ne!(unproved.txid(), special(Payload::Update(update)).txid());
+    for tx in [tx, unproved, special(Payload::Update(update))] {
+        let bytes = tx.to_bytes();
+        assert_eq!(bytes.len(), tx.encoded_len());
+        assert_eq!(Transaction::from_bytes(&bytes).unwrap(), tx);
+    }
+    // The presence byte is 0 or 1.
+    let mut bytes = special(Payload::Update(update)).to_bytes();
+    let at = bytes.len() - 64 - 64 - 1;
+    assert_eq!(bytes[at], 1);
+    bytes[at] = 2;
+    assert!(Transaction::from_bytes(&bytes).is_err());
 }

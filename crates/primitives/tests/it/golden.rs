@@ -98,11 +98,17 @@ fn registration_vector() {
         operator: key(5).public_key(),
         reward_address: AddressPayload::from_public_key(&key(6).public_key()),
         service: "192.0.2.7:24000".parse().unwrap(),
+        operator_proof: Default::default(),
         signature: Default::default(),
     }));
-    let message = payload_signature_message(&BlockHash(Hash256([0x11; 32])), &tx.txid());
-    if let Some(payload) = tx.payload.as_mut() {
-        payload.set_signature(key(2).sign(&message.0));
+    let genesis = BlockHash(Hash256([0x11; 32]));
+    let txid = tx.txid();
+    let message = payload_signature_message(&genesis, &txid);
+    if let Some(Payload::Register(r)) = tx.payload.as_mut() {
+        let proof = r.operator_proof_message(&genesis, txid);
+        assert_eq!(proof.to_string(), GOLDEN_OPERATOR_PROOF_MESSAGE);
+        r.operator_proof = key(5).sign(&proof.0);
+        r.signature = key(2).sign(&message.0);
     }
     assert_eq!(tx.txid().to_string(), GOLDEN_REGISTRATION_TXID);
     assert_eq!(hex::encode(tx.to_bytes()), GOLDEN_REGISTRATION_HEX);
@@ -113,5 +119,9 @@ const GOLDEN_TX_HEX: &str = "010001ababababababababababababababababababababababa
 const GOLDEN_TXID: &str = "c57c5a4f21166ab4b4dfe66e4ab56241d85390830648302acc731a6f7cf27a99";
 const GOLDEN_WITNESS_HASH: &str = "3c699a6b942860fe82325e6166a812a9be7cb0887aa838e79cb45be77798283f";
 const GOLDEN_BLOCK_HASH: &str = "93fde8609e59f5f49b279007215eb8205759ac1c8caeee082e62687d4f9ae4ca";
+// The registration carries its operator key's proof since the proof of possession rule: its
+// bytes gained the 64-byte proof before the payload signature; its txid, which leaves both
+// out, did not change.
 const GOLDEN_REGISTRATION_TXID: &str = "369f07b3a10b87c751247787d8164539e88e23854cd0f74d4a0182bfaf413c1b";
-const GOLDEN_REGISTRATION_HEX: &str = "020001abababababababababababababababababababababababababababababababab030000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c50b5eb92faf726da0fc28f3ffb5b51f04dd9e88ee0ffe1f548776dbe503ce95669cc852c037aebd3ba5b55342e8b89c6c4299f55e4a8d3f9a807b9a5069a040202807c814a000000000570dd7e06a454d6f0d8e8fa3d6b6335ad5c8bb6009a6393bd8147d62975f792b8820100000000002bfaa605e9fc033382ce9ac3eed00c56bbd848c07e3294b0b876347a40148dfe000000000000000006676f6c64656e01010000000000000000000000000000000000000000000000000000000000000000000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1b8c98e58ea6f878e847a4203bbeb41649828e0332e9a1742d96b41348cf5e6c804c0000207c05de61ec0b7c0614e8c2a7fd9e3b8c91cbdcf77fa3b3743cf19fa58a518d17247c042361f5865dbc0823948c62bd966a149c1424b8561f5768aa5ee77fccc08ba0f";
+const GOLDEN_REGISTRATION_HEX: &str = "020001abababababababababababababababababababababababababababababababab030000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c50b5eb92faf726da0fc28f3ffb5b51f04dd9e88ee0ffe1f548776dbe503ce95669cc852c037aebd3ba5b55342e8b89c6c4299f55e4a8d3f9a807b9a5069a040202807c814a000000000570dd7e06a454d6f0d8e8fa3d6b6335ad5c8bb6009a6393bd8147d62975f792b8820100000000002bfaa605e9fc033382ce9ac3eed00c56bbd848c07e3294b0b876347a40148dfe000000000000000006676f6c64656e01010000000000000000000000000000000000000000000000000000000000000000000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1b8c98e58ea6f878e847a4203bbeb41649828e0332e9a1742d96b41348cf5e6c804c0000207c05df693ec1362048ef8b4a206730735b300258cbe9de324b4c916340539cdc727836bc3070fba6c906b8255a5c9f3528c72b318560227aa69684c9b248d2894db07e61ec0b7c0614e8c2a7fd9e3b8c91cbdcf77fa3b3743cf19fa58a518d17247c042361f5865dbc0823948c62bd966a149c1424b8561f5768aa5ee77fccc08ba0f";
+const GOLDEN_OPERATOR_PROOF_MESSAGE: &str = "38820a5b25897c7e232c16aaa8470e455c28761df8c5b2b64c8855a6aff7a23a";

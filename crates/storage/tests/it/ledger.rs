@@ -116,7 +116,7 @@ fn the_masternode_list_follows_blocks_survives_reopening_and_reverts() {
     let operator = operator_key.public_key();
     let registration = model.registration(
         timecoin_primitives::Tier::Bronze,
-        operator,
+        &operator_key,
         std::net::SocketAddr::from(([127, 0, 0, 1], 30_100)),
     );
     let id = registration.txid();
