@@ -14,7 +14,9 @@ use rand::RngExt;
 use rayon::prelude::*;
 use timecoin_primitives::{Encode, SignatureError, Transaction};
 
-use crate::validation::{SigItem, TxContext, UtxoView, check_tx_contextual, verify_batch, verify_signatures};
+use crate::validation::{
+    SigItem, TxContext, UtxoView, check_tx_contextual, check_tx_stateless, verify_batch, verify_signatures,
+};
 
 /// After a failed batch, its checks are verified again in sub-batches of this many (and one
 /// by one inside a sub-batch that fails), so that the valid ones are still remembered.
@@ -94,10 +96,13 @@ impl SignatureCache {
         let entries: Vec<Entry> = items.iter().map(|item| self.entry(item)).collect();
         let unknown: Vec<(SigItem, Entry)> = {
             let generations = self.lock();
+            // One check once, however often the items repeat it.
+            let mut queued = HashSet::with_capacity(entries.len());
             items
                 .iter()
                 .zip(&entries)
                 .filter(|(_, e)| !generations.current.contains(*e) && !generations.previous.contains(*e))
+                .filter(|(_, e)| queued.insert(**e))
                 .map(|(item, e)| (*item, *e))
                 .collect()
         };
@@ -142,8 +147,12 @@ impl SignatureCache {
     /// left for the full checks, which also give the verdict. Lets a caller verify before
     /// taking the mempool's lock.
     pub fn preverify(&self, txs: &[Transaction], view: &impl UtxoView, ctx: &TxContext<'_>) {
+        // The stateless checks come first, as in the full checks: a transaction that names
+        // one coin thousands of times must not cost thousands of verifications before its
+        // duplicate inputs are found.
         let items: Vec<SigItem> = txs
             .iter()
+            .filter(|tx| check_tx_stateless(tx, tx.encoded_len(), ctx.params).is_ok())
             .filter_map(|tx| check_tx_contextual(tx, tx.txid(), tx.encoded_len(), view, ctx).ok())
             .flat_map(|checked| checked.sig_items)
             .collect();

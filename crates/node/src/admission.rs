@@ -12,19 +12,21 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use timecoin_chain::{Genesis, SignatureCache};
+use timecoin_chain::{Genesis, SignatureCache, TxError};
 use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_network::{NetworkHandle, Offense};
-use timecoin_primitives::{PublicKey, Transaction, TxId};
+use timecoin_primitives::{Encode, PublicKey, Transaction, TxId};
 use timecoin_rpc::{RpcError, codes};
 use timecoin_storage::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Transactions waiting at most (about 20 MB); more are refused (API) or dropped (relayed)
-/// until the queue drains.
+/// Arrivals waiting at most (each an API submission or a peer's message).
 const QUEUE: usize = 65_536;
+/// Bytes of transactions waiting at most; more are refused (API) or dropped (relayed) until
+/// the queue drains. Counted in bytes, since one transaction may be a megabyte.
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Admitting stops gathering once a batch holds this many transactions.
 const MAX_BATCH: usize = 4_096;
 
@@ -42,7 +44,8 @@ enum Arrival {
 #[derive(Clone)]
 pub(crate) struct Admission {
     sender: mpsc::Sender<Arrival>,
-    /// Transactions in the queue: what bounds its memory (a peer's arrival holds many).
+    /// Bytes of transactions in the queue: what bounds its memory (a peer's arrival holds
+    /// many).
     queued: Arc<AtomicUsize>,
 }
 
@@ -61,8 +64,9 @@ pub(crate) struct Admitter {
 /// Why a transaction was not admitted.
 struct Refusal {
     error: RpcError,
-    /// Invalid whatever the chain state: relaying it is an offense.
-    invalid: bool,
+    /// What relaying it costs the peer that did: nothing when another chain state could
+    /// make it valid.
+    offense: Option<Offense>,
 }
 
 fn stopped() -> RpcError {
@@ -86,28 +90,30 @@ impl Admission {
                     },
                 };
                 let mut batch = vec![first];
-                let mut count = arrival_len(&batch[..]);
+                let (mut count, mut bytes) = arrival_size(&batch[..]);
                 while count < MAX_BATCH {
                     match queue.try_recv() {
                         Ok(next) => {
-                            count += arrival_len(std::slice::from_ref(&next));
+                            let (more, more_bytes) = arrival_size(std::slice::from_ref(&next));
+                            count += more;
+                            bytes += more_bytes;
                             batch.push(next);
                         }
                         Err(_) => break,
                     }
                 }
-                taken.fetch_sub(count, Ordering::Relaxed);
+                taken.fetch_sub(bytes, Ordering::Relaxed);
                 admitter.admit_arrivals(batch).await;
             }
         });
         Admission { sender, queued }
     }
 
-    /// Counts `count` more transactions into the queue, unless that would pass its bound.
-    fn reserve(&self, count: usize) -> bool {
-        let before = self.queued.fetch_add(count, Ordering::Relaxed);
-        if before.saturating_add(count) > QUEUE {
-            self.queued.fetch_sub(count, Ordering::Relaxed);
+    /// Counts `bytes` more into the queue, unless that would pass its bound.
+    fn reserve(&self, bytes: usize) -> bool {
+        let before = self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > QUEUE_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
             return false;
         }
         true
@@ -116,20 +122,24 @@ impl Admission {
     fn full() -> RpcError {
         RpcError::new(
             codes::INTERNAL_ERROR,
-            format!("{QUEUE} transactions are waiting for admission; retry shortly"),
+            format!(
+                "{} MiB of transactions are waiting for admission; retry shortly",
+                QUEUE_BYTES >> 20
+            ),
         )
     }
 
     /// Queues `tx`; the receiver gets its verdict.
     fn submit(&self, tx: Transaction) -> Result<oneshot::Receiver<Result<TxId, RpcError>>, RpcError> {
-        if !self.reserve(1) {
+        let bytes = tx.encoded_len();
+        if !self.reserve(bytes) {
             return Err(Self::full());
         }
         let (reply, verdict) = oneshot::channel();
         self.sender
             .try_send(Arrival::Api(Box::new(tx), reply))
             .map_err(|error| {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
                 match error {
                     mpsc::error::TrySendError::Full(_) => Self::full(),
                     mpsc::error::TrySendError::Closed(_) => stopped(),
@@ -151,21 +161,34 @@ impl Admission {
     /// Queues transactions `peer` relayed; when the queue is full they are dropped (they
     /// reach this node in a block all the same).
     pub(crate) fn relayed(&self, peer: PublicKey, txs: Vec<Transaction>) {
-        let count = txs.len();
-        if self.reserve(count) && self.sender.try_send(Arrival::Peer(peer, txs)).is_err() {
-            self.queued.fetch_sub(count, Ordering::Relaxed);
+        let bytes = txs.iter().map(Encode::encoded_len).sum();
+        if self.reserve(bytes) && self.sender.try_send(Arrival::Peer(peer, txs)).is_err() {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 }
 
-fn arrival_len(arrivals: &[Arrival]) -> usize {
-    arrivals
-        .iter()
-        .map(|a| match a {
-            Arrival::Api(..) => 1,
-            Arrival::Peer(_, txs) => txs.len(),
-        })
-        .sum()
+/// What relaying a transaction the mempool refused with `error` costs the peer: a forged
+/// signature bans at once (honest nodes verify before they relay, so one is never an
+/// accident, and each cost this node a verification); another flaw no chain state mends
+/// costs [`Offense::InvalidTransaction`]; a refusal another state could lift, nothing.
+fn relay_offense(error: &MempoolError) -> Option<Offense> {
+    match error {
+        MempoolError::Invalid(TxError::BadSignature) => Some(Offense::InvalidSignature),
+        MempoolError::Invalid(e) if e.is_invalid_in_any_state() => Some(Offense::InvalidTransaction),
+        _ => None,
+    }
+}
+
+/// Transactions and their bytes in `arrivals`.
+fn arrival_size(arrivals: &[Arrival]) -> (usize, usize) {
+    arrivals.iter().fold((0, 0), |(count, bytes), arrival| match arrival {
+        Arrival::Api(tx, _) => (count + 1, bytes + tx.encoded_len()),
+        Arrival::Peer(_, txs) => (
+            count + txs.len(),
+            bytes + txs.iter().map(Encode::encoded_len).sum::<usize>(),
+        ),
+    })
 }
 
 impl Admitter {
@@ -203,7 +226,7 @@ impl Admitter {
                     .map(|_| {
                         Err(Refusal {
                             error: error.clone(),
-                            invalid: false,
+                            offense: None,
                         })
                     })
                     .collect()
@@ -217,9 +240,15 @@ impl Admitter {
         for ((verdict, reply), peer) in verdicts.into_iter().zip(replies).zip(peers) {
             if let Some(reply) = reply {
                 let _ = reply.send(verdict.map_err(|refusal| refusal.error));
-            } else if let (Some(peer), Err(Refusal { invalid: true, .. })) = (peer, verdict) {
+            } else if let (
+                Some(peer),
+                Err(Refusal {
+                    offense: Some(offense), ..
+                }),
+            ) = (peer, verdict)
+            {
                 // Relaying a transaction no chain state makes valid is the sender's fault.
-                self.network.report(peer, Offense::InvalidTransaction).await;
+                self.network.report(peer, offense).await;
             }
         }
     }
@@ -229,7 +258,7 @@ impl Admitter {
     fn admit(&self, txs: Vec<Transaction>, from_api: &[bool]) -> Vec<Result<TxId, Refusal>> {
         let internal = |error: &dyn std::fmt::Display| Refusal {
             error: RpcError::new(codes::INTERNAL_ERROR, error.to_string()),
-            invalid: false,
+            offense: None,
         };
         let snapshot = match self.store.snapshot() {
             Ok(snapshot) => snapshot,
@@ -250,7 +279,7 @@ impl Admitter {
                 }
                 Ok(true) => verdicts.push(Some(Err(Refusal {
                     error: RpcError::new(codes::VERIFY_ALREADY_IN_CHAIN, "Transaction already in block chain"),
-                    invalid: false,
+                    offense: None,
                 }))),
                 Err(error) => verdicts.push(Some(Err(internal(&error)))),
             }
@@ -272,12 +301,38 @@ impl Admitter {
                 verdict.unwrap_or_else(|| match judged.next() {
                     Some(Ok(txid) | Err(MempoolError::AlreadyInPool(txid))) => Ok(txid),
                     Some(Err(error)) => Err(Refusal {
-                        invalid: matches!(&error, MempoolError::Invalid(e) if e.is_invalid_in_any_state()),
+                        offense: relay_offense(&error),
                         error: RpcError::new(codes::VERIFY_REJECTED, format!("{}: {error}", error.code())),
                     }),
                     None => Err(internal(&"admission lost a transaction")),
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timecoin_primitives::{Hash256, OutPoint};
+
+    #[test]
+    fn a_relayed_forged_signature_bans_and_a_missing_input_costs_nothing() {
+        assert_eq!(
+            relay_offense(&MempoolError::Invalid(TxError::BadSignature)),
+            Some(Offense::InvalidSignature)
+        );
+        assert_eq!(
+            relay_offense(&MempoolError::Invalid(TxError::NoInputs)),
+            Some(Offense::InvalidTransaction)
+        );
+        let missing = OutPoint {
+            txid: TxId(Hash256([1; 32])),
+            index: 0,
+        };
+        assert_eq!(
+            relay_offense(&MempoolError::Invalid(TxError::MissingInput(missing))),
+            None
+        );
     }
 }

@@ -206,3 +206,25 @@ fn outputs_are_summed_with_overflow_checks() {
         TxError::OutputsTooLarge
     );
 }
+
+/// A transaction naming one coin a thousand times, each input signed, must cost no signature
+/// check before its duplicate inputs are found: the stateless checks come first.
+#[test]
+fn preverifying_a_transaction_with_duplicate_inputs_checks_no_signature() {
+    let (chain, tx) = one_payment();
+    let mut flood = tx.clone();
+    for _ in 0..1_000 {
+        flood.inputs.push(tx.inputs[0]);
+    }
+    resign(&chain, &mut flood);
+    let cache = timecoin_chain::SignatureCache::new(10_000);
+    cache.preverify(std::slice::from_ref(&flood), &chain.utxos, &chain.tx_context());
+    assert_eq!(
+        cache.len(),
+        0,
+        "no signature of a transaction with duplicate inputs is checked"
+    );
+    // The honest payment's is.
+    cache.preverify(std::slice::from_ref(&tx), &chain.utxos, &chain.tx_context());
+    assert_eq!(cache.len(), 1);
+}
