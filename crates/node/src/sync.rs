@@ -32,8 +32,10 @@ struct PeerSync {
     best: u64,
     /// The range asked of it: first height and when.
     request: Option<(u64, Instant)>,
-    /// Requests it let time out.
+    /// Requests it let time out or answered with nothing.
     stalls: u32,
+    /// Requests it answered with blocks.
+    delivered: u32,
 }
 
 /// The sync state.
@@ -94,9 +96,11 @@ impl BlockSync {
                 .peers
                 .iter()
                 .filter(|(_, p)| p.request.is_none() && p.best >= from)
-                // The least advanced peer that has the range, so that peers further ahead
-                // stay free for the ranges only they have.
-                .min_by_key(|(key, p)| (p.stalls, p.best, **key))
+                // Peers that delivered more than they stalled first, then those that
+                // delivered at all (a new identity costs nothing, a record of answers does),
+                // then the fewest stalls; among equals the least advanced peer that has the
+                // range, so that peers further ahead stay free for the ranges only they have.
+                .min_by_key(|(key, p)| (p.stalls > p.delivered, p.delivered == 0, p.stalls, p.best, **key))
                 .map(|(key, _)| *key);
             let Some(peer) = chosen else {
                 break;
@@ -114,23 +118,37 @@ impl BlockSync {
     /// than it said.
     pub(crate) fn received(&mut self, peer: PublicKey, next: u64, blocks: Vec<(Block, CommitCertificate)>) {
         let state = self.peers.entry(peer).or_default();
-        match blocks.first() {
+        // The range this answers, if it answers the peer's request.
+        let asked = match blocks.first() {
             None => {
                 if let Some((from, _)) = state.request.take() {
+                    // Less than it claimed: a claim it does not serve counts as a stall.
                     state.best = state.best.min(from.saturating_sub(1));
+                    state.stalls = state.stalls.saturating_add(1);
                 }
+                None
             }
             Some((first, _)) => {
-                if state.request.is_some_and(|(from, _)| from == first.header.height) {
+                let asked = state
+                    .request
+                    .map(|(from, _)| from)
+                    .filter(|from| *from == first.header.height);
+                if asked.is_some() {
                     state.request = None;
+                    state.delivered = state.delivered.saturating_add(1);
                 }
+                asked
             }
-        }
+        };
         let end = next + WINDOWS * BATCH;
         for (block, certificate) in blocks {
             let height = block.header.height;
             self.peer_has(peer, height);
-            if height < next || height >= end || self.buffer.contains_key(&height) {
+            // Only the range asked of this peer is buffered, and the next block from anyone
+            // (a decided block is announced): a peer cannot fill the buffer with blocks
+            // nobody asked it for, ahead of honest answers.
+            let requested = asked.is_some_and(|from| (from..from + BATCH).contains(&height));
+            if height < next || height >= end || self.buffer.contains_key(&height) || !(requested || height == next) {
                 continue;
             }
             let size = block.encoded_len() + certificate.encoded_len();
@@ -379,6 +397,50 @@ mod tests {
             Some("syncing [###############...............]  50% 100/200 eta 20 s")
         );
         assert_eq!(sync.bar(200, start + Duration::from_secs(20)), None);
+    }
+
+    #[test]
+    fn blocks_nobody_asked_for_are_not_buffered_but_the_next_one_is() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 300);
+        let requests = sync.requests(1, now);
+        assert_eq!(requests.first(), Some(&(peer(1), 1)));
+        // A stranger pushes the heights after the next: none is kept.
+        sync.received(peer(9), 1, blocks(2..101));
+        assert_eq!(sync.buffered_bytes(), 0);
+        // The next block is kept from anyone; the asked peer's range in full.
+        sync.received(peer(9), 1, blocks(1..2));
+        assert!(sync.take(1).is_some());
+        sync.received(peer(1), 2, blocks(1..101));
+        for height in 2..=100 {
+            assert!(sync.take(height).is_some(), "height {height} was asked for");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_answers_nothing_loses_the_next_range_to_one_that_delivered() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        let (liar, honest, newcomer) = (peer(1), peer(2), peer(3));
+        sync.peer_has(honest, 100);
+        sync.peer_has(liar, 50);
+        // The least advanced peer gets the first range; it answers nothing.
+        assert_eq!(sync.requests(1, now), vec![(liar, 1)]);
+        sync.received(liar, 1, Vec::new());
+        sync.peer_has(liar, 100);
+        let next = sync.requests(1, now);
+        assert!(next.contains(&(honest, 1)), "{next:?}");
+        sync.received(honest, 1, blocks(1..101));
+        // A fresh identity claiming little does not take the next range from the peer that
+        // delivered.
+        sync.peer_has(honest, 300);
+        sync.peer_has(newcomer, 101);
+        for height in 1..=100 {
+            assert!(sync.take(height).is_some());
+        }
+        let after = sync.requests(101, now);
+        assert_eq!(after.first(), Some(&(honest, 101)), "{after:?}");
     }
 
     #[test]
