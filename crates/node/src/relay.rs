@@ -14,6 +14,10 @@ use timecoin_primitives::{PublicKey, TxId};
 const SEEN_CAPACITY: usize = 200_000;
 /// Requests in flight at once, over all peers.
 const MAX_IN_FLIGHT: usize = 50_000;
+/// Requests in flight at once to one peer: one announcer cannot take the whole budget (its
+/// announcements past this are asked of other announcers, or once its requests are answered
+/// or time out).
+const MAX_IN_FLIGHT_PER_PEER: usize = 10_000;
 /// Ids waiting to be announced; beyond this the oldest are not announced (peers still get
 /// them in blocks or from other announcers).
 const MAX_PENDING: usize = 50_000;
@@ -61,6 +65,8 @@ pub(crate) struct TxRelay {
     seen: RecentSet,
     /// Ids asked for, from whom and when.
     requested: HashMap<TxId, (PublicKey, Instant)>,
+    /// Requests in flight per peer (the entries of `requested` by peer).
+    per_peer: HashMap<PublicKey, usize>,
     pending: VecDeque<TxId>,
 }
 
@@ -69,6 +75,7 @@ impl TxRelay {
         TxRelay {
             seen: RecentSet::new(SEEN_CAPACITY),
             requested: HashMap::new(),
+            per_peer: HashMap::new(),
             pending: VecDeque::new(),
         }
     }
@@ -91,8 +98,12 @@ impl TxRelay {
                 .requested
                 .get(&id)
                 .is_none_or(|(_, at)| now.duration_since(*at) >= REQUEST_TIMEOUT);
-            if fresh && self.requested.len() < MAX_IN_FLIGHT {
+            let room = self.requested.len() < MAX_IN_FLIGHT
+                && self.per_peer.get(&peer).copied().unwrap_or(0) < MAX_IN_FLIGHT_PER_PEER;
+            if fresh && room {
+                self.forget_request(&id);
                 self.requested.insert(id, (peer, now));
+                *self.per_peer.entry(peer).or_insert(0) += 1;
                 wanted.push(id);
             }
         }
@@ -102,14 +113,25 @@ impl TxRelay {
     /// Bodies arrived (whatever the mempool made of them): they are not asked for again.
     pub(crate) fn received(&mut self, ids: impl IntoIterator<Item = TxId>) {
         for id in ids {
-            self.requested.remove(&id);
+            self.forget_request(&id);
             self.seen.insert(id);
+        }
+    }
+
+    fn forget_request(&mut self, id: &TxId) {
+        if let Some((peer, _)) = self.requested.remove(id)
+            && let Some(count) = self.per_peer.get_mut(&peer)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_peer.remove(&peer);
+            }
         }
     }
 
     /// The mempool admitted `id`: announce it to peers once.
     pub(crate) fn admitted(&mut self, id: TxId) {
-        self.requested.remove(&id);
+        self.forget_request(&id);
         self.seen.insert(id);
         self.pending.push_back(id);
         while self.pending.len() > MAX_PENDING {
@@ -132,6 +154,10 @@ impl TxRelay {
     pub(crate) fn expire(&mut self, now: Instant, connected: impl Fn(&PublicKey) -> bool) {
         self.requested
             .retain(|_, (peer, at)| now.duration_since(*at) < REQUEST_TIMEOUT && connected(peer));
+        self.per_peer.clear();
+        for (peer, _) in self.requested.values() {
+            *self.per_peer.entry(*peer).or_insert(0) += 1;
+        }
     }
 
     /// Requests in flight.
@@ -202,6 +228,33 @@ mod tests {
             vec![MAX_INVENTORY, 10]
         );
         assert!(relay.take_announcements().is_empty());
+    }
+
+    #[test]
+    fn one_announcer_cannot_take_every_request_slot() {
+        let now = Instant::now();
+        let mut relay = TxRelay::new();
+        let ids = |from: u64, count: u64| -> Vec<TxId> {
+            (from..from + count)
+                .map(|n| {
+                    let mut bytes = [0u8; 32];
+                    bytes[..8].copy_from_slice(&n.to_le_bytes());
+                    TxId(Hash256(bytes))
+                })
+                .collect()
+        };
+        let flood = ids(0, MAX_IN_FLIGHT as u64);
+        let asked = relay.announced(peer(1), flood.clone(), |_| false, now).len();
+        assert_eq!(asked, MAX_IN_FLIGHT_PER_PEER);
+        // An honest announcer still gets its transactions asked for, the flooder's among them.
+        let honest = relay.announced(peer(2), ids(0, 10), |_| false, now + REQUEST_TIMEOUT);
+        assert_eq!(honest.len(), 10);
+        let fresh = relay.announced(peer(2), ids(1_000_000, 10), |_| false, now);
+        assert_eq!(fresh.len(), 10);
+        // Answers free the flooder's slots.
+        relay.received(flood[..100].iter().copied());
+        relay.expire(now, |_| true);
+        assert_eq!(relay.announced(peer(1), ids(2_000_000, 200), |_| false, now).len(), 100);
     }
 
     #[test]
