@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -240,6 +240,63 @@ impl AddressBook {
     }
 }
 
+/// How far an address reaches: what a peer may tell us of depends on where the peer itself
+/// is, so a stranger on the internet cannot point this node at its own loopback or private
+/// network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    /// Never dialled: unspecified, multicast, broadcast, documentation ranges.
+    Unusable,
+    /// This host only.
+    Loopback,
+    /// A private or link-local network.
+    Private,
+    /// The internet.
+    Global,
+}
+
+fn scope(ip: IpAddr) -> Scope {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            let documentation = (a, b, c) == (192, 0, 2) || (a, b, c) == (198, 51, 100) || (a, b, c) == (203, 0, 113);
+            if v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || documentation {
+                Scope::Unusable
+            } else if v4.is_loopback() {
+                Scope::Loopback
+            } else if v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b)) {
+                Scope::Private
+            } else {
+                Scope::Global
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return scope(IpAddr::V4(v4));
+            }
+            let first = v6.segments().first().copied().unwrap_or(0);
+            if v6.is_unspecified() || v6.is_multicast() || first == 0x2001 && v6.segments().get(1) == Some(&0x0db8) {
+                Scope::Unusable
+            } else if v6.is_loopback() {
+                Scope::Loopback
+            } else if first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80 {
+                Scope::Private
+            } else {
+                Scope::Global
+            }
+        }
+    }
+}
+
+/// Whether an address a peer at `source` told us of is worth keeping: a usable address with
+/// a port, reaching at least as far as the peer itself (a peer on the internet may name
+/// internet addresses only; one on a private network, private or internet ones; one on
+/// loopback, any).
+pub fn learnable_from(address: &SocketAddr, source: IpAddr) -> bool {
+    let reach = scope(address.ip());
+    address.port() != 0 && reach != Scope::Unusable && reach >= scope(source)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +367,34 @@ mod tests {
         assert_eq!(skipped, 2);
         assert_eq!(read.to_text(), book.to_text());
         assert_eq!(read.address_of(&id(2)), Some(addr(2)));
+    }
+
+    #[test]
+    fn a_peer_may_name_only_addresses_that_reach_as_far_as_itself() {
+        let at = |text: &str| -> SocketAddr { text.parse().unwrap() };
+        let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
+        let internet = ip("8.8.8.8");
+        assert!(learnable_from(&at("1.2.3.4:24000"), internet));
+        for refused in [
+            "127.0.0.1:24000",
+            "10.0.0.5:24000",
+            "192.168.1.2:24000",
+            "0.0.0.0:24000",
+            "1.2.3.4:0",
+            "[::1]:24000",
+            "[fe80::1]:24000",
+            "224.0.0.1:24000",
+            "192.0.2.7:24000",
+        ] {
+            assert!(!learnable_from(&at(refused), internet), "{refused} from the internet");
+        }
+        let lan = ip("10.1.2.3");
+        assert!(learnable_from(&at("10.0.0.5:24000"), lan));
+        assert!(learnable_from(&at("1.2.3.4:24000"), lan));
+        assert!(!learnable_from(&at("127.0.0.1:24000"), lan));
+        let local = ip("127.0.0.1");
+        assert!(learnable_from(&at("127.0.0.1:24000"), local));
+        assert!(learnable_from(&at("[::ffff:10.0.0.1]:24000"), local));
+        assert!(!learnable_from(&at("[::ffff:0.0.0.0]:24000"), local));
     }
 }

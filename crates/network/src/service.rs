@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::addrbook::AddressBook;
+use crate::addrbook::{AddressBook, learnable_from};
 use crate::handshake::{HandshakeError, Hello, connect, keeps_outbound};
 use crate::limits::{BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
 use crate::queue::{QueueReceiver, SendQueue, send_queue};
@@ -849,8 +849,12 @@ impl Manager {
             }
             Message::Peers(addresses) if slot.asked & ASKED_PEERS != 0 => {
                 slot.asked &= !ASKED_PEERS;
+                let source = slot.info.address.ip();
                 for address in addresses {
-                    if !self.own.contains(&address) && !self.banned_addresses.is_banned(&address, Instant::now()) {
+                    if learnable_from(&address, source)
+                        && !self.own.contains(&address)
+                        && !self.banned_addresses.is_banned(&address, Instant::now())
+                    {
                         self.book.add(address);
                     }
                 }
@@ -858,8 +862,12 @@ impl Manager {
             }
             Message::Masternodes(entries) if slot.asked & ASKED_MASTERNODES != 0 => {
                 slot.asked &= !ASKED_MASTERNODES;
+                let source = slot.info.address.ip();
                 for (identity, address) in entries {
-                    if self.masternodes.contains(&identity) && !self.own.contains(&address) {
+                    if learnable_from(&address, source)
+                        && self.masternodes.contains(&identity)
+                        && !self.own.contains(&address)
+                    {
                         self.book.add_with_identity(address, identity);
                     }
                 }
