@@ -149,7 +149,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
     network_config.bootstrap = config.network.bootstrap.clone();
     network_config.max_outbound = config.network.max_outbound.min(config.network.max_peers);
     network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
-    network_config.max_frame = params.max_block_bytes + 100_000;
+    network_config.max_frame = max_frame(&params);
     network_config.masternode_peers = config.network.masternode_peers;
     network_config.max_inbound_per_ip = config.network.max_inbound_per_ip;
     network_config.address_book = Some(data_dir.join(&config.network.address_book));
@@ -261,7 +261,7 @@ async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()
         store: Arc::clone(&store),
         mempool: Arc::clone(&mempool),
         network: network.clone(),
-        max_frame: params.max_block_bytes + 100_000,
+        max_frame: max_frame(&params),
     }
     .spawn(&tracker, cancel.clone());
     let host = Host {
@@ -337,4 +337,13 @@ async fn wait_for_stop(cancel: &CancellationToken, stop_request: &CancellationTo
             () = stop_request.cancelled() => "the stop RPC",
         }
     }
+}
+
+/// The largest frame a node sends or accepts: a whole block with the largest commit
+/// certificate a set can sign (96 bytes a signer, every masternode of the cap), and room for
+/// the message around them. A full block with a large certificate must travel in one
+/// `Blocks` message, or every link that carries it breaks and the block cannot be synced.
+pub(crate) fn max_frame(params: &timecoin_chain::ChainParams) -> usize {
+    const SIGNATURE: usize = 32 + 64;
+    params.max_block_bytes + timecoin_primitives::limits::MAX_MASTERNODES * SIGNATURE + 100_000
 }

@@ -41,7 +41,7 @@ impl Impostor {
             },
             operator: Some(operator),
             targets,
-            max_frame: genesis.params.max_block_bytes + 100_000,
+            max_frame: crate::daemon::max_frame(&genesis.params),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
