@@ -82,6 +82,14 @@ impl AheadWitnesses {
             .retain(|_, (height, at)| *height > next && now_ms.saturating_sub(*at) <= ttl);
     }
 
+    /// Whether `validator`'s claim already covers `height` and was refreshed less than
+    /// `within_ms` ago: the host may skip checking another signature for it.
+    pub fn refreshed_within(&self, validator: &PublicKey, height: u64, now_ms: u64, within_ms: u64) -> bool {
+        self.seen
+            .get(validator)
+            .is_some_and(|(seen, at)| *seen >= height && now_ms.saturating_sub(*at) < within_ms)
+    }
+
     /// Validators remembered.
     pub fn len(&self) -> usize {
         self.seen.len()

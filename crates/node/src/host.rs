@@ -938,30 +938,38 @@ impl Host {
                     self.late_precommit(state, peer, vote).await;
                     return Ok(());
                 }
-                let current = vote.vote.height == state.height && !state.is_behind();
-                if (vote.vote.height > state.height || current)
-                    && !self
-                        .admit_signed(
-                            &state.validators,
-                            peer,
-                            (vote.vote.chain, &vote.validator),
-                            current,
-                            || vote.verify().is_ok(),
-                        )
-                        .await
+                // Rounds past the window are dropped before any signature is checked, and so
+                // is a later height's vote whose signer's claim was refreshed within the last
+                // second (a replayed vote costs at most one check a signer and second).
+                let in_window = vote.vote.round <= state.engine.round().saturating_add(MAX_FUTURE_ROUNDS);
+                let current = vote.vote.height == state.height && !state.is_behind() && in_window;
+                let future = vote.vote.height > state.height
+                    && !state
+                        .ahead
+                        .refreshed_within(&vote.validator, vote.vote.height, state.now_ms(), 1_000);
+                if !current && !future {
+                    return Ok(());
+                }
+                if !self
+                    .admit_signed(
+                        &state.validators,
+                        peer,
+                        (vote.vote.chain, &vote.validator),
+                        current,
+                        || vote.verify().is_ok(),
+                    )
+                    .await
                 {
                     return Ok(());
                 }
-                if vote.vote.height > state.height {
+                if future {
                     self.saw_height(state, peer, vote.validator, vote.vote.height).await;
                     return Ok(());
                 }
-                if current {
-                    if !state.started {
-                        self.start_height(state, internal).await?;
-                    }
-                    self.feed(state, Input::Vote(vote), internal).await?;
+                if !state.started {
+                    self.start_height(state, internal).await?;
                 }
+                self.feed(state, Input::Vote(vote), internal).await?;
             }
             // Served by a task of its own: the consensus loop never waits on a disk read
             // for a peer.
@@ -991,14 +999,29 @@ impl Host {
                 self.admission.relayed(peer, txs);
             }
             Message::Evidence(evidence) => {
-                // Passed on once, if it proves a double vote by a masternode of the set.
-                let known = state.evidence.contains(&(evidence.validator(), evidence.height()));
-                if !known && state.list.by_operator(&evidence.validator()).is_some() && evidence.verify().is_ok() {
-                    warn!(%peer, masternode = %evidence.validator(), height = evidence.height(), "equivocation evidence received");
-                    remember_evidence(state, &evidence);
-                    queue_evidence(state, *evidence);
-                    self.network.broadcast(&Message::Evidence(evidence)).await;
+                // Passed on once, and only if a block at the next height could record it (the
+                // network, the age window, the key held at the offence, not banned yet, the
+                // signatures): evidence no block would take could otherwise squat the
+                // offender's slot in the queue while its real offence went unrecorded.
+                if state.evidence.contains(&(evidence.validator(), evidence.height())) {
+                    return Ok(());
                 }
+                let genesis_hash = self.genesis.hash();
+                if evidence.votes().0.vote.chain != genesis_hash {
+                    self.network.report(peer, Offense::ForeignSigner).await;
+                    return Ok(());
+                }
+                if check_equivocation(&evidence, state.height, genesis_hash, &self.genesis.params, &state.list).is_err()
+                {
+                    if evidence.verify().is_err() {
+                        self.network.report(peer, Offense::InvalidSignature).await;
+                    }
+                    return Ok(());
+                }
+                warn!(%peer, masternode = %evidence.validator(), height = evidence.height(), "equivocation evidence received");
+                remember_evidence(state, &evidence);
+                queue_evidence(state, *evidence);
+                self.network.broadcast(&Message::Evidence(evidence)).await;
             }
             _ => {}
         }

@@ -69,6 +69,24 @@ fn a_claim_never_served_expires() {
 }
 
 #[test]
+fn a_claim_refreshed_recently_covers_lower_heights_only() {
+    let validators = set(&[1, 1, 1]);
+    let mut witnesses = AheadWitnesses::default();
+    witnesses.observe(key(0), 9, 5, &validators, 1_000);
+    assert!(witnesses.refreshed_within(&key(0), 9, 1_500, 1_000));
+    assert!(witnesses.refreshed_within(&key(0), 7, 1_500, 1_000));
+    assert!(
+        !witnesses.refreshed_within(&key(0), 10, 1_500, 1_000),
+        "a higher height is news"
+    );
+    assert!(
+        !witnesses.refreshed_within(&key(0), 9, 2_000, 1_000),
+        "a second later it is checked again"
+    );
+    assert!(!witnesses.refreshed_within(&key(1), 6, 1_500, 1_000));
+}
+
+#[test]
 fn reaching_the_claimed_height_retires_the_claims() {
     let validators = set(&[1, 1, 1]);
     let mut witnesses = AheadWitnesses::default();

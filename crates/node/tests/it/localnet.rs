@@ -463,6 +463,20 @@ fn four_masternodes_finalize_survive_crashes_and_restarts_and_a_late_node_catche
     );
     assert_eq!(consensus["result"]["quorum"], serde_json::json!(3));
     assert!(consensus["result"]["height"].as_u64().unwrap() > included);
+    // Three precommits decide; the fourth, arriving after, still joins the certificate the
+    // next block carries, so proof of service credits the slowest masternode too.
+    net.wait_until(&[0], included + 3);
+    let all_four = (top + 3..=included + 3).any(|height| {
+        let hash = net.rpc(0, "getblockhash", serde_json::json!([height]))["result"].clone();
+        let block = net.rpc(0, "getblock", serde_json::json!([hash, 1]));
+        block["result"]["lastcommit"]["signers"].as_array().map(Vec::len) == Some(4)
+    });
+    assert!(
+        all_four,
+        "no block from {} to {} carries all four precommits",
+        top + 3,
+        included + 3
+    );
     let list = net.rpc(0, "masternodelist", serde_json::json!([]));
     let connected = list["result"]
         .as_array()
@@ -541,6 +555,9 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
     let hello = net.stranger_hello();
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(0)));
     let operator = net.key(2, "masternode.key");
+    // Evidence travels only if a block could record it: an offence at a height already
+    // finalized, within the evidence window.
+    let offence = net.top();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // The friend stays connected until its message arrived (closing a socket with unread
     // data resets it, and the reset can discard what was sent just before).
@@ -610,7 +627,7 @@ fn a_hostile_peer_is_disconnected_and_banned_while_the_network_finalizes() {
             SignedVote::sign(
                 Vote {
                     chain: genesis.hash(),
-                    height: 1_000,
+                    height: offence,
                     round: 0,
                     kind: VoteKind::Prevote,
                     block: Some(BlockHash(Hash256([n; 32]))),
