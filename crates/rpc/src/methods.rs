@@ -228,7 +228,7 @@ pub const METHODS: &[Method] = &[
             text("address"),
             optional(text("rewardaddress")),
         ],
-        help: "Registers a masternode from the wallet: pays the tier's exact collateral (bronze 1000, silver 10000, gold 100000 TIME) to a new wallet address inside the registration itself, with new wallet keys as collateral and owner keys. operatorkey is the masternode's public key (its masternodestatus), address its P2P IP:port. Returns the masternode id (the registration txid). It votes a fixed number of blocks after its block.",
+        help: "Registers a masternode from the wallet: pays the tier's exact collateral (bronze 1000, silver 10000, gold 100000 TIME) to a new wallet address inside the registration itself, with new wallet keys as collateral and owner keys. operatorkey is this node's operator key (its masternodestatus): the registration carries the key's proof of possession, so it is made on the masternode's own node. address is its P2P IP:port. Returns the masternode id (the registration txid). It votes a fixed number of blocks after its block.",
     },
     Method {
         name: "masternodeupdate",
@@ -239,7 +239,7 @@ pub const METHODS: &[Method] = &[
             optional(text("address")),
             optional(text("rewardaddress")),
         ],
-        help: "Changes a masternode's operator key, P2P address or reward address (unchanged when left out), signed by the owner key in this wallet. Also re-announces a masternode excluded for missed service once its penalty has decayed to 0, or one revoked or whose ban ended. Returns the txid.",
+        help: "Changes a masternode's operator key, P2P address or reward address (unchanged when left out), signed by the owner key in this wallet; a new operator key must be this node's (it signs its proof of possession). Also re-announces a masternode excluded for missed service once its penalty has decayed to 0, or one revoked or whose ban ended. Returns the txid.",
     },
     Method {
         name: "masternoderevoke",
@@ -251,7 +251,7 @@ pub const METHODS: &[Method] = &[
         name: "masternodeunlock",
         category: "Masternode",
         params: &[text("id"), optional(text("address"))],
-        help: "Deregisters a masternode by spending its collateral (held by this wallet) to address, or to a new wallet address, less the fee. Refused while the masternode is banned for double-signing. Returns the txid.",
+        help: "Deregisters a masternode by spending its collateral (held by this wallet) to address, or to a new wallet address, less the fee. Only once it stopped voting (revoked, excluded or banned) a whole evidence window before, so evidence of its last votes can still ban it; refused while it serves, before then, and during a double-signing ban. Returns the txid.",
     },
     Method {
         name: "listlockedcollaterals",
