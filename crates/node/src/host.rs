@@ -410,7 +410,16 @@ impl Host {
         state.height_started = Some(Instant::now());
         let store = Arc::clone(&self.store);
         let height = state.height;
-        let wal = blocking(move || Ok(store.consensus_wal().entries(height)?)).await?;
+        let (wal, proposed) = blocking(move || {
+            let wal = store.consensus_wal();
+            Ok((wal.entries(height)?, wal.proposed(height)?))
+        })
+        .await?;
+        // Blocks this node proposed at this height before it restarted: the engine re-sends
+        // their logged proposals, which need the bodies.
+        for block in proposed {
+            state.blocks.insert(block.hash(), block);
+        }
         let input = Input::StartHeight {
             height,
             validators: state.validators.clone(),
@@ -473,6 +482,10 @@ impl Host {
                     }
                 };
                 let value = block.hash();
+                // The body is kept before the proposal is signed and logged: a proposer that
+                // restarts in this height sends its logged proposal again with its block.
+                let (store, kept) = (Arc::clone(&self.store), block.clone());
+                blocking(move || Ok(store.consensus_wal().save_proposed(height, &kept)?)).await?;
                 state.blocks.insert(value, block);
                 return Ok(Some(Input::ValueToPropose { height, round, value }));
             }

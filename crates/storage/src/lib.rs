@@ -20,8 +20,8 @@
 pub mod commitment;
 mod error;
 mod store;
+mod wal;
 
 pub use error::StorageError;
-pub use store::{
-    AppliedBlock, ConsensusWal, DEFAULT_CACHE_BYTES, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo,
-};
+pub use store::{AppliedBlock, DEFAULT_CACHE_BYTES, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo};
+pub use wal::ConsensusWal;

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use timecoin_chain::{ChainParams, ChainTip, Genesis, MasternodeList, Utxo, UtxoView, ViewError, created_outputs};
-use timecoin_consensus::{Wal, WalEntry};
 use timecoin_primitives::encoding::{Reader, write_compact_size};
 use timecoin_primitives::{
     AddressPayload, Amount, Block, BlockHash, CommitCertificate, Decode, Encode, Hash256, OutPoint, Transaction, TxId,
@@ -30,8 +29,8 @@ const BLOCK_HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("blo
 const TX_LOCATIONS: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_locations");
 const UTXOS: TableDefinition<&[u8; 36], &[u8; UTXO_VALUE_LEN]> = TableDefinition::new("utxos");
 const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
-/// What this masternode signed: (height, sequence) → encoded [`WalEntry`].
-const WAL: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("consensus_wal");
+/// What this masternode signed: (height, sequence) → encoded [`timecoin_consensus::WalEntry`].
+pub(crate) const WAL: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("consensus_wal");
 /// The masternode list before each recent block: height → encoded list.
 const LIST_UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("masternode_list_undo");
 
@@ -212,7 +211,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// The chain store. All methods block on disk I/O: call them from a blocking thread.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    pub(crate) db: Database,
     path: PathBuf,
     params: ChainParams,
     list: Mutex<Option<CachedList>>,
@@ -327,11 +326,11 @@ impl Store {
         }
     }
 
-    fn err(&self, error: impl Into<redb::Error>) -> StorageError {
+    pub(crate) fn err(&self, error: impl Into<redb::Error>) -> StorageError {
         Self::map_error(&self.path, error.into())
     }
 
-    fn corrupt(&self, what: &str, error: timecoin_primitives::DecodeError) -> StorageError {
+    pub(crate) fn corrupt(&self, what: &str, error: timecoin_primitives::DecodeError) -> StorageError {
         StorageError::corrupt_record(&self.path, what, error)
     }
 
@@ -342,7 +341,7 @@ impl Store {
         }
     }
 
-    fn begin_read(&self) -> Result<ReadTransaction, StorageError> {
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StorageError> {
         self.db.begin_read().map_err(|e| self.err(e))
     }
 
@@ -378,6 +377,7 @@ impl Store {
             write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
             write.open_table(UTXOS).map_err(|e| self.err(e))?;
             write.open_table(WAL).map_err(|e| self.err(e))?;
+            write.open_table(crate::wal::PROPOSED).map_err(|e| self.err(e))?;
             write.open_table(LIST_UNDO).map_err(|e| self.err(e))?;
             meta.insert(KEY_MASTERNODES, genesis.masternode_list().to_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
@@ -851,71 +851,6 @@ impl Store {
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
         Ok(block)
-    }
-}
-
-/// The consensus write-ahead log, kept in the chain store's file: each append is its own
-/// durable (fsynced) redb transaction.
-#[derive(Debug)]
-pub struct ConsensusWal<'a> {
-    store: &'a Store,
-}
-
-impl Store {
-    /// The consensus write-ahead log.
-    pub fn consensus_wal(&self) -> ConsensusWal<'_> {
-        ConsensusWal { store: self }
-    }
-}
-
-impl Wal for ConsensusWal<'_> {
-    type Error = StorageError;
-
-    fn append(&mut self, entry: &WalEntry) -> Result<(), StorageError> {
-        let store = self.store;
-        let height = entry.height();
-        let write = store.db.begin_write().map_err(|e| store.err(e))?;
-        {
-            let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
-            let next = table
-                .range((height, 0)..=(height, u32::MAX))
-                .map_err(|e| store.err(e))?
-                .next_back()
-                .transpose()
-                .map_err(|e| store.err(e))?
-                .map_or(0, |(key, _)| key.value().1.saturating_add(1));
-            table
-                .insert((height, next), entry.to_bytes().as_slice())
-                .map_err(|e| store.err(e))?;
-        }
-        write.commit().map_err(|e| store.err(e))
-    }
-
-    fn entries(&self, height: u64) -> Result<Vec<WalEntry>, StorageError> {
-        let store = self.store;
-        let read = store.begin_read()?;
-        let table = read.open_table(WAL).map_err(|e| store.err(e))?;
-        let mut entries = Vec::new();
-        for item in table
-            .range((height, 0)..=(height, u32::MAX))
-            .map_err(|e| store.err(e))?
-        {
-            let (_, value) = item.map_err(|e| store.err(e))?;
-            entries.push(WalEntry::from_bytes(value.value()).map_err(|e| store.corrupt("consensus wal entry", e))?);
-        }
-        Ok(entries)
-    }
-
-    fn prune_below(&mut self, height: u64) -> Result<(), StorageError> {
-        let store = self.store;
-        let write = store.db.begin_write().map_err(|e| store.err(e))?;
-        {
-            let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
-            table
-                .retain_in((0, 0)..(height, 0), |_, _| false)
-                .map_err(|e| store.err(e))?;
-        }
-        write.commit().map_err(|e| store.err(e))
     }
 }
 

@@ -56,3 +56,28 @@ fn entries_come_back_per_height_in_order_and_survive_reopening() {
     assert!(wal.entries(4).unwrap().is_empty() && wal.entries(5).unwrap().is_empty());
     assert_eq!(wal.entries(6).unwrap().len(), 3);
 }
+
+#[test]
+fn proposed_blocks_come_back_per_height_after_reopening_and_are_pruned_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut chain = ChainBuilder::new(4);
+    let genesis = chain.genesis.clone();
+    let first = chain.next_payment_block(2);
+    let payments = chain.payments(1);
+    let second = chain.build_block(payments);
+    {
+        let store = Store::open(&path, &genesis).unwrap();
+        let wal = store.consensus_wal();
+        assert!(wal.proposed(1).unwrap().is_empty());
+        wal.save_proposed(1, &first).unwrap();
+        wal.save_proposed(2, &second).unwrap();
+    }
+    let store = Store::open(&path, &genesis).unwrap();
+    let mut wal = store.consensus_wal();
+    assert_eq!(wal.proposed(1).unwrap(), vec![first]);
+    assert_eq!(wal.proposed(2).unwrap(), vec![second.clone()]);
+    wal.prune_below(2).unwrap();
+    assert!(wal.proposed(1).unwrap().is_empty());
+    assert_eq!(wal.proposed(2).unwrap(), vec![second]);
+}
