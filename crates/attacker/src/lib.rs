@@ -19,8 +19,8 @@ use std::time::Duration;
 use rand::RngExt;
 use timecoin_network::{Hello, Message, SecureReader, SecureWriter, connect};
 use timecoin_primitives::{
-    Block, BlockHash, Decode, Encode, Hash256, Proposal, SecretKey, Signature, SignedProposal, SignedVote, Vote,
-    VoteKind,
+    Block, BlockHash, Decode, Encode, Hash256, Proposal, SecretKey, Signature, SignedProposal, SignedVote, Transaction,
+    Vote, VoteKind,
 };
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -50,10 +50,14 @@ pub enum Behaviour {
     InboundSlots,
     /// Stays connected and silent (a masternode that withholds its votes).
     Withholding,
+    /// Relays [`Attacker::poison`], transactions valid alone but never together (a
+    /// registration naming a coin as its collateral and a richer spend of that coin), to
+    /// every target; does nothing without them, so it is not among [`Behaviour::ALL`].
+    PoisonPairs,
 }
 
 impl Behaviour {
-    /// Every behaviour.
+    /// Every behaviour that needs nothing but a key: the chaos runner draws from these.
     pub const ALL: [Behaviour; 9] = [
         Behaviour::FutureVotes,
         Behaviour::ConflictingVotes,
@@ -89,6 +93,7 @@ impl Behaviour {
             Behaviour::RequestsWithoutReading => "requests-without-reading",
             Behaviour::InboundSlots => "inbound-slots",
             Behaviour::Withholding => "withholding",
+            Behaviour::PoisonPairs => "poison-pairs",
         }
     }
 }
@@ -142,6 +147,9 @@ pub struct Attacker {
     pub targets: Vec<SocketAddr>,
     /// The largest frame it reads.
     pub max_frame: usize,
+    /// Signed transactions that are valid alone but not together, for
+    /// [`Behaviour::PoisonPairs`] (they need funded coins, which the caller holds).
+    pub poison: Vec<Transaction>,
 }
 
 /// What a reading task learned: the highest height seen, and the proposals (with the index
@@ -157,7 +165,9 @@ impl Attacker {
         let report = Arc::new(Report::default());
         let mut tasks = JoinSet::new();
         for behaviour in behaviours {
-            if behaviour.needs_key() && self.operator.is_none() {
+            if (behaviour.needs_key() && self.operator.is_none())
+                || (*behaviour == Behaviour::PoisonPairs && self.poison.is_empty())
+            {
                 continue;
             }
             if *behaviour == Behaviour::SwappedBodies {
@@ -270,8 +280,10 @@ impl Attacker {
             _ => Vec::new(),
         };
         let mut frames: Vec<Vec<u8>> = votes.into_iter().map(|v| Message::Vote(v).to_bytes()).collect();
-        if behaviour == Behaviour::RequestsWithoutReading {
-            frames.push(Message::GetBlocks { from: 1, count: 100 }.to_bytes());
+        match behaviour {
+            Behaviour::RequestsWithoutReading => frames.push(Message::GetBlocks { from: 1, count: 100 }.to_bytes()),
+            Behaviour::PoisonPairs => frames.push(Message::Transactions(self.poison.clone()).to_bytes()),
+            _ => {}
         }
         frames
     }
@@ -298,9 +310,16 @@ impl Attacker {
             // A reader that never reads is the behaviour: the node must drop it as slow.
             let reading = (behaviour != Behaviour::RequestsWithoutReading)
                 .then(|| Self::read(reader, target, Arc::clone(&seen), Arc::clone(&report)));
+            // The poison goes once a connection: relayed again, it would only be a replay.
+            let mut poisoned = false;
             'connected: while !cancel.is_cancelled() {
                 let height = seen.height.load(Ordering::Relaxed);
-                let mut frames = self.frames(behaviour, height);
+                let mut frames = if behaviour == Behaviour::PoisonPairs && poisoned {
+                    Vec::new()
+                } else {
+                    self.frames(behaviour, height)
+                };
+                poisoned = true;
                 if let Some(receiver) = proposed.as_mut() {
                     while let Ok((_, proposal, block)) = receiver.try_recv() {
                         frames.extend(self.equivocate(&proposal, &block));

@@ -42,6 +42,7 @@ impl Impostor {
             operator: Some(operator),
             targets,
             max_frame: crate::daemon::max_frame(&genesis.params),
+            poison: Vec::new(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -348,6 +348,107 @@ impl Localnet {
         timecoin_primitives::sign_transaction(&mut tx, &genesis.hash(), &[&wallet], &[funds]);
         tx
     }
+
+    /// Transactions valid alone but never together, and the payment that funds them from
+    /// node 0's genesis allocation: `(funding, registration, spend)`. The registration names
+    /// the funding's 1,000-TIME output 0 as its Bronze collateral; the spend takes that same
+    /// coin with a far higher fee.
+    fn poison_pair(
+        &self,
+    ) -> (
+        timecoin_primitives::Transaction,
+        timecoin_primitives::Transaction,
+        timecoin_primitives::Transaction,
+    ) {
+        use timecoin_primitives::{
+            AddressPayload, Amount, OutPoint, Payload, Registration, SecretKey, Tier, Transaction, TxInput, TxOutput,
+            payload_signature_message, sign_transaction,
+        };
+        let genesis = self.genesis();
+        let chain = genesis.hash();
+        let wallet = self.key(0, "wallet.key");
+        let (collateral_key, owner, operator) = (
+            SecretKey::from_seed([61; 32]),
+            SecretKey::from_seed([62; 32]),
+            SecretKey::from_seed([63; 32]),
+        );
+        let to = |key: &SecretKey| AddressPayload::from_public_key(&key.public_key());
+        let time = |n: u64| Amount::from_time(n).unwrap();
+        let input = |txid, index, key: &SecretKey| TxInput {
+            prevout: OutPoint { txid, index },
+            public_key: key.public_key(),
+            signature: Default::default(),
+        };
+        let allocation = &genesis.block.transactions[0];
+        let funds = allocation.outputs[0].amount;
+        let mut funding = Transaction {
+            version: Transaction::VERSION,
+            inputs: vec![input(allocation.txid(), 0, &wallet)],
+            outputs: vec![
+                TxOutput {
+                    amount: Tier::Bronze.collateral(),
+                    address: to(&collateral_key),
+                },
+                TxOutput {
+                    amount: time(10),
+                    address: to(&wallet),
+                },
+                TxOutput {
+                    amount: funds
+                        .checked_sub(Tier::Bronze.collateral())
+                        .and_then(|a| a.checked_sub(time(10)))
+                        .and_then(|a| a.checked_sub(Amount::from_units(10_000)))
+                        .unwrap(),
+                    address: allocation.outputs[0].address,
+                },
+            ],
+            lock_time: 0,
+            memo: Vec::new(),
+            payload: None,
+        };
+        sign_transaction(&mut funding, &chain, &[&wallet], &[funds]);
+        let coin = funding.txid();
+        let mut registration = Transaction {
+            version: Transaction::VERSION_SPECIAL,
+            inputs: vec![input(coin, 1, &wallet)],
+            outputs: vec![TxOutput {
+                amount: time(10).checked_sub(Amount::from_units(100_000)).unwrap(),
+                address: to(&wallet),
+            }],
+            lock_time: 0,
+            memo: Vec::new(),
+            payload: Some(Payload::Register(Registration {
+                tier: Tier::Bronze,
+                collateral: OutPoint { txid: coin, index: 0 },
+                collateral_key: collateral_key.public_key(),
+                owner: owner.public_key(),
+                operator: operator.public_key(),
+                reward_address: to(&owner),
+                service: "127.0.0.1:1".parse().unwrap(),
+                operator_proof: Default::default(),
+                signature: Default::default(),
+            })),
+        };
+        let txid = registration.txid();
+        if let Some(Payload::Register(r)) = registration.payload.as_mut() {
+            r.operator_proof = operator.sign(&r.operator_proof_message(&chain, txid).0);
+            r.signature = collateral_key.sign(&payload_signature_message(&chain, &txid).0);
+        }
+        sign_transaction(&mut registration, &chain, &[&wallet], &[time(10)]);
+        let mut spend = Transaction {
+            version: Transaction::VERSION,
+            inputs: vec![input(coin, 0, &collateral_key)],
+            outputs: vec![TxOutput {
+                amount: Tier::Bronze.collateral().checked_sub(time(1)).unwrap(),
+                address: to(&collateral_key),
+            }],
+            lock_time: 0,
+            memo: Vec::new(),
+            payload: None,
+        };
+        sign_transaction(&mut spend, &chain, &[&collateral_key], &[Tier::Bronze.collateral()]);
+        (funding, registration, spend)
+    }
 }
 
 impl Drop for Localnet {
@@ -1535,8 +1636,9 @@ fn peak_rss(pid: u32) -> u64 {
 /// at once with its operator key (a quarter of the power: votes for far heights, double
 /// votes, equivocating proposals, forged signatures), beside attacker peers without a key
 /// (swapped proposal bodies, floods of foreign votes, requests never read, every inbound slot
-/// from one address). The three honest masternodes keep finalizing and agree on every hash
-/// (the harness fails on a conflict), their memory stays bounded, and they cut off and ban
+/// from one address, a registration and a richer spend of its collateral). The three honest
+/// masternodes keep finalizing and agree on every hash (the harness fails on a conflict),
+/// never build a block the pair breaks, their memory stays bounded, and they cut off and ban
 /// the offenders.
 #[test]
 fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack() {
@@ -1549,13 +1651,30 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
         net.start(node);
     }
     net.wait_until(&[0, 1, 2], 2);
-    // A payment, so that a block carries a signature for the swapped bodies to alter.
-    let payment = net.payment();
-    net.rpc(
+    // A payment, so that a block carries a signature for the swapped bodies to alter; it
+    // funds the poison pair the keyless attackers relay.
+    let (funding, registration, spend) = net.poison_pair();
+    let sent = net.rpc(
         0,
         "sendrawtransaction",
-        serde_json::json!([hex::encode(payment.to_bytes())]),
+        serde_json::json!([hex::encode(funding.to_bytes())]),
     );
+    assert!(sent["error"].is_null(), "{sent}");
+    let funded = result(net.rpc(
+        0,
+        "waitfortransaction",
+        serde_json::json!([funding.txid().to_string(), 120]),
+    ));
+    assert_eq!(funded["finalized"], true, "{funded}");
+    // Each of the pair is valid alone.
+    for tx in [&registration, &spend] {
+        let alone = result(net.rpc(
+            0,
+            "testmempoolaccept",
+            serde_json::json!([[hex::encode(tx.to_bytes())]]),
+        ));
+        assert_eq!(alone[0]["allowed"], true, "{alone}");
+    }
     let masternode = Attacker {
         hello: net.stranger_hello(),
         operator: Some(net.key(3, "masternode.key")),
@@ -1563,9 +1682,11 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
             .map(|node| std::net::SocketAddr::from(([127, 0, 0, 1], net.p2p_port(node))))
             .collect(),
         max_frame: 8_000_000,
+        poison: Vec::new(),
     };
     let keyless = Attacker {
         operator: None,
+        poison: vec![registration, spend.clone()],
         ..masternode.clone()
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1574,7 +1695,9 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
         .into_iter()
         .map(|attacker| {
             let cancel = cancel.clone();
-            runtime.spawn(async move { attacker.run(&Behaviour::ALL, cancel).await })
+            let mut behaviours = Behaviour::ALL.to_vec();
+            behaviours.push(Behaviour::PoisonPairs);
+            runtime.spawn(async move { attacker.run(&behaviours, cancel).await })
         })
         .collect();
     // The double-signer's evidence is recorded: the masternode is banned on chain.
@@ -1600,6 +1723,13 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
         let banned = result(net.rpc(node, "listbanned", serde_json::json!([])));
         assert!(!banned.as_array().unwrap().is_empty(), "node {node} banned nobody");
     }
+    // Of the poison pair one was pending at a time, and the richer spend was finalized.
+    let spent = result(net.rpc(
+        0,
+        "waitfortransaction",
+        serde_json::json!([spend.txid().to_string(), 120]),
+    ));
+    assert_eq!(spent["finalized"], true, "{spent}");
     let now = net.top();
     net.wait_until(&[0, 1, 2], now + 2);
 }
