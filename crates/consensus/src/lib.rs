@@ -21,12 +21,14 @@
 
 mod ahead;
 mod engine;
+mod gate;
 mod validators;
 mod votes;
 mod wal;
 
 pub use ahead::{AheadWitnesses, DEFAULT_AHEAD_TTL_MS};
 pub use engine::{Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, TimeoutKind};
+pub use gate::{Arrival, ProposalAdmission, ProposalGate};
 pub use validators::{Validator, ValidatorSet, ValidatorSetError};
 pub use votes::{AddOutcome, RoundVotes, Tally, VoteKeeper};
 pub use wal::{MemoryWal, Wal, WalEntry};

@@ -16,7 +16,8 @@ use timecoin_chain::{
     BlockContext, ChainTip, Genesis, MasternodeList, SignatureCache, TxContext, check_block_cached, check_equivocation,
 };
 use timecoin_consensus::{
-    AheadWitnesses, Decision, Effect, Engine, EngineConfig, Input, Step, Timeout, TimeoutConfig, ValidatorSet, Wal,
+    AheadWitnesses, Arrival, Decision, Effect, Engine, EngineConfig, Input, ProposalAdmission, ProposalGate, Step,
+    Timeout, TimeoutConfig, ValidatorSet, Wal,
 };
 use timecoin_mempool::Mempool;
 use timecoin_network::{Message, NetworkEvent, NetworkHandle, Offense};
@@ -159,9 +160,9 @@ struct State {
     tip_seen: Instant,
     /// Blocks proposed at `height`, by hash.
     blocks: HashMap<BlockHash, Block>,
-    /// The block proposed in each round of `height`: one per round, so that a proposer
+    /// The block taken up in each round of `height`: one per round, so that a proposer
     /// signing many blocks cannot make this node store and validate them all.
-    proposed: HashMap<u32, BlockHash>,
+    gate: ProposalGate,
     /// The last decision, re-sent to peers that fall behind.
     last: Option<(Block, CommitCertificate)>,
     sync: BlockSync,
@@ -271,7 +272,7 @@ impl Host {
             tip,
             tip_seen: Instant::now(),
             blocks: HashMap::new(),
-            proposed: HashMap::new(),
+            gate: ProposalGate::default(),
             last,
             sync: BlockSync::default(),
             ahead: AheadWitnesses::default(),
@@ -681,7 +682,7 @@ impl Host {
         state.blocks.clear();
         state.heard = (0, HashSet::new());
         state.caught_up.clear();
-        state.proposed.clear();
+        state.gate.clear();
         state.engine = Engine::new(self.engine_config(), self.key.clone());
         self.hello.send_modify(|hello| {
             hello.best_height = applied.tip.height;
@@ -894,19 +895,16 @@ impl Host {
                     }
                     return Ok(());
                 }
-                // Rounds far ahead are dropped before anything is computed for them (finding a
-                // round's proposer takes time proportional to the round).
+                // Only the round's proposer may make this node validate a block, and only one
+                // a round (`ProposalGate`, pure and tested alone).
                 let round = proposal.proposal.round;
-                if height != state.height || round > state.engine.round().saturating_add(MAX_FUTURE_ROUNDS) {
-                    return Ok(());
-                }
-                // Only the round's proposer may make this node validate a block, and only one.
-                let expected = state.validators.proposer(round);
-                if expected != Some(proposal.proposer)
-                    || block.header.proposer != proposal.proposer
-                    || proposal.proposal.block != block.hash()
-                    || state.proposed.get(&round).is_some_and(|known| *known != block.hash())
-                {
+                let arrival = Arrival {
+                    proposal: &proposal,
+                    block_hash: block.hash(),
+                    block_proposer: block.header.proposer,
+                };
+                let window = (state.engine.round(), MAX_FUTURE_ROUNDS);
+                if state.gate.consider(&state.validators, state.height, window, arrival) == ProposalAdmission::Dropped {
                     return Ok(());
                 }
                 let (chain, signer) = (proposal.proposal.chain, proposal.proposer);
@@ -931,7 +929,7 @@ impl Host {
                     self.network.report(peer, Offense::InvalidBlock).await;
                     return Ok(());
                 }
-                state.proposed.insert(round, block.hash());
+                state.gate.record(round, block.hash());
                 if state.is_behind() {
                     return Ok(());
                 }

@@ -2,4 +2,5 @@
 
 mod ahead;
 mod engine;
+mod gate;
 mod simulation;
