@@ -52,16 +52,21 @@ impl Requests {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        let count = pending.entry(peer).or_insert(0);
-        if *count >= MAX_PENDING_PER_PEER {
+        // A peer has an entry only while it has requests waiting, so the map is bounded by
+        // the queue, however many identities ask while it is full.
+        if pending.get(&peer).is_some_and(|count| *count >= MAX_PENDING_PER_PEER)
+            || self.queue.try_send((peer, request)).is_err()
+        {
             metrics::counter!("timecoin_requests_dropped_total").increment(1);
             return;
         }
-        if self.queue.try_send((peer, request)).is_err() {
-            metrics::counter!("timecoin_requests_dropped_total").increment(1);
-            return;
-        }
-        *count += 1;
+        *pending.entry(peer).or_insert(0) += 1;
+    }
+
+    /// Peers with requests waiting.
+    #[cfg(test)]
+    fn waiting_peers(&self) -> usize {
+        self.pending.lock().map_or(0, |pending| pending.len())
     }
 
     fn served(&self, peer: &PublicKey) {
@@ -166,5 +171,45 @@ impl Server {
             found.push((*tx).clone());
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timecoin_primitives::SecretKey;
+
+    fn requests(capacity: usize) -> (Requests, mpsc::Receiver<(PublicKey, Request)>) {
+        let (queue, incoming) = mpsc::channel(capacity);
+        let requests = Requests {
+            queue,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        };
+        (requests, incoming)
+    }
+
+    #[test]
+    fn a_peer_waits_in_line_at_most_twice_and_refused_peers_leave_no_trace() {
+        let (requests, mut incoming) = requests(4);
+        let peer = |n: u8| SecretKey::from_seed([n; 32]).public_key();
+        let blocks = || Request::Blocks { from: 1, count: 100 };
+        for _ in 0..5 {
+            requests.submit(peer(1), blocks());
+        }
+        assert_eq!(requests.waiting_peers(), 1);
+        requests.submit(peer(2), blocks());
+        requests.submit(peer(3), blocks());
+        // The queue is full: hundreds of other identities are refused and remembered nowhere.
+        for n in 10..=255 {
+            requests.submit(peer(n), blocks());
+        }
+        assert_eq!(requests.waiting_peers(), 3);
+        let mut served = Vec::new();
+        while let Ok((who, _)) = incoming.try_recv() {
+            requests.served(&who);
+            served.push(who);
+        }
+        assert_eq!(served, vec![peer(1), peer(1), peer(2), peer(3)]);
+        assert_eq!(requests.waiting_peers(), 0);
     }
 }
