@@ -20,8 +20,8 @@ pub enum ProposalAdmission {
     /// The block already taken up for its round, again.
     Known,
     /// Not worth a signature check: another height, a round past the window, a signer who is
-    /// not the round's proposer, a header naming another proposer, a hash that is not the
-    /// block's, or a second block for the round.
+    /// not the round's proposer, a new block whose header names another proposer, a hash
+    /// that is not the block's, or a second block for the round.
     Dropped,
 }
 
@@ -63,8 +63,12 @@ impl ProposalGate {
             return ProposalAdmission::Dropped;
         }
         let proposer = arrival.proposal.proposer;
+        // A new block must name its proposer (who is paid for it); a block re-proposed from
+        // an earlier round (`valid_round`) keeps the header of whoever built it, and the
+        // engine follows it only with the earlier round's polka.
+        let builder_named = proposal.valid_round.is_some() || arrival.block_proposer == proposer;
         if validators.proposer(proposal.round) != Some(proposer)
-            || arrival.block_proposer != proposer
+            || !builder_named
             || proposal.block != arrival.block_hash
         {
             return ProposalAdmission::Dropped;

@@ -91,6 +91,19 @@ fn only_the_rounds_proposer_is_taken_up_once_a_round() {
         gate.consider(&validators, 5, (0, 4), lying_header),
         ProposalAdmission::Dropped
     );
+    // A block re-proposed from an earlier round keeps the header of whoever built it: the
+    // round's proposer may carry it (the engine follows it only with that round's polka).
+    let round_one = validators.proposer(1).unwrap();
+    let carrier = keys.iter().find(|k| k.public_key() == round_one).unwrap();
+    let builder = keys.iter().find(|k| k.public_key() != round_one).unwrap();
+    let mut reproposal = signed(carrier, 5, 1, 6).proposal;
+    reproposal.valid_round = Some(0);
+    let again = SignedProposal::sign(reproposal, carrier);
+    let carried = Arrival {
+        block_proposer: builder.public_key(),
+        ..arrival(&again)
+    };
+    assert_eq!(gate.consider(&validators, 5, (0, 4), carried), ProposalAdmission::New);
     let swapped = Arrival {
         block_hash: BlockHash(Hash256([8; 32])),
         ..arrival(&fresh)
