@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use timecoin_chain::{Genesis, SignatureCache, TxError};
+use timecoin_chain::{Genesis, SignatureCache};
 use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_network::{NetworkHandle, Offense};
 use timecoin_primitives::{Encode, PublicKey, Transaction, TxId};
@@ -168,13 +168,13 @@ impl Admission {
     }
 }
 
-/// What relaying a transaction the mempool refused with `error` costs the peer: a forged
-/// signature bans at once (honest nodes verify before they relay, so one is never an
-/// accident, and each cost this node a verification); another flaw no chain state mends
-/// costs [`Offense::InvalidTransaction`]; a refusal another state could lift, nothing.
+/// What relaying a transaction the mempool refused with `error` costs the peer: a flaw no
+/// chain state mends costs [`Offense::InvalidTransaction`]; a refusal another state could
+/// lift, nothing. A bad signature does not ban at once: a payload's signature is checked
+/// against the operator key the list holds now, which an update may have changed on a peer
+/// that is a block ahead.
 fn relay_offense(error: &MempoolError) -> Option<Offense> {
     match error {
-        MempoolError::Invalid(TxError::BadSignature) => Some(Offense::InvalidSignature),
         MempoolError::Invalid(e) if e.is_invalid_in_any_state() => Some(Offense::InvalidTransaction),
         _ => None,
     }
@@ -314,13 +314,14 @@ impl Admitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use timecoin_chain::TxError;
     use timecoin_primitives::{Hash256, OutPoint};
 
     #[test]
-    fn a_relayed_forged_signature_bans_and_a_missing_input_costs_nothing() {
+    fn a_relayed_forged_signature_costs_points_and_a_missing_input_costs_nothing() {
         assert_eq!(
             relay_offense(&MempoolError::Invalid(TxError::BadSignature)),
-            Some(Offense::InvalidSignature)
+            Some(Offense::InvalidTransaction)
         );
         assert_eq!(
             relay_offense(&MempoolError::Invalid(TxError::NoInputs)),
