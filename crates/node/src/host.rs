@@ -363,6 +363,9 @@ impl Host {
             let same =
                 status.height == height && status.round == round && status.step == step && status.syncing == syncing;
             if !same {
+                if status.syncing != syncing {
+                    debug!(height, syncing, "sync state");
+                }
                 *status = ConsensusStatus {
                     height,
                     round,
@@ -417,22 +420,43 @@ impl Host {
         })
         .await?;
         // Blocks this node proposed at this height before it restarted: the engine re-sends
-        // their logged proposals, which need the bodies.
-        for block in proposed {
-            state.blocks.insert(block.hash(), block);
+        // their logged proposals, which need the bodies. Each is checked again, as a peer's
+        // would be: the engine votes for a block only once it knows the block is valid, and
+        // a body already held is never validated on arrival, so without this verdict a
+        // re-proposal of this node's own block (the others locked on it) would get a nil
+        // prevote from it in every round, and a network that needs its vote would halt.
+        let restored: Vec<Block> = proposed
+            .into_iter()
+            .filter(|block| !state.blocks.contains_key(&block.hash()))
+            .collect();
+        for block in &restored {
+            state.blocks.insert(block.hash(), block.clone());
         }
         let input = Input::StartHeight {
             height,
             validators: state.validators.clone(),
             wal,
         };
-        self.feed(state, input, internal).await
+        self.feed(state, input, internal).await?;
+        // After `StartHeight`: the engine takes verdicts for its current height only.
+        for block in restored {
+            self.validate(state, block, internal);
+        }
+        Ok(())
     }
 
     async fn feed(&self, state: &mut State, input: Input, internal: &mpsc::Sender<Internal>) -> Result<()> {
         let mut queue = vec![input];
         while let Some(input) = queue.pop() {
+            let before = (state.engine.height(), state.engine.round(), state.engine.step());
+            if let Input::TimeoutElapsed(timeout) = &input {
+                debug!(height = timeout.height, round = timeout.round, kind = ?timeout.kind, "timeout elapsed");
+            }
             let effects = state.engine.handle(input);
+            let (height, round, step) = (state.engine.height(), state.engine.round(), state.engine.step());
+            if before != (height, round, step) {
+                debug!(height, round, step = step_name(step), "consensus step");
+            }
             for effect in effects {
                 if let Some(next) = self.on_effect(state, effect, internal).await? {
                     queue.push(next);
@@ -459,7 +483,11 @@ impl Host {
                     self.network.broadcast(&message).await;
                 }
             }
-            Effect::BroadcastVote(vote) => self.network.broadcast(&Message::Vote(vote)).await,
+            Effect::BroadcastVote(vote) => {
+                let v = &vote.vote;
+                debug!(height = v.height, round = v.round, kind = ?v.kind, block = ?v.block, "voting");
+                self.network.broadcast(&Message::Vote(vote)).await;
+            }
             Effect::ScheduleTimeout { timeout, after_ms } => {
                 let sender = internal.clone();
                 let cancel = self.cancel.clone();
@@ -587,16 +615,19 @@ impl Host {
         let sender = internal.clone();
         self.tracker.spawn(async move {
             let value = block.hash();
+            let proposer = block.header.proposer;
             let verdict =
-                blocking(move || Ok(check_on_tip(&store, &genesis, &signatures, tip, &block, Some(now_ms())).is_ok()))
-                    .await;
-            let _ = sender
-                .send(Internal::Validated {
-                    height,
-                    value,
-                    valid: verdict.unwrap_or(false),
-                })
-                .await;
+                blocking(move || check_on_tip(&store, &genesis, &signatures, tip, &block, Some(now_ms()))).await;
+            // A refused proposal makes this node prevote nil: say why (at most once a round,
+            // since the proposal gate lets one block a round through).
+            let valid = match verdict {
+                Ok(()) => true,
+                Err(error) => {
+                    warn!(height, block = %value, %proposer, error = format!("{error:#}"), "proposed block refused");
+                    false
+                }
+            };
+            let _ = sender.send(Internal::Validated { height, value, valid }).await;
         });
     }
 
@@ -905,6 +936,7 @@ impl Host {
                 };
                 let window = (state.engine.round(), MAX_FUTURE_ROUNDS);
                 if state.gate.consider(&state.validators, state.height, window, arrival) == ProposalAdmission::Dropped {
+                    debug!(%peer, height, round, "proposal dropped by the gate");
                     return Ok(());
                 }
                 let (chain, signer) = (proposal.proposal.chain, proposal.proposer);

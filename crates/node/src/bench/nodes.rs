@@ -17,6 +17,8 @@ pub(crate) struct Nodes {
     children: Vec<Option<Child>>,
     /// How each node is started: in which network namespace, with which extra environment.
     launch: Vec<Launch>,
+    /// Arguments every node gets, on every start (`-v` for debug logs).
+    args: Vec<String>,
 }
 
 /// Where and how a node's process starts.
@@ -50,12 +52,12 @@ const TICKS_PER_SECOND: f64 = 100.0;
 impl Nodes {
     /// Starts every node of the network in `net`.
     pub(crate) fn start(net: &Path) -> Result<Nodes> {
-        Nodes::start_with(net, Vec::new())
+        Nodes::start_with(net, Vec::new(), Vec::new())
     }
 
     /// Starts every node of the network in `net`, node `k` as `launch[k]` says (as a plain
-    /// child process when it says nothing).
-    pub(crate) fn start_with(net: &Path, launch: Vec<Launch>) -> Result<Nodes> {
+    /// child process when it says nothing), each with `args` too.
+    pub(crate) fn start_with(net: &Path, launch: Vec<Launch>, args: Vec<String>) -> Result<Nodes> {
         let dirs = crate::localnet::node_configs(net)?
             .iter()
             .filter_map(|config| config.parent().map(Path::to_path_buf))
@@ -67,6 +69,7 @@ impl Nodes {
                 .map(|k| launch.get(k).cloned().unwrap_or_default())
                 .collect(),
             dirs,
+            args,
         };
         for i in 0..nodes.dirs.len() {
             nodes.start_one(i)?;
@@ -105,6 +108,7 @@ impl Nodes {
         };
         let child = command
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .args(&self.args)
             .arg("--config")
             .arg(dir.join("config.toml"))
             .stdin(Stdio::null())

@@ -77,6 +77,10 @@ pub(crate) struct Options {
     /// The first node's P2P port; the others follow, then the JSON-RPC ports.
     #[arg(long, default_value_t = 24500)]
     pub(crate) base_port: u16,
+    /// The nodes log debug events too (rounds, timeouts, peers), and a passing seed keeps its
+    /// logs: for finding out what a seed did.
+    #[arg(long)]
+    pub(crate) verbose_nodes: bool,
 }
 
 /// Where libfaketime may be installed (Debian's package `faketime`).
@@ -188,8 +192,11 @@ pub(crate) fn run(options: &Options) -> Result<()> {
                 report.reported_in_blocks,
                 report.recovery_s.unwrap_or(0.0)
             );
-            // A passing seed keeps its report and chart, not its chains and logs.
-            let _ = std::fs::remove_dir_all(dir.join("net"));
+            // A passing seed keeps its report and chart, not its chains and logs (unless the
+            // logs were asked for).
+            if !options.verbose_nodes {
+                let _ = std::fs::remove_dir_all(dir.join("net"));
+            }
         } else {
             println!("seed {seed}: {} violation(s):", report.violations.len());
             for violation in &report.violations {
@@ -281,7 +288,12 @@ fn run_seed(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Result<Re
         netns: Some(lab.namespace(k)),
         env: Vec::new(),
     };
-    let mut nodes = Nodes::start_with(&net, (0..options.nodes).map(launch).collect())?;
+    let args = if options.verbose_nodes {
+        vec!["-v".to_owned()]
+    } else {
+        Vec::new()
+    };
+    let mut nodes = Nodes::start_with(&net, (0..options.nodes).map(launch).collect(), args)?;
     nodes.wait_ready(Duration::from_secs(60))?;
     let genesis = Genesis::from_toml(&std::fs::read_to_string(net.join("genesis.toml"))?)?;
     let chaos_ms = events.iter().map(Event::end_ms).max().unwrap_or(0);
