@@ -1,0 +1,306 @@
+//! Applying a block (UTXO changes, undo data, the block, its indexes, the commitment and the
+//! tip in one atomic, durable write) and reverting the tip with its undo data.
+
+use redb::ReadableTable;
+use timecoin_chain::{ChainTip, MasternodeList, created_outputs};
+use timecoin_primitives::encoding::{Reader, write_compact_size};
+use timecoin_primitives::{Amount, Block, CommitCertificate, Decode, Encode, OutPoint};
+
+use super::Store;
+use super::layout::{
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_MASTERNODES, LIST_UNDO, LIST_UNDO_DEPTH, META, TX_LOCATIONS, UNDO,
+    UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_key, utxo_from_value, utxo_value,
+};
+use crate::error::StorageError;
+
+/// What a block's application changed, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedBlock {
+    /// The new tip.
+    pub tip: ChainTip,
+    /// Outputs spent.
+    pub spent: usize,
+    /// Outputs created.
+    pub created: usize,
+    /// Coins minted by the reward transaction.
+    pub minted: Amount,
+}
+
+impl Store {
+    /// Applies a block that was validated against the current tip, with its commit
+    /// certificate, in **one atomic, durable write transaction**: the UTXO changes, undo data,
+    /// block, indexes, commitment and tip become visible together after an fsync, or not at
+    /// all. A crash at any moment leaves the previous or the new state.
+    ///
+    /// The store re-checks only what it needs to stay consistent (the block extends the tip,
+    /// every input exists); it does not verify signatures or rewards.
+    pub fn apply_block(
+        &self,
+        block: &Block,
+        certificate: Option<&CommitCertificate>,
+    ) -> Result<AppliedBlock, StorageError> {
+        let tip = self.tip()?;
+        let height = block.header.height;
+        if height != tip.height.saturating_add(1) || block.header.prev_hash != tip.hash {
+            return Err(StorageError::Inconsistent {
+                height,
+                detail: format!(
+                    "it extends {} at height {}, but the tip is {} at height {}",
+                    block.header.prev_hash,
+                    height.saturating_sub(1),
+                    tip.hash,
+                    tip.height
+                ),
+            });
+        }
+        let write = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut state = WriteState::load(&write, self)?;
+        let minted_before = state.supply.minted;
+        let (spent, created) = self.write_block(&write, block, certificate, &mut state, false)?;
+        state.save(&write, self)?;
+        // Dropping `write` without commit aborts it: an error above leaves nothing behind.
+        write.commit().map_err(|e| self.err(e))?;
+        Ok(AppliedBlock {
+            tip: ChainTip::of(&block.header),
+            spent,
+            created,
+            minted: Amount::from_units(state.supply.minted.saturating_sub(minted_before)),
+        })
+    }
+
+    pub(super) fn write_block(
+        &self,
+        write: &redb::WriteTransaction,
+        block: &Block,
+        certificate: Option<&CommitCertificate>,
+        state: &mut WriteState,
+        is_genesis: bool,
+    ) -> Result<(usize, usize), StorageError> {
+        let height = block.header.height;
+        let hash = block.hash();
+        let inconsistent = |detail: String| StorageError::Inconsistent { height, detail };
+        if !is_genesis {
+            self.advance_list(write, block)?;
+        }
+        let mut utxos = write.open_table(UTXOS).map_err(|e| self.err(e))?;
+        let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
+        let mut undo = Vec::new();
+        let mut undo_count = 0u64;
+        let mut spent_total = 0u64;
+        let mut regular_out = 0u64;
+        let mut reward_out = 0u64;
+        let mut created = 0usize;
+        for (position, tx) in block.transactions.iter().enumerate() {
+            let txid = tx.txid();
+            for input in &tx.inputs {
+                let key = outpoint_key(&input.prevout);
+                let value = utxos
+                    .remove(&key)
+                    .map_err(|e| self.err(e))?
+                    .map(|v| *v.value())
+                    .ok_or_else(|| inconsistent(format!("input {} is missing or spent", input.prevout)))?;
+                let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("utxo", e))?;
+                state.lthash.remove(&commitment_element(&key, &value));
+                state.supply.utxo_count = state.supply.utxo_count.saturating_sub(1);
+                state.supply.utxo_total = state.supply.utxo_total.saturating_sub(utxo.output.amount.units());
+                spent_total = spent_total.saturating_add(utxo.output.amount.units());
+                undo.extend_from_slice(&key);
+                undo.extend_from_slice(&value);
+                undo_count += 1;
+            }
+            for (outpoint, utxo) in created_outputs(tx, txid, height) {
+                let key = outpoint_key(&outpoint);
+                let value = utxo_value(&utxo);
+                if utxos.insert(&key, &value).map_err(|e| self.err(e))?.is_some() {
+                    return Err(inconsistent(format!("output {outpoint} already exists")));
+                }
+                let amount = utxo.output.amount.units();
+                state.lthash.insert(&commitment_element(&key, &value));
+                state.supply.utxo_count += 1;
+                state.supply.utxo_total = state
+                    .supply
+                    .utxo_total
+                    .checked_add(amount)
+                    .ok_or_else(|| inconsistent("utxo total overflows".to_owned()))?;
+                if utxo.is_reward {
+                    reward_out = reward_out.saturating_add(amount);
+                } else {
+                    regular_out = regular_out.saturating_add(amount);
+                }
+                created += 1;
+            }
+            let position = u32::try_from(position).map_err(|_| inconsistent("too many transactions".to_owned()))?;
+            tx_locations
+                .insert(&txid.0.0, (height, position))
+                .map_err(|e| self.err(e))?;
+        }
+        let minted = if is_genesis {
+            0
+        } else {
+            // The reward transaction pays the minted coins plus the fees; fees are what
+            // regular transactions spent and did not pay out.
+            let fees = spent_total
+                .checked_sub(regular_out)
+                .ok_or_else(|| inconsistent("outputs exceed inputs".to_owned()))?;
+            reward_out
+                .checked_sub(fees)
+                .ok_or_else(|| inconsistent("the reward transaction pays less than the fees".to_owned()))?
+        };
+        state.supply.minted = state
+            .supply
+            .minted
+            .checked_add(minted)
+            .ok_or_else(|| inconsistent("minted total overflows".to_owned()))?;
+
+        let mut undo_record = Vec::with_capacity(undo.len() + 17);
+        undo_record.extend_from_slice(&minted.to_le_bytes());
+        write_compact_size(&mut undo_record, undo_count);
+        undo_record.extend_from_slice(&undo);
+        write
+            .open_table(UNDO)
+            .map_err(|e| self.err(e))?
+            .insert(height, undo_record.as_slice())
+            .map_err(|e| self.err(e))?;
+        write
+            .open_table(BLOCKS)
+            .map_err(|e| self.err(e))?
+            .insert(height, block.to_bytes().as_slice())
+            .map_err(|e| self.err(e))?;
+        write
+            .open_table(BLOCK_HEIGHTS)
+            .map_err(|e| self.err(e))?
+            .insert(&hash.0.0, height)
+            .map_err(|e| self.err(e))?;
+        if let Some(certificate) = certificate {
+            write
+                .open_table(CERTIFICATES)
+                .map_err(|e| self.err(e))?
+                .insert(height, certificate.to_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        state.tip = ChainTip::of(&block.header);
+        Ok((undo_count as usize, created))
+    }
+
+    /// Moves the stored masternode list past `block`, keeping the list it replaces for
+    /// [`LIST_UNDO_DEPTH`] blocks.
+    fn advance_list(&self, write: &redb::WriteTransaction, block: &Block) -> Result<(), StorageError> {
+        let height = block.header.height;
+        let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
+        let before = meta
+            .get(KEY_MASTERNODES)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| self.missing("masternode list"))?;
+        let mut list = MasternodeList::from_bytes(&before).map_err(|e| self.corrupt("masternode list", e))?;
+        list.apply_block(block, &self.params);
+        meta.insert(KEY_MASTERNODES, list.to_bytes().as_slice())
+            .map_err(|e| self.err(e))?;
+        let mut undo = write.open_table(LIST_UNDO).map_err(|e| self.err(e))?;
+        undo.insert(height, before.as_slice()).map_err(|e| self.err(e))?;
+        let keep_from = height.saturating_sub(LIST_UNDO_DEPTH);
+        undo.retain_in(0..keep_from, |_, _| false).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Undoes the tip block with its undo data, in one atomic write, and returns it.
+    ///
+    /// Finalized blocks are never reverted by consensus; this exists for operators' repair
+    /// tools and to prove that undo data restores the previous state exactly.
+    pub fn revert_tip(&self) -> Result<Block, StorageError> {
+        let tip = self.tip()?;
+        if tip.height == 0 {
+            return Err(StorageError::Refused("the genesis block cannot be reverted".to_owned()));
+        }
+        let block = self
+            .block_by_height(tip.height)?
+            .ok_or_else(|| self.missing(&format!("block {}", tip.height)))?;
+        let parent = self
+            .block_by_height(tip.height - 1)?
+            .ok_or_else(|| self.missing(&format!("block {}", tip.height - 1)))?;
+        let write = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut state = WriteState::load(&write, self)?;
+        {
+            let list_before = write
+                .open_table(LIST_UNDO)
+                .map_err(|e| self.err(e))?
+                .remove(tip.height)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec())
+                .ok_or_else(|| {
+                    StorageError::Refused(format!(
+                        "block {} is more than {LIST_UNDO_DEPTH} blocks old: the masternode list before it is no longer kept",
+                        tip.height
+                    ))
+                })?;
+            write
+                .open_table(META)
+                .map_err(|e| self.err(e))?
+                .insert(KEY_MASTERNODES, list_before.as_slice())
+                .map_err(|e| self.err(e))?;
+            let mut utxos = write.open_table(UTXOS).map_err(|e| self.err(e))?;
+            let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
+            for tx in block.transactions.iter().rev() {
+                let txid = tx.txid();
+                for index in 0..tx.outputs.len() {
+                    let key = outpoint_key(&OutPoint {
+                        txid,
+                        index: index as u32,
+                    });
+                    let value = utxos
+                        .remove(&key)
+                        .map_err(|e| self.err(e))?
+                        .map(|v| *v.value())
+                        .ok_or_else(|| self.missing(&format!("output {txid}:{index} of the tip block")))?;
+                    let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("utxo", e))?;
+                    state.lthash.remove(&commitment_element(&key, &value));
+                    state.supply.utxo_count = state.supply.utxo_count.saturating_sub(1);
+                    state.supply.utxo_total = state.supply.utxo_total.saturating_sub(utxo.output.amount.units());
+                }
+                tx_locations.remove(&txid.0.0).map_err(|e| self.err(e))?;
+            }
+            let mut undo_table = write.open_table(UNDO).map_err(|e| self.err(e))?;
+            let record = undo_table
+                .remove(tip.height)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec())
+                .ok_or_else(|| self.missing(&format!("undo data of block {}", tip.height)))?;
+            let mut reader = Reader::new(&record);
+            let undo_err = |e| self.corrupt(&format!("undo data of block {}", tip.height), e);
+            let minted = reader.read_u64().map_err(undo_err)?;
+            let count = reader
+                .read_count("undo entries", usize::MAX, 36 + UTXO_VALUE_LEN)
+                .map_err(undo_err)?;
+            for _ in 0..count {
+                let key: [u8; 36] = reader.read_array().map_err(undo_err)?;
+                let value: [u8; UTXO_VALUE_LEN] = reader.read_array().map_err(undo_err)?;
+                let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("undo utxo", e))?;
+                utxos.insert(&key, &value).map_err(|e| self.err(e))?;
+                state.lthash.insert(&commitment_element(&key, &value));
+                state.supply.utxo_count += 1;
+                state.supply.utxo_total = state.supply.utxo_total.saturating_add(utxo.output.amount.units());
+            }
+            reader.finish().map_err(undo_err)?;
+            state.supply.minted = state.supply.minted.saturating_sub(minted);
+            write
+                .open_table(BLOCKS)
+                .map_err(|e| self.err(e))?
+                .remove(tip.height)
+                .map_err(|e| self.err(e))?;
+            write
+                .open_table(CERTIFICATES)
+                .map_err(|e| self.err(e))?
+                .remove(tip.height)
+                .map_err(|e| self.err(e))?;
+            write
+                .open_table(BLOCK_HEIGHTS)
+                .map_err(|e| self.err(e))?
+                .remove(&tip.hash.0.0)
+                .map_err(|e| self.err(e))?;
+        }
+        state.tip = ChainTip::of(&parent.header);
+        state.save(&write, self)?;
+        write.commit().map_err(|e| self.err(e))?;
+        Ok(block)
+    }
+}

@@ -1,0 +1,172 @@
+//! Reading what the store holds: the tip, blocks by height and hash, commit certificates,
+//! confirmed transactions through the txid index, and the UTXO set (its kept summary, the
+//! summary recomputed, every output).
+
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use timecoin_chain::{ChainTip, Utxo};
+use timecoin_primitives::{Amount, Block, BlockHash, CommitCertificate, Decode, Hash256, OutPoint, Transaction, TxId};
+
+use super::Store;
+use super::layout::{
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_TIP, META, TX_LOCATIONS, UTXOS, WriteState, commitment_element,
+    outpoint_from_key, tip_from_bytes, utxo_from_value,
+};
+use crate::commitment::LtHash;
+use crate::error::StorageError;
+
+/// A summary of the UTXO set, like Bitcoin Core's `gettxoutsetinfo`: two nodes at the same
+/// height must report the same values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoSetInfo {
+    /// The tip the summary describes.
+    pub height: u64,
+    /// The tip's hash.
+    pub best_block: BlockHash,
+    /// Number of unspent outputs.
+    pub count: u64,
+    /// Their total value.
+    pub total: Amount,
+    /// The incremental commitment to the whole set.
+    pub commitment: Hash256,
+    /// Coins created by the genesis block.
+    pub allocated: Amount,
+    /// Coins minted by block rewards since genesis.
+    pub minted: Amount,
+}
+
+impl Store {
+    /// The last applied block.
+    pub fn tip(&self) -> Result<ChainTip, StorageError> {
+        let bytes = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
+        tip_from_bytes(&bytes).map_err(|e| self.corrupt("chain tip", e))
+    }
+
+    /// The genesis hash this store was created with.
+    pub fn genesis_hash(&self) -> Result<BlockHash, StorageError> {
+        self.stored_genesis()
+    }
+
+    /// The value stored under `height` in `table`, decoded.
+    fn by_height<T: Decode>(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
+        height: u64,
+        what: &str,
+    ) -> Result<Option<T>, StorageError> {
+        let read = self.begin_read()?;
+        let table = read.open_table(table).map_err(|e| self.err(e))?;
+        let Some(bytes) = table.get(height).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        T::from_bytes(bytes.value())
+            .map(Some)
+            .map_err(|e| self.corrupt(&format!("{what} {height}"), e))
+    }
+
+    /// The block at `height`.
+    pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        self.by_height(BLOCKS, height, "block")
+    }
+
+    /// The height of the block with this hash.
+    pub fn height_of(&self, hash: &BlockHash) -> Result<Option<u64>, StorageError> {
+        let read = self.begin_read()?;
+        let table = read.open_table(BLOCK_HEIGHTS).map_err(|e| self.err(e))?;
+        Ok(table.get(&hash.0.0).map_err(|e| self.err(e))?.map(|v| v.value()))
+    }
+
+    /// The block with this hash.
+    pub fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<Block>, StorageError> {
+        match self.height_of(hash)? {
+            Some(height) => self.block_by_height(height),
+            None => Ok(None),
+        }
+    }
+
+    /// The commit certificate stored with the block at `height`.
+    pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StorageError> {
+        self.by_height(CERTIFICATES, height, "certificate")
+    }
+
+    /// Where a transaction was included: block height and position.
+    pub fn tx_location(&self, txid: &TxId) -> Result<Option<(u64, u32)>, StorageError> {
+        let read = self.begin_read()?;
+        let table = read.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
+        Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value()))
+    }
+
+    /// A confirmed transaction and the height of its block.
+    pub fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, u64)>, StorageError> {
+        let Some((height, index)) = self.tx_location(txid)? else {
+            return Ok(None);
+        };
+        let block = self
+            .block_by_height(height)?
+            .ok_or_else(|| self.missing(&format!("block {height} named by the index of {txid}")))?;
+        let tx = block
+            .transactions
+            .into_iter()
+            .nth(index as usize)
+            .ok_or_else(|| self.missing(&format!("transaction {index} of block {height}")))?;
+        Ok(Some((tx, height)))
+    }
+
+    /// The UTXO-set summary at the tip, from the incrementally kept values.
+    pub fn utxo_set_info(&self) -> Result<UtxoSetInfo, StorageError> {
+        let read = self.begin_read()?;
+        let meta = read.open_table(META).map_err(|e| self.err(e))?;
+        let state = WriteState::read(&meta, self)?;
+        Ok(UtxoSetInfo {
+            height: state.tip.height,
+            best_block: state.tip.hash,
+            count: state.supply.utxo_count,
+            total: Amount::from_units(state.supply.utxo_total),
+            commitment: state.lthash.digest(),
+            allocated: Amount::from_units(state.supply.allocated),
+            minted: Amount::from_units(state.supply.minted),
+        })
+    }
+
+    /// The UTXO-set summary recomputed by reading every unspent output: slow, for audits and
+    /// tests. Equals [`Store::utxo_set_info`] unless the store is damaged.
+    pub fn recompute_utxo_set_info(&self) -> Result<UtxoSetInfo, StorageError> {
+        let kept = self.utxo_set_info()?;
+        let read = self.begin_read()?;
+        let table = read.open_table(UTXOS).map_err(|e| self.err(e))?;
+        let mut lthash = LtHash::default();
+        let mut count = 0u64;
+        let mut total = Amount::ZERO;
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let (key, value) = (key.value(), value.value());
+            let utxo = utxo_from_value(value).map_err(|e| self.corrupt("utxo", e))?;
+            lthash.insert(&commitment_element(key, value));
+            count += 1;
+            total = total
+                .checked_add(utxo.output.amount)
+                .ok_or_else(|| StorageError::Corrupted {
+                    path: self.path.clone(),
+                    detail: "utxo total overflows".to_owned(),
+                })?;
+        }
+        Ok(UtxoSetInfo {
+            count,
+            total,
+            commitment: lthash.digest(),
+            ..kept
+        })
+    }
+
+    /// Every unspent output, in outpoint order: for audits and tests.
+    pub fn all_utxos(&self) -> Result<Vec<(OutPoint, Utxo)>, StorageError> {
+        let read = self.begin_read()?;
+        let table = read.open_table(UTXOS).map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(usize::try_from(table.len().map_err(|e| self.err(e))?).unwrap_or(0));
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let utxo = utxo_from_value(value.value()).map_err(|e| self.corrupt("utxo", e))?;
+            out.push((outpoint_from_key(key.value()), utxo));
+        }
+        Ok(out)
+    }
+}
