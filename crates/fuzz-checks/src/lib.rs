@@ -7,14 +7,13 @@
 //! The chain state the checks run against is a small real chain built once
 //! ([`timecoin_test_utils::ChainBuilder`]), and the RPC checks call the real methods over it.
 
-mod backend;
-
 use std::sync::{Arc, LazyLock};
 
 use timecoin_chain::{MasternodeList, check_block, check_transaction, check_tx_stateless};
 use timecoin_network::{FrameAssembler, Message};
 use timecoin_primitives::{Block, Decode, Encode, Transaction};
-use timecoin_rpc::Dispatcher;
+use timecoin_rpc::stub::StubBackend;
+use timecoin_rpc::{ChainInfo, Dispatcher, TxOutInfo};
 use timecoin_test_utils::ChainBuilder;
 
 /// A check: panics when the code under test mishandles the input.
@@ -132,11 +131,8 @@ pub fn masternode_list(data: &[u8]) {
 pub fn rpc_request(data: &[u8]) {
     static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> =
         LazyLock::new(|| tokio::runtime::Builder::new_current_thread().enable_all().build().ok());
-    static DISPATCHER: LazyLock<Option<Dispatcher>> = LazyLock::new(|| {
-        let fixture = fixture();
-        let backend = backend::ChainBackend::new(fixture.chain.clone(), fixture.blocks.clone());
-        Dispatcher::new(Arc::new(backend)).ok()
-    });
+    static DISPATCHER: LazyLock<Option<Dispatcher>> =
+        LazyLock::new(|| Dispatcher::new(Arc::new(rpc_backend(fixture()))).ok());
     let (Some(runtime), Some(dispatcher)) = (RUNTIME.as_ref(), DISPATCHER.as_ref()) else {
         panic!("the RPC fixture could not be built");
     };
@@ -146,6 +142,49 @@ pub fn rpc_request(data: &[u8]) {
             "the answer is not JSON: {answer}"
         );
     }
+}
+
+/// The fixture chain as the RPC methods see it: its blocks, certificates and unspent
+/// outputs, and a mempool that admits nothing (each transaction is judged by the chain
+/// rules and refused or reported valid).
+fn rpc_backend(fixture: &'static Fixture) -> StubBackend {
+    let chain = &fixture.chain;
+    let mut backend = StubBackend::new(ChainInfo {
+        network: chain.params().network,
+        blocks: chain.tip.height,
+        best_block: chain.tip.hash,
+        time_ms: chain.tip.timestamp_ms,
+        genesis: chain.genesis_hash(),
+        mempool_transactions: 0,
+    });
+    backend.hashes = fixture.blocks.iter().map(Block::hash).collect();
+    backend.blocks = fixture.blocks.clone();
+    backend.certificates = fixture
+        .blocks
+        .iter()
+        .filter(|block| block.header.height > 0)
+        .map(|block| (block.header.height, chain.certify(block)))
+        .collect();
+    backend.utxos = chain
+        .utxos
+        .iter()
+        .map(|(outpoint, utxo)| {
+            let info = TxOutInfo {
+                value: utxo.output.amount.units(),
+                address: utxo.output.address,
+                height: Some(utxo.height),
+                reward: utxo.is_reward,
+            };
+            (*outpoint, info)
+        })
+        .collect();
+    backend.mempool_info.min_fee_rate = chain.params().min_fee_rate.0;
+    backend.judge = Box::new(|tx| {
+        check_transaction(tx, &chain.view(), &chain.tx_context())
+            .map(|checked| (checked.size, checked.fee.units()))
+            .map_err(|error| error.code().to_owned())
+    });
+    backend
 }
 
 /// Seed inputs for every target, made from real objects of the fixture chain.

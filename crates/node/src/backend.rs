@@ -13,9 +13,9 @@ use timecoin_primitives::{
     Revocation, SecretKey, Tier, Transaction, TxId, Unlock, Update,
 };
 use timecoin_rpc::{
-    Backend, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary,
-    Pending, RegisterRequest, RpcError, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo,
-    WalletTxInfo, codes,
+    ChainBackend, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolBackend, MempoolEntry,
+    MempoolInfo, NetworkBackend, PeerSummary, Pending, RegisterRequest, RpcError, TxOutInfo, UpdateRequest,
+    UtxoSetSummary, WalletBackend, WalletBalances, WalletCoinInfo, WalletTxInfo, codes,
 };
 use timecoin_wallet::{Chain, SendContext};
 
@@ -193,7 +193,245 @@ fn parse_key(text: &str) -> Result<PublicKey, RpcError> {
         .map_err(|_| invalid_parameter(format!("{text:?} is not a public key (64 hex characters)")))
 }
 
-impl Backend for NodeBackend {
+impl ChainBackend for NodeBackend {
+    fn chain_info(&self) -> Result<ChainInfo, RpcError> {
+        let tip = self.store.tip().map_err(internal)?;
+        let waiting = self.mempool()?.len();
+        Ok(ChainInfo {
+            network: self.genesis.params.network,
+            blocks: tip.height,
+            best_block: tip.hash,
+            time_ms: tip.timestamp_ms,
+            genesis: self.genesis.hash(),
+            mempool_transactions: waiting,
+        })
+    }
+
+    fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError> {
+        Ok(self.store.block_by_height(height).map_err(internal)?.map(|b| b.hash()))
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError> {
+        let block = self.store.block_by_hash(hash).map_err(internal)?;
+        Ok(block.map(|b| {
+            let height = b.header.height;
+            (b, height)
+        }))
+    }
+
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
+        self.store.certificate(height).map_err(internal)
+    }
+
+    fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {
+        if let Some(tx) = self.mempool()?.get(txid) {
+            return Ok(Some(((*tx).clone(), None)));
+        }
+        Ok(self
+            .store
+            .transaction(txid)
+            .map_err(internal)?
+            .map(|(tx, height)| (tx, Some(height))))
+    }
+
+    fn wait_for_transaction(&self, txid: &TxId, timeout: Duration) -> Result<Option<u64>, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let mut tip = self.tip.clone();
+        loop {
+            // Marked seen before the lookup, so a block applied in between wakes the wait.
+            tip.borrow_and_update();
+            if let Some((height, _)) = self.store.tx_location(txid).map_err(internal)? {
+                return Ok(Some(height));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let changed = self.runtime.block_on(tokio::time::timeout(left, tip.changed()));
+            if matches!(changed, Ok(Err(_))) {
+                // The node is stopping.
+                return Ok(None);
+            }
+        }
+    }
+
+    fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
+        let mempool = self.mempool()?;
+        if include_mempool && mempool.spender_of(outpoint).is_some() {
+            return Ok(None);
+        }
+        let snapshot = self.store.snapshot().map_err(internal)?;
+        if let Some(utxo) = snapshot.utxo(outpoint).map_err(internal)? {
+            return Ok(Some(TxOutInfo {
+                value: utxo.output.amount.units(),
+                address: utxo.output.address,
+                height: Some(utxo.height),
+                reward: utxo.is_reward,
+            }));
+        }
+        if !include_mempool {
+            return Ok(None);
+        }
+        let index = usize::try_from(outpoint.index).unwrap_or(usize::MAX);
+        Ok(mempool.get(&outpoint.txid).and_then(|tx| {
+            tx.outputs.get(index).map(|output| TxOutInfo {
+                value: output.amount.units(),
+                address: output.address,
+                height: None,
+                reward: false,
+            })
+        }))
+    }
+
+    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError> {
+        let info = self.store.utxo_set_info().map_err(internal)?;
+        Ok(UtxoSetSummary {
+            height: info.height,
+            best_block: info.best_block,
+            count: info.count,
+            total: info.total.units(),
+            commitment: info.commitment,
+        })
+    }
+
+    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError> {
+        let connected: Vec<PublicKey> = self
+            .runtime
+            .block_on(self.network.peers())
+            .into_iter()
+            .map(|p| p.peer)
+            .collect();
+        let network = self.genesis.params.network;
+        let list = self.list()?;
+        let tip = self.store.tip().map_err(internal)?.height;
+        Ok(list
+            .entries()
+            .iter()
+            .map(|m| MasternodeSummary {
+                id: m.id.to_string(),
+                operator: m.operator.to_string(),
+                owner: m.owner.to_string(),
+                tier: m.tier.to_string(),
+                status: m.status.name().to_owned(),
+                power: if matches!(m.status, Status::Active { .. }) {
+                    m.tier.weight()
+                } else {
+                    0
+                },
+                collateral: m.collateral.map(|c| c.to_string()),
+                reward_address: Address {
+                    network,
+                    payload: m.reward_address,
+                }
+                .to_string(),
+                service: m.service.map(|s| s.to_string()),
+                registered_height: m.registered_height,
+                last_paid: m.last_paid,
+                pose_penalty: m.penalty,
+                banned_until: m.banned_until(tip),
+                connected: connected.contains(&m.operator) || self.operator == Some(m.operator),
+            })
+            .collect())
+    }
+
+    fn own_masternode(&self) -> Option<String> {
+        self.operator.map(|key| key.to_string())
+    }
+
+    fn consensus(&self) -> ConsensusStatus {
+        self.consensus.borrow().clone()
+    }
+}
+
+impl MempoolBackend for NodeBackend {
+    fn mempool_txids(&self) -> Result<Vec<TxId>, RpcError> {
+        Ok(self.mempool()?.txids())
+    }
+
+    fn mempool_info(&self) -> Result<MempoolInfo, RpcError> {
+        let mut mempool = self.mempool()?;
+        Ok(MempoolInfo {
+            size: mempool.len(),
+            bytes: mempool.total_size(),
+            usage: mempool.usage(),
+            max_usage: mempool.config().max_bytes,
+            min_fee_rate: mempool.min_fee_rate(crate::host::now_ms()).0,
+        })
+    }
+
+    fn mempool_entry(&self, txid: &TxId) -> Result<Option<MempoolEntry>, RpcError> {
+        Ok(self.mempool()?.info(txid).map(|info| MempoolEntry {
+            size: info.size,
+            fee: info.fee.units(),
+            time_ms: info.time_ms,
+            ancestors: info.ancestors,
+            descendants: info.descendants,
+        }))
+    }
+
+    fn test_accept(&self, tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError> {
+        if self.store.tx_location(&tx.txid()).map_err(internal)?.is_some() {
+            return Ok(Err("txn-already-known".to_owned()));
+        }
+        let snapshot = self.store.snapshot().map_err(internal)?;
+        Ok(match self.mempool()?.check(tx, &snapshot, crate::host::now_ms()) {
+            Ok((_, size, fee)) => Ok((size, fee.units())),
+            Err(error) => Err(error.code().to_owned()),
+        })
+    }
+
+    fn submit_transaction(&self, tx: Transaction) -> Pending<TxId> {
+        let admission = self.admission.clone();
+        Box::pin(async move { admission.submit_async(tx).await })
+    }
+}
+
+impl NetworkBackend for NodeBackend {
+    fn peers(&self) -> Result<Vec<PeerSummary>, RpcError> {
+        // Methods run on blocking threads, where waiting on the runtime is allowed.
+        let peers = self.runtime.block_on(self.network.peers());
+        Ok(peers
+            .into_iter()
+            .map(|p| PeerSummary {
+                id: p.peer.to_string(),
+                address: p.address,
+                inbound: !p.outbound,
+                starting_height: p.hello.best_height,
+                masternode: p.hello.masternode,
+            })
+            .collect())
+    }
+
+    fn add_node(&self, address: std::net::SocketAddr) {
+        self.runtime.block_on(self.network.add_address(address));
+    }
+
+    fn ban(&self, target: &str, seconds: u64) -> Result<(), RpcError> {
+        let target = ban_target(target)?;
+        self.runtime
+            .block_on(self.network.ban(target, Duration::from_secs(seconds)));
+        Ok(())
+    }
+
+    fn unban(&self, target: &str) -> Result<bool, RpcError> {
+        let target = ban_target(target)?;
+        Ok(self.runtime.block_on(self.network.unban(target)))
+    }
+
+    fn bans(&self) -> Vec<(String, u64)> {
+        self.runtime
+            .block_on(self.network.bans())
+            .into_iter()
+            .map(|(target, left)| (target.to_string(), left.as_secs()))
+            .collect()
+    }
+
+    fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl WalletBackend for NodeBackend {
     fn wallet_new_address(&self, change: bool) -> Result<String, RpcError> {
         let chain = if change { Chain::Change } else { Chain::Receive };
         Ok(self.wallet()?.new_address(chain).map_err(wallet_error)?.to_string())
@@ -457,237 +695,5 @@ impl Backend for NodeBackend {
         self.wallet()?
             .sign(tx, &amounts, self.genesis.hash())
             .map_err(wallet_error)
-    }
-
-    fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
-        let mempool = self.mempool()?;
-        if include_mempool && mempool.spender_of(outpoint).is_some() {
-            return Ok(None);
-        }
-        let snapshot = self.store.snapshot().map_err(internal)?;
-        if let Some(utxo) = snapshot.utxo(outpoint).map_err(internal)? {
-            return Ok(Some(TxOutInfo {
-                value: utxo.output.amount.units(),
-                address: utxo.output.address,
-                height: Some(utxo.height),
-                reward: utxo.is_reward,
-            }));
-        }
-        if !include_mempool {
-            return Ok(None);
-        }
-        let index = usize::try_from(outpoint.index).unwrap_or(usize::MAX);
-        Ok(mempool.get(&outpoint.txid).and_then(|tx| {
-            tx.outputs.get(index).map(|output| TxOutInfo {
-                value: output.amount.units(),
-                address: output.address,
-                height: None,
-                reward: false,
-            })
-        }))
-    }
-
-    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError> {
-        let info = self.store.utxo_set_info().map_err(internal)?;
-        Ok(UtxoSetSummary {
-            height: info.height,
-            best_block: info.best_block,
-            count: info.count,
-            total: info.total.units(),
-            commitment: info.commitment,
-        })
-    }
-
-    fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {
-        if let Some(tx) = self.mempool()?.get(txid) {
-            return Ok(Some(((*tx).clone(), None)));
-        }
-        Ok(self
-            .store
-            .transaction(txid)
-            .map_err(internal)?
-            .map(|(tx, height)| (tx, Some(height))))
-    }
-
-    fn mempool_entry(&self, txid: &TxId) -> Result<Option<MempoolEntry>, RpcError> {
-        Ok(self.mempool()?.info(txid).map(|info| MempoolEntry {
-            size: info.size,
-            fee: info.fee.units(),
-            time_ms: info.time_ms,
-            ancestors: info.ancestors,
-            descendants: info.descendants,
-        }))
-    }
-
-    fn add_node(&self, address: std::net::SocketAddr) {
-        self.runtime.block_on(self.network.add_address(address));
-    }
-
-    fn wait_for_transaction(&self, txid: &TxId, timeout: Duration) -> Result<Option<u64>, RpcError> {
-        let deadline = Instant::now() + timeout;
-        let mut tip = self.tip.clone();
-        loop {
-            // Marked seen before the lookup, so a block applied in between wakes the wait.
-            tip.borrow_and_update();
-            if let Some((height, _)) = self.store.tx_location(txid).map_err(internal)? {
-                return Ok(Some(height));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let changed = self.runtime.block_on(tokio::time::timeout(left, tip.changed()));
-            if matches!(changed, Ok(Err(_))) {
-                // The node is stopping.
-                return Ok(None);
-            }
-        }
-    }
-
-    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError> {
-        let connected: Vec<PublicKey> = self
-            .runtime
-            .block_on(self.network.peers())
-            .into_iter()
-            .map(|p| p.peer)
-            .collect();
-        let network = self.genesis.params.network;
-        let list = self.list()?;
-        let tip = self.store.tip().map_err(internal)?.height;
-        Ok(list
-            .entries()
-            .iter()
-            .map(|m| MasternodeSummary {
-                id: m.id.to_string(),
-                operator: m.operator.to_string(),
-                owner: m.owner.to_string(),
-                tier: m.tier.to_string(),
-                status: m.status.name().to_owned(),
-                power: if matches!(m.status, Status::Active { .. }) {
-                    m.tier.weight()
-                } else {
-                    0
-                },
-                collateral: m.collateral.map(|c| c.to_string()),
-                reward_address: Address {
-                    network,
-                    payload: m.reward_address,
-                }
-                .to_string(),
-                service: m.service.map(|s| s.to_string()),
-                registered_height: m.registered_height,
-                last_paid: m.last_paid,
-                pose_penalty: m.penalty,
-                banned_until: m.banned_until(tip),
-                connected: connected.contains(&m.operator) || self.operator == Some(m.operator),
-            })
-            .collect())
-    }
-
-    fn own_masternode(&self) -> Option<String> {
-        self.operator.map(|key| key.to_string())
-    }
-
-    fn consensus(&self) -> ConsensusStatus {
-        self.consensus.borrow().clone()
-    }
-
-    fn test_accept(&self, tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError> {
-        if self.store.tx_location(&tx.txid()).map_err(internal)?.is_some() {
-            return Ok(Err("txn-already-known".to_owned()));
-        }
-        let snapshot = self.store.snapshot().map_err(internal)?;
-        Ok(match self.mempool()?.check(tx, &snapshot, crate::host::now_ms()) {
-            Ok((_, size, fee)) => Ok((size, fee.units())),
-            Err(error) => Err(error.code().to_owned()),
-        })
-    }
-
-    fn ban(&self, target: &str, seconds: u64) -> Result<(), RpcError> {
-        let target = ban_target(target)?;
-        self.runtime
-            .block_on(self.network.ban(target, Duration::from_secs(seconds)));
-        Ok(())
-    }
-
-    fn unban(&self, target: &str) -> Result<bool, RpcError> {
-        let target = ban_target(target)?;
-        Ok(self.runtime.block_on(self.network.unban(target)))
-    }
-
-    fn bans(&self) -> Vec<(String, u64)> {
-        self.runtime
-            .block_on(self.network.bans())
-            .into_iter()
-            .map(|(target, left)| (target.to_string(), left.as_secs()))
-            .collect()
-    }
-
-    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
-        self.store.certificate(height).map_err(internal)
-    }
-
-    fn mempool_txids(&self) -> Result<Vec<TxId>, RpcError> {
-        Ok(self.mempool()?.txids())
-    }
-
-    fn mempool_info(&self) -> Result<MempoolInfo, RpcError> {
-        let mut mempool = self.mempool()?;
-        Ok(MempoolInfo {
-            size: mempool.len(),
-            bytes: mempool.total_size(),
-            usage: mempool.usage(),
-            max_usage: mempool.config().max_bytes,
-            min_fee_rate: mempool.min_fee_rate(crate::host::now_ms()).0,
-        })
-    }
-
-    fn peers(&self) -> Result<Vec<PeerSummary>, RpcError> {
-        // Methods run on blocking threads, where waiting on the runtime is allowed.
-        let peers = self.runtime.block_on(self.network.peers());
-        Ok(peers
-            .into_iter()
-            .map(|p| PeerSummary {
-                id: p.peer.to_string(),
-                address: p.address,
-                inbound: !p.outbound,
-                starting_height: p.hello.best_height,
-                masternode: p.hello.masternode,
-            })
-            .collect())
-    }
-
-    fn stop(&self) {
-        self.shutdown.cancel();
-    }
-
-    fn chain_info(&self) -> Result<ChainInfo, RpcError> {
-        let tip = self.store.tip().map_err(internal)?;
-        let waiting = self.mempool()?.len();
-        Ok(ChainInfo {
-            network: self.genesis.params.network,
-            blocks: tip.height,
-            best_block: tip.hash,
-            time_ms: tip.timestamp_ms,
-            genesis: self.genesis.hash(),
-            mempool_transactions: waiting,
-        })
-    }
-
-    fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError> {
-        Ok(self.store.block_by_height(height).map_err(internal)?.map(|b| b.hash()))
-    }
-
-    fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError> {
-        let block = self.store.block_by_hash(hash).map_err(internal)?;
-        Ok(block.map(|b| {
-            let height = b.header.height;
-            (b, height)
-        }))
-    }
-
-    fn submit_transaction(&self, tx: Transaction) -> Pending<TxId> {
-        let admission = self.admission.clone();
-        Box::pin(async move { admission.submit_async(tx).await })
     }
 }

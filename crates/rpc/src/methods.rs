@@ -1,9 +1,26 @@
-//! The API's methods in one table: names, parameters and help text. The server answers
-//! `help` from it and checks at start that it serves exactly these methods; clients
-//! (`time-cli`) use it to turn command-line words into typed parameters and named
-//! parameters into positions.
+//! The API's methods in one table ([`METHODS`]: names, parameters and help text), and
+//! their implementations, one module per help category (`CATEGORIES`). The server answers
+//! `help` from the table and checks at start that it serves exactly these methods (and a
+//! test, that each module serves exactly its category's); clients (`time-cli`) use it to
+//! turn command-line words into typed parameters and named parameters into positions.
 
+mod blockchain;
+mod control;
+mod masternode;
+mod mempool;
+mod network;
+mod rawtransactions;
+mod util;
+mod wallet;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::server::RpcModule;
 use serde_json::Value;
+
+use crate::backend::Backend;
 
 /// How a parameter is written on a command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,10 +487,44 @@ pub fn help(command: Option<&str>) -> Result<String, String> {
     }
 }
 
+/// What every method sees: the backend and when the server started.
+pub(crate) struct Context {
+    backend: Arc<dyn Backend>,
+    started: Instant,
+}
+
+/// What registers one category's methods.
+type Register = fn(&mut RpcModule<Context>) -> Result<(), RegisterMethodError>;
+
+/// Each help category of the table and the module serving its methods.
+const CATEGORIES: [(&str, Register); 8] = [
+    ("Blockchain", blockchain::register),
+    ("Rawtransactions", rawtransactions::register),
+    ("Mempool", mempool::register),
+    ("Network", network::register),
+    ("Masternode", masternode::register),
+    ("Util", util::register),
+    ("Wallet", wallet::register),
+    ("Control", control::register),
+];
+
+/// Every method of the table, over `backend`.
+pub(crate) fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, RegisterMethodError> {
+    let mut module = RpcModule::new(Context {
+        backend,
+        started: Instant::now(),
+    });
+    for (_, register) in CATEGORIES {
+        register(&mut module)?;
+    }
+    Ok(module)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn words_become_typed_parameters() {
@@ -526,5 +577,36 @@ mod tests {
                 .starts_with("getblock blockhash ( verbosity )")
         );
         assert!(help(Some("nope")).is_err());
+    }
+
+    #[cfg(feature = "test-stub")]
+    #[test]
+    fn each_category_module_serves_exactly_its_methods_of_the_table() {
+        use timecoin_primitives::{BlockHash, Hash256};
+
+        let backend: Arc<dyn Backend> = Arc::new(crate::stub::StubBackend::new(crate::ChainInfo {
+            network: timecoin_primitives::Network::Local,
+            blocks: 0,
+            best_block: BlockHash(Hash256([0; 32])),
+            time_ms: 0,
+            genesis: BlockHash(Hash256([0; 32])),
+            mempool_transactions: 0,
+        }));
+        for (category, register) in CATEGORIES {
+            let mut module = RpcModule::new(Context {
+                backend: backend.clone(),
+                started: Instant::now(),
+            });
+            register(&mut module).unwrap();
+            let mut served: Vec<&str> = module.method_names().collect();
+            served.sort_unstable();
+            let mut listed: Vec<&str> = METHODS
+                .iter()
+                .filter(|m| m.category == category)
+                .map(|m| m.name)
+                .collect();
+            listed.sort_unstable();
+            assert_eq!(served, listed, "{category}");
+        }
     }
 }

@@ -1,3 +1,4 @@
-//! The JSON-RPC server over real HTTP on loopback, with a small in-memory backend.
+//! The JSON-RPC server over real HTTP on loopback, serving the stub backend
+//! (`timecoin_rpc::stub`, feature `test-stub`).
 
 mod server;

@@ -1,97 +1,34 @@
+//! Serving a fixed chain over real HTTP on loopback: authentication, Bitcoin Core-style
+//! requests and batches, limits, and the utility methods.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, Hash256, Network, OutPoint, Transaction, TxId};
+use timecoin_primitives::{BlockHash, Hash256, Network, TxId};
 use timecoin_rpc::auth::{COOKIE_USER, basic_header};
+use timecoin_rpc::stub::StubBackend;
 use timecoin_rpc::{
-    Backend, ChainInfo, Client, ClientError, ConsensusStatus, Credentials, MasternodeSummary, MempoolEntry,
-    MempoolInfo, PeerSummary, Pending, RpcAuth, RpcError, RpcServer, ServeOptions, TxOutInfo, UtxoSetSummary, codes,
-    methods, serve,
+    ChainInfo, Client, ClientError, Credentials, RpcAuth, RpcServer, ServeOptions, codes, methods, serve,
 };
 
-/// A chain of 7 blocks, as far as the API can tell.
-struct Fixed;
-
-impl Backend for Fixed {
-    fn certificate(&self, _height: u64) -> Result<Option<CommitCertificate>, RpcError> {
-        Ok(None)
-    }
-    fn mempool_txids(&self) -> Result<Vec<TxId>, RpcError> {
-        Ok(vec![TxId(Hash256([9; 32]))])
-    }
-    fn mempool_info(&self) -> Result<MempoolInfo, RpcError> {
-        Ok(MempoolInfo {
-            size: 1,
-            bytes: 200,
-            usage: 1_000,
-            max_usage: 300 << 20,
-            min_fee_rate: 1_000,
-        })
-    }
-    fn peers(&self) -> Result<Vec<PeerSummary>, RpcError> {
-        Ok(Vec::new())
-    }
-    fn stop(&self) {}
-    fn txout(&self, _outpoint: &OutPoint, _include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError> {
-        Ok(None)
-    }
-    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError> {
-        Err(RpcError::new(codes::INTERNAL_ERROR, "not kept here"))
-    }
-    fn transaction(&self, _txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {
-        Ok(None)
-    }
-    fn mempool_entry(&self, _txid: &TxId) -> Result<Option<MempoolEntry>, RpcError> {
-        Ok(None)
-    }
-    fn add_node(&self, _address: SocketAddr) {}
-    fn wait_for_transaction(&self, _txid: &TxId, _timeout: std::time::Duration) -> Result<Option<u64>, RpcError> {
-        Ok(None)
-    }
-    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError> {
-        Ok(Vec::new())
-    }
-    fn own_masternode(&self) -> Option<String> {
-        None
-    }
-    fn consensus(&self) -> ConsensusStatus {
-        ConsensusStatus::default()
-    }
-    fn test_accept(&self, _tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError> {
-        Ok(Err("bad-txns-inputs-missingorspent".to_owned()))
-    }
-    fn ban(&self, _target: &str, _seconds: u64) -> Result<(), RpcError> {
-        Ok(())
-    }
-    fn unban(&self, _target: &str) -> Result<bool, RpcError> {
-        Ok(false)
-    }
-    fn bans(&self) -> Vec<(String, u64)> {
-        Vec::new()
-    }
-    fn chain_info(&self) -> Result<ChainInfo, RpcError> {
-        Ok(ChainInfo {
-            network: Network::Local,
-            blocks: 7,
-            best_block: BlockHash(Hash256([7; 32])),
-            time_ms: 1_790_000_000_000,
-            genesis: BlockHash(Hash256([0; 32])),
-            mempool_transactions: 0,
-        })
-    }
-    fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError> {
-        Ok((height <= 7).then_some(BlockHash(Hash256([height as u8; 32]))))
-    }
-    fn block(&self, _hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError> {
-        Ok(None)
-    }
-    fn submit_transaction(&self, _tx: Transaction) -> Pending<TxId> {
-        Box::pin(std::future::ready(Err(RpcError::new(
-            codes::VERIFY_REJECTED,
-            "rejected",
-        ))))
-    }
+/// A chain of 7 blocks (block `h` hashes to `[h; 32]`), as far as the API can tell, with
+/// one transaction waiting.
+fn fixed() -> StubBackend {
+    let mut backend = StubBackend::new(ChainInfo {
+        network: Network::Local,
+        blocks: 7,
+        best_block: BlockHash(Hash256([7; 32])),
+        time_ms: 1_790_000_000_000,
+        genesis: BlockHash(Hash256([0; 32])),
+        mempool_transactions: 0,
+    });
+    backend.hashes = (0..=7u8).map(|height| BlockHash(Hash256([height; 32]))).collect();
+    backend.mempool = vec![TxId(Hash256([9; 32]))];
+    backend.mempool_info.size = 1;
+    backend.mempool_info.bytes = 200;
+    backend.mempool_info.usage = 1_000;
+    backend
 }
 
 struct Served {
@@ -108,7 +45,7 @@ impl Served {
         let mut options = ServeOptions::new(Credentials::new(Some(cookie.clone()), vec![alice]));
         configure(&mut options);
         let server = runtime
-            .block_on(serve("127.0.0.1:0".parse().unwrap(), Arc::new(Fixed), options))
+            .block_on(serve("127.0.0.1:0".parse().unwrap(), Arc::new(fixed()), options))
             .unwrap();
         Served {
             runtime,

@@ -1,0 +1,161 @@
+//! What the node provides to the API, one trait per concern: the chain and the consensus
+//! that extends it ([`ChainBackend`]), the mempool ([`MempoolBackend`]), the node's peers
+//! and its life ([`NetworkBackend`]), and the wallet ([`WalletBackend`]). [`Backend`] is all
+//! four, and is what the server takes.
+//!
+//! Calls may block: every method runs on a blocking thread, because backends read the store.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId};
+
+use crate::codes;
+use crate::dto::{
+    ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary,
+    RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo,
+};
+use crate::error::RpcError;
+
+/// An answer a backend gives later (without holding a thread while it waits).
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, RpcError>> + Send>>;
+
+/// Everything the API needs from the node. Implement the four traits it is made of; this
+/// one comes with them.
+pub trait Backend: ChainBackend + MempoolBackend + NetworkBackend + WalletBackend {}
+
+impl<T: ChainBackend + MempoolBackend + NetworkBackend + WalletBackend + ?Sized> Backend for T {}
+
+/// The finalized chain, its UTXO set and masternode set, and the consensus engine
+/// extending it.
+pub trait ChainBackend: Send + Sync + 'static {
+    /// The chain's state.
+    fn chain_info(&self) -> Result<ChainInfo, RpcError>;
+    /// The hash of the block at `height`, if there is one.
+    fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError>;
+    /// The block with `hash` and its height, if known.
+    fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError>;
+    /// The commit certificate of the block at `height`, if finalized.
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
+    /// A transaction from the chain (with its block's height) or the mempool (`None`).
+    fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError>;
+    /// Waits up to `timeout` for `txid` to be in a finalized block; its height if it is.
+    fn wait_for_transaction(&self, txid: &TxId, timeout: Duration) -> Result<Option<u64>, RpcError>;
+    /// The unspent output at `outpoint`; with `include_mempool`, outputs created by waiting
+    /// transactions count and those they spend do not.
+    fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError>;
+    /// The UTXO set's summary.
+    fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError>;
+    /// The masternode set.
+    fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError>;
+    /// This node's masternode operator key, if it is one.
+    fn own_masternode(&self) -> Option<String>;
+    /// The consensus engine's position.
+    fn consensus(&self) -> ConsensusStatus;
+}
+
+/// The transactions waiting to be finalized.
+pub trait MempoolBackend: Send + Sync + 'static {
+    /// The txids in the mempool.
+    fn mempool_txids(&self) -> Result<Vec<TxId>, RpcError>;
+    /// The mempool's state.
+    fn mempool_info(&self) -> Result<MempoolInfo, RpcError>;
+    /// A mempool entry.
+    fn mempool_entry(&self, txid: &TxId) -> Result<Option<MempoolEntry>, RpcError>;
+    /// Whether the mempool would admit `tx` now: its size and fee in units, or the reason
+    /// code it would be refused with.
+    fn test_accept(&self, tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError>;
+    /// Admits a transaction to the mempool and relays it; resolves to its txid once judged.
+    /// A node queues it, so that concurrent submissions are verified as one batch.
+    fn submit_transaction(&self, tx: Transaction) -> Pending<TxId>;
+}
+
+/// The node among its peers: connections, bans, and leaving (`stop`).
+pub trait NetworkBackend: Send + Sync + 'static {
+    /// The connected peers.
+    fn peers(&self) -> Result<Vec<PeerSummary>, RpcError>;
+    /// Adds a peer address to dial.
+    fn add_node(&self, address: SocketAddr);
+    /// Bans a peer identity (64 hex) or address (IP:port) for `seconds`, disconnecting it.
+    fn ban(&self, target: &str, seconds: u64) -> Result<(), RpcError>;
+    /// Lifts a ban; whether there was one.
+    fn unban(&self, target: &str) -> Result<bool, RpcError>;
+    /// The bans in force: (identity or address, seconds left).
+    fn bans(&self) -> Vec<(String, u64)>;
+    /// Asks the node to stop gracefully.
+    fn stop(&self);
+}
+
+fn no_wallet() -> RpcError {
+    RpcError::new(
+        codes::WALLET_NOT_FOUND,
+        "No wallet is loaded ([wallet] enabled = false)",
+    )
+}
+
+/// The node's wallet. Every method answers "no wallet" unless the node has one, so a node
+/// without a wallet implements none of them.
+pub trait WalletBackend: Send + Sync + 'static {
+    /// A new address of the wallet (a change address if `change`).
+    fn wallet_new_address(&self, _change: bool) -> Result<String, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's balances.
+    fn wallet_balances(&self) -> Result<WalletBalances, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's spendable coins.
+    fn wallet_unspent(&self) -> Result<Vec<WalletCoinInfo>, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's finalized transactions, oldest first.
+    fn wallet_history(&self) -> Result<Vec<WalletTxInfo>, RpcError> {
+        Err(no_wallet())
+    }
+    /// Pays `payments` (address, units) from the wallet, submits and relays the
+    /// transaction; its txid.
+    fn wallet_send(&self, _payments: Vec<(String, u64)>) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+    /// Unlocks an encrypted wallet for `seconds`.
+    fn wallet_passphrase(&self, _passphrase: &str, _seconds: u64) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
+    /// Locks an encrypted wallet.
+    fn wallet_lock(&self) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
+    /// Encrypts the wallet with `passphrase` (and locks it).
+    fn wallet_encrypt(&self, _passphrase: &str) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's recovery phrase (the wallet must be unlocked).
+    fn wallet_mnemonic(&self) -> Result<String, RpcError> {
+        Err(no_wallet())
+    }
+    /// Registers a masternode from the wallet; returns its id.
+    fn wallet_masternode_register(&self, _request: RegisterRequest) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+    /// Updates a masternode whose owner key is the wallet's; returns the txid.
+    fn wallet_masternode_update(&self, _request: UpdateRequest) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+    /// Revokes this node's masternode (or `id`), paid by the wallet; returns the txid.
+    fn wallet_masternode_revoke(&self, _id: Option<String>) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+    /// Spends a masternode's collateral held by the wallet; returns the txid.
+    fn wallet_masternode_unlock(&self, _id: &str, _address: Option<String>) -> Result<TxId, RpcError> {
+        Err(no_wallet())
+    }
+    /// The wallet's coins locked as collateral.
+    fn wallet_locked_collaterals(&self) -> Result<Vec<LockedCollateral>, RpcError> {
+        Err(no_wallet())
+    }
+    /// Signs the inputs of `tx` that spend the wallet's coins; the errors of inputs left
+    /// unsigned.
+    fn wallet_sign(&self, _tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
+        Err(no_wallet())
+    }
+}

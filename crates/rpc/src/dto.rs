@@ -1,0 +1,220 @@
+//! The values a backend hands the API: plain data, one type per answer (or request) shape,
+//! turned into Bitcoin Core-style JSON by the methods. They carry no behaviour.
+
+use std::net::SocketAddr;
+
+use timecoin_primitives::{AddressPayload, BlockHash, Hash256, Network, OutPoint, TxId};
+
+/// The chain's state as `getblockchaininfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// The network.
+    pub network: Network,
+    /// The tip's height.
+    pub blocks: u64,
+    /// The tip's hash.
+    pub best_block: BlockHash,
+    /// The tip's time, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// The genesis hash.
+    pub genesis: BlockHash,
+    /// Transactions waiting in the mempool.
+    pub mempool_transactions: usize,
+}
+
+/// The mempool as `getmempoolinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MempoolInfo {
+    /// Transactions waiting.
+    pub size: usize,
+    /// Their encoded bytes.
+    pub bytes: usize,
+    /// Estimated memory they use.
+    pub usage: usize,
+    /// The memory limit.
+    pub max_usage: usize,
+    /// The lowest fee rate admitted now, in units per 1,000 bytes.
+    pub min_fee_rate: u64,
+}
+
+/// A connected peer as `getpeerinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// Its identity key.
+    pub id: String,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Whether it dialled us.
+    pub inbound: bool,
+    /// Its best height when it connected.
+    pub starting_height: u64,
+    /// Whether it says it is a masternode.
+    pub masternode: bool,
+}
+
+/// An unspent output as `gettxout` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutInfo {
+    /// Its value in units.
+    pub value: u64,
+    /// Who may spend it.
+    pub address: AddressPayload,
+    /// The height of the block that created it, `None` while in the mempool.
+    pub height: Option<u64>,
+    /// Whether a reward (or the genesis) transaction created it.
+    pub reward: bool,
+}
+
+/// The UTXO set as `gettxoutsetinfo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoSetSummary {
+    /// The tip's height.
+    pub height: u64,
+    /// The tip's hash.
+    pub best_block: BlockHash,
+    /// Unspent outputs.
+    pub count: u64,
+    /// Their total value in units.
+    pub total: u64,
+    /// The incremental commitment to the whole set.
+    pub commitment: Hash256,
+}
+
+/// A mempool entry as `getmempoolentry` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MempoolEntry {
+    /// Encoded size.
+    pub size: usize,
+    /// Fee in units.
+    pub fee: u64,
+    /// When it entered, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// In-pool ancestors, itself excluded.
+    pub ancestors: usize,
+    /// In-pool descendants, itself excluded.
+    pub descendants: usize,
+}
+
+/// The consensus engine's position, as `getconsensusinfo` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsensusStatus {
+    /// The height being decided.
+    pub height: u64,
+    /// The round.
+    pub round: u32,
+    /// The step, lower case (`propose`, `prevote`, …).
+    pub step: String,
+    /// Whether the node is catching up (it does not vote meanwhile).
+    pub syncing: bool,
+}
+
+/// A masternode as `masternodelist` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasternodeSummary {
+    /// Its id: the registration txid.
+    pub id: String,
+    /// Its operator key.
+    pub operator: String,
+    /// Its owner key.
+    pub owner: String,
+    /// Its tier.
+    pub tier: String,
+    /// pending, active, pose-banned, banned or revoked.
+    pub status: String,
+    /// Its voting power now (0 unless active).
+    pub power: u64,
+    /// Its collateral outpoint (none for genesis masternodes).
+    pub collateral: Option<String>,
+    /// Where its rewards go.
+    pub reward_address: String,
+    /// Its announced P2P address.
+    pub service: Option<String>,
+    /// The height of its registration (0 for genesis masternodes).
+    pub registered_height: u64,
+    /// The last height whose reward paid it.
+    pub last_paid: Option<u64>,
+    /// Its proof-of-service penalty.
+    pub pose_penalty: u32,
+    /// When a double-signing ban ends.
+    pub banned_until: Option<u64>,
+    /// Whether this node is connected to it (or is it).
+    pub connected: bool,
+}
+
+/// A wallet coin locked as a masternode's collateral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedCollateral {
+    /// The coin.
+    pub outpoint: String,
+    /// Its value in units.
+    pub amount: u64,
+    /// The masternode's id.
+    pub masternode: String,
+    /// The masternode's status.
+    pub status: String,
+    /// When a double-signing ban ends (the coin stays locked until then).
+    pub banned_until: Option<u64>,
+}
+
+/// What `masternoderegister` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterRequest {
+    /// bronze, silver or gold.
+    pub tier: String,
+    /// The operator's public key, hex.
+    pub operator: String,
+    /// The P2P address, IP:port.
+    pub service: String,
+    /// The reward address (a new wallet address when none).
+    pub reward_address: Option<String>,
+}
+
+/// What `masternodeupdate` changes (left out: unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRequest {
+    /// The masternode's id.
+    pub id: String,
+    /// A new operator key, hex.
+    pub operator: Option<String>,
+    /// A new P2P address.
+    pub service: Option<String>,
+    /// A new reward address.
+    pub reward_address: Option<String>,
+}
+
+/// The wallet's balances in units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalletBalances {
+    /// Finalized coins not being spent: what can be sent now.
+    pub available: u64,
+    /// Paid to the wallet by transactions still waiting in the mempool.
+    pub pending: u64,
+    /// Locked as masternode collateral.
+    pub locked: u64,
+}
+
+/// A wallet coin as `listunspent` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletCoinInfo {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its owner.
+    pub address: String,
+    /// Its value in units.
+    pub amount: u64,
+    /// The height of its block.
+    pub height: u64,
+}
+
+/// A wallet transaction as `listtransactions` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletTxInfo {
+    /// Its id.
+    pub txid: TxId,
+    /// The height of its block.
+    pub height: u64,
+    /// Units paid to the wallet.
+    pub received: u64,
+    /// Units of the wallet's coins it spent.
+    pub spent: u64,
+}

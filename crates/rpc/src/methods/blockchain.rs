@@ -1,0 +1,147 @@
+//! The `Blockchain` methods: the finalized chain (blocks, headers, commit certificates),
+//! its UTXO set, and the consensus engine extending it.
+
+use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::server::RpcModule;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::{Value, json};
+use timecoin_primitives::{Address, Encode, OutPoint};
+
+use super::Context;
+use crate::codes;
+use crate::error::RpcError;
+use crate::params::{hash_param, invalid, not_found, optional, param, txid_param};
+use crate::render::{block_json, extend, header_json, time_value};
+
+/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`.
+pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
+    module.register_blocking_method("getblockchaininfo", |_, context, _| {
+        let info = context.backend.chain_info()?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "chain": info.network.name(),
+            "blocks": info.blocks,
+            "bestblockhash": info.best_block.to_string(),
+            "time": info.time_ms / 1_000,
+            "genesis": info.genesis.to_string(),
+            "mempool": info.mempool_transactions,
+        }))
+    })?;
+    module.register_blocking_method("getblockcount", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.chain_info()?.blocks)
+    })?;
+    module.register_blocking_method("getbestblockhash", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.chain_info()?.best_block.to_string())
+    })?;
+    module.register_blocking_method("getblockhash", |params, context, _| {
+        let height: u64 = param(&params, 0, "height")?;
+        match context.backend.block_hash(height)? {
+            Some(hash) => Ok::<_, ErrorObjectOwned>(hash.to_string()),
+            None => Err(invalid("Block height out of range")),
+        }
+    })?;
+    module.register_blocking_method("getblock", |params, context, _| {
+        let hash = hash_param(&params, 0, "blockhash")?;
+        let verbosity: u8 = optional(&params, 1, "verbosity")?.unwrap_or(1);
+        if verbosity > 2 {
+            return Err(invalid("verbosity must be 0, 1 or 2"));
+        }
+        let info = context.backend.chain_info()?;
+        let (block, _) = context
+            .backend
+            .block(&hash)?
+            .ok_or_else(|| ErrorObjectOwned::from(RpcError::new(codes::INVALID_ADDRESS_OR_KEY, "Block not found")))?;
+        if verbosity == 0 {
+            return Ok(json!(hex::encode(block.to_bytes())));
+        }
+        Ok(block_json(&block, info.blocks, info.network, verbosity))
+    })?;
+    module.register_blocking_method("getblockheader", |params, context, _| {
+        let hash = hash_param(&params, 0, "blockhash")?;
+        let verbose: bool = optional(&params, 1, "verbose")?.unwrap_or(true);
+        let tip = context.backend.chain_info()?.blocks;
+        let (block, _) = context.backend.block(&hash)?.ok_or_else(|| not_found("Block"))?;
+        if !verbose {
+            return Ok::<_, ErrorObjectOwned>(json!(hex::encode(block.header.to_bytes())));
+        }
+        let mut header = header_json(&block.header, tip);
+        extend(&mut header, "nTx", json!(block.transactions.len()));
+        Ok(header)
+    })?;
+    module.register_blocking_method("getcommit", |params, context, _| {
+        let height: u64 = param(&params, 0, "height")?;
+        let certificate = context
+            .backend
+            .certificate(height)?
+            .ok_or_else(|| not_found("Commit"))?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "height": certificate.height,
+            "round": certificate.round,
+            "blockhash": certificate.block_hash.to_string(),
+            "signatures": certificate.signatures.iter().map(|s| json!({
+                "masternode": s.validator.to_string(),
+                "signature": hex::encode(s.signature.0),
+            })).collect::<Vec<_>>(),
+            "hex": hex::encode(certificate.to_bytes()),
+        }))
+    })?;
+    module.register_blocking_method("gettxout", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let index: u32 = param(&params, 1, "n")?;
+        let include_mempool: bool = optional(&params, 2, "include_mempool")?.unwrap_or(true);
+        let info = context.backend.chain_info()?;
+        let Some(out) = context.backend.txout(&OutPoint { txid, index }, include_mempool)? else {
+            return Ok::<_, ErrorObjectOwned>(Value::Null);
+        };
+        Ok(json!({
+            "bestblock": info.best_block.to_string(),
+            "confirmations": out.height.map_or(0, |h| info.blocks.saturating_sub(h) + 1),
+            "value": time_value(out.value),
+            "address": Address { network: info.network, payload: out.address }.to_string(),
+            "coinbase": out.reward,
+        }))
+    })?;
+    module.register_blocking_method("gettxoutsetinfo", |_, context, _| {
+        let set = context.backend.utxo_set()?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "height": set.height,
+            "bestblock": set.best_block.to_string(),
+            "txouts": set.count,
+            "total_amount": time_value(set.total),
+            "hash_serialized": set.commitment.to_string(),
+        }))
+    })?;
+    module.register_blocking_method("getconsensusinfo", |_, context, _| {
+        let status = context.backend.consensus();
+        let list = context.backend.masternodes()?;
+        let total: u64 = list.iter().map(|m| m.power).sum();
+        let info = context.backend.chain_info()?;
+        let last = context.backend.certificate(info.blocks)?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "height": status.height,
+            "round": status.round,
+            "step": status.step,
+            "syncing": status.syncing,
+            "totalpower": total,
+            "quorum": total * 2 / 3 + 1,
+            "masternodes": list.iter().map(|m| json!({"operator": m.operator, "power": m.power})).collect::<Vec<_>>(),
+            "lastcommit": last.map(|c| json!({
+                "height": c.height,
+                "round": c.round,
+                "blockhash": c.block_hash.to_string(),
+                "signatures": c.signatures.len(),
+            })),
+        }))
+    })?;
+    module.register_blocking_method("waitfortransaction", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let timeout: u64 = optional(&params, 1, "timeout")?.unwrap_or(60);
+        if timeout > 3_600 {
+            return Err(invalid("timeout is at most 3600 seconds"));
+        }
+        let height = context
+            .backend
+            .wait_for_transaction(&txid, std::time::Duration::from_secs(timeout))?;
+        Ok::<_, ErrorObjectOwned>(json!({"txid": txid.to_string(), "finalized": height.is_some(), "height": height}))
+    })?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The `Wallet` methods: addresses, balances, history, payments, signing and the wallet's
+//! encryption. Each answers "no wallet" when the node runs without one.
+
+use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::server::RpcModule;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::{Value, json};
+use timecoin_primitives::{Address, Encode, OutPoint, Transaction, TxId};
+
+use super::Context;
+use crate::codes;
+use crate::error::RpcError;
+use crate::params::{amount_param, amount_value, decode_hex, invalid, optional, param, txid_param};
+use crate::render::{extend, time_value, wallet_tx_json};
+
+/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, `listtransactions`, `gettransaction`, `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
+pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
+    module.register_blocking_method("getnewaddress", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_new_address(false)?)
+    })?;
+    module.register_blocking_method("getrawchangeaddress", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_new_address(true)?)
+    })?;
+    module.register_blocking_method("getbalance", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(time_value(context.backend.wallet_balances()?.available))
+    })?;
+    module.register_blocking_method("getbalances", |_, context, _| {
+        let balances = context.backend.wallet_balances()?;
+        Ok::<_, ErrorObjectOwned>(json!({"mine": {
+            "trusted": time_value(balances.available),
+            "untrusted_pending": time_value(balances.pending),
+            "locked": time_value(balances.locked),
+        }}))
+    })?;
+    module.register_blocking_method("listunspent", |_, context, _| {
+        let tip = context.backend.chain_info()?.blocks;
+        let coins = context.backend.wallet_unspent()?;
+        Ok::<_, ErrorObjectOwned>(
+            coins
+                .iter()
+                .map(|c| {
+                    json!({
+                        "txid": c.outpoint.txid.to_string(),
+                        "vout": c.outpoint.index,
+                        "address": c.address,
+                        "amount": time_value(c.amount),
+                        "confirmations": tip.saturating_sub(c.height) + 1,
+                        "spendable": true,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("listtransactions", |params, context, _| {
+        let count: usize = optional(&params, 1, "count")?.unwrap_or(10);
+        let skip: usize = optional(&params, 2, "skip")?.unwrap_or(0);
+        let tip = context.backend.chain_info()?.blocks;
+        let history = context.backend.wallet_history()?;
+        let end = history.len().saturating_sub(skip);
+        let start = end.saturating_sub(count);
+        Ok::<_, ErrorObjectOwned>(
+            history
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|t| wallet_tx_json(t, tip))
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("gettransaction", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let tip = context.backend.chain_info()?.blocks;
+        let history = context.backend.wallet_history()?;
+        let entry = history.iter().find(|t| t.txid == txid).ok_or_else(|| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                "Invalid or non-wallet transaction id",
+            ))
+        })?;
+        let mut object = wallet_tx_json(entry, tip);
+        if let Some((tx, _)) = context.backend.transaction(&txid)? {
+            extend(&mut object, "hex", json!(hex::encode(tx.to_bytes())));
+        }
+        Ok::<_, ErrorObjectOwned>(object)
+    })?;
+    module.register_blocking_method("sendtoaddress", |params, context, _| {
+        let address: String = param(&params, 0, "address")?;
+        let amount = amount_param(&params, 1, "amount")?;
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_send(vec![(address, amount)])?.to_string())
+    })?;
+    module.register_blocking_method("sendmany", |params, context, _| {
+        // Bitcoin Core's first parameter is a dummy account name.
+        let amounts: serde_json::Map<String, Value> = param(&params, 1, "amounts")?;
+        if amounts.is_empty() {
+            return Err(invalid("amounts is empty"));
+        }
+        let mut payments = Vec::with_capacity(amounts.len());
+        for (address, value) in amounts {
+            payments.push((address, amount_value(&value, "amounts")?));
+        }
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_send(payments)?.to_string())
+    })?;
+    module.register_blocking_method("createrawtransaction", |params, context, _| {
+        #[derive(serde::Deserialize)]
+        struct Input {
+            txid: String,
+            vout: u32,
+        }
+        let inputs: Vec<Input> = param(&params, 0, "inputs")?;
+        let outputs: serde_json::Map<String, Value> = param(&params, 1, "outputs")?;
+        let lock_time: u64 = optional(&params, 2, "locktime")?.unwrap_or(0);
+        if inputs.is_empty() || outputs.is_empty() {
+            return Err(invalid("inputs and outputs must not be empty"));
+        }
+        let network = context.backend.chain_info()?.network;
+        let mut tx = Transaction {
+            version: Transaction::VERSION,
+            inputs: Vec::with_capacity(inputs.len()),
+            outputs: Vec::with_capacity(outputs.len()),
+            lock_time,
+            memo: Vec::new(),
+            payload: None,
+        };
+        for input in inputs {
+            let txid: TxId = input
+                .txid
+                .parse()
+                .map_err(|e| invalid(format!("txid {}: {e}", input.txid)))?;
+            tx.inputs.push(timecoin_primitives::TxInput {
+                prevout: OutPoint {
+                    txid,
+                    index: input.vout,
+                },
+                public_key: Default::default(),
+                signature: Default::default(),
+            });
+        }
+        for (text, value) in outputs {
+            let address: Address = text.parse().map_err(|e| {
+                ErrorObjectOwned::from(RpcError::new(
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    format!("Invalid address {text}: {e}"),
+                ))
+            })?;
+            if address.network != network {
+                return Err(RpcError::new(
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    format!("Invalid address {text}: not for {network}"),
+                )
+                .into());
+            }
+            tx.outputs.push(timecoin_primitives::TxOutput {
+                amount: timecoin_primitives::Amount::from_units(amount_value(&value, "outputs")?),
+                address: address.payload,
+            });
+        }
+        Ok::<_, ErrorObjectOwned>(hex::encode(tx.to_bytes()))
+    })?;
+    module.register_blocking_method("signrawtransactionwithwallet", |params, context, _| {
+        let text: String = param(&params, 0, "hexstring")?;
+        let mut tx: Transaction = decode_hex(&text, "TX")?;
+        let errors = context.backend.wallet_sign(&mut tx)?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "hex": hex::encode(tx.to_bytes()),
+            "complete": errors.is_empty(),
+            "errors": errors.iter().map(|e| json!({"error": e})).collect::<Vec<_>>(),
+        }))
+    })?;
+    module.register_blocking_method("walletpassphrase", |params, context, _| {
+        let passphrase: String = param(&params, 0, "passphrase")?;
+        let seconds: u64 = param(&params, 1, "timeout")?;
+        if seconds == 0 || seconds > 100_000_000 {
+            return Err(invalid("timeout is 1 to 100,000,000 seconds"));
+        }
+        context.backend.wallet_passphrase(&passphrase, seconds)?;
+        Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("walletlock", |_, context, _| {
+        context.backend.wallet_lock()?;
+        Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("dumpmnemonic", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(context.backend.wallet_mnemonic()?)
+    })?;
+    module.register_blocking_method("encryptwallet", |params, context, _| {
+        let passphrase: String = param(&params, 0, "passphrase")?;
+        if passphrase.is_empty() {
+            return Err(invalid("the passphrase must not be empty"));
+        }
+        context.backend.wallet_encrypt(&passphrase)?;
+        Ok::<_, ErrorObjectOwned>("wallet encrypted and locked; unlock it with walletpassphrase")
+    })?;
+    Ok(())
+}
