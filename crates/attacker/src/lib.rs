@@ -133,6 +133,9 @@ const MAX_HELD: usize = 64;
 /// The handshake's deadline.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
+/// How long the tasks have to end after cancellation before they are aborted.
+const STOP: Duration = Duration::from_secs(5);
+
 type Reader = SecureReader<ReadHalf<TcpStream>>;
 type Writer = SecureWriter<WriteHalf<TcpStream>>;
 
@@ -180,16 +183,21 @@ impl Attacker {
             }
         }
         cancel.cancelled().await;
-        while tasks.join_next().await.is_some() {}
+        // Every task watches `cancel`, but one may be waiting on a node whose link is down;
+        // after `STOP` the rest are aborted, so the attacker always stops.
+        let drained = tokio::time::timeout(STOP, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tasks.shutdown().await;
+        }
         report
     }
 
     async fn open(&self, target: usize, report: &Report) -> Option<(Reader, Writer)> {
         let address = *self.targets.get(target)?;
         let identity = SecretKey::from_seed(rand::rng().random());
-        let stream = match TcpStream::connect(address).await {
-            Ok(stream) => stream,
-            Err(_) => {
+        let stream = match tokio::time::timeout(HANDSHAKE, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) | Err(_) => {
                 Report::count(&report.refused);
                 return None;
             }
@@ -430,7 +438,7 @@ impl Attacker {
                         continue;
                     }
                     if let Some(writer) = slot {
-                        if writer.send(&frame).await.is_ok() {
+                        if matches!(tokio::time::timeout(TICK * 4, writer.send(&frame)).await, Ok(Ok(()))) {
                             Report::count(&report.sent);
                         } else {
                             Report::count(&report.cut_off);
