@@ -1,5 +1,5 @@
 //! The consensus write-ahead log in the chain store: what this masternode signed, and the
-//! bodies of the blocks it proposed.
+//! bodies of the blocks it proposed or precommitted.
 
 use redb::{ReadableTable, TableDefinition, TableError};
 use timecoin_consensus::{Wal, WalEntry};
@@ -8,7 +8,7 @@ use timecoin_primitives::{Block, Decode, Encode};
 use crate::StorageError;
 use crate::store::{Store, WAL};
 
-/// The blocks this masternode proposed: (height, block hash) → encoded block.
+/// The blocks this masternode proposed or precommitted: (height, block hash) → encoded block.
 pub(crate) const PROPOSED: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefinition::new("proposed_blocks");
 
 /// The consensus write-ahead log, kept in the chain store's file: each append is its own
@@ -31,23 +31,7 @@ impl Wal for ConsensusWal<'_> {
     type Error = StorageError;
 
     fn append(&mut self, entry: &WalEntry) -> Result<(), StorageError> {
-        let store = self.store;
-        let height = entry.height();
-        let write = store.db.begin_write().map_err(|e| store.err(e))?;
-        {
-            let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
-            let next = table
-                .range((height, 0)..=(height, u32::MAX))
-                .map_err(|e| store.err(e))?
-                .next_back()
-                .transpose()
-                .map_err(|e| store.err(e))?
-                .map_or(0, |(key, _)| key.value().1.saturating_add(1));
-            table
-                .insert((height, next), entry.to_bytes().as_slice())
-                .map_err(|e| store.err(e))?;
-        }
-        write.commit().map_err(|e| store.err(e))
+        self.append_with_body(entry, None)
     }
 
     fn entries(&self, height: u64) -> Result<Vec<WalEntry>, StorageError> {
@@ -83,6 +67,39 @@ impl Wal for ConsensusWal<'_> {
 }
 
 impl ConsensusWal<'_> {
+    /// Appends `entry` and, in the same durable transaction, keeps `body` (the block a
+    /// precommit names) unless it is kept already: a node restarted while locked on a block
+    /// must still hold it, to check it and to propose it again, even when whoever built it is
+    /// gone.
+    pub fn append_with_body(&mut self, entry: &WalEntry, body: Option<&Block>) -> Result<(), StorageError> {
+        let store = self.store;
+        let height = entry.height();
+        let write = store.db.begin_write().map_err(|e| store.err(e))?;
+        {
+            if let Some(block) = body {
+                let mut proposed = write.open_table(PROPOSED).map_err(|e| store.err(e))?;
+                let key = (height, &block.hash().0.0);
+                if proposed.get(key).map_err(|e| store.err(e))?.is_none() {
+                    proposed
+                        .insert(key, block.to_bytes().as_slice())
+                        .map_err(|e| store.err(e))?;
+                }
+            }
+            let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
+            let next = table
+                .range((height, 0)..=(height, u32::MAX))
+                .map_err(|e| store.err(e))?
+                .next_back()
+                .transpose()
+                .map_err(|e| store.err(e))?
+                .map_or(0, |(key, _)| key.value().1.saturating_add(1));
+            table
+                .insert((height, next), entry.to_bytes().as_slice())
+                .map_err(|e| store.err(e))?;
+        }
+        write.commit().map_err(|e| store.err(e))
+    }
+
     /// Keeps the body of a block this node is about to propose at `height` (durably, before
     /// the proposal is signed and logged).
     pub fn save_proposed(&self, height: u64, block: &Block) -> Result<(), StorageError> {
@@ -97,7 +114,7 @@ impl ConsensusWal<'_> {
         write.commit().map_err(|e| store.err(e))
     }
 
-    /// The blocks this node proposed at `height`.
+    /// The blocks this node proposed or precommitted at `height`.
     pub fn proposed(&self, height: u64) -> Result<Vec<Block>, StorageError> {
         let store = self.store;
         let read = store.begin_read()?;

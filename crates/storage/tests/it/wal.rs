@@ -81,3 +81,38 @@ fn proposed_blocks_come_back_per_height_after_reopening_and_are_pruned_with_the_
     assert!(wal.proposed(1).unwrap().is_empty());
     assert_eq!(wal.proposed(2).unwrap(), vec![second]);
 }
+
+/// A precommit is logged with the body it names, in one durable write: a node restarted
+/// while locked on another proposer's block still holds that block. A body held already
+/// (this node's own proposal) is kept once.
+#[test]
+fn a_precommit_is_logged_with_the_body_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut chain = ChainBuilder::new(4);
+    let genesis = chain.genesis.clone();
+    let block = chain.next_payment_block(2);
+    let precommit = SignedVote::sign(
+        Vote {
+            chain: genesis.hash(),
+            height: 1,
+            round: 0,
+            kind: VoteKind::Precommit,
+            block: Some(block.hash()),
+        },
+        &SecretKey::from_seed([9; 32]),
+    );
+    {
+        let store = Store::open(&path, &genesis).unwrap();
+        let mut wal = store.consensus_wal();
+        wal.append_with_body(&WalEntry::Vote(precommit), Some(&block)).unwrap();
+        wal.append_with_body(&WalEntry::Vote(precommit), Some(&block)).unwrap();
+    }
+    let store = Store::open(&path, &genesis).unwrap();
+    let wal = store.consensus_wal();
+    assert_eq!(wal.proposed(1).unwrap(), vec![block]);
+    assert_eq!(
+        wal.entries(1).unwrap(),
+        vec![WalEntry::Vote(precommit), WalEntry::Vote(precommit)]
+    );
+}
