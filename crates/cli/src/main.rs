@@ -15,6 +15,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use serde_json::Value;
+use timecoin_chain::ChainParams;
+use timecoin_node::config::Config;
+use timecoin_node::daemon::default_data_dir;
+use timecoin_primitives::Network;
 use timecoin_rpc::{Client, ClientError, methods};
 
 /// Options as `bitcoin-cli` spells them (`-datadir=DIR`); `--datadir DIR` works too.
@@ -76,44 +80,39 @@ fn bitcoin_style(args: impl Iterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
-/// The `[rpc] listen` address of the node's `config.toml` in `datadir`, if it says one.
-fn configured_address(datadir: &Path) -> Result<Option<SocketAddr>> {
+/// The `[rpc] listen` address of the node's `config.toml` in `datadir`, if it says one: read
+/// and checked by the node's own configuration code. A file this user cannot read, or one
+/// the node's code refuses, is reported and the defaults are used, as if it were absent.
+fn configured_address(datadir: &Path) -> Option<SocketAddr> {
     let path = datadir.join("config.toml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let config: toml::Table = text.parse().with_context(|| format!("reading {}", path.display()))?;
-    let listen = config
-        .get("rpc")
-        .and_then(|rpc| rpc.get("listen"))
-        .and_then(|listen| listen.as_str());
-    match listen {
-        None => Ok(None),
-        Some(text) => {
-            let address: SocketAddr = text
-                .parse()
-                .with_context(|| format!("{}: [rpc] listen = {text:?}", path.display()))?;
-            Ok(Some(address))
+    if !path.exists() {
+        return None;
+    }
+    match Config::load(&path) {
+        Ok(config) => config.rpc_listen(),
+        Err(error) => {
+            eprintln!("time-cli: not using {}: {error:#}", path.display());
+            None
         }
     }
 }
 
 fn client(cli: &Cli) -> Result<Client> {
-    let (subdir, default_port) = match (cli.testnet, cli.local) {
+    let network = match (cli.testnet, cli.local) {
         (true, true) => bail!("-testnet and -local exclude each other"),
-        (true, false) => (Some("testnet"), 24101),
-        (false, true) => (Some("local"), 24201),
-        (false, false) => (None, 24001),
+        (true, false) => Network::Testnet,
+        (false, true) => Network::Local,
+        (false, false) => Network::Mainnet,
     };
-    let datadir = cli.datadir.clone().unwrap_or_else(|| {
-        let base = home().join(".timecoin");
-        subdir.map_or_else(|| base.clone(), |s| base.join(s))
-    });
-    let configured = configured_address(&datadir)?;
+    // The node's defaults, from the node's and the chain's own code.
+    let default_port = ChainParams::for_network(network).rpc_port;
+    let datadir = cli.datadir.clone().unwrap_or_else(|| default_data_dir(network));
+    // Read only when an address or port is not given.
+    let configured = if cli.rpcconnect.is_some() && cli.rpcport.is_some() {
+        None
+    } else {
+        configured_address(&datadir)
+    };
     let ip = cli
         .rpcconnect
         .or(configured.map(|a| a.ip()))

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// `[node]`
     pub(crate) node: NodeSection,
     /// `[network]`
@@ -267,13 +267,65 @@ impl Default for MetricsSection {
 }
 
 impl Config {
-    /// Parses a configuration's text; `origin` names it in errors.
-    pub(crate) fn parse(text: &str, origin: &Path) -> Result<Config> {
-        toml::from_str(text).with_context(|| format!("invalid configuration {}", origin.display()))
+    /// Parses a configuration's text and [`validate`](Config::validate)s it; `origin` names
+    /// it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
+        let config: Config =
+            toml::from_str(text).with_context(|| format!("invalid configuration {}", origin.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("invalid configuration {}", origin.display()))?;
+        Ok(config)
+    }
+
+    /// Refuses values that parse but make no sense, naming the key: a zero timeout, limit or
+    /// batch size, more outbound connections than connections in all, an empty-block interval
+    /// shorter than the minimum interval. (Zero intervals are allowed: blocks as fast as the
+    /// network decides them, which tests and benchmarks use.)
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.consensus;
+        let positive: [(&str, u64); 13] = [
+            ("[consensus] timeout_propose_ms", c.timeout_propose_ms),
+            ("[consensus] timeout_prevote_ms", c.timeout_prevote_ms),
+            ("[consensus] timeout_precommit_ms", c.timeout_precommit_ms),
+            ("[network] max_peers", self.network.max_peers as u64),
+            ("[network] max_inbound_per_ip", self.network.max_inbound_per_ip as u64),
+            ("[rpc] max_body_bytes", u64::from(self.rpc.max_body_bytes)),
+            ("[rpc] max_batch", u64::from(self.rpc.max_batch)),
+            ("[rpc] max_connections", u64::from(self.rpc.max_connections)),
+            ("[storage] cache_megabytes", self.storage.cache_megabytes as u64),
+            ("[mempool] max_transactions", self.mempool.max_transactions as u64),
+            ("[mempool] max_megabytes", self.mempool.max_megabytes as u64),
+            ("[mempool] expiry_hours", self.mempool.expiry_hours),
+            ("[network] max_outbound", self.network.max_outbound as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            bail!("{key} is 0; it must be at least 1");
+        }
+        if self.network.max_outbound > self.network.max_peers {
+            bail!(
+                "[network] max_outbound ({}) is above max_peers ({}), which counts every connection",
+                self.network.max_outbound,
+                self.network.max_peers
+            );
+        }
+        if c.empty_block_interval_ms < c.min_block_interval_ms {
+            bail!(
+                "[consensus] empty_block_interval_ms ({}) is below min_block_interval_ms ({})",
+                c.empty_block_interval_ms,
+                c.min_block_interval_ms
+            );
+        }
+        Ok(())
+    }
+
+    /// `[rpc] listen`, where the JSON-RPC server listens if the file says.
+    pub fn rpc_listen(&self) -> Option<SocketAddr> {
+        self.rpc.listen
     }
 
     /// Reads a configuration file.
-    pub(crate) fn load(path: &Path) -> Result<Config> {
+    pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Config::parse(&text, path)
     }
@@ -316,6 +368,40 @@ mod tests {
         assert!(text.contains("node.toml") && text.contains("max_peer"), "{text}");
         let error = Config::parse("[nework]\n", Path::new("node.toml")).unwrap_err();
         assert!(format!("{error:#}").contains("nework"));
+    }
+
+    #[test]
+    fn nonsensical_values_are_refused_naming_the_key() {
+        for (text, named) in [
+            (
+                "[consensus]\ntimeout_propose_ms = 0\n",
+                "[consensus] timeout_propose_ms is 0",
+            ),
+            ("[rpc]\nmax_batch = 0\n", "[rpc] max_batch is 0"),
+            ("[mempool]\nmax_megabytes = 0\n", "[mempool] max_megabytes is 0"),
+            (
+                "[network]\nmax_peers = 5\nmax_outbound = 8\n",
+                "max_outbound (8) is above max_peers (5)",
+            ),
+            (
+                "[consensus]\nmin_block_interval_ms = 2000\nempty_block_interval_ms = 1000\n",
+                "empty_block_interval_ms (1000) is below min_block_interval_ms (2000)",
+            ),
+        ] {
+            let error = Config::parse(text, Path::new("node.toml")).unwrap_err();
+            let message = format!("{error:#}");
+            assert!(
+                message.contains("node.toml") && message.contains(named),
+                "{text}: {message}"
+            );
+        }
+        // The defaults and what `localnet`, the bench and the chaos runner write are valid.
+        Config::default().validate().unwrap();
+        Config::parse(
+            "[consensus]\nmin_block_interval_ms = 100\nempty_block_interval_ms = 1000\n",
+            Path::new("c"),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `timed` as a daemon: load the configuration, open the store, start the network and the
 //! consensus host, and stop cleanly on SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use timecoin_rpc::{ConsensusStatus, Credentials, RpcAuth, ServeOptions, auth};
+use timecoin_rpc::{ConsensusStatus, Credentials, RpcAuth, RpcServer, ServeOptions, auth};
 
 use crate::admission::{Admission, Admitter};
 use crate::config::Config;
@@ -25,18 +26,22 @@ use crate::keys;
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Overrides {
-    pub(crate) config: Option<PathBuf>,
-    pub(crate) network: Option<String>,
-    pub(crate) data_dir: Option<PathBuf>,
+pub struct Overrides {
+    /// The configuration file (default `~/.timecoin/config.toml`, or the network's).
+    pub config: Option<PathBuf>,
+    /// `mainnet`, `testnet` or `local`, over `[node] network`.
+    pub network: Option<String>,
+    /// The data directory, over `[node] data_dir`.
+    pub data_dir: Option<PathBuf>,
 }
 
 pub(crate) fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-/// The default data directory of a network.
-fn default_data_dir(network: Network) -> PathBuf {
+/// The default data directory of a network: `~/.timecoin`, `~/.timecoin/testnet`,
+/// `~/.timecoin/local`. `time-cli` looks for the cookie and the configuration there too.
+pub fn default_data_dir(network: Network) -> PathBuf {
     let base = home().join(".timecoin");
     match network {
         Network::Mainnet => base,
@@ -55,7 +60,7 @@ fn relative_to(config_path: &Path, path: &Path) -> PathBuf {
 }
 
 /// Runs the daemon until a signal stops it.
-pub(crate) fn run(overrides: Overrides) -> Result<()> {
+pub fn run(overrides: Overrides) -> Result<()> {
     // Without --config: the network's default directory (~/.timecoin, or
     // ~/.timecoin/testnet with --network testnet) holds config.toml.
     let default_network: Option<Network> = overrides.network.as_deref().map(str::parse).transpose()?;
@@ -106,212 +111,337 @@ pub(crate) fn run(overrides: Overrides) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, genesis, data_dir))
+    runtime.block_on(async move {
+        let node = Node::start(config, genesis, data_dir).await?;
+        let reason = wait_for_stop(&node).await;
+        info!(reason, "stopping");
+        node.stop().await
+    })
 }
 
-async fn serve(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<()> {
-    let genesis = Arc::new(genesis);
-    let store_path = data_dir.join("chain.redb");
-    let store = {
-        let genesis = Arc::clone(&genesis);
-        let cache = config.storage.cache_megabytes.saturating_mul(1024 * 1024);
-        tokio::task::spawn_blocking(move || Store::open_with_cache(&store_path, &genesis, cache)).await??
-    };
-    let store = Arc::new(store);
-    let key_path = data_dir.join(if config.masternode.enabled {
-        &config.masternode.key_file
-    } else {
-        Path::new("node.key")
-    });
-    // The operator key signs consensus messages; peers know the node by `identity`, the
-    // same key unless `[network] identity_file` names another.
-    let operator = keys::load_or_create(&key_path)?;
-    let identity = match &config.network.identity_file {
-        Some(file) => keys::load_or_create(&data_dir.join(file))?,
-        None => operator.clone(),
-    };
-    let tip = store.tip()?;
-    let params = genesis.params.clone();
-    let listen = config
-        .network
-        .listen
-        .unwrap_or_else(|| ([0, 0, 0, 0], params.p2p_port).into());
-    let (hello_tx, hello_rx) = watch::channel(Hello {
-        magic: params.magic,
-        version: PROTOCOL_VERSION,
-        genesis: genesis.hash(),
-        best_height: tip.height,
-        best_hash: tip.hash,
-        listen_port: config.network.external_address.map_or(listen.port(), |a| a.port()),
-        masternode: config.masternode.enabled,
-    });
-    let mut network_config = NetworkConfig::new(listen);
-    network_config.bootstrap = config.network.bootstrap.clone();
-    network_config.max_outbound = config.network.max_outbound.min(config.network.max_peers);
-    network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
-    network_config.max_frame = max_frame(&params);
-    network_config.masternode_peers = config.network.masternode_peers;
-    network_config.max_inbound_per_ip = config.network.max_inbound_per_ip;
-    network_config.address_book = Some(data_dir.join(&config.network.address_book));
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let (network, events) =
-        timecoin_network::start(network_config, identity.clone(), hello_rx, cancel.clone(), &tracker)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-    let mempool_config = MempoolConfig {
-        max_transactions: config.mempool.max_transactions,
-        max_bytes: config.mempool.max_megabytes.saturating_mul(1024 * 1024),
-        expiry_ms: config.mempool.expiry_hours.saturating_mul(3_600_000),
-        ..MempoolConfig::default()
-    };
-    // Signatures verified at admission are not verified again in a proposed block.
-    let signatures = Arc::new(SignatureCache::new(timecoin_chain::sigcache::DEFAULT_CAPACITY));
-    let mempool = Arc::new(Mutex::new(
-        Mempool::new(params.clone(), genesis.hash(), mempool_config, tip.height)
-            .with_signature_cache(Arc::clone(&signatures)),
-    ));
-    info!(
-        network = %params.network,
-        genesis = %genesis.hash(),
-        height = tip.height,
-        listen = %network.local_address(),
-        masternode = config.masternode.enabled,
-        identity = %identity.public_key(),
-        "started"
-    );
-    let wallet = if config.wallet.enabled {
-        let path = data_dir.join(&config.wallet.file);
-        let (network, store) = (params.network, Arc::clone(&store));
-        let shown = path.display().to_string();
-        let (wallet, created) =
-            tokio::task::spawn_blocking(move || crate::wallet::load(&path, network, &store)).await??;
-        info!(path = %shown, created, "wallet loaded");
-        Some(Arc::new(Mutex::new(wallet)))
-    } else {
-        None
-    };
-    // Admitted transactions' ids, a batch a message, for the host to announce.
-    let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(1_024);
-    // Cancelled by the `stop` RPC.
-    let stop_request = CancellationToken::new();
-    let (status_tx, status_rx) = watch::channel(ConsensusStatus::default());
-    let admission = Admission::start(
-        Admitter {
-            store: Arc::clone(&store),
-            genesis: Arc::clone(&genesis),
-            mempool: Arc::clone(&mempool),
-            signatures: Arc::clone(&signatures),
-            relay: relay_tx,
-            network: network.clone(),
-        },
-        cancel.clone(),
-        &tracker,
-    );
-    let rpc = if config.rpc.enabled {
-        let listen = config
-            .rpc
-            .listen
-            .unwrap_or_else(|| ([127, 0, 0, 1], params.rpc_port).into());
-        let backend = crate::backend::NodeBackend {
-            store: Arc::clone(&store),
-            genesis: Arc::clone(&genesis),
-            mempool: Arc::clone(&mempool),
-            admission: admission.clone(),
-            network: network.clone(),
-            runtime: tokio::runtime::Handle::current(),
-            shutdown: stop_request.clone(),
-            tip: hello_tx.subscribe(),
-            consensus: status_rx,
-            operator: config.masternode.enabled.then(|| operator.public_key()),
-            operator_key: config.masternode.enabled.then(|| operator.clone()),
-            wallet: wallet.clone(),
-        };
-        let users = config
-            .rpc
-            .rpcauth
-            .iter()
-            .map(|entry| entry.parse::<RpcAuth>())
-            .collect::<Result<Vec<_>, _>>()
-            .context("[rpc] rpcauth")?;
-        // Like Bitcoin Core: a fresh cookie each start, readable by the owner only.
-        let password = auth::random_password();
-        let cookie = data_dir.join(".cookie");
-        auth::write_cookie(&cookie, &password).with_context(|| format!("writing {}", cookie.display()))?;
-        let options = ServeOptions {
-            credentials: Credentials::new(Some(password), users),
-            max_body: config.rpc.max_body_bytes,
-            max_batch: config.rpc.max_batch,
-            max_connections: config.rpc.max_connections,
-        };
-        let server = timecoin_rpc::serve(listen, Arc::new(backend), options)
-            .await
-            .with_context(|| format!("serving JSON-RPC on {listen}"))?;
-        info!(address = %server.address, cookie = %cookie.display(), "serving JSON-RPC");
-        Some((server, cookie))
-    } else {
-        None
-    };
-    if config.metrics.enabled {
-        let handle = crate::metrics::install()?;
-        let address = crate::metrics::serve(config.metrics.listen, handle, cancel.clone(), &tracker).await?;
-        info!(address = %address, "serving Prometheus metrics on /metrics");
-    }
-    let requests = crate::serve::Server {
-        store: Arc::clone(&store),
-        mempool: Arc::clone(&mempool),
-        network: network.clone(),
-        max_frame: max_frame(&params),
-    }
-    .spawn(&tracker, cancel.clone());
-    let host = Host {
-        store: Arc::clone(&store),
-        genesis: Arc::clone(&genesis),
-        mempool: Arc::clone(&mempool),
-        signatures,
-        admission,
-        network,
-        hello: hello_tx,
-        key: config.masternode.enabled.then(|| operator.clone()),
-        pacing: config.consensus.clone(),
-        cancel: cancel.clone(),
-        tracker: tracker.clone(),
-        relay: relay_rx,
-        requests,
-        status: status_tx,
-        wallet,
-    };
-    let host_cancel = cancel.clone();
-    let host_task = tracker.spawn(async move {
-        let result = host.run(events).await;
-        if result.is_err() {
-            host_cancel.cancel();
+/// How long a stopping node waits for the JSON-RPC server, and a failed start for its tasks.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A node running in this process: the store, the P2P service, admission, the JSON-RPC
+/// server, the metrics endpoint, peers' request server and the consensus host, every task on
+/// one tracker under one cancellation token. `timed` runs one until a signal; tests run
+/// several in one process.
+pub struct Node {
+    cancel: CancellationToken,
+    stop_request: CancellationToken,
+    tracker: TaskTracker,
+    host_task: tokio::task::JoinHandle<Result<()>>,
+    rpc: Option<(RpcServer, PathBuf)>,
+    store: Arc<Store>,
+    p2p_address: SocketAddr,
+    tip: watch::Receiver<Hello>,
+    status: watch::Receiver<ConsensusStatus>,
+}
+
+impl Node {
+    /// Opens the store in `data_dir` and starts every part of the node.
+    pub async fn start(config: Config, genesis: Genesis, data_dir: PathBuf) -> Result<Node> {
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        match Node::assemble(config, genesis, data_dir, cancel.clone(), tracker.clone()).await {
+            Ok(node) => Ok(node),
+            Err(error) => {
+                // What had started stops: a caller that goes on after a failed start must not
+                // keep a listener and tasks of a node that does not exist.
+                cancel.cancel();
+                tracker.close();
+                let _ = tokio::time::timeout(STOP_TIMEOUT, tracker.wait()).await;
+                Err(error)
+            }
         }
-        result
-    });
-    let reason = wait_for_stop(&cancel, &stop_request).await;
-    info!(reason, "stopping");
-    if let Some((server, cookie)) = rpc {
-        server.stop().await;
-        let _ = std::fs::remove_file(cookie);
     }
-    cancel.cancel();
-    tracker.close();
-    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
-        .await
-        .is_err()
-    {
-        bail!("tasks did not stop within 10 s");
+
+    /// Everything [`Node::start`] starts, on `tracker` under `cancel`. The JSON-RPC server is
+    /// the last part that can fail, so that an error leaves no server or cookie behind.
+    async fn assemble(
+        config: Config,
+        genesis: Genesis,
+        data_dir: PathBuf,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Result<Node> {
+        let genesis = Arc::new(genesis);
+        let store_path = data_dir.join("chain.redb");
+        let store = {
+            let genesis = Arc::clone(&genesis);
+            let cache = config.storage.cache_megabytes.saturating_mul(1024 * 1024);
+            tokio::task::spawn_blocking(move || Store::open_with_cache(&store_path, &genesis, cache)).await??
+        };
+        let store = Arc::new(store);
+        let key_path = data_dir.join(if config.masternode.enabled {
+            &config.masternode.key_file
+        } else {
+            Path::new("node.key")
+        });
+        // The operator key signs consensus messages; peers know the node by `identity`, the
+        // same key unless `[network] identity_file` names another.
+        let operator = keys::load_or_create(&key_path)?;
+        let identity = match &config.network.identity_file {
+            Some(file) => keys::load_or_create(&data_dir.join(file))?,
+            None => operator.clone(),
+        };
+        let tip = store.tip()?;
+        let params = genesis.params.clone();
+        let listen = config
+            .network
+            .listen
+            .unwrap_or_else(|| ([0, 0, 0, 0], params.p2p_port).into());
+        let (hello_tx, hello_rx) = watch::channel(Hello {
+            magic: params.magic,
+            version: PROTOCOL_VERSION,
+            genesis: genesis.hash(),
+            best_height: tip.height,
+            best_hash: tip.hash,
+            listen_port: config.network.external_address.map_or(listen.port(), |a| a.port()),
+            masternode: config.masternode.enabled,
+        });
+        let mut network_config = NetworkConfig::new(listen);
+        network_config.bootstrap = config.network.bootstrap.clone();
+        network_config.max_outbound = config.network.max_outbound.min(config.network.max_peers);
+        network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
+        network_config.max_frame = max_frame(&params);
+        network_config.masternode_peers = config.network.masternode_peers;
+        network_config.max_inbound_per_ip = config.network.max_inbound_per_ip;
+        network_config.address_book = Some(data_dir.join(&config.network.address_book));
+        let (network, events) =
+            timecoin_network::start(network_config, identity.clone(), hello_rx, cancel.clone(), &tracker)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+        let mempool_config = MempoolConfig {
+            max_transactions: config.mempool.max_transactions,
+            max_bytes: config.mempool.max_megabytes.saturating_mul(1024 * 1024),
+            expiry_ms: config.mempool.expiry_hours.saturating_mul(3_600_000),
+            ..MempoolConfig::default()
+        };
+        // Signatures verified at admission are not verified again in a proposed block.
+        let signatures = Arc::new(SignatureCache::new(timecoin_chain::sigcache::DEFAULT_CAPACITY));
+        let mempool = Arc::new(Mutex::new(
+            Mempool::new(params.clone(), genesis.hash(), mempool_config, tip.height)
+                .with_signature_cache(Arc::clone(&signatures)),
+        ));
+        info!(
+            network = %params.network,
+            genesis = %genesis.hash(),
+            height = tip.height,
+            listen = %network.local_address(),
+            masternode = config.masternode.enabled,
+            identity = %identity.public_key(),
+            "started"
+        );
+        let wallet = if config.wallet.enabled {
+            let path = data_dir.join(&config.wallet.file);
+            let (network, store) = (params.network, Arc::clone(&store));
+            let shown = path.display().to_string();
+            let (wallet, created) =
+                tokio::task::spawn_blocking(move || crate::wallet::load(&path, network, &store)).await??;
+            info!(path = %shown, created, "wallet loaded");
+            Some(Arc::new(Mutex::new(wallet)))
+        } else {
+            None
+        };
+        // Admitted transactions' ids, a batch a message, for the host to announce.
+        let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(1_024);
+        // Cancelled by the `stop` RPC.
+        let stop_request = CancellationToken::new();
+        let (status_tx, status_rx) = watch::channel(ConsensusStatus::default());
+        let admission = Admission::start(
+            Admitter {
+                store: Arc::clone(&store),
+                genesis: Arc::clone(&genesis),
+                mempool: Arc::clone(&mempool),
+                signatures: Arc::clone(&signatures),
+                relay: relay_tx,
+                network: network.clone(),
+            },
+            cancel.clone(),
+            &tracker,
+        );
+        if config.metrics.enabled {
+            let handle = crate::metrics::install()?;
+            let address = crate::metrics::serve(config.metrics.listen, handle, cancel.clone(), &tracker).await?;
+            info!(address = %address, "serving Prometheus metrics on /metrics");
+        }
+        let rpc = if config.rpc.enabled {
+            let listen = config
+                .rpc
+                .listen
+                .unwrap_or_else(|| ([127, 0, 0, 1], params.rpc_port).into());
+            let backend = crate::backend::NodeBackend {
+                store: Arc::clone(&store),
+                genesis: Arc::clone(&genesis),
+                mempool: Arc::clone(&mempool),
+                admission: admission.clone(),
+                network: network.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                shutdown: stop_request.clone(),
+                tip: hello_tx.subscribe(),
+                consensus: status_rx,
+                operator: config.masternode.enabled.then(|| operator.public_key()),
+                operator_key: config.masternode.enabled.then(|| operator.clone()),
+                wallet: wallet.clone(),
+            };
+            let users = config
+                .rpc
+                .rpcauth
+                .iter()
+                .map(|entry| entry.parse::<RpcAuth>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("[rpc] rpcauth")?;
+            // Like Bitcoin Core: a fresh cookie each start, readable by the owner only.
+            let password = auth::random_password();
+            let cookie = data_dir.join(".cookie");
+            auth::write_cookie(&cookie, &password).with_context(|| format!("writing {}", cookie.display()))?;
+            let options = ServeOptions {
+                credentials: Credentials::new(Some(password), users),
+                max_body: config.rpc.max_body_bytes,
+                max_batch: config.rpc.max_batch,
+                max_connections: config.rpc.max_connections,
+            };
+            let server = timecoin_rpc::serve(listen, Arc::new(backend), options)
+                .await
+                .with_context(|| format!("serving JSON-RPC on {listen}"))?;
+            info!(address = %server.address, cookie = %cookie.display(), "serving JSON-RPC");
+            Some((server, cookie))
+        } else {
+            None
+        };
+        let requests = crate::serve::Server {
+            store: Arc::clone(&store),
+            mempool: Arc::clone(&mempool),
+            network: network.clone(),
+            max_frame: max_frame(&params),
+        }
+        .spawn(&tracker, cancel.clone());
+        let host = Host {
+            store: Arc::clone(&store),
+            genesis: Arc::clone(&genesis),
+            mempool: Arc::clone(&mempool),
+            signatures,
+            admission,
+            network,
+            hello: hello_tx,
+            key: config.masternode.enabled.then(|| operator.clone()),
+            pacing: config.consensus.clone(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            relay: relay_rx,
+            requests,
+            status: status_tx,
+            wallet,
+        };
+        let (tip_rx, status_watch) = (host.hello.subscribe(), host.status.subscribe());
+        let p2p_address = host.network.local_address();
+        let host_cancel = cancel.clone();
+        let host_task = tracker.spawn(async move {
+            let result = host.run(events).await;
+            if result.is_err() {
+                host_cancel.cancel();
+            }
+            result
+        });
+        Ok(Node {
+            cancel,
+            stop_request,
+            tracker,
+            host_task,
+            p2p_address,
+            rpc,
+            store,
+            tip: tip_rx,
+            status: status_watch,
+        })
     }
-    if let Ok(Err(error)) = host_task.await {
-        return Err(error.context("the consensus host failed"));
+
+    /// Where the node accepts peers.
+    pub fn p2p_address(&self) -> SocketAddr {
+        self.p2p_address
     }
-    drop(store);
-    info!("stopped");
-    Ok(())
+
+    /// Where the node serves JSON-RPC, if it does, and its cookie file.
+    pub fn rpc(&self) -> Option<(SocketAddr, &Path)> {
+        self.rpc
+            .as_ref()
+            .map(|(server, cookie)| (server.address, cookie.as_path()))
+    }
+
+    /// The height of the node's tip (its last finalized block).
+    pub fn tip_height(&self) -> u64 {
+        self.tip.borrow().best_height
+    }
+
+    /// Where the consensus engine is: height, round, step, and whether the node is syncing.
+    pub fn consensus(&self) -> ConsensusStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the node's tip reaches `height`; fails if the node stops first.
+    pub async fn wait_for_height(&self, height: u64) -> Result<()> {
+        let mut tip = self.tip.clone();
+        tokio::select! {
+            reached = tip.wait_for(|hello| hello.best_height >= height) => {
+                reached.map(|_| ()).map_err(|_| anyhow::anyhow!("the node stopped before height {height}"))
+            }
+            () = self.cancel.cancelled() => bail!("the node stopped before height {height}"),
+        }
+    }
+
+    /// Waits until the consensus status satisfies `done`; fails if the node stops first.
+    pub async fn wait_for_consensus(&self, done: impl Fn(&ConsensusStatus) -> bool) -> Result<ConsensusStatus> {
+        let mut status = self.status.clone();
+        tokio::select! {
+            reached = status.wait_for(|s| done(s)) => {
+                reached.map(|s| s.clone()).map_err(|_| anyhow::anyhow!("the node stopped"))
+            }
+            () = self.cancel.cancelled() => bail!("the node stopped"),
+        }
+    }
+
+    /// The store, for reading the chain the node keeps.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Waits until the node must stop on its own: a task failed, or the `stop` RPC was called.
+    pub async fn stopping(&self) -> &'static str {
+        tokio::select! {
+            () = self.cancel.cancelled() => "a task failed",
+            () = self.stop_request.cancelled() => "the stop RPC",
+        }
+    }
+
+    /// Stops every task (the RPC server first, then the rest through the cancellation token),
+    /// waits for them, at most 10 s, and reports the consensus host's failure if it failed.
+    pub async fn stop(self) -> Result<()> {
+        if let Some((server, cookie)) = self.rpc {
+            // The server waits for calls in flight; a long `waitfortransaction` is cut short.
+            if tokio::time::timeout(STOP_TIMEOUT, server.stop()).await.is_err() {
+                tracing::warn!("JSON-RPC calls still running after 5 s; stopping anyway");
+            }
+            let _ = std::fs::remove_file(cookie);
+        }
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            bail!("tasks did not stop within 10 s");
+        }
+        if let Ok(Err(error)) = self.host_task.await {
+            return Err(error.context("the consensus host failed"));
+        }
+        drop(self.store);
+        info!("stopped");
+        Ok(())
+    }
 }
 
-async fn wait_for_stop(cancel: &CancellationToken, stop_request: &CancellationToken) -> &'static str {
+/// Waits for SIGINT or SIGTERM, or until the node must stop on its own.
+async fn wait_for_stop(node: &Node) -> &'static str {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -325,16 +455,14 @@ async fn wait_for_stop(cancel: &CancellationToken, stop_request: &CancellationTo
         tokio::select! {
             _ = interrupt => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
-            () = cancel.cancelled() => "a task failed",
-            () = stop_request.cancelled() => "the stop RPC",
+            reason = node.stopping() => reason,
         }
     }
     #[cfg(not(unix))]
     {
         tokio::select! {
             _ = interrupt => "interrupt",
-            () = cancel.cancelled() => "a task failed",
-            () = stop_request.cancelled() => "the stop RPC",
+            reason = node.stopping() => reason,
         }
     }
 }
@@ -343,7 +471,7 @@ async fn wait_for_stop(cancel: &CancellationToken, stop_request: &CancellationTo
 /// certificate a set can sign (96 bytes a signer, every masternode of the cap), and room for
 /// the message around them. A full block with a large certificate must travel in one
 /// `Blocks` message, or every link that carries it breaks and the block cannot be synced.
-pub(crate) fn max_frame(params: &timecoin_chain::ChainParams) -> usize {
+pub fn max_frame(params: &timecoin_chain::ChainParams) -> usize {
     const SIGNATURE: usize = 32 + 64;
     params.max_block_bytes + timecoin_primitives::limits::MAX_MASTERNODES * SIGNATURE + 100_000
 }

@@ -97,7 +97,10 @@ fn payments(
     txs
 }
 
-pub(crate) fn run(blocks: u64, txs_per_block: usize, data_dir: Option<PathBuf>) -> Result<()> {
+/// `timed demo`: the ledger end to end in one process — genesis, signed payments through the
+/// mempool, block templates, validation and atomic application to the store — for `blocks`
+/// blocks of `txs_per_block` payments, in `data_dir` (a temporary directory if `None`).
+pub fn run(blocks: u64, txs_per_block: usize, data_dir: Option<PathBuf>) -> Result<()> {
     let temporary;
     let dir = match data_dir {
         Some(dir) => dir,

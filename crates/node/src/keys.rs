@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use timecoin_primitives::SecretKey;
 
 /// Reads the key at `path`, or creates one there (readable by the owner only).
-pub(crate) fn load_or_create(path: &Path) -> Result<SecretKey> {
+pub fn load_or_create(path: &Path) -> Result<SecretKey> {
     if path.exists() {
         return load(path);
     }
@@ -19,7 +19,7 @@ pub(crate) fn load_or_create(path: &Path) -> Result<SecretKey> {
 }
 
 /// Writes `key` to a new file at `path` with mode 0600; refuses to overwrite.
-pub(crate) fn write(path: &Path, key: &SecretKey) -> Result<()> {
+pub fn write(path: &Path, key: &SecretKey) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
@@ -39,7 +39,7 @@ pub(crate) fn write(path: &Path, key: &SecretKey) -> Result<()> {
 }
 
 /// Reads a key file.
-pub(crate) fn load(path: &Path) -> Result<SecretKey> {
+pub fn load(path: &Path) -> Result<SecretKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
     let mut seed = [0u8; 32];
     if hex::decode_to_slice(text.trim(), &mut seed).is_err() {
@@ -50,7 +50,7 @@ pub(crate) fn load(path: &Path) -> Result<SecretKey> {
 
 /// A key that is the same on every run: the `index`th of `role` under `context` (for demos
 /// and benchmarks, never for real funds).
-pub(crate) fn derived(context: &str, role: &str, index: u64) -> SecretKey {
+pub fn derived(context: &str, role: &str, index: u64) -> SecretKey {
     let mut hasher = timecoin_primitives::Domain::Address.hasher();
     hasher.update(context.as_bytes());
     hasher.update(role.as_bytes());

@@ -13,7 +13,7 @@ use crate::keys;
 
 /// Writes a genesis, keys and one configuration per node under `dir`: `nodes` genesis
 /// masternodes, then `spare` nodes with masternode keys that are not in the genesis.
-pub(crate) fn init(dir: &Path, nodes: usize, spare: usize, base_port: u16) -> Result<()> {
+pub fn init(dir: &Path, nodes: usize, spare: usize, base_port: u16) -> Result<()> {
     if nodes < 3 {
         bail!("a local network needs at least 3 masternodes, got {nodes} (`timed --dev` runs one)");
     }
@@ -30,7 +30,7 @@ const DEV_PACING: &str = "[consensus]\nmin_block_interval_ms = 1000\nempty_block
 
 /// `timed --dev`: a one-masternode local chain in `data_dir` (default ~/.timecoin/dev),
 /// written on first use, run in this process.
-pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
+pub fn dev(data_dir: Option<PathBuf>) -> Result<()> {
     let dir = data_dir.unwrap_or_else(|| crate::daemon::home().join(".timecoin").join("dev"));
     let params = timecoin_chain::ChainParams::for_network(Network::Local);
     if !dir.join("genesis.toml").exists() {
@@ -53,21 +53,21 @@ pub(crate) fn dev(data_dir: Option<PathBuf>) -> Result<()> {
 /// Writes a network of `masternodes` genesis masternodes and `spare` other nodes under `dir`;
 /// `pacing` is appended to every node's configuration (its `[consensus]` and other sections
 /// that the template leaves out).
-pub(crate) fn write_network(dir: &Path, masternodes: usize, spare: usize, base_port: u16, pacing: &str) -> Result<()> {
+pub fn write_network(dir: &Path, masternodes: usize, spare: usize, base_port: u16, pacing: &str) -> Result<()> {
     write_network_placed(dir, masternodes, spare, base_port, pacing, None)
 }
 
 /// Where the nodes of a network listen and where they dial each other, when not all on
 /// loopback.
-pub(crate) struct Placement {
+pub struct Placement {
     /// Node `k` listens (P2P and JSON-RPC) on `node_ips[k]`.
-    pub(crate) node_ips: Vec<IpAddr>,
+    pub node_ips: Vec<IpAddr>,
     /// Every node dials its peers' ports at this address (a relay's).
-    pub(crate) dial_ip: IpAddr,
+    pub dial_ip: IpAddr,
 }
 
 /// [`write_network`], with the nodes placed as `placement` says (all on 127.0.0.1 if none).
-pub(crate) fn write_network_placed(
+pub fn write_network_placed(
     dir: &Path,
     masternodes: usize,
     spare: usize,
@@ -186,7 +186,7 @@ fn network_status(dirs: &[PathBuf]) -> String {
 }
 
 /// A JSON-RPC client of the node whose data directory (and configuration) is `dir`.
-pub(crate) fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
+pub fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
     let config = crate::config::Config::load(&dir.join("config.toml")).ok()?;
     let listen = config.rpc.listen?;
     timecoin_rpc::Client::with_cookie(listen, &dir.join(".cookie"))
@@ -195,7 +195,7 @@ pub(crate) fn node_client(dir: &Path) -> Option<timecoin_rpc::Client> {
 }
 
 /// The configuration of each node under `dir` (`node0/config.toml`, `node1/…`), at least one.
-pub(crate) fn node_configs(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn node_configs(dir: &Path) -> Result<Vec<PathBuf>> {
     let configs: Vec<PathBuf> = (0..)
         .map(|i| dir.join(format!("node{i}")).join("config.toml"))
         .take_while(|config| config.exists())
@@ -210,7 +210,7 @@ pub(crate) fn node_configs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs every node under `dir` as a child process, printing their output, until Ctrl-C.
-pub(crate) fn run(dir: &Path) -> Result<()> {
+pub fn run(dir: &Path) -> Result<()> {
     let configs = node_configs(dir)?;
     let exe = std::env::current_exe().context("locating the timed binary")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -3,36 +3,21 @@
 //! Without a subcommand it runs the daemon: the redb store, the P2P service, the mempool
 //! and the consensus host, until SIGINT or SIGTERM. `timed localnet` writes and runs a local
 //! network of masternodes as separate processes; `timed demo` runs the ledger alone in one
-//! process; `timed --dev` runs a one-masternode chain for application developers; `timed
-//! bench` measures a local network under load; `timed chaos` runs one in network namespaces
-//! under seeded faults and checks agreement, durability and liveness. Log events go to
-//! standard output as text or JSON lines (`--log-format`).
+//! process; `timed --dev` runs a one-masternode chain for application developers. Log events
+//! go to standard output as text or JSON lines (`--log-format`). Everything it runs lives in
+//! the `timecoin_node` library; the benchmark and the chaos runner are `timelab`'s
+//! (`crates/lab`).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
-mod admission;
-mod backend;
-mod bench;
-mod chaos;
-mod config;
-mod daemon;
-mod demo;
-mod host;
-mod keys;
-mod localnet;
-mod metrics;
-mod propose;
-mod relay;
-mod serve;
-mod sync;
-mod wallet;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use timecoin_node::logging::{self, LogFormat};
+use timecoin_node::{daemon, demo, localnet};
 
 /// jemalloc: under a full mempool it holds a node's resident memory lower than glibc's
 /// per-thread arenas do (docs/adr/0005-jemalloc.md has the measurements).
@@ -82,14 +67,6 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// The load generator and benchmark: starts a local network, submits signed payments and
-    /// measures finalized transactions per second, finality latency, block intervals, CPU
-    /// and memory per node and a wiped node's catch-up; writes report.json and chart.png.
-    Bench(bench::Options),
-    /// The chaos runner: a local network in network namespaces under load and a seeded
-    /// schedule of faults (kills, pauses, link loss, latency, partitions, a wiped node, a
-    /// clock offset); checks agreement, durability and liveness. Needs root.
-    Chaos(chaos::Options),
     /// A local network of masternodes, each a separate process on loopback.
     Localnet {
         #[command(subcommand)]
@@ -110,31 +87,6 @@ enum Command {
     },
 }
 
-/// How log events are written (to standard output).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// One readable line an event.
-    Text,
-    /// One JSON object an event, fields at the top level.
-    Json,
-}
-
-/// Sends log events to standard output, at debug level when `verbose`.
-fn init_logging(verbose: bool, format: LogFormat) {
-    let level = if verbose {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stdout);
-    let _ = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-}
-
 #[derive(Debug, Subcommand)]
 enum LocalnetAction {
     /// Only write the genesis, keys and configurations (start each node with
@@ -144,7 +96,7 @@ enum LocalnetAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.log_format);
+    logging::init(cli.verbose, cli.log_format);
     let result = match cli.command {
         None if cli.dev => localnet::dev(cli.data_dir),
         None => daemon::run(daemon::Overrides {
@@ -157,8 +109,6 @@ fn main() -> ExitCode {
             txs_per_block,
             data_dir,
         }) => demo::run(blocks, txs_per_block, data_dir.or(cli.data_dir)),
-        Some(Command::Bench(options)) => bench::run(&options),
-        Some(Command::Chaos(options)) => chaos::run(&options),
         Some(Command::Localnet {
             action,
             nodes,

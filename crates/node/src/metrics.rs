@@ -1,8 +1,9 @@
 //! The Prometheus endpoint (`[metrics] enabled`, loopback by default): a recorder for the
-//! `metrics` facade, and a small HTTP server, owned by the node's task tracker, that answers
-//! `GET /metrics` with the text exposition format. Each connection has its own task, a
-//! deadline and one of a fixed number of slots, so a client that sends or reads nothing
-//! delays no other scrape and idle connections cannot pile up.
+//! `metrics` facade, and an HTTP server (hyper's HTTP/1 connection, one request a
+//! connection), owned by the node's task tracker, that answers `GET /metrics` with the text
+//! exposition format. Each connection has its own task, a deadline and one of a fixed number
+//! of slots, so a client that sends or reads nothing delays no other scrape and idle
+//! connections cannot pile up.
 //!
 //! Series (all prefixed `timecoin_`): `chain_height`, `blocks_finalized_total`,
 //! `block_interval_seconds`, `block_apply_seconds`, `commit_latency_seconds`,
@@ -17,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -55,8 +55,9 @@ impl Limits {
     };
 }
 
-/// The most of a request (its line and headers) that is read; a scrape's is a few dozen bytes.
-const MAX_REQUEST_BYTES: u64 = 2_048;
+/// The most of a request hyper buffers (its line and headers): its smallest allowed buffer;
+/// a scrape's request is a few dozen bytes.
+const MAX_REQUEST_BYTES: usize = 8_192;
 
 /// Serves `handle` on `listen` until `cancel`; returns the bound address.
 pub(crate) async fn serve(
@@ -117,34 +118,47 @@ async fn serve_with(
     Ok(address)
 }
 
-async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
-    let mut reader = BufReader::new((&mut stream).take(MAX_REQUEST_BYTES));
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).await? == 0 {
-        return Ok(());
-    }
-    // The headers are read (and ignored) so that none is left unread when the connection
-    // closes: the kernel would then reset it, and the client could lose the answer.
-    let mut header = String::new();
-    while reader.read_line(&mut header).await? > 0 && !header.trim_end().is_empty() {
-        header.clear();
-    }
-    drop(reader);
-    let mut words = request_line.split(' ');
-    let (method, target) = (words.next(), words.next());
-    let (status, body) = if method == Some("GET") && matches!(target, Some("/metrics" | "/")) {
-        handle.run_upkeep();
-        ("200 OK", handle.render())
-    } else {
-        ("404 Not Found", "not found: scrape GET /metrics\n".to_owned())
-    };
-    stream.write_all(response(status, &body).as_bytes()).await?;
-    stream.shutdown().await
+/// Serves one request on `stream` with hyper (which parses it, bounds its headers and
+/// closes the connection after the answer).
+async fn answer(stream: TcpStream, handle: &PrometheusHandle) -> Result<(), hyper::Error> {
+    let service = hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| {
+        let scrape = request.method() == hyper::Method::GET
+            && matches!(
+                request.uri().path_and_query().map(|p| p.as_str()),
+                Some("/metrics" | "/")
+            );
+        let (status, body) = if scrape {
+            handle.run_upkeep();
+            (hyper::StatusCode::OK, handle.render())
+        } else {
+            (
+                hyper::StatusCode::NOT_FOUND,
+                "not found: scrape GET /metrics\n".to_owned(),
+            )
+        };
+        let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+        );
+        std::future::ready(Ok::<_, std::convert::Infallible>(response))
+    });
+    hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .max_buf_size(MAX_REQUEST_BYTES)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await
 }
 
+/// The text exposition format's media type.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// A whole answer written without a parser: for the connection refused when every slot is
+/// taken.
 fn response(status: &str, body: &str) -> String {
     format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
 }
@@ -152,6 +166,7 @@ fn response(status: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A scrape of `address` with `GET path`: the whole answer, or `None` if none came
     /// within `deadline`.
@@ -189,7 +204,11 @@ mod tests {
             .expect("a scrape is answered while another client sends nothing");
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-        assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
         assert!(body.contains("timecoin_chain_height 7"), "{body}");
         cancel.cancel();
         tracker.close();

@@ -47,8 +47,6 @@ pub(crate) struct BlockSync {
     buffered_bytes: usize,
     /// When progress was last reported, at which height.
     reported: Option<(Instant, u64)>,
-    /// When the current catch-up's progress bar started, at which height.
-    bar_start: Option<(Instant, u64)>,
 }
 
 impl BlockSync {
@@ -217,32 +215,6 @@ impl BlockSync {
         ))
     }
 
-    /// A one-line progress bar with an ETA for a terminal while catching up (`None` at the
-    /// tip). The rate is measured from the first bar of this catch-up.
-    pub(crate) fn bar(&mut self, height: u64, now: Instant) -> Option<String> {
-        let target = self.best_known();
-        if target <= height {
-            self.bar_start = None;
-            return None;
-        }
-        let (started, from) = *self.bar_start.get_or_insert((now, height));
-        const WIDTH: u64 = 30;
-        let filled = (height.saturating_mul(WIDTH) / target.max(1)).min(WIDTH);
-        let percent = height.saturating_mul(100) / target.max(1);
-        let elapsed = now.duration_since(started).as_secs_f64();
-        let done = height.saturating_sub(from);
-        let eta = if done > 0 && elapsed > 0.0 {
-            format!("eta {:.0} s", (target - height) as f64 * elapsed / done as f64)
-        } else {
-            "eta …".to_owned()
-        };
-        Some(format!(
-            "syncing [{}{}] {percent:>3}% {height}/{target} {eta}",
-            "#".repeat(usize::try_from(filled).unwrap_or(0)),
-            ".".repeat(usize::try_from(WIDTH - filled).unwrap_or(0)),
-        ))
-    }
-
     fn prune_below(&mut self, next: u64) {
         while let Some(height) = self.buffer.first_key_value().map(|(h, _)| *h).filter(|h| *h < next) {
             self.remove(height);
@@ -380,23 +352,6 @@ mod tests {
         sync.received(peer(1), 201, Vec::new());
         assert_eq!(sync.best_known(), 200);
         assert!(sync.requests(201, now).is_empty());
-    }
-
-    #[test]
-    fn the_bar_fills_with_progress_and_disappears_at_the_tip() {
-        let mut sync = BlockSync::default();
-        sync.peer_has(peer(1), 200);
-        let start = Instant::now();
-        assert_eq!(
-            sync.bar(50, start).as_deref(),
-            Some("syncing [#######.......................]  25% 50/200 eta …")
-        );
-        // 50 blocks in 10 s: the 100 left take 20 s.
-        assert_eq!(
-            sync.bar(100, start + Duration::from_secs(10)).as_deref(),
-            Some("syncing [###############...............]  50% 100/200 eta 20 s")
-        );
-        assert_eq!(sync.bar(200, start + Duration::from_secs(20)), None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Runs the `timed` binary as real processes.
+//! Runs the `timed` binary as real processes (`localnet`), and the node library in this
+//! process (`inprocess`).
 
+mod inprocess;
 mod localnet;
 
 use std::process::Command;

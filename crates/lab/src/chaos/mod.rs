@@ -1,4 +1,4 @@
-//! `timed chaos`: the chaos runner. It starts a network of masternodes as real `timed`
+//! `timelab chaos`: the chaos runner. It starts a network of masternodes as real `timed`
 //! processes, each in its own network namespace joined by a veth pair to a bridge, every
 //! node dialling its peers through a fault-injecting TCP relay; puts the network under a
 //! steady load of signed payments; and injects a seeded schedule of faults (kill -9 and
@@ -46,7 +46,7 @@ pub(crate) enum Profile {
     Long,
 }
 
-/// What to run (the `timed chaos` options).
+/// What to run (the `timelab chaos` options).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// ci: one seed, every kind of fault; long: 50 seeds, five kinds each.
@@ -178,8 +178,8 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     if !(1..=schedule::KINDS.len()).contains(&kinds) {
         bail!("--kinds must be 1 to {}, got {kinds}", schedule::KINDS.len());
     }
-    let first = options.seed.unwrap_or_else(|| crate::host::now_ms() % 1_000_000);
-    crate::bench::prepare_dir(&options.dir, "timed chaos")?;
+    let first = options.seed.unwrap_or_else(|| timecoin_node::now_ms() % 1_000_000);
+    crate::bench::prepare_dir(&options.dir, "timelab chaos")?;
     let mut failed = Vec::new();
     for seed in first..first.saturating_add(seeds) {
         let dir = options.dir.join(format!("seed-{seed}"));
@@ -257,13 +257,13 @@ fn run_seed(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Result<Re
     let net = dir.join("net");
     let pacing = "[consensus]\nmin_block_interval_ms = 250\nempty_block_interval_ms = 1000\n";
     let node_ips: Vec<_> = (0..options.nodes).map(|k| lab.node_ip(k)).collect();
-    crate::localnet::write_network_placed(
+    timecoin_node::localnet::write_network_placed(
         &net,
         options.nodes,
         0,
         options.base_port,
         pacing,
-        Some(&crate::localnet::Placement {
+        Some(&timecoin_node::localnet::Placement {
             node_ips: node_ips.clone(),
             dial_ip: lab.relay_ip(),
         }),
@@ -395,7 +395,7 @@ fn run_seed(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Result<Re
 /// the payments.
 fn prepare_payments(genesis: &Genesis, net: &Path, nodes: &Nodes, count: u64) -> Result<Vec<Transaction>> {
     let count = usize::try_from(count.max(1))?;
-    let key = crate::keys::load(&net.join("node0").join("wallet.key"))?;
+    let key = timecoin_node::keys::load(&net.join("node0").join("wallet.key"))?;
     let funding = load::fund(genesis, &load::genesis_coin(genesis, &key)?, count)?;
     let client = nodes.client(0)?;
     let tracker = Tracker::new(nodes.client(0)?);
@@ -446,7 +446,7 @@ fn submit_load(
         if let Some(dir) = live
             .get(rng.random_range(0..live.len().max(1)))
             .and_then(|&k| dirs.get(k))
-            && let Some(client) = crate::localnet::node_client(dir)
+            && let Some(client) = timecoin_node::localnet::node_client(dir)
         {
             let calls: Vec<(&str, Value)> = batch
                 .iter()

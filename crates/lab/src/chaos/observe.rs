@@ -109,7 +109,7 @@ impl Observer {
                     let mut client = None;
                     while !stop.load(Ordering::Relaxed) {
                         if client.is_none() {
-                            client = crate::localnet::node_client(&dir);
+                            client = timecoin_node::localnet::node_client(&dir);
                         }
                         if let Some(c) = &client
                             && poll(c, node, &record, start).is_err()

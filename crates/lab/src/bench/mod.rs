@@ -1,4 +1,4 @@
-//! `timed bench`: the load generator and benchmark. It starts a local network of masternodes
+//! `timelab bench`: the load generator and benchmark. It starts a local network of masternodes
 //! as separate `timed` processes, funds one key per payment by a fan-out, signs every payment
 //! beforehand, submits them over JSON-RPC batches at a target rate (or as fast as the nodes
 //! accept them) to every node in turn, and measures finalized transactions per second,
@@ -29,7 +29,7 @@ use nodes::Nodes;
 use stats::Summary;
 use tracker::Tracker;
 
-/// What to run (the `timed bench` options).
+/// What to run (the `timelab bench` options).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// Masternodes in the network.
@@ -139,7 +139,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     if payments == 0 || options.batch == 0 {
         bail!("nothing to submit: --payments and --batch must be above 0");
     }
-    prepare_dir(&options.dir, "timed bench")?;
+    prepare_dir(&options.dir, "timelab bench")?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("measuring raw Ed25519 verification on {cores} core(s)…");
     let rates = verification_rates();
@@ -154,7 +154,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
          [mempool]\nmax_transactions = 1000000\nmax_megabytes = {}\n",
         options.min_block_interval_ms, options.empty_block_interval_ms, options.mempool_megabytes
     );
-    crate::localnet::write_network(&net, options.nodes, 0, options.base_port, &pacing)?;
+    timecoin_node::localnet::write_network(&net, options.nodes, 0, options.base_port, &pacing)?;
     let genesis = Genesis::from_toml(&std::fs::read_to_string(net.join("genesis.toml"))?)?;
     let mut nodes = Nodes::start(&net)?;
     nodes.wait_ready(Duration::from_secs(60))?;
@@ -174,7 +174,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Clears `dir` if a previous run of `owner` (`timed bench`, `timed chaos`) wrote it;
+/// Clears `dir` if a previous run of `owner` (`timelab bench`, `timelab chaos`) wrote it;
 /// refuses any other non-empty directory.
 pub(crate) fn prepare_dir(dir: &Path, owner: &str) -> Result<()> {
     if dir.exists() {
@@ -205,7 +205,7 @@ fn measure(
     rates: VerifyRates,
 ) -> Result<(Report, Vec<f64>)> {
     let net = options.dir.join("net");
-    let funding_key = crate::keys::load(&net.join("node0").join("wallet.key"))?;
+    let funding_key = timecoin_node::keys::load(&net.join("node0").join("wallet.key"))?;
     let funding_coin = load::genesis_coin(genesis, &funding_key)?;
     println!("funding {count} payer keys…");
     let started = Instant::now();
@@ -378,7 +378,7 @@ fn sig_items(count: usize) -> Vec<SigItem> {
     (0..count as u64)
         .into_par_iter()
         .map(|i| {
-            let key = crate::keys::derived("timecoin bench", "verify", i);
+            let key = timecoin_node::keys::derived("timecoin bench", "verify", i);
             let message = Hash256(*blake3::hash(&i.to_le_bytes()).as_bytes());
             SigItem {
                 key: key.public_key(),

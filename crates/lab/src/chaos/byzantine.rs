@@ -28,7 +28,7 @@ impl Impostor {
         targets: Vec<SocketAddr>,
         behaviours: Vec<Behaviour>,
     ) -> Result<Impostor> {
-        let operator = crate::keys::load(&node_dir.join("masternode.key"))?;
+        let operator = timecoin_node::keys::load(&node_dir.join("masternode.key"))?;
         let attacker = Attacker {
             hello: Hello {
                 magic: genesis.params.magic,
@@ -41,7 +41,7 @@ impl Impostor {
             },
             operator: Some(operator),
             targets,
-            max_frame: crate::daemon::max_frame(&genesis.params),
+            max_frame: timecoin_node::daemon::max_frame(&genesis.params),
             poison: Vec::new(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

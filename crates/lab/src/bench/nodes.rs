@@ -21,6 +21,23 @@ pub(crate) struct Nodes {
     args: Vec<String>,
 }
 
+/// The `timed` binary the lab starts: `$TIMED` if set, else the `timed` beside this binary
+/// (cargo builds every binary of the workspace into one directory).
+fn timed_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("TIMED") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("locating the timelab binary")?;
+    let timed = exe.with_file_name(format!("timed{}", std::env::consts::EXE_SUFFIX));
+    if !timed.exists() {
+        bail!(
+            "no `timed` binary beside {}: build it first (`cargo build --release -p timecoin-node`), or name it in $TIMED",
+            exe.display()
+        );
+    }
+    Ok(timed)
+}
+
 /// Where and how a node's process starts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Launch {
@@ -58,12 +75,12 @@ impl Nodes {
     /// Starts every node of the network in `net`, node `k` as `launch[k]` says (as a plain
     /// child process when it says nothing), each with `args` too.
     pub(crate) fn start_with(net: &Path, launch: Vec<Launch>, args: Vec<String>) -> Result<Nodes> {
-        let dirs = crate::localnet::node_configs(net)?
+        let dirs = timecoin_node::localnet::node_configs(net)?
             .iter()
             .filter_map(|config| config.parent().map(Path::to_path_buf))
             .collect::<Vec<_>>();
         let mut nodes = Nodes {
-            exe: std::env::current_exe().context("locating the timed binary")?,
+            exe: timed_binary()?,
             children: dirs.iter().map(|_| None).collect(),
             launch: (0..dirs.len())
                 .map(|k| launch.get(k).cloned().unwrap_or_default())
@@ -124,7 +141,7 @@ impl Nodes {
 
     /// A JSON-RPC client of node `i` (its cookie must be written).
     pub(crate) fn client(&self, i: usize) -> Result<Client> {
-        crate::localnet::node_client(self.dir(i)?)
+        timecoin_node::localnet::node_client(self.dir(i)?)
             .map(|client| client.timeout(Duration::from_secs(60)))
             .ok_or_else(|| anyhow!("node {i} has no JSON-RPC cookie yet"))
     }

@@ -11,7 +11,7 @@ use timecoin_primitives::{
     AddressPayload, Amount, BlockHash, Encode, OutPoint, SecretKey, Transaction, TxInput, TxOutput, sign_transaction,
 };
 
-use crate::keys;
+use timecoin_node::keys;
 
 /// The context that the bench's keys are derived under.
 const KEY_CONTEXT: &str = "timecoin bench";

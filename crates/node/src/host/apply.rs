@@ -1,0 +1,183 @@
+//! Applying a finalized block: the store, the mempool, the wallet, the masternode list and
+//! the next height's validator set, with the block's metrics.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use timecoin_chain::{MasternodeList, check_equivocation};
+use timecoin_consensus::{Decision, Engine, ValidatorSet, Wal};
+use timecoin_network::Message;
+use timecoin_primitives::{Block, CommitCertificate, PublicKey, SecretKey};
+use tracing::{info, warn};
+
+use super::{Host, State, blocking};
+
+/// The validator set of `height` under `list` (the list after `height - 1`): its voting set,
+/// with proposer priorities advanced once per height since the set took effect.
+pub(super) fn validators_at(list: &MasternodeList, height: u64) -> Result<ValidatorSet> {
+    let mut set = ValidatorSet::from_masternodes(list.voting_set())?;
+    for _ in list.set_since()..height {
+        set = set.next_height();
+    }
+    Ok(set)
+}
+
+impl Host {
+    /// Metrics of a block just applied: height, apply time, interval, and for a block this
+    /// node decided, the commit latency and the masternodes whose precommit is missing.
+    pub(super) fn record_block(
+        &self,
+        state: &State,
+        block: &Block,
+        certificate: &CommitCertificate,
+        apply: Duration,
+        decided_here: bool,
+    ) {
+        metrics::gauge!("timecoin_chain_height").set(block.header.height as f64);
+        metrics::counter!("timecoin_blocks_finalized_total").increment(1);
+        metrics::histogram!("timecoin_block_apply_seconds").record(apply.as_secs_f64());
+        let interval_ms = block.header.timestamp_ms.saturating_sub(state.tip.timestamp_ms);
+        metrics::histogram!("timecoin_block_interval_seconds").record(interval_ms as f64 / 1_000.0);
+        if !decided_here {
+            metrics::counter!("timecoin_sync_blocks_applied_total").increment(1);
+            return;
+        }
+        if let Some(started) = state.height_started {
+            metrics::histogram!("timecoin_commit_latency_seconds").record(started.elapsed().as_secs_f64());
+        }
+        for validator in state.validators.validators() {
+            if !certificate.signatures.iter().any(|s| s.validator == validator.key) {
+                metrics::counter!("timecoin_votes_missed_total", "masternode" => validator.key.to_string())
+                    .increment(1);
+            }
+        }
+    }
+
+    /// Tells the peer service which identities are masternodes (they are dialled first and
+    /// never evicted) and where the list says they listen. `previous` is the list before, to
+    /// announce only what changed.
+    pub(super) async fn announce_masternodes(&self, list: &MasternodeList, previous: Option<&MasternodeList>) {
+        // Penalties and payment records change every block; only keys and addresses matter
+        // to the peer service.
+        let contacts = |l: &MasternodeList| -> Vec<(PublicKey, Option<std::net::SocketAddr>)> {
+            l.entries().iter().map(|e| (e.operator, e.service)).collect()
+        };
+        let now = contacts(list);
+        let before = previous.map(contacts);
+        if before.as_ref() == Some(&now) {
+            return;
+        }
+        self.network
+            .set_masternodes(now.iter().map(|(operator, _)| *operator))
+            .await;
+        let own = self.key.as_ref().map(SecretKey::public_key);
+        for (operator, service) in &now {
+            let known = before.as_ref().is_some_and(|b| b.contains(&(*operator, *service)));
+            if let Some(service) = service
+                && !known
+                && Some(*operator) != own
+            {
+                self.network.add_address(*service).await;
+            }
+        }
+    }
+
+    pub(super) async fn apply_decision(&self, state: &mut State, decision: Decision) -> Result<()> {
+        let block = state
+            .blocks
+            .remove(&decision.value)
+            .ok_or_else(|| anyhow!("decided block {} is not known", decision.value))?;
+        self.apply_block(state, block, decision.certificate, true).await
+    }
+
+    /// Applies a finalized block and moves to the next height. A block this node decided is
+    /// `announce`d to peers at once; a synced one is not (a node catching up would otherwise
+    /// send hundreds of them a second and be banned for exceeding the sync rate).
+    pub(super) async fn apply_block(
+        &self,
+        state: &mut State,
+        block: Block,
+        certificate: CommitCertificate,
+        announce: bool,
+    ) -> Result<()> {
+        let (store, mempool) = (Arc::clone(&self.store), Arc::clone(&self.mempool));
+        let wallet = self.wallet.clone();
+        let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
+        let applying = Instant::now();
+        let (applied, list) = blocking(move || {
+            let applied = store.apply_block(&applied_block, Some(&applied_certificate))?;
+            let snapshot = store.snapshot()?;
+            let list = snapshot.masternode_list();
+            mempool
+                .lock()
+                .map_err(|_| anyhow!("mempool lock poisoned"))?
+                .block_connected(&applied_block, &snapshot)?;
+            if let Some(wallet) = wallet {
+                wallet
+                    .lock()
+                    .map_err(|_| anyhow!("wallet lock poisoned"))?
+                    .scan_block(&applied_block);
+            }
+            store.consensus_wal().prune_below(applied_block.header.height + 1)?;
+            Ok((applied, list))
+        })
+        .await
+        .context("applying a finalized block")?;
+        self.record_block(state, &block, &certificate, applying.elapsed(), announce);
+        info!(
+            height = block.header.height,
+            hash = %block.hash(),
+            round = certificate.round,
+            txs = block.transactions.len(),
+            proposer = %block.header.proposer,
+            synced = !announce,
+            "finalized"
+        );
+        state.tip = applied.tip;
+        state.tip_seen = Instant::now();
+        state.height = applied.tip.height + 1;
+        let now = state.now_ms();
+        state.ahead.advance(state.height, now);
+        let next_validators = if list.set_since() == state.height {
+            validators_at(&list, state.height)?
+        } else {
+            state.validators.next_height()
+        };
+        state.previous_validators = std::mem::replace(&mut state.validators, next_validators);
+        // Evidence the block recorded, or that can no longer enter one, leaves the queue.
+        let genesis_hash = self.genesis.hash();
+        state.pending_evidence.retain(|e| {
+            !block.evidence.contains(e)
+                && check_equivocation(e, state.height, genesis_hash, &self.genesis.params, &list).is_ok()
+        });
+        for evidence in &block.evidence {
+            warn!(masternode = %evidence.validator(), height = evidence.height(), "evidence recorded: masternode banned");
+        }
+        for status in ["pending", "active", "pose-banned", "banned", "revoked"] {
+            let count = list.entries().iter().filter(|e| e.status.name() == status).count();
+            metrics::gauge!("timecoin_masternodes", "status" => status).set(count as f64);
+        }
+        metrics::gauge!("timecoin_voting_power").set(list.voting_set().total_voting_power() as f64);
+        let previous = std::mem::replace(&mut state.list, Arc::clone(&list));
+        self.announce_masternodes(&list, Some(&previous)).await;
+        state.started = false;
+        state.blocks.clear();
+        state.heard = (0, HashSet::new());
+        state.caught_up.clear();
+        state.gate.clear();
+        state.engine = Engine::new(self.engine_config(), self.key.clone());
+        self.hello.send_modify(|hello| {
+            hello.best_height = applied.tip.height;
+            hello.best_hash = applied.tip.hash;
+        });
+        if announce {
+            self.network
+                .broadcast(&Message::Blocks(vec![(block.clone(), certificate.clone())]))
+                .await;
+        }
+        state.last = Some((block, certificate));
+        Ok(())
+    }
+}
