@@ -1,212 +1,182 @@
-//! A PNG chart of a benchmark run, drawn without a plotting library: line panels (throughput
-//! and latency over time) and a bar panel (the latency histogram), labelled with a built-in
-//! 5×7 pixel font so that no system font is needed.
+//! The PNG charts of the lab: panels of lines (throughput and latency over time, chaos heights
+//! per node) and of bars (the latency histogram), drawn with `plotters` into an RGB buffer and
+//! encoded with `png`. Text is set in DejaVu Sans, embedded in the binary
+//! (`assets/DejaVuSans.ttf`, its licence beside it), so that no system font is needed.
+//!
+//! Every axis runs from zero, to a round number at or above the largest value (a histogram's x
+//! axis to where its last bar ends), and each panel has its title and legend in a row of its
+//! own above the plot, where no line can hide them.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
+use plotters::backend::RGBPixel;
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// An RGB colour.
-pub(crate) type Rgb = [u8; 3];
+/// DejaVu Sans (Bitstream Vera licence; DejaVu's changes are in the public domain).
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+/// The family every text style names; plotters' own defaults (tick labels) name it too.
+const FAMILY: &str = "sans-serif";
 
-pub(crate) const BLUE: Rgb = [31, 119, 180];
-pub(crate) const ORANGE: Rgb = [255, 127, 14];
-pub(crate) const GREEN: Rgb = [44, 160, 44];
-pub(crate) const RED: Rgb = [214, 39, 40];
-const BLACK: Rgb = [0, 0, 0];
-const GRID: Rgb = [225, 225, 225];
+/// Category colours (matplotlib's), one per series or node.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+pub(crate) const BLUE: RGBColor = PALETTE[0];
+pub(crate) const ORANGE: RGBColor = PALETTE[1];
+pub(crate) const GREEN: RGBColor = PALETTE[2];
+pub(crate) const RED: RGBColor = PALETTE[3];
+const GRID: RGBColor = RGBColor(225, 225, 225);
+
+/// The colour of series or node `index`, repeating after eight.
+pub(crate) fn color(index: usize) -> RGBColor {
+    PALETTE.get(index % PALETTE.len()).copied().unwrap_or(BLACK)
+}
 
 /// A named series of points.
 pub(crate) struct Series<'a> {
     pub(crate) name: &'a str,
-    pub(crate) color: Rgb,
+    pub(crate) color: RGBColor,
     pub(crate) points: Vec<(f64, f64)>,
 }
 
 /// A picture being drawn, RGB, row by row.
 pub(crate) struct Canvas {
-    width: usize,
-    height: usize,
+    width: u32,
+    height: u32,
     pixels: Vec<u8>,
 }
 
 /// A panel's place on the canvas.
 #[derive(Clone, Copy)]
 pub(crate) struct Area {
-    pub(crate) x: usize,
-    pub(crate) y: usize,
-    pub(crate) width: usize,
-    pub(crate) height: usize,
+    pub(crate) x: u32,
+    pub(crate) y: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
 }
 
-/// Room around a panel's plot for its title and axis labels.
-const MARGIN_LEFT: usize = 80;
-const MARGIN_TOP: usize = 30;
-const MARGIN_BOTTOM: usize = 40;
-const MARGIN_RIGHT: usize = 20;
-/// Text is drawn at twice the font's size.
-const SCALE: usize = 2;
+/// The row above a panel's plot that holds its title and legend.
+const HEADING: u32 = 36;
+const TITLE_SIZE: u32 = 20;
+const LABEL_SIZE: u32 = 14;
+const DESCRIPTION_SIZE: u32 = 15;
+
+/// A panel of the canvas, in pixels from its top left corner.
+type Panel<'a> = DrawingArea<BitMapBackend<'a, RGBPixel>, Shift>;
 
 impl Canvas {
     /// A white canvas.
-    pub(crate) fn new(width: usize, height: usize) -> Canvas {
+    pub(crate) fn new(width: u32, height: u32) -> Canvas {
+        let bytes = usize::try_from(u64::from(width) * u64::from(height) * 3).unwrap_or(0);
         Canvas {
             width,
             height,
-            pixels: vec![255; width * height * 3],
-        }
-    }
-
-    fn set(&mut self, x: i64, y: i64, color: Rgb) {
-        let (Ok(x), Ok(y)) = (usize::try_from(x), usize::try_from(y)) else {
-            return;
-        };
-        if x >= self.width || y >= self.height {
-            return;
-        }
-        let at = (y * self.width + x) * 3;
-        if let Some(pixel) = self.pixels.get_mut(at..at + 3) {
-            pixel.copy_from_slice(&color);
+            pixels: vec![255; bytes],
         }
     }
 
     /// The colour at `(x, y)`, if inside.
     #[cfg(test)]
-    pub(crate) fn get(&self, x: usize, y: usize) -> Option<Rgb> {
+    pub(crate) fn get(&self, x: u32, y: u32) -> Option<RGBColor> {
         if x >= self.width || y >= self.height {
             return None;
         }
-        let at = (y * self.width + x) * 3;
-        self.pixels.get(at..at + 3).and_then(|p| p.try_into().ok())
-    }
-
-    fn fill(&mut self, x: usize, y: usize, width: usize, height: usize, color: Rgb) {
-        for row in y..y.saturating_add(height) {
-            for column in x..x.saturating_add(width) {
-                self.set(column as i64, row as i64, color);
-            }
+        let at = (y as usize * self.width as usize + x as usize) * 3;
+        match self.pixels.get(at..at + 3)? {
+            [r, g, b] => Some(RGBColor(*r, *g, *b)),
+            _ => None,
         }
     }
 
-    /// A line two pixels thick.
-    fn line(&mut self, from: (f64, f64), to: (f64, f64), color: Rgb) {
-        let steps = (to.0 - from.0).abs().max((to.1 - from.1).abs()).ceil().max(1.0) as usize;
-        for step in 0..=steps {
-            let t = step as f64 / steps as f64;
-            let x = (from.0 + (to.0 - from.0) * t).round() as i64;
-            let y = (from.1 + (to.1 - from.1) * t).round() as i64;
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                self.set(x + dx, y + dy, color);
-            }
-        }
-    }
-
-    /// Writes `text` with its top left corner at `(x, y)`.
-    pub(crate) fn text(&mut self, x: usize, y: usize, text: &str, color: Rgb) {
-        for (i, c) in text.chars().enumerate() {
-            let rows = glyph(c);
-            let left = x + i * 6 * SCALE;
-            for (row, bits) in rows.iter().enumerate() {
-                for column in 0..5 {
-                    if bits & (0x10 >> column) != 0 {
-                        self.fill(left + column * SCALE, y + row * SCALE, SCALE, SCALE, color);
-                    }
-                }
-            }
-        }
-    }
-
-    fn text_width(text: &str) -> usize {
-        text.chars().count() * 6 * SCALE
+    /// Draws on the part of the canvas that `area` names.
+    fn panel(&mut self, area: Area, draw: impl FnOnce(&Panel<'_>) -> Result<()>) -> Result<()> {
+        register_font()?;
+        let backend = BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut self.pixels, (self.width, self.height))
+            .map_err(|error| anyhow!("a {}×{} canvas: {error}", self.width, self.height))?;
+        let panel = backend
+            .into_drawing_area()
+            .shrink((area.x, area.y), (area.width, area.height));
+        draw(&panel)?;
+        panel.present().context("drawing a chart panel")?;
+        Ok(())
     }
 
     /// A panel of lines: axes from zero to the largest value, a title and a legend.
-    pub(crate) fn lines(&mut self, area: Area, title: &str, x_label: &str, series: &[Series<'_>]) {
+    pub(crate) fn lines(&mut self, area: Area, title: &str, x_label: &str, series: &[Series<'_>]) -> Result<()> {
         let points = series.iter().flat_map(|s| s.points.iter());
         let (x_max, y_max) = points.fold((0.0_f64, 0.0_f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
-        let plot = self.axes(area, title, x_label, x_max, y_max);
-        for s in series {
-            let mut previous = None;
-            for point in &s.points {
-                let here = plot.at(point.0, point.1);
-                if let Some(previous) = previous {
-                    self.line(previous, here, s.color);
+        self.panel(area, |panel| {
+            let legend: Vec<(&str, RGBColor)> = series.iter().map(|s| (s.name, s.color)).collect();
+            heading(panel, title, &legend)?;
+            let chart = axes(panel, x_label, nice_ceiling(x_max), nice_ceiling(y_max))?;
+            // Each line is two pixels wide, drawn as three one-pixel lines a pixel apart:
+            // plotters draws a wider line as a filled polygon, which takes many times longer
+            // and leaves holes where the path crosses itself (overlapping fault spans).
+            let plot = chart.plotting_area();
+            let (left, top) = plot.get_base_pixel();
+            let pixels = plot.strip_coord_spec();
+            for s in series {
+                let path: Vec<(i32, i32)> = s
+                    .points
+                    .iter()
+                    .map(|point| {
+                        let (x, y) = plot.map_coordinate(point);
+                        (x - left, y - top)
+                    })
+                    .collect();
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
+                    let shifted: Vec<(i32, i32)> = path.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
+                    pixels.draw(&PathElement::new(shifted, s.color))?;
                 }
-                previous = Some(here);
             }
-        }
-        let mut x = area.x + area.width - MARGIN_RIGHT;
-        for s in series.iter().rev() {
-            x = x.saturating_sub(Self::text_width(s.name) + 30);
-            self.fill(x, area.y + 8, 14, 14, s.color);
-            self.text(x + 20, area.y + 8, s.name, BLACK);
-        }
+            Ok(())
+        })
     }
 
     /// A panel of bars over `[0, upper)`, one per count.
-    pub(crate) fn bars(&mut self, area: Area, title: &str, x_label: &str, counts: &[u64], upper: f64, color: Rgb) {
+    pub(crate) fn bars(
+        &mut self,
+        area: Area,
+        title: &str,
+        x_label: &str,
+        counts: &[u64],
+        upper: f64,
+        color: RGBColor,
+    ) -> Result<()> {
         let y_max = counts.iter().copied().max().unwrap_or(0) as f64;
-        let plot = self.axes(area, title, x_label, upper, y_max);
         let width = upper / counts.len().max(1) as f64;
-        for (i, count) in counts.iter().enumerate() {
-            let (left, top) = plot.at(i as f64 * width, *count as f64);
-            let (right, bottom) = plot.at((i + 1) as f64 * width, 0.0);
-            let pixels = (right - left).max(1.0) as usize;
-            self.fill(
-                left as usize,
-                top as usize,
-                pixels.saturating_sub(1).max(1),
-                (bottom - top).max(0.0) as usize,
-                color,
-            );
-        }
-    }
-
-    /// Draws the frame, grid and tick labels of a panel and returns its plot's mapping.
-    fn axes(&mut self, area: Area, title: &str, x_label: &str, x_max: f64, y_max: f64) -> Plot {
-        let plot = Plot {
-            left: (area.x + MARGIN_LEFT) as f64,
-            top: (area.y + MARGIN_TOP) as f64,
-            width: area.width.saturating_sub(MARGIN_LEFT + MARGIN_RIGHT) as f64,
-            height: area.height.saturating_sub(MARGIN_TOP + MARGIN_BOTTOM) as f64,
-            x_max: nice_ceiling(x_max),
-            y_max: nice_ceiling(y_max),
-        };
-        self.text(area.x + 10, area.y + 8, title, BLACK);
-        for tick in 0..=5 {
-            let y_value = plot.y_max * f64::from(tick) / 5.0;
-            let (_, y) = plot.at(0.0, y_value);
-            self.line((plot.left, y), (plot.left + plot.width, y), GRID);
-            let label = short_number(y_value);
-            let x = (plot.left as usize).saturating_sub(Self::text_width(&label) + 6);
-            self.text(x, (y as usize).saturating_sub(7), &label, BLACK);
-            let x_value = plot.x_max * f64::from(tick) / 5.0;
-            let (x, _) = plot.at(x_value, 0.0);
-            let label = short_number(x_value);
-            let below = (plot.top + plot.height) as usize + 6;
-            self.text(
-                (x as usize).saturating_sub(Self::text_width(&label) / 2),
-                below,
-                &label,
-                BLACK,
-            );
-        }
-        let bottom = plot.top + plot.height;
-        self.line((plot.left, plot.top), (plot.left, bottom), BLACK);
-        self.line((plot.left, bottom), (plot.left + plot.width, bottom), BLACK);
-        let label_x = (plot.left + plot.width / 2.0) as usize - Self::text_width(x_label) / 2;
-        self.text(label_x, bottom as usize + 22, x_label, BLACK);
-        plot
+        self.panel(area, |panel| {
+            heading(panel, title, &[])?;
+            // The bars fill the width: the x axis ends where the last one does.
+            let x_end = if upper.is_finite() && upper > 0.0 { upper } else { 1.0 };
+            let mut chart = axes(panel, x_label, x_end, nice_ceiling(y_max))?;
+            chart.draw_series(counts.iter().enumerate().map(|(i, count)| {
+                let left = i as f64 * width;
+                let mut bar = Rectangle::new([(left, *count as f64), (left + width, 0.0)], color.filled());
+                // A pixel of white between neighbours.
+                bar.set_margin(0, 0, 0, 1);
+                bar
+            }))?;
+            Ok(())
+        })
     }
 
     /// Writes the canvas to `path` as a PNG file.
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut encoder = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            u32::try_from(self.width)?,
-            u32::try_from(self.height)?,
-        );
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), self.width, self.height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder
@@ -220,23 +190,71 @@ impl Canvas {
     }
 }
 
-/// Maps values to pixels inside a panel.
-struct Plot {
-    left: f64,
-    top: f64,
-    width: f64,
-    height: f64,
-    x_max: f64,
-    y_max: f64,
+/// Makes the embedded font the one plotters draws its `sans-serif` text in (once).
+fn register_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered =
+        *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if registered {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the embedded assets/DejaVuSans.ttf is not a font plotters can read"
+        ))
+    }
 }
 
-impl Plot {
-    fn at(&self, x: f64, y: f64) -> (f64, f64) {
-        (
-            self.left + self.width * (x / self.x_max).clamp(0.0, 1.0),
-            self.top + self.height * (1.0 - (y / self.y_max).clamp(0.0, 1.0)),
-        )
+/// Writes `title` at the left of the panel's top row and the legend (a swatch and a name per
+/// series) at its right.
+fn heading(panel: &Panel<'_>, title: &str, legend: &[(&str, RGBColor)]) -> Result<()> {
+    let black = |size: u32| (FAMILY, size).into_font().color(&BLACK);
+    panel.draw_text(title, &black(TITLE_SIZE), (10, 8))?;
+    // Each name is centred on its swatch's middle row.
+    let label = black(LABEL_SIZE).pos(Pos::new(HPos::Left, VPos::Center));
+    let middle = 19;
+    let mut right = i32::try_from(panel.dim_in_pixel().0).unwrap_or(i32::MAX) - 20;
+    for (name, color) in legend.iter().rev() {
+        let (text_width, _) = panel.estimate_text_size(name, &label)?;
+        let left = right - i32::try_from(text_width).unwrap_or(0) - 20;
+        panel.draw(&Rectangle::new(
+            [(left, middle - 7), (left + 14, middle + 7)],
+            color.filled(),
+        ))?;
+        panel.draw_text(name, &label, (left + 20, middle))?;
+        right = left - 16;
     }
+    Ok(())
+}
+
+/// The chart below a panel's heading: axes from zero to `x_end` and `y_end`, grid lines at
+/// the ticks, tick labels, and `x_label` under the x axis.
+fn axes<'a, 'b>(
+    panel: &'a Panel<'b>,
+    x_label: &str,
+    x_end: f64,
+    y_end: f64,
+) -> Result<ChartContext<'a, BitMapBackend<'b, RGBPixel>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(panel)
+        .margin_top(HEADING)
+        .margin_right(20)
+        .margin_bottom(6)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_end, 0.0..y_end)?;
+    chart
+        .configure_mesh()
+        .max_light_lines(0)
+        .bold_line_style(GRID)
+        .axis_style(BLACK)
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| short_number(*v))
+        .y_label_formatter(&|v| short_number(*v))
+        .label_style((FAMILY, LABEL_SIZE))
+        .x_desc(x_label)
+        .axis_desc_style((FAMILY, DESCRIPTION_SIZE))
+        .draw()?;
+    Ok(chart)
 }
 
 /// The smallest of 1, 2, 2.5 or 5 times a power of ten at or above `value` (at least 1).
@@ -267,64 +285,6 @@ fn short_number(value: f64) -> String {
     }
 }
 
-/// The 5×7 bitmap of `c` (lower case as upper case), one byte a row, the high bit of five on
-/// the left; a box for characters the font lacks.
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
-        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
-        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
-        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
-        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
-        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
-        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
-        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
-        'A' => [0x0E, 0x11, 0x11, 0x11, 0x1F, 0x11, 0x11],
-        'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
-        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
-        'D' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
-        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
-        'F' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
-        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
-        'H' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
-        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
-        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
-        'M' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
-        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
-        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'P' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
-        'Q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
-        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
-        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
-        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
-        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
-        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
-        'X' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
-        'Y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
-        'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
-        ' ' => [0; 7],
-        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
-        ',' => [0, 0, 0, 0, 0x0C, 0x04, 0x08],
-        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
-        '-' => [0, 0, 0, 0x1F, 0, 0, 0],
-        '+' => [0, 0x04, 0x04, 0x1F, 0x04, 0x04, 0],
-        '=' => [0, 0, 0x1F, 0, 0x1F, 0, 0],
-        '/' => [0, 0x01, 0x02, 0x04, 0x08, 0x10, 0],
-        '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
-        ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
-        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
-        '<' => [0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02],
-        '>' => [0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08],
-        '_' => [0, 0, 0, 0, 0, 0, 0x1F],
-        _ => [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chart_draws_its_series_and_writes_a_png_of_its_size() {
+    fn a_chart_draws_its_series_and_text_and_writes_a_png_of_its_size() {
         let mut canvas = Canvas::new(400, 300);
         let area = Area {
             x: 0,
@@ -355,10 +315,19 @@ mod tests {
             color: RED,
             points: vec![(0.0, 0.0), (10.0, 100.0)],
         }];
-        canvas.lines(area, "THROUGHPUT", "s", &series);
-        let red = (0..400).flat_map(|x| (0..300).map(move |y| (x, y)));
-        let painted = red.filter(|(x, y)| canvas.get(*x, *y) == Some(RED)).count();
-        assert!(painted > 200, "only {painted} red pixels");
+        canvas.lines(area, "Throughput", "seconds", &series).unwrap();
+        let pixels = || (0..400).flat_map(|x| (0..300).map(move |y| (x, y)));
+        let red = pixels().filter(|(x, y)| canvas.get(*x, *y) == Some(RED)).count();
+        assert!(red > 200, "only {red} red pixels");
+        // The title is set in the embedded font: dark pixels in the heading's left part.
+        let dark = |x: u32, y: u32| {
+            canvas
+                .get(x, y)
+                .is_some_and(|RGBColor(r, g, b)| r < 100 && g < 100 && b < 100)
+        };
+        let title = (0..150).flat_map(|x| (0..HEADING).map(move |y| (x, y)));
+        let inked = title.filter(|(x, y)| dark(*x, *y)).count();
+        assert!(inked > 100, "only {inked} dark pixels where the title goes");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chart.png");
         canvas.save(&path).unwrap();

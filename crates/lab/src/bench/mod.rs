@@ -446,7 +446,7 @@ fn write_report(dir: &Path, report: &Report, latencies: &[f64]) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(report)?)
         .with_context(|| format!("writing {}", path.display()))?;
     let mut canvas = Canvas::new(1_000, 1_050);
-    let panel = |index: usize| Area {
+    let panel = |index: u32| Area {
         x: 0,
         y: index * 350,
         width: 1_000,
@@ -458,53 +458,53 @@ fn write_report(dir: &Path, report: &Report, latencies: &[f64]) -> Result<()> {
     };
     canvas.lines(
         panel(0),
-        "TRANSACTIONS PER SECOND",
-        "SECONDS",
+        "Transactions per second",
+        "seconds since submission started",
         &[
             Series {
-                name: "SUBMITTED",
+                name: "submitted",
                 color: ORANGE,
                 points: points(&|s| s.submitted as f64),
             },
             Series {
-                name: "FINALIZED",
+                name: "finalized",
                 color: BLUE,
                 points: points(&|s| s.finalized as f64),
             },
         ],
-    );
+    )?;
     let finalizing: Vec<&stats::Second> = seconds.iter().filter(|s| s.finalized > 0).collect();
     let latency_points = |value: &dyn Fn(&stats::Second) -> f64| -> Vec<(f64, f64)> {
         finalizing.iter().map(|s| (s.second as f64, value(s))).collect()
     };
     canvas.lines(
         panel(1),
-        "FINALITY LATENCY (MS)",
-        "SECONDS",
+        "Finality latency (ms) of the payments finalized each second",
+        "seconds since submission started",
         &[
             Series {
-                name: "P50",
+                name: "p50",
                 color: GREEN,
                 points: latency_points(&|s| s.latency_p50_ms),
             },
             Series {
-                name: "P99",
+                name: "p99",
                 color: RED,
                 points: latency_points(&|s| s.latency_p99_ms),
             },
         ],
-    );
+    )?;
     // The histogram spans up to a little past the 99th percentile; slower ones fall in the
     // last bar.
     let upper = report.latency_ms.p99 * 1.25;
     canvas.bars(
         panel(2),
-        "LATENCY HISTOGRAM (PAYMENTS)",
-        "MS",
+        "Latency histogram (payments)",
+        "finality latency (ms)",
         &stats::histogram(latencies, upper, 50),
         upper,
         BLUE,
-    );
+    )?;
     canvas.save(&dir.join("chart.png"))
 }
 

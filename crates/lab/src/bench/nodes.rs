@@ -1,5 +1,5 @@
 //! The benchmark's network: one `timed` process per node, logging to `nodeK/timed.log`, with
-//! its CPU time and peak memory read from `/proc`.
+//! its CPU time and peak memory read from `/proc` (by `procfs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,9 +62,6 @@ pub(crate) struct CpuMark {
     at: Instant,
     ticks: Vec<u64>,
 }
-
-/// `/proc` counts CPU time in ticks of 1/100 s on Linux (USER_HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
 
 impl Nodes {
     /// Starts every node of the network in `net`.
@@ -258,10 +255,13 @@ impl Nodes {
     /// What each node used since `mark`.
     pub(crate) fn usage_since(&self, mark: &CpuMark) -> Vec<Usage> {
         let seconds = mark.at.elapsed().as_secs_f64().max(1e-9);
+        // USER_HZ: 100 on every Linux the lab runs on, but the kernel says.
+        let ticks_per_second = procfs::ticks_per_second().max(1) as f64;
         self.pids()
             .zip(&mark.ticks)
             .map(|(pid, before)| {
-                let cpu_seconds = pid.map_or(0, cpu_ticks).saturating_sub(*before) as f64 / TICKS_PER_SECOND;
+                let ticks = pid.map_or(0, cpu_ticks).saturating_sub(*before);
+                let cpu_seconds = ticks as f64 / ticks_per_second;
                 Usage {
                     cpu_seconds,
                     cpu_cores: cpu_seconds / seconds,
@@ -282,35 +282,26 @@ impl Drop for Nodes {
     }
 }
 
-/// User plus system CPU ticks of process `pid` (`/proc/PID/stat` fields 14 and 15).
+/// User plus system CPU time of process `pid`, in clock ticks (`/proc/PID/stat`); 0 when it
+/// is gone.
 fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3, so fields 14 and 15 are at 11 and 12.
-    [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum()
+    process(pid)
+        .and_then(|process| process.stat().ok())
+        .map_or(0, |stat| stat.utime.saturating_add(stat.stime))
 }
 
-/// The peak resident set size of process `pid`, in bytes.
+/// The peak resident set size of process `pid` (`VmHWM` in `/proc/PID/status`), in bytes; 0
+/// when it is gone.
 fn peak_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    process(pid)
+        .and_then(|process| process.status().ok())
+        .and_then(|status| status.vmhwm)
+        .map_or(0, |kilobytes| kilobytes.saturating_mul(1024))
+}
+
+fn process(pid: u32) -> Option<procfs::process::Process> {
+    let pid = i32::try_from(pid).ok()?;
+    procfs::process::Process::new(pid).ok()
 }
 
 #[cfg(test)]

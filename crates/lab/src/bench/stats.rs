@@ -3,6 +3,11 @@
 use serde::Serialize;
 
 /// The nearest-rank percentile `q` (0–100) of `sorted` (ascending); 0 when empty.
+///
+/// Exact, over every sample, so that a reported percentile is a latency some payment had. A
+/// bucketed histogram (HdrHistogram) would report the upper edge of a value's bucket instead,
+/// up to 0.1% above it at three significant digits, to bound memory; the lab keeps every
+/// latency for the chart anyway, so it would save nothing here.
 pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
