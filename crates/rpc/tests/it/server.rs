@@ -14,7 +14,7 @@ use timecoin_rpc::{
 
 /// A chain of 7 blocks (block `h` hashes to `[h; 32]`), as far as the API can tell, with
 /// one transaction waiting.
-fn fixed() -> StubBackend {
+pub(crate) fn fixed() -> StubBackend {
     let mut backend = StubBackend::new(ChainInfo {
         network: Network::Local,
         blocks: 7,
@@ -31,21 +31,26 @@ fn fixed() -> StubBackend {
     backend
 }
 
-struct Served {
+pub(crate) struct Served {
     runtime: tokio::runtime::Runtime,
     server: Option<RpcServer>,
-    cookie: String,
+    pub(crate) cookie: String,
 }
 
 impl Served {
     fn start(configure: impl FnOnce(&mut ServeOptions)) -> Served {
+        Served::serving(fixed(), configure)
+    }
+
+    /// Serves `backend` on loopback with the cookie and the `rpcauth` user alice.
+    pub(crate) fn serving(backend: StubBackend, configure: impl FnOnce(&mut ServeOptions)) -> Served {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let cookie = timecoin_rpc::auth::random_password();
         let alice: RpcAuth = RpcAuth::generate("alice", "wonderland").parse().unwrap();
         let mut options = ServeOptions::new(Credentials::new(Some(cookie.clone()), vec![alice]));
         configure(&mut options);
         let server = runtime
-            .block_on(serve("127.0.0.1:0".parse().unwrap(), Arc::new(fixed()), options))
+            .block_on(serve("127.0.0.1:0".parse().unwrap(), Arc::new(backend), options))
             .unwrap();
         Served {
             runtime,
@@ -54,11 +59,11 @@ impl Served {
         }
     }
 
-    fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.server.as_ref().unwrap().address
     }
 
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(self.address(), COOKIE_USER, &self.cookie)
     }
 }
@@ -199,7 +204,8 @@ fn malformed_and_oversized_requests_get_errors_not_crashes() {
     let too_many: Value = serde_json::from_str(&client.post(&batch).unwrap()).unwrap();
     assert!(too_many["error"]["code"].is_i64(), "{too_many}");
     let calls = vec![("getblockcount", json!([])); 4];
-    assert!(matches!(client.call_batch(&calls), Err(ClientError::Malformed(_))));
+    // A batch refused as a whole comes back as the server's JSON-RPC error.
+    assert!(matches!(client.call_batch(&calls), Err(ClientError::Rpc { .. })));
     let huge = format!(r#"{{"method":"getblockcount","id":1,"pad":"{}"}}"#, "x".repeat(20_000));
     assert!(matches!(client.post(&huge), Err(ClientError::Http { status: 413, .. })));
     // The server is still there.
