@@ -185,7 +185,11 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             eprintln!("error code: {code}\nerror message:\n{message}");
             Ok(ExitCode::FAILURE)
         }
-        Err(error) => Err(error.into()),
+        // Its message names its cause already: printed as a chain, the cause would repeat.
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

@@ -20,6 +20,31 @@ use timecoin_primitives::{
     TxInput, TxOutput, Unlock, chain_state_hash, payload_signature_message,
 };
 
+/// The first of `n` consecutive loopback ports that were free a moment ago, for a test's
+/// nodes. Below Linux's ephemeral range (32768 and up), where the kernel picks the local port
+/// of every outgoing connection, so a node's dial cannot take one; each call in a process
+/// starts elsewhere, so tests running at once do not pick the same range before their nodes
+/// bind it.
+///
+/// # Panics
+///
+/// When no range is free after a thousand tries (a test helper).
+pub fn free_ports(n: u16) -> u16 {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = u64::from(std::process::id()) * 7919 + call * 1_009;
+    for attempt in 0..1_000u64 {
+        let base = 20_000 + ((seed + attempt * 104_729) % 12_000) as u16;
+        let held: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no {n} free loopback ports in a row");
+}
+
 /// The key derived from `label` and `index`, the same on every run.
 pub fn key(label: &str, index: u64) -> SecretKey {
     let mut hasher = Domain::Address.hasher();

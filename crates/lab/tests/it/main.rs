@@ -1,9 +1,10 @@
 //! Runs the `timelab` binary, which starts `timed` processes (built beside it by
 //! `cargo test --workspace`).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+
+use timecoin_test_utils::free_ports;
 
 /// `timelab`, starting the `timed` built beside it.
 fn timelab() -> Command {
@@ -16,23 +17,6 @@ fn timelab() -> Command {
     );
     command.env("TIMED", timed);
     command
-}
-
-/// A range of `n` free loopback ports.
-fn free_ports(n: u16) -> u16 {
-    let seed = u64::from(std::process::id()) * 7919;
-    for attempt in 0..1_000u64 {
-        // Below Linux's ephemeral range (32768 and up), where the kernel picks the local
-        // port of every outgoing connection: a node's dial could take a port chosen here.
-        let base = 20_000 + ((seed + attempt * 104_729) % 12_000) as u16;
-        let held: Vec<_> = (0..n)
-            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == usize::from(n) {
-            return base;
-        }
-    }
-    panic!("no free ports");
 }
 
 /// `timelab bench` on a small load: every payment it submits is finalized and accounted for in

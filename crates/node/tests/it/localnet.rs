@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -11,26 +10,7 @@ use std::time::{Duration, Instant};
 /// An upper bound for any awaited event; tests go on as soon as it arrives.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-/// A free run of `n` consecutive loopback ports.
-pub(crate) fn free_ports(n: u16) -> u16 {
-    // Each call in this process starts elsewhere, so tests running at once never pick the
-    // same range before their nodes bind it.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let seed = std::process::id() as u64 * 7919 + call * 1_009;
-    for attempt in 0..1_000u64 {
-        // Below Linux's ephemeral range (32768 and up), where the kernel picks the local
-        // port of every outgoing connection: a node's dial could take a port chosen here.
-        let base = 20_000 + ((seed + attempt * 104_729) % 12_000) as u16;
-        let held: Vec<_> = (0..n)
-            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == usize::from(n) {
-            return base;
-        }
-    }
-    panic!("no free ports");
-}
+pub(crate) use timecoin_test_utils::free_ports;
 
 enum Line {
     Finalized { node: usize, height: u64, hash: String },
