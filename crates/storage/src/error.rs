@@ -63,12 +63,13 @@ pub enum StorageError {
         path: PathBuf,
     },
     /// An I/O or other database failure.
-    #[error("database {path}: {detail}")]
+    #[error("database {path} could not be read or written")]
     Database {
         /// The database file.
         path: PathBuf,
-        /// What failed.
-        detail: String,
+        /// What redb reported.
+        #[source]
+        source: redb::Error,
     },
     /// A block could not be applied because it does not fit the stored state (it was not
     /// validated against this state). Nothing was written.

@@ -147,7 +147,7 @@ impl Store {
             },
             other => StorageError::Database {
                 path: path.to_owned(),
-                detail: other.to_string(),
+                source: other,
             },
         }
     }
@@ -216,5 +216,30 @@ impl Store {
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_database_failure_keeps_redb_s_error_as_its_source() {
+        let path = Path::new("/data/chain.redb");
+        let error = Store::map_error(path, redb::Error::Io(std::io::Error::other("disk unplugged")));
+        assert!(matches!(error, StorageError::Database { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("/data/chain.redb"), "{message}");
+        assert!(
+            !message.contains("disk unplugged"),
+            "the cause is the source, not the message: {message}"
+        );
+        let source = error.source().and_then(|s| s.downcast_ref::<redb::Error>());
+        assert!(
+            matches!(source, Some(redb::Error::Io(io)) if io.to_string() == "disk unplugged"),
+            "{source:?}"
+        );
     }
 }
