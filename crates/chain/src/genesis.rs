@@ -60,9 +60,10 @@ pub struct MasternodeEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum GenesisError {
-    /// The TOML is malformed or has unknown keys.
-    #[error("genesis file is not valid: {0}")]
-    Toml(String),
+    /// The TOML is malformed or has unknown keys (the toml crate's error, with the line and
+    /// the key, is the source).
+    #[error("genesis file does not parse")]
+    Toml(#[source] toml::de::Error),
     /// The network name is unknown.
     #[error("genesis file: {0}")]
     Network(String),
@@ -124,7 +125,7 @@ pub struct Genesis {
 impl Genesis {
     /// Parses a genesis file's text.
     pub fn from_toml(text: &str) -> Result<Genesis, GenesisError> {
-        let file: GenesisFile = toml::from_str(text).map_err(|e| GenesisError::Toml(e.to_string()))?;
+        let file: GenesisFile = toml::from_str(text).map_err(GenesisError::Toml)?;
         Genesis::from_file(&file)
     }
 

@@ -51,9 +51,17 @@ fn bad_files_get_clear_errors() {
     let unknown_key = good.replace("message =", "mesage =");
     let err = Genesis::from_toml(&unknown_key).unwrap_err();
     assert!(
-        matches!(err, GenesisError::Toml(ref m) if m.contains("mesage")),
+        matches!(err, GenesisError::Toml(ref toml) if toml.to_string().contains("mesage")),
         "{err}"
     );
+    // The toml crate's error (which names the key and the line) is the source, not repeated
+    // in the message.
+    let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<toml::de::Error>());
+    assert!(
+        source.is_some_and(|toml| toml.to_string().contains("mesage")),
+        "{source:?}"
+    );
+    assert!(!err.to_string().contains("mesage"), "{err}");
 
     let wrong_net = good.replace("network = \"local\"", "network = \"testnet\"");
     assert!(matches!(
