@@ -24,8 +24,9 @@ mod signatures;
 mod transaction;
 
 use std::collections::HashMap;
+use std::error::Error;
+use std::sync::Arc;
 
-use thiserror::Error;
 use timecoin_primitives::{BlockHash, BlockHeader, Hash256, OutPoint, Transaction, TxId, TxOutput};
 
 use crate::masternodes::{EMPTY_LIST, MasternodeList};
@@ -49,9 +50,55 @@ pub struct Utxo {
 }
 
 /// The chain state could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("utxo lookup failed: {0}")]
-pub struct ViewError(pub String);
+///
+/// The validation errors that carry it are `Clone` and compared in tests, so the cause is
+/// shared (cloning costs a reference count) and two are equal when they say the same thing.
+#[derive(Debug, Clone)]
+pub struct ViewError {
+    outpoint: OutPoint,
+    detail: String,
+    source: Arc<dyn Error + Send + Sync>,
+}
+
+impl ViewError {
+    /// The lookup of `outpoint` failed; `detail` says where (without the cause's text, which
+    /// is the source).
+    pub fn new(
+        outpoint: OutPoint,
+        detail: impl Into<String>,
+        source: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> ViewError {
+        ViewError {
+            outpoint,
+            detail: detail.into(),
+            source: Arc::from(source.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for ViewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read utxo {}: {}", self.outpoint, self.detail)
+    }
+}
+
+/// Written out rather than derived: `Arc<dyn Error>` is itself an error whose `source()` is
+/// its content's source, so a derived `#[source]` would hide the cause behind the `Arc`.
+impl Error for ViewError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+impl PartialEq for ViewError {
+    fn eq(&self, other: &ViewError) -> bool {
+        self.outpoint == other.outpoint
+            && self.detail == other.detail
+            && self.source.to_string() == other.source.to_string()
+    }
+}
+
+impl Eq for ViewError {}
 
 /// Read access to a chain state: its unspent outputs (the tip's, or those plus a block's or
 /// a mempool's own outputs) and its masternode list.
@@ -146,4 +193,45 @@ pub struct BlockContext<'a> {
     /// for a block whose commit certificate verified: more than 2/3 of the voting power
     /// accepted its timestamp, and a node whose clock lags has no say over what is final.
     pub now_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_view_error_keeps_its_cause_as_the_source() {
+        let outpoint = OutPoint {
+            txid: TxId::default(),
+            index: 1,
+        };
+        let error = ViewError::new(
+            outpoint,
+            "reading chain.redb failed",
+            std::io::Error::other("disk unplugged"),
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&outpoint.to_string()) && message.contains("chain.redb"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("disk unplugged"),
+            "the cause is the source, not the message: {message}"
+        );
+        let source = error.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(ToString::to_string).as_deref(), Some("disk unplugged"));
+        // Clones share the cause and compare equal; another cause makes another error.
+        assert_eq!(error.clone(), error);
+        assert_ne!(
+            ViewError::new(
+                outpoint,
+                "reading chain.redb failed",
+                std::io::Error::other("disk full")
+            ),
+            error
+        );
+    }
 }

@@ -122,12 +122,16 @@ impl UtxoView for Snapshot {
         let found = self
             .utxos
             .get(&outpoint_key(outpoint))
-            .map_err(|e| ViewError(format!("{}: {e}", self.path.display())))?;
+            .map_err(|e| ViewError::new(*outpoint, format!("reading {} failed", self.path.display()), e))?;
         match found {
             None => Ok(None),
-            Some(value) => utxo_from_value(value.value())
-                .map(Some)
-                .map_err(|e| ViewError(format!("{}: corrupted utxo {outpoint}: {e}", self.path.display()))),
+            Some(value) => utxo_from_value(value.value()).map(Some).map_err(|e| {
+                ViewError::new(
+                    *outpoint,
+                    format!("its record in {} is corrupted", self.path.display()),
+                    e,
+                )
+            }),
         }
     }
 
