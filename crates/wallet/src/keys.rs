@@ -16,10 +16,11 @@ pub const COIN_TYPE: u32 = 7777;
 /// Added to an index to harden it.
 pub const HARDENED: u32 = 1 << 31;
 
-/// A recovery phrase could not be read.
+/// A recovery phrase could not be read (or made from the given entropy); what bip39 found
+/// wrong is the source.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid recovery phrase: {0}")]
-pub struct MnemonicError(String);
+#[error("invalid recovery phrase")]
+pub struct MnemonicError(#[source] bip39::Error);
 
 /// A BIP39 recovery phrase (English word list). Its words are wiped when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
@@ -45,14 +46,14 @@ impl Mnemonic {
     pub fn from_entropy(entropy: &[u8]) -> Result<Mnemonic, MnemonicError> {
         bip39::Mnemonic::from_entropy(entropy)
             .map(Mnemonic)
-            .map_err(|e| MnemonicError(e.to_string()))
+            .map_err(MnemonicError)
     }
 
     /// Reads a phrase (words separated by spaces; the checksum is checked).
     pub fn parse(words: &str) -> Result<Mnemonic, MnemonicError> {
         bip39::Mnemonic::parse_normalized(words.trim())
             .map(Mnemonic)
-            .map_err(|e| MnemonicError(e.to_string()))
+            .map_err(MnemonicError)
     }
 
     /// The words, separated by single spaces.
@@ -225,6 +226,22 @@ mod tests {
             "bad checksum"
         );
         assert!(Mnemonic::parse("abandon banana").is_err());
+    }
+
+    #[test]
+    fn a_bad_phrase_keeps_what_bip39_found_as_the_source() {
+        use std::error::Error as _;
+        let Err(error) = Mnemonic::parse("zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo") else {
+            panic!("a bad checksum parsed");
+        };
+        let source = error.source().and_then(|s| s.downcast_ref::<bip39::Error>());
+        assert_eq!(source, Some(&bip39::Error::InvalidChecksum));
+        assert!(!error.to_string().contains("checksum"), "{error}");
+        let Err(error) = Mnemonic::from_entropy(&[0; 3]) else {
+            panic!("3 bytes of entropy made a phrase");
+        };
+        let source = error.source().and_then(|s| s.downcast_ref::<bip39::Error>());
+        assert_eq!(source, Some(&bip39::Error::BadEntropyBitCount(24)));
     }
 
     #[test]
