@@ -122,6 +122,10 @@ impl Host {
                 let Err(error) = verdict else {
                     break true;
                 };
+                if applied.borrow().best_height != tip.height {
+                    // The height was decided meanwhile (the store moved on): no verdict wanted.
+                    return;
+                }
                 let Some(wait_ms) = clock_wait_ms(&error, now) else {
                     // A refused proposal makes this node prevote nil: say why (at most once a
                     // round, since the proposal gate lets one block a round through).
