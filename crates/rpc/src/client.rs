@@ -117,7 +117,7 @@ impl Client {
     pub fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
         let (response, answer) = self.exchange(&body)?;
-        outcome(&response).ok_or_else(|| ClientError::Malformed(format!("no result in {answer}")))?
+        outcome(&response).ok_or_else(|| ClientError::Malformed(format!("no result in {}", excerpt(&answer))))?
     }
 
     /// Calls each `(method, params)` in one JSON-RPC batch (one HTTP request) and returns
@@ -175,11 +175,7 @@ impl Client {
         }
         match serde_json::from_str::<Value>(&answer) {
             Ok(parsed) if status == 200 || is_rpc_error(&parsed) => Ok((parsed, answer)),
-            Err(error) if status == 200 => Err(ClientError::Malformed(format!(
-                "{error} in an answer of {} bytes starting {:?}",
-                answer.len(),
-                answer.chars().take(200).collect::<String>()
-            ))),
+            Err(error) if status == 200 => Err(ClientError::Malformed(format!("{error} in {}", excerpt(&answer)))),
             _ => Err(http_error(status, answer)),
         }
     }
@@ -248,7 +244,22 @@ fn io_error(error: ureq::Error, timeout: Duration) -> io::Error {
 fn http_error(status: u16, body: String) -> ClientError {
     match status {
         401 => ClientError::Unauthorized,
-        _ => ClientError::Http { status, body },
+        _ => ClientError::Http {
+            status,
+            body: excerpt(&body),
+        },
+    }
+}
+
+/// What an error shows of a server's answer: its length and its first 200 characters, with
+/// control characters escaped (a hostile server's megabytes or terminal escapes reach no
+/// terminal whole).
+fn excerpt(answer: &str) -> String {
+    let start: String = answer.chars().take(200).collect();
+    if start.len() == answer.len() {
+        format!("{}", start.escape_debug())
+    } else {
+        format!("an answer of {} bytes starting {}…", answer.len(), start.escape_debug())
     }
 }
 

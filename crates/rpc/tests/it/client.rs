@@ -104,6 +104,20 @@ fn an_error_status_without_json_rpc_is_an_http_error() {
     );
 }
 
+/// A hostile server's huge answer, with terminal escapes, reaches an error (and so
+/// `time-cli`'s terminal) as its length and an escaped start only.
+#[test]
+fn an_error_shows_only_an_escaped_excerpt_of_a_huge_answer() {
+    let body: &'static str = Box::leak(format!("\u{1b}[2J{}", "x".repeat(100_000)).into_boxed_str());
+    let address = canned(Some("503 Service Unavailable"), body, 1);
+    let error = Client::new(address, "u", "p")
+        .call("getblockcount", json!([]))
+        .unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.len() < 400, "{} bytes shown", shown.len());
+    assert!(!shown.contains('\u{1b}') && shown.contains("100004 bytes"), "{shown}");
+}
+
 #[test]
 fn a_client_does_not_show_its_credentials() {
     let client = Client::new("127.0.0.1:1".parse().unwrap(), "alice", "wonderland");
