@@ -77,13 +77,7 @@ impl ConsensusWal<'_> {
         let write = store.db.begin_write().map_err(|e| store.err(e))?;
         {
             if let Some(block) = body {
-                let mut proposed = write.open_table(PROPOSED).map_err(|e| store.err(e))?;
-                let key = (height, &block.hash().0.0);
-                if proposed.get(key).map_err(|e| store.err(e))?.is_none() {
-                    proposed
-                        .insert(key, block.to_bytes().as_slice())
-                        .map_err(|e| store.err(e))?;
-                }
+                keep_body(store, &write, height, block)?;
             }
             let mut table = write.open_table(WAL).map_err(|e| store.err(e))?;
             let next = table
@@ -105,12 +99,7 @@ impl ConsensusWal<'_> {
     pub fn save_proposed(&self, height: u64, block: &Block) -> Result<(), StorageError> {
         let store = self.store;
         let write = store.db.begin_write().map_err(|e| store.err(e))?;
-        {
-            let mut table = write.open_table(PROPOSED).map_err(|e| store.err(e))?;
-            table
-                .insert((height, &block.hash().0.0), block.to_bytes().as_slice())
-                .map_err(|e| store.err(e))?;
-        }
+        keep_body(store, &write, height, block)?;
         write.commit().map_err(|e| store.err(e))
     }
 
@@ -134,4 +123,16 @@ impl ConsensusWal<'_> {
         }
         Ok(blocks)
     }
+}
+
+/// Keeps `block`'s body for `height` in `write`, unless it is kept already.
+fn keep_body(store: &Store, write: &redb::WriteTransaction, height: u64, block: &Block) -> Result<(), StorageError> {
+    let mut proposed = write.open_table(PROPOSED).map_err(|e| store.err(e))?;
+    let key = (height, &block.hash().0.0);
+    if proposed.get(key).map_err(|e| store.err(e))?.is_none() {
+        proposed
+            .insert(key, block.to_bytes().as_slice())
+            .map_err(|e| store.err(e))?;
+    }
+    Ok(())
 }
