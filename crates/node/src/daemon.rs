@@ -125,7 +125,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A node running in this process: the store, the P2P service, admission, the JSON-RPC
 /// server, the metrics endpoint, peers' request server and the consensus host, every task on
 /// one tracker under one cancellation token. `timed` runs one until a signal; tests run
-/// several in one process.
+/// several in one process (only one of them with `[metrics] enabled`: the recorder is the
+/// process's). A node is stopped by [`Node::stop`], not by dropping it.
 pub struct Node {
     cancel: CancellationToken,
     stop_request: CancellationToken,
@@ -201,7 +202,8 @@ impl Node {
         });
         let mut network_config = NetworkConfig::new(listen);
         network_config.bootstrap = config.network.bootstrap.clone();
-        network_config.max_outbound = config.network.max_outbound.min(config.network.max_peers);
+        // `Config::validate` keeps it within `max_peers`.
+        network_config.max_outbound = config.network.max_outbound;
         network_config.max_inbound = config.network.max_peers.saturating_sub(network_config.max_outbound);
         network_config.max_frame = max_frame(&params);
         network_config.masternode_peers = config.network.masternode_peers;
