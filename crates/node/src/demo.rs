@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use timecoin_chain::{BlockContext, BlockExtras, ChainTip, Genesis, Utxo, assemble_block, check_block};
@@ -14,18 +14,14 @@ use timecoin_primitives::{
 };
 use timecoin_storage::Store;
 
+use crate::now_ms;
+
 const MASTERNODES: u64 = 4;
 const FUNDED: u64 = 2_000;
 
 /// A demo key, the same on every run.
 fn demo_key(role: &str, index: u64) -> SecretKey {
     crate::keys::derived("timecoin ledger demo", role, index)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The demo network's genesis file: four Bronze masternodes and 2,000 funded keys.
