@@ -217,7 +217,14 @@ impl Admitter {
             }
         }
         let admitter = Arc::clone(self);
-        let verdicts = match tokio::task::spawn_blocking(move || admitter.admit(txs, &from_api)).await {
+        let verdicts = match tokio::task::spawn_blocking(move || {
+            let timer = crate::metrics::StageTimer::start("admission");
+            let verdicts = admitter.admit(txs, &from_api);
+            timer.finish();
+            verdicts
+        })
+        .await
+        {
             Ok(verdicts) => verdicts,
             Err(error) => {
                 let error = RpcError::new(codes::INTERNAL_ERROR, format!("admission failed: {error}"));

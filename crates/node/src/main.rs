@@ -97,6 +97,11 @@ enum LocalnetAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.log_format);
+    // Signature batches run on rayon's pool; named threads let `timelab bench` (and `top -H`)
+    // tell verification's CPU from the rest. Only fails if a pool was already built.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("verify-{i}"))
+        .build_global();
     let result = match cli.command {
         None if cli.dev => localnet::dev(cli.data_dir),
         None => daemon::run(daemon::Overrides {

@@ -4,15 +4,18 @@
 //! accept them) to every node in turn, and measures finalized transactions per second,
 //! submission-to-finality latency, block intervals, each node's CPU and peak memory, and
 //! how fast a wiped node replays the chain. In the same run it measures this machine's raw
-//! Ed25519 verification rate, the ceiling that every node verifying every transaction sets.
+//! Ed25519 verification rate, the ceiling that every node verifying every transaction sets,
+//! and breaks each node's CPU per finalized payment down by stage (`breakdown`).
 //! It writes `report.json` and `chart.png`.
 
+mod breakdown;
 pub(crate) mod chart;
 pub(crate) mod load;
 pub(crate) mod nodes;
 mod stats;
 pub(crate) mod tracker;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +27,7 @@ use serde_json::json;
 use timecoin_chain::{Genesis, SigItem, verify_batch, verify_signatures};
 use timecoin_primitives::{Encode, Hash256, Transaction};
 
+use breakdown::Breakdown;
 use chart::{Area, BLUE, Canvas, GREEN, ORANGE, RED, Series};
 use nodes::Nodes;
 use stats::Summary;
@@ -51,7 +55,8 @@ pub(crate) struct Options {
     /// earlier run wrote it).
     #[arg(long, default_value = "bench-run")]
     pub(crate) dir: PathBuf,
-    /// The first node's P2P port; the others follow, then the JSON-RPC ports.
+    /// The first node's P2P port; the others follow, then the JSON-RPC ports, then the
+    /// Prometheus ports.
     #[arg(long, default_value_t = 24300)]
     pub(crate) base_port: u16,
     /// Each node's `[consensus] min_block_interval_ms`.
@@ -97,6 +102,8 @@ struct Report {
     block_transactions: Summary,
     blocks: usize,
     nodes: Vec<nodes::Usage>,
+    /// Each node's CPU per finalized payment, by stage.
+    breakdown: Option<Breakdown>,
     catch_up: Option<CatchUp>,
     per_second: Vec<stats::Second>,
 }
@@ -155,6 +162,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         options.min_block_interval_ms, options.empty_block_interval_ms, options.mempool_megabytes
     );
     timecoin_node::localnet::write_network(&net, options.nodes, 0, options.base_port, &pacing)?;
+    let metrics = serve_metrics(&net, options)?;
     let genesis = Genesis::from_toml(&std::fs::read_to_string(net.join("genesis.toml"))?)?;
     let mut nodes = Nodes::start(&net)?;
     nodes.wait_ready(Duration::from_secs(60))?;
@@ -164,7 +172,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         let (tracker, stop) = (Arc::clone(&tracker), Arc::clone(&stop_watching));
         std::thread::spawn(move || tracker.watch(&stop))
     };
-    let outcome = measure(options, &genesis, &mut nodes, &tracker, payments, rates);
+    let outcome = measure(options, &genesis, &mut nodes, &tracker, payments, rates, &metrics);
     stop_watching.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     nodes.stop();
@@ -172,6 +180,28 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     write_report(&options.dir, &report, &latencies)?;
     print_summary(&report, &options.dir);
     Ok(())
+}
+
+/// Turns on each node's Prometheus endpoint, on the ports after its P2P and JSON-RPC ones,
+/// and returns where they listen.
+fn serve_metrics(net: &Path, options: &Options) -> Result<Vec<SocketAddr>> {
+    let configs = timecoin_node::localnet::node_configs(net)?;
+    let first = usize::from(options.base_port).saturating_add(2 * configs.len());
+    configs
+        .iter()
+        .enumerate()
+        .map(|(k, config)| {
+            let port = u16::try_from(first + k).context("the metrics ports run past 65535")?;
+            let address = SocketAddr::from(([127, 0, 0, 1], port));
+            let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+            std::fs::write(
+                config,
+                format!("{text}\n[metrics]\nenabled = true\nlisten = \"{address}\"\n"),
+            )
+            .with_context(|| format!("writing {}", config.display()))?;
+            Ok(address)
+        })
+        .collect()
 }
 
 /// Clears `dir` if a previous run of `owner` (`timelab bench`, `timelab chaos`) wrote it;
@@ -203,6 +233,7 @@ fn measure(
     tracker: &Tracker,
     count: usize,
     rates: VerifyRates,
+    metrics: &[SocketAddr],
 ) -> Result<(Report, Vec<f64>)> {
     let net = options.dir.join("net");
     let funding_key = timecoin_node::keys::load(&net.join("node0").join("wallet.key"))?;
@@ -239,6 +270,7 @@ fn measure(
     };
     println!("submitting to {} nodes, {rate}…", options.nodes);
     let cpu = nodes.cpu_mark();
+    let stages_before = breakdown::scrape_all(metrics);
     let submission = tracker.submit_payments(nodes, &payments, options.rate, options.batch)?;
     println!(
         "  {} accepted, {} rejected in {:.1} s; waiting for finality…",
@@ -246,7 +278,27 @@ fn measure(
     );
     tracker.wait_finalized(Duration::from_secs(60)).ok();
     let usage = nodes.usage_since(&cpu);
+    let stages_after = breakdown::scrape_all(metrics);
     let result = tracker.result();
+    let breakdown = match (stages_before, stages_after) {
+        (Ok(before), Ok(after)) => {
+            let cpu_seconds: Vec<f64> = usage.iter().map(|u| u.cpu_seconds).collect();
+            let verify_seconds: Vec<f64> = usage.iter().map(|u| u.verify_cpu_seconds).collect();
+            Breakdown::new(
+                &cpu_seconds,
+                &verify_seconds,
+                &before,
+                &after,
+                result.finalized.len(),
+                1e6 / rates.batched_one_core.max(1e-9),
+            )
+            .ok()
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            println!("  no stage breakdown: {error:#}");
+            None
+        }
+    };
 
     let catch_up = if !options.no_catch_up {
         Some(catch_up(nodes, tracker, rates)?)
@@ -313,6 +365,7 @@ fn measure(
         block_transactions: Summary::of(&block_txs),
         blocks: loaded_blocks.len(),
         nodes: usage,
+        breakdown,
         catch_up,
         per_second: stats::per_second(&result.submitted, &result.finalized),
     };
@@ -528,6 +581,18 @@ fn print_summary(report: &Report, dir: &Path) {
             node.cpu_cores,
             node.peak_rss_bytes as f64 / 1e6
         );
+    }
+    if let Some(b) = &report.breakdown {
+        println!(
+            "CPU per finalized payment per node: {:.1} µs = {:.2} batched verifications ({:.1} µs each)",
+            b.cpu_us_per_tx, b.cpu_per_tx_in_verifications, b.verification_us
+        );
+        let stages: Vec<String> = b
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.1} µs ({:.2})", s.stage, s.us_per_tx, s.verifications_per_tx))
+            .collect();
+        println!("  by stage: {}", stages.join(", "));
     }
     if let Some(c) = &report.catch_up {
         println!(

@@ -53,14 +53,17 @@ pub(crate) struct Usage {
     pub(crate) cpu_seconds: f64,
     /// CPU seconds per second of wall time (1.0 is one core busy).
     pub(crate) cpu_cores: f64,
+    /// The part of `cpu_seconds` spent on the signature verification pool's threads
+    /// (`verify-N`).
+    pub(crate) verify_cpu_seconds: f64,
     /// The most resident memory the process held over its life (`VmHWM`).
     pub(crate) peak_rss_bytes: u64,
 }
 
-/// CPU time of each node at one moment.
+/// CPU time of each node at one moment: in all, and on its verification threads.
 pub(crate) struct CpuMark {
     at: Instant,
-    ticks: Vec<u64>,
+    ticks: Vec<(u64, u64)>,
 }
 
 impl Nodes {
@@ -248,7 +251,10 @@ impl Nodes {
     pub(crate) fn cpu_mark(&self) -> CpuMark {
         CpuMark {
             at: Instant::now(),
-            ticks: self.pids().map(|pid| pid.map_or(0, cpu_ticks)).collect(),
+            ticks: self
+                .pids()
+                .map(|pid| pid.map_or((0, 0), |pid| (cpu_ticks(pid), verify_ticks(pid))))
+                .collect(),
         }
     }
 
@@ -259,12 +265,14 @@ impl Nodes {
         let ticks_per_second = procfs::ticks_per_second().max(1) as f64;
         self.pids()
             .zip(&mark.ticks)
-            .map(|(pid, before)| {
+            .map(|(pid, (before, verify_before))| {
                 let ticks = pid.map_or(0, cpu_ticks).saturating_sub(*before);
+                let verify = pid.map_or(0, verify_ticks).saturating_sub(*verify_before);
                 let cpu_seconds = ticks as f64 / ticks_per_second;
                 Usage {
                     cpu_seconds,
                     cpu_cores: cpu_seconds / seconds,
+                    verify_cpu_seconds: verify as f64 / ticks_per_second,
                     peak_rss_bytes: pid.map_or(0, peak_rss),
                 }
             })
@@ -288,6 +296,20 @@ fn cpu_ticks(pid: u32) -> u64 {
     process(pid)
         .and_then(|process| process.stat().ok())
         .map_or(0, |stat| stat.utime.saturating_add(stat.stime))
+}
+
+/// User plus system CPU time of the threads of process `pid` named `verify-N` (the node's
+/// signature verification pool), in clock ticks; 0 when it is gone.
+fn verify_ticks(pid: u32) -> u64 {
+    let Some(tasks) = process(pid).and_then(|process| process.tasks().ok()) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| task.stat().ok())
+        .filter(|stat| stat.comm.starts_with("verify-"))
+        .map(|stat| stat.utime.saturating_add(stat.stime))
+        .sum()
 }
 
 /// The peak resident set size of process `pid` (`VmHWM` in `/proc/PID/status`), in bytes; 0

@@ -107,6 +107,7 @@ impl Host {
         let (applied_block, applied_certificate) = (block.clone(), certificate.clone());
         let applying = Instant::now();
         let (applied, list) = blocking(move || {
+            let timer = crate::metrics::StageTimer::start("apply");
             let applied = store.apply_block(&applied_block, Some(&applied_certificate))?;
             let snapshot = store.snapshot()?;
             let list = snapshot.masternode_list();
@@ -121,6 +122,7 @@ impl Host {
                     .scan_block(&applied_block);
             }
             store.consensus_wal().prune_below(applied_block.header.height + 1)?;
+            timer.finish();
             Ok((applied, list))
         })
         .await

@@ -75,7 +75,8 @@ impl Host {
             .map(|(_, certificate)| certificate.clone());
         let evidence = state.pending_evidence.clone();
         blocking(move || {
-            crate::propose::build_proposal(crate::propose::ProposalInputs {
+            let timer = crate::metrics::StageTimer::start("proposal");
+            let proposal = crate::propose::build_proposal(crate::propose::ProposalInputs {
                 store: &store,
                 mempool: &mempool,
                 genesis: &genesis,
@@ -84,7 +85,9 @@ impl Host {
                 proposer,
                 last_commit,
                 evidence,
-            })
+            });
+            timer.finish();
+            proposal
         })
         .await
     }
@@ -117,8 +120,13 @@ impl Host {
                     Arc::clone(&block),
                 );
                 let now = now_ms();
-                let verdict =
-                    blocking(move || check_on_tip(&store, &genesis, &signatures, tip, &block, Some(now))).await;
+                let verdict = blocking(move || {
+                    let timer = crate::metrics::StageTimer::start("validation");
+                    let verdict = check_on_tip(&store, &genesis, &signatures, tip, &block, Some(now));
+                    timer.finish();
+                    verdict
+                })
+                .await;
                 let Err(error) = verdict else {
                     break true;
                 };
