@@ -273,11 +273,22 @@ impl Admitter {
         };
         let mut verdicts: Vec<Option<Result<TxId, Refusal>>> = Vec::with_capacity(txs.len());
         let mut fresh = Vec::with_capacity(txs.len());
+        // The API's transactions are looked up in the chain in one read.
+        let from_chain: Vec<TxId> = txs
+            .iter()
+            .zip(from_api)
+            .filter(|(_, api)| **api)
+            .map(|(tx, _)| tx.txid())
+            .collect();
+        let mut confirmed = match self.store.tx_locations(&from_chain) {
+            Ok(locations) => Ok(locations.into_iter()),
+            Err(error) => Err(error),
+        };
         for (tx, api) in txs.into_iter().zip(from_api.iter().chain(std::iter::repeat(&false))) {
-            let known = if *api {
-                self.store.tx_location(&tx.txid()).map(|l| l.is_some())
-            } else {
-                Ok(false)
+            let known = match (&mut confirmed, *api) {
+                (_, false) => Ok(false),
+                (Ok(locations), true) => Ok(locations.next().flatten().is_some()),
+                (Err(error), true) => Err(error.to_string()),
             };
             match known {
                 Ok(false) => {

@@ -7,8 +7,10 @@
 //! thread.
 //!
 //! Invariants a reader must keep:
-//! - applying or reverting a block is one atomic, durable write transaction: after a crash
-//!   the store holds the previous state or the new one, never a mix;
+//! - applying or reverting a block is durable before it returns and atomic: after a crash
+//!   the store holds the previous state or the new one, never a mix (the UTXO changes of
+//!   recent blocks live in memory and are written in batches; a reopened store replays the
+//!   stored blocks above the last batch, so it holds exactly the set it had);
 //! - the sum of all unspent outputs equals the genesis allocations plus the coins minted by
 //!   rewards, and the kept commitment equals the one recomputed from the full set;
 //! - damaged data is reported with the file's name and never silently deleted.
@@ -23,5 +25,8 @@ mod store;
 mod wal;
 
 pub use error::StorageError;
-pub use store::{AppliedBlock, DEFAULT_CACHE_BYTES, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo};
+pub use store::{
+    AppliedBlock, CoinsCacheInfo, DEFAULT_CACHE_BYTES, FlushPolicy, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store,
+    UtxoSetInfo,
+};
 pub use wal::ConsensusWal;

@@ -1,15 +1,20 @@
-//! Applying a block (UTXO changes, undo data, the block, its indexes, the commitment and the
-//! tip in one atomic, durable write) and reverting the tip with its undo data.
+//! Applying a block (its body, certificate, undo data, indexes, masternode list and the tip
+//! in one atomic, durable write, its UTXO changes as a new in-memory layer) and reverting the
+//! tip with its undo data.
 
-use redb::ReadableTable;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
 use timecoin_chain::{ChainTip, MasternodeList, created_outputs};
 use timecoin_primitives::encoding::{Reader, write_compact_size};
-use timecoin_primitives::{Amount, Block, CommitCertificate, Decode, Encode, OutPoint};
+use timecoin_primitives::{Amount, Block, CommitCertificate, Encode, OutPoint};
 
 use super::Store;
+use super::coins::{Change, Coins, Key, Layer, Value};
 use super::layout::{
     BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_MASTERNODES, LIST_UNDO, LIST_UNDO_DEPTH, META, TX_LOCATIONS, UNDO,
-    UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_key, utxo_from_value, utxo_value,
+    UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_key, save_tip, utxo_from_value, utxo_value,
 };
 use crate::error::StorageError;
 
@@ -26,11 +31,20 @@ pub struct AppliedBlock {
     pub minted: Amount,
 }
 
+/// A block's UTXO changes and the undo record that reverts them.
+pub(super) struct BlockChanges {
+    pub(super) layer: Layer,
+    undo_record: Vec<u8>,
+    spent: usize,
+    created: usize,
+}
+
 impl Store {
     /// Applies a block that was validated against the current tip, with its commit
-    /// certificate, in **one atomic, durable write transaction**: the UTXO changes, undo data,
-    /// block, indexes, commitment and tip become visible together after an fsync, or not at
-    /// all. A crash at any moment leaves the previous or the new state.
+    /// certificate. The block, certificate, undo data, indexes, masternode list and tip are
+    /// written in **one atomic, durable write transaction** before this returns; the UTXO
+    /// changes join the in-memory coins, which are written to the UTXO table when they pass
+    /// the store's flush policy (a crash before that replays the stored blocks).
     ///
     /// The store re-checks only what it needs to stay consistent (the block extends the tip,
     /// every input exists); it does not verify signatures or rewards.
@@ -39,7 +53,12 @@ impl Store {
         block: &Block,
         certificate: Option<&CommitCertificate>,
     ) -> Result<AppliedBlock, StorageError> {
-        let tip = self.tip()?;
+        let _applying = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (coins, view) = self.coins_view()?;
+        let tip = coins.state.tip;
         let height = block.header.height;
         if height != tip.height.saturating_add(1) || block.header.prev_hash != tip.hash {
             return Err(StorageError::Inconsistent {
@@ -53,113 +72,76 @@ impl Store {
                 ),
             });
         }
-        let write = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut state = WriteState::load(&write, self)?;
+        let mut state = coins.state.clone();
         let minted_before = state.supply.minted;
-        let (spent, created) = self.write_block(&write, block, certificate, &mut state, false)?;
-        state.save(&write, self)?;
+        let changes = coin_changes(
+            block,
+            &mut state,
+            false,
+            |key| view.get(key).map_err(|e| self.err(e)),
+            |key| coins.generation.contains(key),
+        )?;
+        drop(view);
+        let write = self.db.begin_write().map_err(|e| self.err(e))?;
+        let list = self.advance_list(&write, block, &coins.list)?;
+        self.write_records(&write, block, certificate, &changes)?;
+        save_tip(&write, self, &state.tip)?;
         // Dropping `write` without commit aborts it: an error above leaves nothing behind.
         write.commit().map_err(|e| self.err(e))?;
-        Ok(AppliedBlock {
+        let applied = AppliedBlock {
             tip: ChainTip::of(&block.header),
-            spent,
-            created,
+            spent: changes.spent,
+            created: changes.created,
             minted: Amount::from_units(state.supply.minted.saturating_sub(minted_before)),
-        })
+        };
+        // Readers at the old tip ignore what this block did; the new state names it.
+        coins.generation.merge(&changes.layer);
+        let next = Coins::new(
+            state,
+            Arc::new(list),
+            Arc::clone(&coins.generation),
+            coins.unflushed_blocks.saturating_add(1),
+        );
+        let due = next.due(self.flush_policy);
+        *self.coins_lock() = next;
+        if due {
+            self.flush_coins()?;
+        }
+        Ok(applied)
     }
 
-    pub(super) fn write_block(
+    /// Writes the in-memory coins to the UTXO table now (they are also written when the store
+    /// is dropped).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let _applying = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.flush_coins()
+    }
+
+    /// Writes what a block adds besides its UTXO changes: undo data, body, hash index,
+    /// certificate and the txid index.
+    pub(super) fn write_records(
         &self,
         write: &redb::WriteTransaction,
         block: &Block,
         certificate: Option<&CommitCertificate>,
-        state: &mut WriteState,
-        is_genesis: bool,
-    ) -> Result<(usize, usize), StorageError> {
+        changes: &BlockChanges,
+    ) -> Result<(), StorageError> {
         let height = block.header.height;
-        let hash = block.hash();
         let inconsistent = |detail: String| StorageError::Inconsistent { height, detail };
-        if !is_genesis {
-            self.advance_list(write, block)?;
-        }
-        let mut utxos = write.open_table(UTXOS).map_err(|e| self.err(e))?;
         let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
-        let mut undo = Vec::new();
-        let mut undo_count = 0u64;
-        let mut spent_total = 0u64;
-        let mut regular_out = 0u64;
-        let mut reward_out = 0u64;
-        let mut created = 0usize;
         for (position, tx) in block.transactions.iter().enumerate() {
-            let txid = tx.txid();
-            for input in &tx.inputs {
-                let key = outpoint_key(&input.prevout);
-                let value = utxos
-                    .remove(&key)
-                    .map_err(|e| self.err(e))?
-                    .map(|v| *v.value())
-                    .ok_or_else(|| inconsistent(format!("input {} is missing or spent", input.prevout)))?;
-                let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("utxo", e))?;
-                state.lthash.remove(&commitment_element(&key, &value));
-                state.supply.utxo_count = state.supply.utxo_count.saturating_sub(1);
-                state.supply.utxo_total = state.supply.utxo_total.saturating_sub(utxo.output.amount.units());
-                spent_total = spent_total.saturating_add(utxo.output.amount.units());
-                undo.extend_from_slice(&key);
-                undo.extend_from_slice(&value);
-                undo_count += 1;
-            }
-            for (outpoint, utxo) in created_outputs(tx, txid, height) {
-                let key = outpoint_key(&outpoint);
-                let value = utxo_value(&utxo);
-                if utxos.insert(&key, &value).map_err(|e| self.err(e))?.is_some() {
-                    return Err(inconsistent(format!("output {outpoint} already exists")));
-                }
-                let amount = utxo.output.amount.units();
-                state.lthash.insert(&commitment_element(&key, &value));
-                state.supply.utxo_count += 1;
-                state.supply.utxo_total = state
-                    .supply
-                    .utxo_total
-                    .checked_add(amount)
-                    .ok_or_else(|| inconsistent("utxo total overflows".to_owned()))?;
-                if utxo.is_reward {
-                    reward_out = reward_out.saturating_add(amount);
-                } else {
-                    regular_out = regular_out.saturating_add(amount);
-                }
-                created += 1;
-            }
             let position = u32::try_from(position).map_err(|_| inconsistent("too many transactions".to_owned()))?;
             tx_locations
-                .insert(&txid.0.0, (height, position))
+                .insert(&tx.txid().0.0, (height, position))
                 .map_err(|e| self.err(e))?;
         }
-        let minted = if is_genesis {
-            0
-        } else {
-            // The reward transaction pays the minted coins plus the fees; fees are what
-            // regular transactions spent and did not pay out.
-            let fees = spent_total
-                .checked_sub(regular_out)
-                .ok_or_else(|| inconsistent("outputs exceed inputs".to_owned()))?;
-            reward_out
-                .checked_sub(fees)
-                .ok_or_else(|| inconsistent("the reward transaction pays less than the fees".to_owned()))?
-        };
-        state.supply.minted = state
-            .supply
-            .minted
-            .checked_add(minted)
-            .ok_or_else(|| inconsistent("minted total overflows".to_owned()))?;
-
-        let mut undo_record = Vec::with_capacity(undo.len() + 17);
-        undo_record.extend_from_slice(&minted.to_le_bytes());
-        write_compact_size(&mut undo_record, undo_count);
-        undo_record.extend_from_slice(&undo);
         write
             .open_table(UNDO)
             .map_err(|e| self.err(e))?
-            .insert(height, undo_record.as_slice())
+            .insert(height, changes.undo_record.as_slice())
             .map_err(|e| self.err(e))?;
         write
             .open_table(BLOCKS)
@@ -169,7 +151,7 @@ impl Store {
         write
             .open_table(BLOCK_HEIGHTS)
             .map_err(|e| self.err(e))?
-            .insert(&hash.0.0, height)
+            .insert(&block.hash().0.0, height)
             .map_err(|e| self.err(e))?;
         if let Some(certificate) = certificate {
             write
@@ -178,29 +160,31 @@ impl Store {
                 .insert(height, certificate.to_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
         }
-        state.tip = ChainTip::of(&block.header);
-        Ok((undo_count as usize, created))
+        Ok(())
     }
 
-    /// Moves the stored masternode list past `block`, keeping the list it replaces for
-    /// [`LIST_UNDO_DEPTH`] blocks.
-    fn advance_list(&self, write: &redb::WriteTransaction, block: &Block) -> Result<(), StorageError> {
+    /// Moves the masternode list `before` (the tip's) past `block` and stores it, keeping the
+    /// list it replaces for [`LIST_UNDO_DEPTH`] blocks; returns the new list.
+    fn advance_list(
+        &self,
+        write: &redb::WriteTransaction,
+        block: &Block,
+        before: &MasternodeList,
+    ) -> Result<MasternodeList, StorageError> {
         let height = block.header.height;
-        let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
-        let before = meta
-            .get(KEY_MASTERNODES)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec())
-            .ok_or_else(|| self.missing("masternode list"))?;
-        let mut list = MasternodeList::from_bytes(&before).map_err(|e| self.corrupt("masternode list", e))?;
+        let mut list = before.clone();
         list.apply_block(block, &self.params);
-        meta.insert(KEY_MASTERNODES, list.to_bytes().as_slice())
+        write
+            .open_table(META)
+            .map_err(|e| self.err(e))?
+            .insert(KEY_MASTERNODES, list.to_bytes().as_slice())
             .map_err(|e| self.err(e))?;
         let mut undo = write.open_table(LIST_UNDO).map_err(|e| self.err(e))?;
-        undo.insert(height, before.as_slice()).map_err(|e| self.err(e))?;
+        undo.insert(height, before.to_bytes().as_slice())
+            .map_err(|e| self.err(e))?;
         let keep_from = height.saturating_sub(LIST_UNDO_DEPTH);
         undo.retain_in(0..keep_from, |_, _| false).map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(list)
     }
 
     /// Undoes the tip block with its undo data, in one atomic write, and returns it.
@@ -208,6 +192,12 @@ impl Store {
     /// Finalized blocks are never reverted by consensus; this exists for operators' repair
     /// tools and to prove that undo data restores the previous state exactly.
     pub fn revert_tip(&self) -> Result<Block, StorageError> {
+        let _applying = self
+            .apply_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Reverting works on the table: everything in memory is written first.
+        self.flush_coins()?;
         let tip = self.tip()?;
         if tip.height == 0 {
             return Err(StorageError::Refused("the genesis block cannot be reverted".to_owned()));
@@ -301,6 +291,112 @@ impl Store {
         state.tip = ChainTip::of(&parent.header);
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
+        *self.coins_lock() = self.load_coins()?;
         Ok(block)
     }
+}
+
+/// The UTXO changes of `block` on the set `lookup` reads (keys not yet changed by the block),
+/// with `state`'s supply and commitment moved past it and its tip set to the block.
+/// `changed` says whether a coin was created or spent since the last flush: a created output
+/// must not have been.
+pub(super) fn coin_changes(
+    block: &Block,
+    state: &mut WriteState,
+    is_genesis: bool,
+    lookup: impl Fn(&Key) -> Result<Option<Value>, StorageError>,
+    changed: impl Fn(&Key) -> bool,
+) -> Result<BlockChanges, StorageError> {
+    let height = block.header.height;
+    let inconsistent = |detail: String| StorageError::Inconsistent { height, detail };
+    let mut changes: HashMap<Key, Change> = HashMap::with_capacity(block.transactions.len() * 3);
+    let mut undo = Vec::new();
+    let mut undo_count = 0u64;
+    let mut spent_total = 0u64;
+    let mut regular_out = 0u64;
+    let mut reward_out = 0u64;
+    let mut created = 0usize;
+    for tx in &block.transactions {
+        let txid = tx.txid();
+        for input in &tx.inputs {
+            let key = outpoint_key(&input.prevout);
+            let value = match changes.get(&key) {
+                // Created earlier in this block: spending it leaves no change at all.
+                Some(Change::Created(value)) => {
+                    let value = *value;
+                    changes.remove(&key);
+                    Some(value)
+                }
+                Some(Change::Spent(_)) => None,
+                None => {
+                    let value = lookup(&key)?;
+                    if let Some(value) = value {
+                        changes.insert(key, Change::Spent(value));
+                    }
+                    value
+                }
+            }
+            .ok_or_else(|| inconsistent(format!("input {} is missing or spent", input.prevout)))?;
+            let utxo = utxo_from_value(&value).map_err(|e| StorageError::Inconsistent {
+                height,
+                detail: format!("the record of input {} is damaged: {e}", input.prevout),
+            })?;
+            state.lthash.remove(&commitment_element(&key, &value));
+            state.supply.utxo_count = state.supply.utxo_count.saturating_sub(1);
+            state.supply.utxo_total = state.supply.utxo_total.saturating_sub(utxo.output.amount.units());
+            spent_total = spent_total.saturating_add(utxo.output.amount.units());
+            undo.extend_from_slice(&key);
+            undo.extend_from_slice(&value);
+            undo_count += 1;
+        }
+        for (outpoint, utxo) in created_outputs(tx, txid, height) {
+            let key = outpoint_key(&outpoint);
+            let value = utxo_value(&utxo);
+            if changed(&key) || changes.insert(key, Change::Created(value)).is_some() {
+                return Err(inconsistent(format!("output {outpoint} already exists")));
+            }
+            let amount = utxo.output.amount.units();
+            state.lthash.insert(&commitment_element(&key, &value));
+            state.supply.utxo_count += 1;
+            state.supply.utxo_total = state
+                .supply
+                .utxo_total
+                .checked_add(amount)
+                .ok_or_else(|| inconsistent("utxo total overflows".to_owned()))?;
+            if utxo.is_reward {
+                reward_out = reward_out.saturating_add(amount);
+            } else {
+                regular_out = regular_out.saturating_add(amount);
+            }
+            created += 1;
+        }
+    }
+    let minted = if is_genesis {
+        0
+    } else {
+        // The reward transaction pays the minted coins plus the fees; fees are what regular
+        // transactions spent and did not pay out.
+        let fees = spent_total
+            .checked_sub(regular_out)
+            .ok_or_else(|| inconsistent("outputs exceed inputs".to_owned()))?;
+        reward_out
+            .checked_sub(fees)
+            .ok_or_else(|| inconsistent("the reward transaction pays less than the fees".to_owned()))?
+    };
+    state.supply.minted = state
+        .supply
+        .minted
+        .checked_add(minted)
+        .ok_or_else(|| inconsistent("minted total overflows".to_owned()))?;
+    state.tip = ChainTip::of(&block.header);
+    let mut undo_record = Vec::with_capacity(undo.len() + 17);
+    undo_record.extend_from_slice(&minted.to_le_bytes());
+    write_compact_size(&mut undo_record, undo_count);
+    undo_record.extend_from_slice(&undo);
+    Ok(BlockChanges {
+        layer: Layer { height, changes },
+        undo_record,
+        spent: undo_count as usize,
+        created,
+    })
 }

@@ -10,9 +10,12 @@ use super::Store;
 use crate::commitment::LtHash;
 use crate::error::StorageError;
 
-/// The schema this build writes and reads (2: blocks carry their parent's certificate and
-/// evidence, and the state holds the masternode list).
-pub const SCHEMA_VERSION: u32 = 2;
+/// The schema this build writes (2: blocks carry their parent's certificate and evidence,
+/// and the state holds the masternode list; 3: the UTXO table, supply and commitment may lag
+/// the tip, as of [`KEY_COINS_TIP`]). A store of schema 2 is read and marked 3 when opened.
+pub const SCHEMA_VERSION: u32 = 3;
+/// The oldest schema this build opens (and upgrades).
+pub(super) const OLDEST_SCHEMA: u32 = 2;
 
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(super) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -39,7 +42,11 @@ pub(super) const UTXO_VALUE_LEN: usize = 8 + 32 + 8 + 1;
 
 pub(super) const KEY_SCHEMA: &str = "schema_version";
 pub(super) const KEY_GENESIS: &str = "genesis";
+/// The last block applied (written with every block).
 pub(super) const KEY_TIP: &str = "tip";
+/// The block the UTXO table, the supply and the commitment are as of (written when the
+/// in-memory coins are flushed; absent in a schema-2 store, where it is the tip).
+const KEY_COINS_TIP: &str = "coins_tip";
 const KEY_SUPPLY: &str = "supply";
 const KEY_LTHASH: &str = "utxo_lthash";
 pub(super) const KEY_MASTERNODES: &str = "masternode_list";
@@ -160,7 +167,8 @@ pub(super) fn tip_from_bytes(bytes: &[u8]) -> Result<ChainTip, timecoin_primitiv
     Ok(tip)
 }
 
-/// The tip, supply and commitment as one write transaction changes them.
+/// The tip, supply and commitment of one UTXO set.
+#[derive(Clone)]
 pub(super) struct WriteState {
     pub(super) tip: ChainTip,
     pub(super) supply: Supply,
@@ -195,16 +203,23 @@ impl WriteState {
                 .map(|v| v.value().to_vec())
                 .ok_or_else(|| store.missing(key))
         };
+        let coins_tip = match meta.get(KEY_COINS_TIP).map_err(|e| store.err(e))? {
+            Some(bytes) => bytes.value().to_vec(),
+            None => get(KEY_TIP)?,
+        };
         Ok(WriteState {
-            tip: tip_from_bytes(&get(KEY_TIP)?).map_err(|e| store.corrupt("chain tip", e))?,
+            tip: tip_from_bytes(&coins_tip).map_err(|e| store.corrupt("coins tip", e))?,
             supply: Supply::from_bytes(&get(KEY_SUPPLY)?).ok_or_else(|| store.missing("valid supply record"))?,
             lthash: LtHash::from_bytes(&get(KEY_LTHASH)?).ok_or_else(|| store.missing("valid utxo commitment"))?,
         })
     }
 
+    /// Writes the state as the table's (the coins tip, supply, commitment) and its tip as the
+    /// chain's.
     pub(super) fn save(&self, write: &redb::WriteTransaction, store: &Store) -> Result<(), StorageError> {
+        save_tip(write, store, &self.tip)?;
         let mut meta = write.open_table(META).map_err(|e| store.err(e))?;
-        meta.insert(KEY_TIP, tip_to_bytes(&self.tip).as_slice())
+        meta.insert(KEY_COINS_TIP, tip_to_bytes(&self.tip).as_slice())
             .map_err(|e| store.err(e))?;
         meta.insert(KEY_SUPPLY, self.supply.to_bytes().as_slice())
             .map_err(|e| store.err(e))?;
@@ -212,4 +227,14 @@ impl WriteState {
             .map_err(|e| store.err(e))?;
         Ok(())
     }
+}
+
+/// Writes `tip` as the chain's tip.
+pub(super) fn save_tip(write: &redb::WriteTransaction, store: &Store, tip: &ChainTip) -> Result<(), StorageError> {
+    write
+        .open_table(META)
+        .map_err(|e| store.err(e))?
+        .insert(KEY_TIP, tip_to_bytes(tip).as_slice())
+        .map_err(|e| store.err(e))?;
+    Ok(())
 }

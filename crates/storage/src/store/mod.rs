@@ -1,46 +1,66 @@
 //! The chain store: blocks, indexes, the UTXO set and undo data in one redb file.
 //!
 //! Its parts: `layout` (the tables, the meta keys and the fixed-width encodings of what they
-//! hold), `reads` (blocks, transactions and the UTXO-set summary), `snapshot` (a consistent
-//! view of one tip's state for validation, and the cached masternode list) and `apply`
-//! (applying and reverting blocks, each in one atomic write). This file opens the store and
-//! checks its schema and genesis.
+//! hold), `coins` (the tip's state in memory: the UTXO changes of recent blocks above the
+//! table, and when they are written), `reads` (blocks, transactions and the UTXO-set
+//! summary), `snapshot` (a consistent view of one tip's state for validation) and `apply`
+//! (applying and reverting blocks). This file opens the store, checks its schema and genesis,
+//! and rebuilds the in-memory coins, replaying the blocks above the flushed height.
 
 mod apply;
+mod coins;
 mod layout;
 mod reads;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
-use timecoin_chain::{ChainParams, Genesis};
+use timecoin_chain::{ChainParams, ChainTip, Genesis, MasternodeList};
 use timecoin_primitives::{BlockHash, Decode, Encode};
 
 pub use apply::AppliedBlock;
+pub use coins::{CoinsCacheInfo, FlushPolicy};
 pub(crate) use layout::WAL;
 pub use layout::{LIST_UNDO_DEPTH, SCHEMA_VERSION};
 pub use reads::UtxoSetInfo;
 pub use snapshot::Snapshot;
 
 use crate::error::StorageError;
+use coins::{Coins, Generation};
 use layout::{
-    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_GENESIS, KEY_MASTERNODES, KEY_SCHEMA, LIST_UNDO, META, TX_LOCATIONS, UNDO,
-    UTXOS, WriteState,
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_GENESIS, KEY_MASTERNODES, KEY_SCHEMA, KEY_TIP, LIST_UNDO, META,
+    OLDEST_SCHEMA, TX_LOCATIONS, UNDO, UTXOS, WriteState, tip_from_bytes,
 };
-use snapshot::CachedList;
 
 /// The page cache a store keeps by default: 128 MiB.
 pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 /// The chain store. All methods block on disk I/O: call them from a blocking thread.
-#[derive(Debug)]
 pub struct Store {
     pub(crate) db: Database,
     path: PathBuf,
     params: ChainParams,
-    list: Mutex<Option<CachedList>>,
+    /// The tip's state in memory (replaced whole when a block is applied).
+    coins: Mutex<Coins>,
+    /// Held by whoever applies, reverts or flushes: one at a time.
+    apply_lock: Mutex<()>,
+    flush_policy: FlushPolicy,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Drop for Store {
+    /// Writes the in-memory coins, so that the next open replays nothing. A failure loses
+    /// nothing: the stored blocks are replayed then.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl Store {
@@ -54,6 +74,17 @@ impl Store {
     /// [`Store::open`] with a page cache of at most `cache_bytes` (redb's own default is
     /// 1 GiB, which would let a node's memory grow by that much under load).
     pub fn open_with_cache(path: &Path, genesis: &Genesis, cache_bytes: usize) -> Result<Store, StorageError> {
+        Store::open_with(path, genesis, cache_bytes, FlushPolicy::default())
+    }
+
+    /// [`Store::open_with_cache`], writing the in-memory UTXO changes to the table as `flush`
+    /// says.
+    pub fn open_with(
+        path: &Path,
+        genesis: &Genesis,
+        cache_bytes: usize,
+        flush: FlushPolicy,
+    ) -> Result<Store, StorageError> {
         let exists = path.exists();
         let mut builder = redb::Builder::new();
         builder.set_cache_size(cache_bytes);
@@ -65,11 +96,18 @@ impl Store {
             Ok(db) => db,
             Err(e) => return Err(Self::map_error(path, e.into())),
         };
-        let store = Store {
+        let mut store = Store {
             db,
             path: path.to_owned(),
             params: genesis.params.clone(),
-            list: Mutex::new(None),
+            coins: Mutex::new(Coins::new(
+                WriteState::load_empty(),
+                Arc::new(MasternodeList::default()),
+                Arc::new(Generation::default()),
+                0,
+            )),
+            apply_lock: Mutex::new(()),
+            flush_policy: flush,
         };
         let read = store.begin_read()?;
         let meta = match read.open_table(META) {
@@ -93,6 +131,7 @@ impl Store {
             }),
             None => {
                 store.initialize(genesis)?;
+                *store.coins.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store.load_coins()?;
                 Ok(store)
             }
             Some(bytes) => {
@@ -109,7 +148,7 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                if found < SCHEMA_VERSION {
+                if found < OLDEST_SCHEMA {
                     return Err(StorageError::SchemaTooOld {
                         path: path.to_owned(),
                         found,
@@ -124,6 +163,10 @@ impl Store {
                         expected: genesis.hash(),
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    store.upgrade_schema()?;
+                }
+                *store.coins.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store.load_coins()?;
                 Ok(store)
             }
         }
@@ -188,6 +231,79 @@ impl Store {
         Ok(table.get(key).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()))
     }
 
+    /// Marks a schema-2 store as schema 3: what it holds is read the same (its UTXO table is
+    /// as of its tip), but an older build must no longer open it.
+    fn upgrade_schema(&self) -> Result<(), StorageError> {
+        let write = self.db.begin_write().map_err(|e| self.err(e))?;
+        write
+            .open_table(META)
+            .map_err(|e| self.err(e))?
+            .insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
+            .map_err(|e| self.err(e))?;
+        write.commit().map_err(|e| self.err(e))
+    }
+
+    /// The tip's state from the file: the table's state, with the stored blocks above the
+    /// flushed height replayed into memory (what a crash left unflushed).
+    fn load_coins(&self) -> Result<Coins, StorageError> {
+        let read = self.begin_read()?;
+        let meta = read.open_table(META).map_err(|e| self.err(e))?;
+        let mut state = WriteState::read(&meta, self)?;
+        let tip_bytes = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
+        let tip: ChainTip = tip_from_bytes(&tip_bytes).map_err(|e| self.corrupt("chain tip", e))?;
+        let list_bytes = self
+            .meta(KEY_MASTERNODES)?
+            .ok_or_else(|| self.missing("masternode list"))?;
+        let list = MasternodeList::from_bytes(&list_bytes).map_err(|e| self.corrupt("masternode list", e))?;
+        drop(meta);
+        if state.tip.height > tip.height {
+            return Err(StorageError::Corrupted {
+                path: self.path.clone(),
+                detail: format!(
+                    "the UTXO set is as of height {} but the chain ends at {}",
+                    state.tip.height, tip.height
+                ),
+            });
+        }
+        let generation = Arc::new(Generation::default());
+        let mut replayed = 0;
+        for height in state.tip.height + 1..=tip.height {
+            let block = self
+                .block_by_height(height)?
+                .ok_or_else(|| self.missing(&format!("block {height} (to replay into the UTXO set)")))?;
+            if block.header.prev_hash != state.tip.hash {
+                return Err(StorageError::Corrupted {
+                    path: self.path.clone(),
+                    detail: format!("stored block {height} does not extend block {}", height - 1),
+                });
+            }
+            let view = coins::CoinsView {
+                generation: Arc::clone(&generation),
+                height: state.tip.height,
+                table: read.open_table(UTXOS).map_err(|e| self.err(e))?,
+            };
+            let changes = apply::coin_changes(
+                &block,
+                &mut state,
+                false,
+                |key| view.get(key).map_err(|e| self.err(e)),
+                |key| generation.contains(key),
+            )?;
+            generation.merge(&changes.layer);
+            replayed += 1;
+        }
+        if state.tip != tip {
+            return Err(StorageError::Corrupted {
+                path: self.path.clone(),
+                detail: format!(
+                    "the replayed UTXO set ends at {} but the tip is {}",
+                    state.tip.hash, tip.hash
+                ),
+            });
+        }
+        Ok(Coins::new(state, Arc::new(list), generation, replayed))
+    }
+
     fn initialize(&self, genesis: &Genesis) -> Result<(), StorageError> {
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
         {
@@ -210,9 +326,12 @@ impl Store {
         }
         let genesis_block = &genesis.block;
         let mut state = WriteState::load_empty();
-        let allocated = genesis.allocated().units();
-        state.supply.allocated = allocated;
-        self.write_block(&write, genesis_block, None, &mut state, true)?;
+        state.supply.allocated = genesis.allocated().units();
+        let changes = apply::coin_changes(genesis_block, &mut state, true, |_| Ok(None), |_| false)?;
+        self.write_records(&write, genesis_block, None, &changes)?;
+        let generation = Generation::default();
+        generation.merge(&changes.layer);
+        self.write_generation(&write, &generation, 0)?;
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
         Ok(())

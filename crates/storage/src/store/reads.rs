@@ -2,14 +2,14 @@
 //! confirmed transactions through the txid index, and the UTXO set (its kept summary, the
 //! summary recomputed, every output).
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::TableDefinition;
 use timecoin_chain::{ChainTip, Utxo};
 use timecoin_primitives::{Amount, Block, BlockHash, CommitCertificate, Decode, Hash256, OutPoint, Transaction, TxId};
 
 use super::Store;
 use super::layout::{
-    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_TIP, META, TX_LOCATIONS, UTXOS, WriteState, commitment_element,
-    outpoint_from_key, tip_from_bytes, utxo_from_value,
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, TX_LOCATIONS, WriteState, commitment_element, outpoint_from_key,
+    utxo_from_value,
 };
 use crate::commitment::LtHash;
 use crate::error::StorageError;
@@ -37,8 +37,7 @@ pub struct UtxoSetInfo {
 impl Store {
     /// The last applied block.
     pub fn tip(&self) -> Result<ChainTip, StorageError> {
-        let bytes = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
-        tip_from_bytes(&bytes).map_err(|e| self.corrupt("chain tip", e))
+        Ok(self.coins_lock().state.tip)
     }
 
     /// The genesis hash this store was created with.
@@ -95,6 +94,16 @@ impl Store {
         Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value()))
     }
 
+    /// [`Store::tx_location`] of each of `txids`, read in one transaction.
+    pub fn tx_locations(&self, txids: &[TxId]) -> Result<Vec<Option<(u64, u32)>>, StorageError> {
+        let read = self.begin_read()?;
+        let table = read.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
+        txids
+            .iter()
+            .map(|txid| Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value())))
+            .collect()
+    }
+
     /// A confirmed transaction and the height of its block.
     pub fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, u64)>, StorageError> {
         let Some((height, index)) = self.tx_location(txid)? else {
@@ -113,10 +122,11 @@ impl Store {
 
     /// The UTXO-set summary at the tip, from the incrementally kept values.
     pub fn utxo_set_info(&self) -> Result<UtxoSetInfo, StorageError> {
-        let read = self.begin_read()?;
-        let meta = read.open_table(META).map_err(|e| self.err(e))?;
-        let state = WriteState::read(&meta, self)?;
-        Ok(UtxoSetInfo {
+        Ok(self.info_of(&self.coins().state))
+    }
+
+    fn info_of(&self, state: &WriteState) -> UtxoSetInfo {
+        UtxoSetInfo {
             height: state.tip.height,
             best_block: state.tip.hash,
             count: state.supply.utxo_count,
@@ -124,23 +134,20 @@ impl Store {
             commitment: state.lthash.digest(),
             allocated: Amount::from_units(state.supply.allocated),
             minted: Amount::from_units(state.supply.minted),
-        })
+        }
     }
 
     /// The UTXO-set summary recomputed by reading every unspent output: slow, for audits and
     /// tests. Equals [`Store::utxo_set_info`] unless the store is damaged.
     pub fn recompute_utxo_set_info(&self) -> Result<UtxoSetInfo, StorageError> {
-        let kept = self.utxo_set_info()?;
-        let read = self.begin_read()?;
-        let table = read.open_table(UTXOS).map_err(|e| self.err(e))?;
+        let (coins, view) = self.coins_view()?;
+        let kept = self.info_of(&coins.state);
         let mut lthash = LtHash::default();
         let mut count = 0u64;
         let mut total = Amount::ZERO;
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (key, value) = entry.map_err(|e| self.err(e))?;
-            let (key, value) = (key.value(), value.value());
-            let utxo = utxo_from_value(value).map_err(|e| self.corrupt("utxo", e))?;
-            lthash.insert(&commitment_element(key, value));
+        for (key, value) in view.all().map_err(|e| self.err(e))? {
+            let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("utxo", e))?;
+            lthash.insert(&commitment_element(&key, &value));
             count += 1;
             total = total
                 .checked_add(utxo.output.amount)
@@ -159,13 +166,12 @@ impl Store {
 
     /// Every unspent output, in outpoint order: for audits and tests.
     pub fn all_utxos(&self) -> Result<Vec<(OutPoint, Utxo)>, StorageError> {
-        let read = self.begin_read()?;
-        let table = read.open_table(UTXOS).map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(usize::try_from(table.len().map_err(|e| self.err(e))?).unwrap_or(0));
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (key, value) = entry.map_err(|e| self.err(e))?;
-            let utxo = utxo_from_value(value.value()).map_err(|e| self.corrupt("utxo", e))?;
-            out.push((outpoint_from_key(key.value()), utxo));
+        let (_, view) = self.coins_view()?;
+        let all = view.all().map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(all.len());
+        for (key, value) in all {
+            let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("utxo", e))?;
+            out.push((outpoint_from_key(&key), utxo));
         }
         Ok(out)
     }
