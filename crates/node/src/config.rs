@@ -143,12 +143,30 @@ impl Default for RpcSection {
 pub(crate) struct StorageSection {
     /// The most memory the store's page cache holds, in MiB.
     pub(crate) cache_megabytes: usize,
+    /// The UTXO changes kept in memory before they are written to the UTXO table, in MiB.
+    pub(crate) coins_megabytes: usize,
+    /// The most blocks whose UTXO changes are kept in memory (what a restart after a crash
+    /// replays).
+    pub(crate) coins_flush_blocks: usize,
+}
+
+impl StorageSection {
+    /// When the store writes its in-memory coins.
+    pub(crate) fn flush_policy(&self) -> timecoin_storage::FlushPolicy {
+        timecoin_storage::FlushPolicy {
+            max_bytes: self.coins_megabytes.saturating_mul(1024 * 1024),
+            max_blocks: self.coins_flush_blocks,
+        }
+    }
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
+        let flush = timecoin_storage::FlushPolicy::default();
         StorageSection {
             cache_megabytes: timecoin_storage::DEFAULT_CACHE_BYTES / (1024 * 1024),
+            coins_megabytes: flush.max_bytes / (1024 * 1024),
+            coins_flush_blocks: flush.max_blocks,
         }
     }
 }
@@ -284,7 +302,7 @@ impl Config {
     /// network decides them, which tests and benchmarks use.)
     pub fn validate(&self) -> Result<()> {
         let c = &self.consensus;
-        let positive: [(&str, u64); 12] = [
+        let positive: [(&str, u64); 14] = [
             ("[consensus] timeout_propose_ms", c.timeout_propose_ms),
             ("[consensus] timeout_prevote_ms", c.timeout_prevote_ms),
             ("[consensus] timeout_precommit_ms", c.timeout_precommit_ms),
@@ -294,6 +312,8 @@ impl Config {
             ("[rpc] max_batch", u64::from(self.rpc.max_batch)),
             ("[rpc] max_connections", u64::from(self.rpc.max_connections)),
             ("[storage] cache_megabytes", self.storage.cache_megabytes as u64),
+            ("[storage] coins_megabytes", self.storage.coins_megabytes as u64),
+            ("[storage] coins_flush_blocks", self.storage.coins_flush_blocks as u64),
             ("[mempool] max_transactions", self.mempool.max_transactions as u64),
             ("[mempool] max_megabytes", self.mempool.max_megabytes as u64),
             ("[mempool] expiry_hours", self.mempool.expiry_hours),

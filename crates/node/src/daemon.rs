@@ -170,7 +170,8 @@ impl Node {
         let store = {
             let genesis = Arc::clone(&genesis);
             let cache = config.storage.cache_megabytes.saturating_mul(1024 * 1024);
-            tokio::task::spawn_blocking(move || Store::open_with_cache(&store_path, &genesis, cache)).await??
+            let flush = config.storage.flush_policy();
+            tokio::task::spawn_blocking(move || Store::open_with(&store_path, &genesis, cache, flush)).await??
         };
         let store = Arc::new(store);
         let key_path = data_dir.join(if config.masternode.enabled {
@@ -433,10 +434,21 @@ impl Node {
         {
             bail!("tasks did not stop within 10 s");
         }
-        if let Ok(Err(error)) = self.host_task.await {
+        let host = self.host_task.await;
+        // The in-memory coins are written now, on a blocking thread, so that the next start
+        // replays nothing (dropping the store would write them too, but on this thread).
+        let store = self.store;
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        if let Ok(Err(error)) = host {
             return Err(error.context("the consensus host failed"));
         }
-        drop(self.store);
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "writing the in-memory coins at shutdown failed; the next start replays the blocks they came from")
+            }
+            Err(error) => tracing::warn!(%error, "writing the in-memory coins at shutdown failed"),
+        }
         info!("stopped");
         Ok(())
     }

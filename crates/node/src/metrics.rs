@@ -8,7 +8,8 @@
 //! Series (all prefixed `timecoin_`): `chain_height`, `blocks_finalized_total`,
 //! `block_interval_seconds`, `block_apply_seconds`, `commit_latency_seconds`,
 //! `votes_missed_total{masternode}`, `consensus_round`, `sync_behind`,
-//! `sync_target_height`, `sync_blocks_applied_total`, `mempool_transactions`,
+//! `sync_target_height`, `sync_blocks_applied_total`, `coins_cache_bytes`,
+//! `coins_unflushed_blocks`, `mempool_transactions`,
 //! `mempool_bytes`, `mempool_usage_bytes`, `peers`, `network_received_bytes_total`,
 //! `network_sent_bytes_total`, and `stage_seconds{stage}` and `stage_cpu_seconds{stage}`:
 //! the wall and CPU time of a transaction's stages (`admission`, `validation`, `proposal`,

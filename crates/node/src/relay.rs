@@ -67,6 +67,9 @@ pub(crate) struct TxRelay {
     requested: HashMap<TxId, (PublicKey, Instant)>,
     /// Requests in flight per peer (the entries of `requested` by peer).
     per_peer: HashMap<PublicKey, usize>,
+    /// Requests in the order they were made, to retire the unanswered ones without scanning
+    /// `requested` (an entry whose request was answered or made again is skipped).
+    order: VecDeque<(TxId, Instant)>,
     pending: VecDeque<TxId>,
 }
 
@@ -76,6 +79,7 @@ impl TxRelay {
             seen: RecentSet::new(SEEN_CAPACITY),
             requested: HashMap::new(),
             per_peer: HashMap::new(),
+            order: VecDeque::new(),
             pending: VecDeque::new(),
         }
     }
@@ -103,6 +107,7 @@ impl TxRelay {
             if fresh && room {
                 self.forget_request(&id);
                 self.requested.insert(id, (peer, now));
+                self.order.push_back((id, now));
                 *self.per_peer.entry(peer).or_insert(0) += 1;
                 wanted.push(id);
             }
@@ -151,12 +156,29 @@ impl TxRelay {
 
     /// Forgets requests that went unanswered (their ids may be asked of another peer) and
     /// those made of a peer that left.
+    ///
+    /// Called every 100 ms: it walks only the requests old enough to retire, and scans the
+    /// rest only when a peer with requests in flight has left.
     pub(crate) fn expire(&mut self, now: Instant, connected: impl Fn(&PublicKey) -> bool) {
-        self.requested
-            .retain(|_, (peer, at)| now.duration_since(*at) < REQUEST_TIMEOUT && connected(peer));
-        self.per_peer.clear();
-        for (peer, _) in self.requested.values() {
-            *self.per_peer.entry(*peer).or_insert(0) += 1;
+        while let Some((id, at)) = self.order.front().copied() {
+            if now.duration_since(at) < REQUEST_TIMEOUT {
+                break;
+            }
+            self.order.pop_front();
+            if self.requested.get(&id).is_some_and(|(_, made)| *made == at) {
+                self.forget_request(&id);
+            }
+        }
+        if self.per_peer.keys().any(|peer| !connected(peer)) {
+            self.requested.retain(|_, (peer, _)| connected(peer));
+            self.per_peer.retain(|peer, _| connected(peer));
+        }
+        // Answered requests stay in `order` until they would have timed out; a burst of them
+        // is dropped here rather than held.
+        if self.order.len() > 2 * MAX_IN_FLIGHT {
+            let requested = &self.requested;
+            self.order
+                .retain(|(id, at)| requested.get(id).is_some_and(|(_, made)| made == at));
         }
     }
 
@@ -212,6 +234,25 @@ mod tests {
         relay.expire(now, |p| *p != peer(1));
         assert_eq!(relay.in_flight(), 0);
         assert_eq!(relay.announced(peer(2), vec![txid(1)], |_| false, now), vec![txid(1)]);
+    }
+
+    #[test]
+    fn an_unanswered_request_is_retired_after_the_timeout_and_a_newer_one_is_kept() {
+        let now = Instant::now();
+        let mut relay = TxRelay::new();
+        relay.announced(peer(1), vec![txid(1), txid(2)], |_| false, now);
+        // Asked again of another peer once the first request timed out.
+        let later = now + REQUEST_TIMEOUT;
+        assert_eq!(relay.announced(peer(2), vec![txid(1)], |_| false, later), vec![txid(1)]);
+        relay.expire(later, |_| true);
+        // txid(2)'s request is gone; txid(1)'s newer one is not.
+        assert_eq!(relay.in_flight(), 1);
+        assert_eq!(relay.per_peer.get(&peer(1)), None);
+        assert_eq!(relay.per_peer.get(&peer(2)), Some(&1));
+        assert!(relay.announced(peer(3), vec![txid(1)], |_| false, later).is_empty());
+        relay.expire(later + REQUEST_TIMEOUT, |_| true);
+        assert_eq!(relay.in_flight(), 0);
+        assert!(relay.per_peer.is_empty() && relay.order.is_empty());
     }
 
     #[test]

@@ -38,6 +38,9 @@ impl Host {
         metrics::gauge!("timecoin_chain_height").set(block.header.height as f64);
         metrics::counter!("timecoin_blocks_finalized_total").increment(1);
         metrics::histogram!("timecoin_block_apply_seconds").record(apply.as_secs_f64());
+        let coins = self.store.coins_cache();
+        metrics::gauge!("timecoin_coins_cache_bytes").set(coins.bytes as f64);
+        metrics::gauge!("timecoin_coins_unflushed_blocks").set(coins.unflushed_blocks as f64);
         let interval_ms = block.header.timestamp_ms.saturating_sub(state.tip.timestamp_ms);
         metrics::histogram!("timecoin_block_interval_seconds").record(interval_ms as f64 / 1_000.0);
         if !decided_here {
