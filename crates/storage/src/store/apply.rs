@@ -8,10 +8,10 @@ use hashbrown::HashMap;
 
 use timecoin_chain::{ChainTip, MasternodeList, created_outputs};
 use timecoin_primitives::encoding::{Reader, write_compact_size};
-use timecoin_primitives::{Amount, Block, CommitCertificate, Encode, OutPoint};
+use timecoin_primitives::{Amount, Block, CommitCertificate, Decode, Encode, OutPoint};
 
 use super::Store;
-use super::coins::{Change, Coins, Key, Layer, Value};
+use super::coins::{Change, Coins, Generation, Key, Layer, Value};
 use super::layout::{
     BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_MASTERNODES, LIST_UNDO, LIST_UNDO_DEPTH, META, TX_LOCATIONS, UNDO,
     UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_key, save_tip, utxo_from_value, utxo_value,
@@ -120,8 +120,8 @@ impl Store {
         self.flush_coins()
     }
 
-    /// Writes what a block adds besides its UTXO changes: undo data, body, hash index,
-    /// certificate and the txid index.
+    /// Writes what a block adds besides its UTXO changes and txid-index entries: undo data,
+    /// body, hash index and certificate.
     pub(super) fn write_records(
         &self,
         write: &redb::WriteTransaction,
@@ -130,14 +130,6 @@ impl Store {
         changes: &BlockChanges,
     ) -> Result<(), StorageError> {
         let height = block.header.height;
-        let inconsistent = |detail: String| StorageError::Inconsistent { height, detail };
-        let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
-        for (position, tx) in block.transactions.iter().enumerate() {
-            let position = u32::try_from(position).map_err(|_| inconsistent("too many transactions".to_owned()))?;
-            tx_locations
-                .insert(&tx.txid().0.0, (height, position))
-                .map_err(|e| self.err(e))?;
-        }
         write
             .open_table(UNDO)
             .map_err(|e| self.err(e))?
@@ -210,6 +202,7 @@ impl Store {
             .ok_or_else(|| self.missing(&format!("block {}", tip.height - 1)))?;
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
         let mut state = WriteState::load(&write, self)?;
+        let reverted_list;
         {
             let list_before = write
                 .open_table(LIST_UNDO)
@@ -223,6 +216,7 @@ impl Store {
                         tip.height
                     ))
                 })?;
+            reverted_list = MasternodeList::from_bytes(&list_before).map_err(|e| self.corrupt("masternode list", e))?;
             write
                 .open_table(META)
                 .map_err(|e| self.err(e))?
@@ -290,8 +284,13 @@ impl Store {
         }
         state.tip = ChainTip::of(&parent.header);
         state.save(&write, self)?;
+        // The table now holds everything (it was flushed above): the new state has an empty
+        // generation. It replaces the old one under the lock held across the commit, so no
+        // reader sees the reverted table with the old tip.
+        let reverted = Coins::new(state, Arc::new(reverted_list), Arc::new(Generation::default()), 0);
+        let mut coins = self.coins_lock();
         write.commit().map_err(|e| self.err(e))?;
-        *self.coins_lock() = self.load_coins()?;
+        *coins = reverted;
         Ok(block)
     }
 }
@@ -316,8 +315,11 @@ pub(super) fn coin_changes(
     let mut regular_out = 0u64;
     let mut reward_out = 0u64;
     let mut created = 0usize;
-    for tx in &block.transactions {
+    let mut txs = Vec::with_capacity(block.transactions.len());
+    for (position, tx) in block.transactions.iter().enumerate() {
         let txid = tx.txid();
+        let position = u32::try_from(position).map_err(|_| inconsistent("too many transactions".to_owned()))?;
+        txs.push((txid.0.0, position));
         for input in &tx.inputs {
             let key = outpoint_key(&input.prevout);
             let value = match changes.get(&key) {
@@ -394,7 +396,7 @@ pub(super) fn coin_changes(
     write_compact_size(&mut undo_record, undo_count);
     undo_record.extend_from_slice(&undo);
     Ok(BlockChanges {
-        layer: Layer { height, changes },
+        layer: Layer { height, changes, txs },
         undo_record,
         spent: undo_count as usize,
         created,

@@ -32,7 +32,7 @@ use timecoin_chain::MasternodeList;
 use timecoin_primitives::{Hash256, chain_state_hash};
 
 use super::Store;
-use super::layout::{UTXO_VALUE_LEN, UTXOS, WriteState};
+use super::layout::{TX_LOCATIONS, UTXO_VALUE_LEN, UTXOS, WriteState};
 use crate::error::StorageError;
 
 /// A UTXO-table key: txid and output index.
@@ -40,8 +40,16 @@ pub(super) type Key = [u8; 36];
 /// A UTXO-table value.
 pub(super) type Value = [u8; UTXO_VALUE_LEN];
 
-/// Bytes one changed coin is counted as holding in memory (key, value, the map's overhead).
-const ENTRY_BYTES: usize = 160;
+/// Bytes one changed coin is counted as holding in memory: a map slot of 112 bytes (key
+/// padded to 40, history 72) in a table that may be under half full after it grows, and
+/// the sorted copy a flush makes.
+const ENTRY_BYTES: usize = 256;
+/// Bytes one transaction's location is counted as holding in memory (a 48-byte slot, the
+/// same way).
+const TX_ENTRY_BYTES: usize = 112;
+
+/// A txid-index key: the txid's bytes.
+pub(super) type TxKey = [u8; 32];
 
 /// When the layers are written to the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +79,12 @@ pub(super) enum Change {
 }
 
 /// The UTXO changes of one block (a coin created and spent within the block is not there at
-/// all).
+/// all), and the positions of its transactions for the txid index.
 #[derive(Debug, Default)]
 pub(super) struct Layer {
     pub(super) height: u64,
     pub(super) changes: HashMap<Key, Change>,
+    pub(super) txs: Vec<(TxKey, u32)>,
 }
 
 /// What happened to a coin since the flushed height.
@@ -100,11 +109,14 @@ impl History {
     }
 }
 
-/// The UTXO changes since one flush. A lookup hashes its key once, with foldhash (randomly
-/// seeded, so that nobody can aim collisions at it).
+/// The UTXO changes since one flush, and the txid index's new entries (derived from the
+/// blocks like the coins, and so written with them: one random-key insert a transaction, per
+/// block, cost what the UTXO writes did). A lookup hashes its key once, with foldhash
+/// (randomly seeded, so that nobody can aim collisions at it).
 #[derive(Debug, Default)]
 pub(super) struct Generation {
     coins: RwLock<HashMap<Key, History>>,
+    txs: RwLock<HashMap<TxKey, (u64, u32)>>,
 }
 
 impl Generation {
@@ -115,6 +127,13 @@ impl Generation {
 
     /// Adds the changes of a block (checked against this generation by `coin_changes`).
     pub(super) fn merge(&self, layer: &Layer) {
+        {
+            let mut txs = self.txs.write().unwrap_or_else(PoisonError::into_inner);
+            txs.reserve(layer.txs.len());
+            for (txid, position) in &layer.txs {
+                txs.insert(*txid, (layer.height, *position));
+            }
+        }
         let mut coins = self.coins.write().unwrap_or_else(PoisonError::into_inner);
         coins.reserve(layer.changes.len());
         for (key, change) in &layer.changes {
@@ -142,8 +161,22 @@ impl Generation {
         self.read().contains_key(key)
     }
 
-    fn len(&self) -> usize {
-        self.read().len()
+    /// Where a transaction of a block since the flush is.
+    pub(super) fn tx_location(&self, txid: &TxKey) -> Option<(u64, u32)> {
+        self.txs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(txid)
+            .copied()
+    }
+
+    /// Bytes the generation is counted as holding.
+    fn bytes(&self) -> usize {
+        let txs = self.txs.read().unwrap_or_else(PoisonError::into_inner).len();
+        self.read()
+            .len()
+            .saturating_mul(ENTRY_BYTES)
+            .saturating_add(txs.saturating_mul(TX_ENTRY_BYTES))
     }
 }
 
@@ -180,7 +213,7 @@ impl Coins {
 
     /// Bytes the changes are counted as holding.
     pub(super) fn bytes(&self) -> usize {
-        self.generation.len().saturating_mul(ENTRY_BYTES)
+        self.generation.bytes()
     }
 
     /// Whether `policy` says the changes are due to be written.
@@ -284,8 +317,9 @@ impl Store {
         Ok(())
     }
 
-    /// Writes what `generation` changed in the table, in key order (so that the B-tree is
-    /// walked once); a coin created and spent within it is not written at all.
+    /// Writes what `generation` changed in the UTXO table and the txid index, in key order
+    /// (so that each B-tree is walked once); a coin created and spent within it is not
+    /// written at all.
     pub(super) fn write_generation(
         &self,
         write: &redb::WriteTransaction,
@@ -299,6 +333,18 @@ impl Store {
             .map(|(key, history)| (*key, *history))
             .collect();
         changes.sort_unstable_by_key(|(key, _)| *key);
+        let mut txs: Vec<(TxKey, (u64, u32))> = generation
+            .txs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(txid, location)| (*txid, *location))
+            .collect();
+        txs.sort_unstable_by_key(|(txid, _)| *txid);
+        let mut locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
+        for (txid, location) in &txs {
+            locations.insert(txid, *location).map_err(|e| self.err(e))?;
+        }
         let mut table = write.open_table(UTXOS).map_err(|e| self.err(e))?;
         for (key, history) in &changes {
             let inconsistent = |detail: &str| StorageError::Inconsistent {

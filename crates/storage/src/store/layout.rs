@@ -45,8 +45,8 @@ pub(super) const KEY_GENESIS: &str = "genesis";
 /// The last block applied (written with every block).
 pub(super) const KEY_TIP: &str = "tip";
 /// The block the UTXO table, the supply and the commitment are as of (written when the
-/// in-memory coins are flushed; absent in a schema-2 store, where it is the tip).
-const KEY_COINS_TIP: &str = "coins_tip";
+/// in-memory coins are flushed; a schema-2 store, which has none, gets its tip when opened).
+pub(super) const KEY_COINS_TIP: &str = "coins_tip";
 const KEY_SUPPLY: &str = "supply";
 const KEY_LTHASH: &str = "utxo_lthash";
 pub(super) const KEY_MASTERNODES: &str = "masternode_list";
@@ -203,12 +203,8 @@ impl WriteState {
                 .map(|v| v.value().to_vec())
                 .ok_or_else(|| store.missing(key))
         };
-        let coins_tip = match meta.get(KEY_COINS_TIP).map_err(|e| store.err(e))? {
-            Some(bytes) => bytes.value().to_vec(),
-            None => get(KEY_TIP)?,
-        };
         Ok(WriteState {
-            tip: tip_from_bytes(&coins_tip).map_err(|e| store.corrupt("coins tip", e))?,
+            tip: tip_from_bytes(&get(KEY_COINS_TIP)?).map_err(|e| store.corrupt("coins tip", e))?,
             supply: Supply::from_bytes(&get(KEY_SUPPLY)?).ok_or_else(|| store.missing("valid supply record"))?,
             lthash: LtHash::from_bytes(&get(KEY_LTHASH)?).ok_or_else(|| store.missing("valid utxo commitment"))?,
         })

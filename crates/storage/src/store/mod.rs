@@ -30,8 +30,8 @@ pub use snapshot::Snapshot;
 use crate::error::StorageError;
 use coins::{Coins, Generation};
 use layout::{
-    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_GENESIS, KEY_MASTERNODES, KEY_SCHEMA, KEY_TIP, LIST_UNDO, META,
-    OLDEST_SCHEMA, TX_LOCATIONS, UNDO, UTXOS, WriteState, tip_from_bytes,
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_COINS_TIP, KEY_GENESIS, KEY_MASTERNODES, KEY_SCHEMA, KEY_TIP, LIST_UNDO,
+    META, OLDEST_SCHEMA, TX_LOCATIONS, UNDO, UTXOS, WriteState, tip_from_bytes,
 };
 
 /// The page cache a store keeps by default: 128 MiB.
@@ -231,15 +231,18 @@ impl Store {
         Ok(table.get(key).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()))
     }
 
-    /// Marks a schema-2 store as schema 3: what it holds is read the same (its UTXO table is
-    /// as of its tip), but an older build must no longer open it.
+    /// Makes a schema-2 store schema 3: its UTXO table, supply and commitment are as of its
+    /// tip, which becomes its coins tip (blocks applied from now on move the tip alone), and
+    /// an older build, which would read a lagging table as the tip's, no longer opens it.
     fn upgrade_schema(&self) -> Result<(), StorageError> {
+        let tip = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
-        write
-            .open_table(META)
-            .map_err(|e| self.err(e))?
-            .insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
-            .map_err(|e| self.err(e))?;
+        {
+            let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
+            meta.insert(KEY_COINS_TIP, tip.as_slice()).map_err(|e| self.err(e))?;
+            meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+        }
         write.commit().map_err(|e| self.err(e))
     }
 

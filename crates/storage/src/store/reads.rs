@@ -89,18 +89,26 @@ impl Store {
 
     /// Where a transaction was included: block height and position.
     pub fn tx_location(&self, txid: &TxId) -> Result<Option<(u64, u32)>, StorageError> {
-        let read = self.begin_read()?;
-        let table = read.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
-        Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value()))
+        Ok(self
+            .tx_locations(std::slice::from_ref(txid))?
+            .into_iter()
+            .next()
+            .flatten())
     }
 
-    /// [`Store::tx_location`] of each of `txids`, read in one transaction.
+    /// [`Store::tx_location`] of each of `txids`, read in one transaction: the blocks since
+    /// the last flush from memory, older ones from the index (the generation is taken
+    /// first, so an entry a flush moved meanwhile is found in one or the other).
     pub fn tx_locations(&self, txids: &[TxId]) -> Result<Vec<Option<(u64, u32)>>, StorageError> {
+        let generation = std::sync::Arc::clone(&self.coins_lock().generation);
         let read = self.begin_read()?;
         let table = read.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
         txids
             .iter()
-            .map(|txid| Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value())))
+            .map(|txid| match generation.tx_location(&txid.0.0) {
+                Some(location) => Ok(Some(location)),
+                None => Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value())),
+            })
             .collect()
     }
 

@@ -238,3 +238,79 @@ fn kill_during_wal_appends_loses_no_acknowledged_entry() {
         }
     }
 }
+
+const ENV_UPGRADE: &str = "TIMECOIN_CRASH_TEST_UPGRADE";
+
+/// The child: opens a store of schema 2 (upgrading it), applies blocks without writing its
+/// in-memory coins, and dies as if killed (no destructor runs).
+#[test]
+#[ignore = "run by a_schema_2_store_upgraded_then_killed_replays_what_it_applied"]
+fn upgrade_child() {
+    let Ok(path) = std::env::var(ENV_UPGRADE) else {
+        return;
+    };
+    let flush = FlushPolicy {
+        max_bytes: usize::MAX,
+        max_blocks: 1_000,
+    };
+    let store = Store::open_with(
+        Path::new(&path),
+        &ChainBuilder::new(FUNDED).genesis,
+        DEFAULT_CACHE_BYTES,
+        flush,
+    )
+    .unwrap();
+    let mut model = replay(&store);
+    for _ in 0..3 {
+        let block = model.next_payment_block(20);
+        store.apply_block(&block, None).unwrap();
+    }
+    assert_eq!(store.coins_cache().unflushed_blocks, 3);
+    println!("applied {}", model.tip.height);
+    std::process::abort();
+}
+
+#[test]
+fn a_schema_2_store_upgraded_then_killed_replays_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    {
+        let store = Store::open(&path, &ChainBuilder::new(FUNDED).genesis).unwrap();
+        let mut model = replay(&store);
+        for _ in 0..2 {
+            let block = model.next_payment_block(20);
+            store.apply_block(&block, None).unwrap();
+        }
+    }
+    // What a schema-2 store holds: its UTXO table as of its tip, and no coins tip.
+    {
+        use redb::{Database, TableDefinition};
+        let db = Database::open(&path).unwrap();
+        let write = db.begin_write().unwrap();
+        {
+            let mut meta = write.open_table(TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
+            meta.insert("schema_version", 2u32.to_le_bytes().as_slice()).unwrap();
+            meta.remove("coins_tip").unwrap();
+        }
+        write.commit().unwrap();
+    }
+    let mut child = spawn_child("crash::upgrade_child", ENV_UPGRADE, &path);
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(!child.wait().unwrap().success(), "the child must die, not exit");
+    assert!(
+        lines.iter().any(|l| event(l) == Some(("applied", 5))),
+        "the child did not apply its blocks: {lines:?}"
+    );
+    let store = Store::open(&path, &ChainBuilder::new(FUNDED).genesis).unwrap();
+    assert_eq!(store.tip().unwrap().height, 5);
+    assert_eq!(
+        store.coins_cache().unflushed_blocks,
+        3,
+        "the three unflushed blocks are replayed"
+    );
+    let model = replay(&store);
+    assert_matches_model(&store, &model);
+}
