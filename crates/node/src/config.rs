@@ -156,6 +156,7 @@ impl StorageSection {
         timecoin_storage::FlushPolicy {
             max_bytes: self.coins_megabytes.saturating_mul(1024 * 1024),
             max_blocks: self.coins_flush_blocks,
+            stagger: true,
         }
     }
 }

@@ -26,6 +26,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use hashbrown::HashMap;
+use rand::RngExt;
 
 use redb::ReadableTable;
 use timecoin_chain::MasternodeList;
@@ -58,6 +59,9 @@ pub struct FlushPolicy {
     pub max_bytes: usize,
     /// Flush once this many blocks are unflushed (bounds the replay after a crash).
     pub max_blocks: usize,
+    /// Flush each generation at a random share (a half to the whole) of the two limits, so
+    /// that nodes applying the same blocks do not all pause to flush at the same height.
+    pub stagger: bool,
 }
 
 impl Default for FlushPolicy {
@@ -66,6 +70,7 @@ impl Default for FlushPolicy {
         FlushPolicy {
             max_bytes: 64 * 1024 * 1024,
             max_blocks: 64,
+            stagger: true,
         }
     }
 }
@@ -113,10 +118,25 @@ impl History {
 /// blocks like the coins, and so written with them: one random-key insert a transaction, per
 /// block, cost what the UTXO writes did). A lookup hashes its key once, with foldhash
 /// (randomly seeded, so that nobody can aim collisions at it).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Generation {
     coins: RwLock<HashMap<Key, History>>,
     txs: RwLock<HashMap<TxKey, (u64, u32)>>,
+    /// The share of the flush policy's limits at which this generation is written, drawn
+    /// between a half and the whole at random: nodes that apply the same blocks then flush
+    /// at different heights, so that the pause a flush makes (it is on the applying thread)
+    /// holds up one node of a quorum rather than all of them at once.
+    share_permille: usize,
+}
+
+impl Default for Generation {
+    fn default() -> Generation {
+        Generation {
+            coins: RwLock::default(),
+            txs: RwLock::default(),
+            share_permille: rand::rng().random_range(500..=1_000),
+        }
+    }
 }
 
 impl Generation {
@@ -218,7 +238,13 @@ impl Coins {
 
     /// Whether `policy` says the changes are due to be written.
     pub(super) fn due(&self, policy: FlushPolicy) -> bool {
-        self.unflushed_blocks >= policy.max_blocks.max(1) || self.bytes() >= policy.max_bytes
+        let permille = if policy.stagger {
+            self.generation.share_permille
+        } else {
+            1_000
+        };
+        let share = |limit: usize| limit / 1_000 * permille + limit % 1_000 * permille / 1_000;
+        self.unflushed_blocks >= share(policy.max_blocks).max(1) || self.bytes() >= share(policy.max_bytes)
     }
 }
 

@@ -12,6 +12,7 @@ fn open(path: &std::path::Path, model: &ChainBuilder, max_blocks: usize) -> Stor
     let flush = FlushPolicy {
         max_bytes: usize::MAX,
         max_blocks,
+        stagger: false,
     };
     Store::open_with(path, &model.genesis, DEFAULT_CACHE_BYTES, flush).unwrap()
 }

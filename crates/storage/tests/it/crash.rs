@@ -67,6 +67,7 @@ fn crash_child() {
     let flush = FlushPolicy {
         max_bytes: usize::MAX,
         max_blocks: FLUSH_BLOCKS,
+        stagger: false,
     };
     let store = Store::open_with(
         Path::new(&path),
@@ -252,6 +253,7 @@ fn upgrade_child() {
     let flush = FlushPolicy {
         max_bytes: usize::MAX,
         max_blocks: 1_000,
+        stagger: false,
     };
     let store = Store::open_with(
         Path::new(&path),
