@@ -1,6 +1,6 @@
-//! Applying a block (its body, certificate, undo data, indexes, masternode list and the tip
-//! in one atomic, durable write, its UTXO changes as a new in-memory layer) and reverting the
-//! tip with its undo data.
+//! Applying a block (its body, certificate, undo data, hash index, masternode list and the
+//! tip in one atomic, durable write; its UTXO changes and txid-index entries into the
+//! in-memory coins) and reverting the tip with its undo data.
 
 use std::sync::Arc;
 
@@ -41,10 +41,11 @@ pub(super) struct BlockChanges {
 
 impl Store {
     /// Applies a block that was validated against the current tip, with its commit
-    /// certificate. The block, certificate, undo data, indexes, masternode list and tip are
-    /// written in **one atomic, durable write transaction** before this returns; the UTXO
-    /// changes join the in-memory coins, which are written to the UTXO table when they pass
-    /// the store's flush policy (a crash before that replays the stored blocks).
+    /// certificate. The block, certificate, undo data, hash index, masternode list and tip
+    /// are written in **one atomic, durable write transaction** before this returns; the UTXO
+    /// changes and txid-index entries join the in-memory coins, which are written to their
+    /// tables when they pass the store's flush policy (a crash before that replays the stored
+    /// blocks).
     ///
     /// The store re-checks only what it needs to stay consistent (the block extends the tip,
     /// every input exists); it does not verify signatures or rewards.

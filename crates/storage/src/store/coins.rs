@@ -1,16 +1,16 @@
-//! Coins in memory, disk behind (Bitcoin Core's `dbcache`): the UTXO changes of the blocks
-//! applied since the last flush are kept in memory, above the `utxos` table, which holds the
-//! set as of the *flushed* height. Every block is still durable before its application
-//! returns (its body, certificate, undo data, indexes, masternode list and the tip, in one
-//! write); only the UTXO table, the supply and the commitment lag, and they are written in
-//! one atomic write when the changes pass a size or a block count (or when the store is
-//! closed). After a crash the store replays its stored blocks above the flushed height, so a
-//! reopened store holds exactly the set it had.
+//! Coins in memory, disk behind (Bitcoin Core's `dbcache`): the UTXO changes and txid-index
+//! entries of the blocks applied since the last flush are kept in memory, above the `utxos`
+//! and `tx_locations` tables, which hold them as of the *flushed* height. Every block is
+//! still durable before its application returns (its body, certificate, undo data, hash
+//! index, masternode list and the tip, in one write); only the two tables, the supply and the
+//! commitment lag, and they are written in one atomic write when the changes pass a size or a
+//! block count (or when the store is closed). After a crash the store replays its stored
+//! blocks above the flushed height, so a reopened store holds exactly the set it had.
 //!
-//! Why: a block's UTXO changes hit random keys, so writing them block by block copied most of
-//! the table's leaf pages at every commit; a flush of many blocks copies each page once, and
-//! a coin created and spent between two flushes never reaches the table. Recent coins, which
-//! are what new transactions spend, are read from memory.
+//! Why: a block's changes hit random keys, so writing them block by block copied every leaf
+//! page they touched at every commit; a flush of many blocks copies each page once, and a
+//! coin created and spent between two flushes never reaches the table. Recent coins, which
+//! are what new transactions spend, are read from memory. ADR 0007 has the measurements.
 //!
 //! The changes since the flush are one map (a [`Generation`]) from each changed coin to its
 //! [`History`]: created at a height, spent at a height, or both. A reader at tip `T` takes

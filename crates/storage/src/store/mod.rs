@@ -34,8 +34,10 @@ use layout::{
     META, OLDEST_SCHEMA, TX_LOCATIONS, UNDO, UTXOS, WriteState, tip_from_bytes,
 };
 
-/// The page cache a store keeps by default: 128 MiB.
-pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// The page cache a store keeps by default: 64 MiB. With the 64 MiB of in-memory coins
+/// ([`FlushPolicy`]), which now serve the recent coins the page cache used to, the store
+/// holds the 128 MiB its page cache alone held before.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The chain store. All methods block on disk I/O: call them from a blocking thread.
 pub struct Store {

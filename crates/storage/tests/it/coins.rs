@@ -3,18 +3,13 @@
 
 use timecoin_chain::UtxoView;
 use timecoin_primitives::OutPoint;
-use timecoin_storage::{DEFAULT_CACHE_BYTES, FlushPolicy, Store};
+use timecoin_storage::Store;
 use timecoin_test_utils::ChainBuilder;
 
 use crate::assert_matches_model;
 
 fn open(path: &std::path::Path, model: &ChainBuilder, max_blocks: usize) -> Store {
-    let flush = FlushPolicy {
-        max_bytes: usize::MAX,
-        max_blocks,
-        stagger: false,
-    };
-    Store::open_with(path, &model.genesis, DEFAULT_CACHE_BYTES, flush).unwrap()
+    crate::open_flushing_every(path, &model.genesis, max_blocks)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use timecoin_consensus::Wal;
-use timecoin_storage::{DEFAULT_CACHE_BYTES, FlushPolicy, Store};
+use timecoin_storage::Store;
 use timecoin_test_utils::ChainBuilder;
 
 use crate::assert_matches_model;
@@ -64,18 +64,7 @@ fn crash_child() {
     let Ok(path) = std::env::var(ENV_DB) else {
         return;
     };
-    let flush = FlushPolicy {
-        max_bytes: usize::MAX,
-        max_blocks: FLUSH_BLOCKS,
-        stagger: false,
-    };
-    let store = Store::open_with(
-        Path::new(&path),
-        &ChainBuilder::new(FUNDED).genesis,
-        DEFAULT_CACHE_BYTES,
-        flush,
-    )
-    .unwrap();
+    let store = crate::open_flushing_every(Path::new(&path), &ChainBuilder::new(FUNDED).genesis, FLUSH_BLOCKS);
     let mut model = replay(&store);
     loop {
         let count = 50 + (model.tip.height as usize * 37) % 150;
@@ -250,18 +239,7 @@ fn upgrade_child() {
     let Ok(path) = std::env::var(ENV_UPGRADE) else {
         return;
     };
-    let flush = FlushPolicy {
-        max_bytes: usize::MAX,
-        max_blocks: 1_000,
-        stagger: false,
-    };
-    let store = Store::open_with(
-        Path::new(&path),
-        &ChainBuilder::new(FUNDED).genesis,
-        DEFAULT_CACHE_BYTES,
-        flush,
-    )
-    .unwrap();
+    let store = crate::open_flushing_every(Path::new(&path), &ChainBuilder::new(FUNDED).genesis, 1_000);
     let mut model = replay(&store);
     for _ in 0..3 {
         let block = model.next_payment_block(20);

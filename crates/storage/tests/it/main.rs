@@ -10,8 +10,19 @@ use std::collections::HashMap;
 
 use timecoin_chain::{Utxo, check_block};
 use timecoin_primitives::OutPoint;
-use timecoin_storage::Store;
+use timecoin_storage::{DEFAULT_CACHE_BYTES, FlushPolicy, Store};
 use timecoin_test_utils::ChainBuilder;
+
+/// Opens the store at `path` for `genesis`, writing its in-memory coins every `max_blocks`
+/// blocks exactly (never for their size).
+pub fn open_flushing_every(path: &std::path::Path, genesis: &timecoin_chain::Genesis, max_blocks: usize) -> Store {
+    let flush = FlushPolicy {
+        max_bytes: usize::MAX,
+        max_blocks,
+        stagger: false,
+    };
+    Store::open_with(path, genesis, DEFAULT_CACHE_BYTES, flush).unwrap()
+}
 
 /// Asserts that the store's UTXO set, summary and supply equal the in-memory model's.
 pub fn assert_matches_model(store: &Store, model: &ChainBuilder) {
