@@ -73,7 +73,7 @@ impl Store {
                 ),
             });
         }
-        let mut state = coins.state.clone();
+        let mut state = WriteState::clone(&coins.state);
         let minted_before = state.supply.minted;
         let changes = coin_changes(
             block,

@@ -205,7 +205,8 @@ impl Generation {
 /// replaced whole under [`Store::coins_lock`] when a block is applied.
 #[derive(Clone)]
 pub(super) struct Coins {
-    pub(super) state: WriteState,
+    /// Shared: every snapshot clones the coins, and the commitment's state is 2 KiB.
+    pub(super) state: Arc<WriteState>,
     pub(super) list: Arc<MasternodeList>,
     /// `chain_state_hash` of the commitment and the list: what the next header names.
     pub(super) state_hash: Hash256,
@@ -224,7 +225,7 @@ impl Coins {
     ) -> Coins {
         Coins {
             state_hash: chain_state_hash(&state.lthash.digest(), &list.hash()),
-            state,
+            state: Arc::new(state),
             list,
             generation,
             unflushed_blocks,
@@ -302,7 +303,7 @@ impl Store {
         }
     }
 
-    /// The coins' state now (a clone: cheap, the layers are shared).
+    /// The coins' state now (a clone: cheap, its parts are shared).
     pub(super) fn coins(&self) -> Coins {
         self.coins_lock().clone()
     }
