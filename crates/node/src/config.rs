@@ -336,6 +336,17 @@ impl Config {
                 c.min_block_interval_ms
             );
         }
+        // Memory sizes are turned into bytes; a value past what that holds would silently
+        // mean "no limit".
+        for (key, megabytes) in [
+            ("[storage] cache_megabytes", self.storage.cache_megabytes),
+            ("[storage] coins_megabytes", self.storage.coins_megabytes),
+            ("[mempool] max_megabytes", self.mempool.max_megabytes),
+        ] {
+            if megabytes.checked_mul(1024 * 1024).is_none() {
+                bail!("{key} is {megabytes}; it must be below {}", usize::MAX / (1024 * 1024));
+            }
+        }
         Ok(())
     }
 
@@ -406,6 +417,14 @@ mod tests {
             (
                 "[consensus]\nmin_block_interval_ms = 2000\nempty_block_interval_ms = 1000\n",
                 "empty_block_interval_ms (1000) is below min_block_interval_ms (2000)",
+            ),
+            (
+                "[storage]\ncoins_flush_blocks = 0\n",
+                "[storage] coins_flush_blocks is 0",
+            ),
+            (
+                "[storage]\ncoins_megabytes = 18446744073709551615\n",
+                "[storage] coins_megabytes is 18446744073709551615; it must be below",
             ),
         ] {
             let error = Config::parse(text, Path::new("node.toml")).unwrap_err();
