@@ -98,17 +98,24 @@ impl Store {
 
     /// [`Store::tx_location`] of each of `txids`, read in one transaction: the blocks since
     /// the last flush from memory, older ones from the index (the generation is taken
-    /// first, so an entry a flush moved meanwhile is found in one or the other).
+    /// first, so an entry a flush moved meanwhile is found in one or the other). A block
+    /// being applied is in the generation a moment before it is the tip; it is not shown
+    /// before.
     pub fn tx_locations(&self, txids: &[TxId]) -> Result<Vec<Option<(u64, u32)>>, StorageError> {
-        let generation = std::sync::Arc::clone(&self.coins_lock().generation);
+        let (generation, tip) = {
+            let coins = self.coins_lock();
+            (std::sync::Arc::clone(&coins.generation), coins.state.tip.height)
+        };
         let read = self.begin_read()?;
         let table = read.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
         txids
             .iter()
-            .map(|txid| match generation.tx_location(&txid.0.0) {
-                Some(location) => Ok(Some(location)),
-                None => Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value())),
-            })
+            .map(
+                |txid| match generation.tx_location(&txid.0.0).filter(|(height, _)| *height <= tip) {
+                    Some(location) => Ok(Some(location)),
+                    None => Ok(table.get(&txid.0.0).map_err(|e| self.err(e))?.map(|v| v.value())),
+                },
+            )
             .collect()
     }
 
