@@ -52,6 +52,12 @@ const TX_ENTRY_BYTES: usize = 112;
 /// A txid-index key: the txid's bytes.
 pub(super) type TxKey = [u8; 32];
 
+/// Coins one generation keeps of those it read from the table (about 11 MB: 131,072 slots
+/// of 86 bytes, the map growing no further). A transaction's input is looked up at
+/// admission, when a proposal is built, when it is checked and when it is applied; the table
+/// is read for the first only.
+const TABLE_READS: usize = 114_688;
+
 /// When the layers are written to the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushPolicy {
@@ -122,6 +128,14 @@ impl History {
 pub(super) struct Generation {
     coins: RwLock<HashMap<Key, History>>,
     txs: RwLock<HashMap<TxKey, (u64, u32)>>,
+    /// Coins read from the table through this generation and found there. While a generation
+    /// is current nothing writes the table (its flush commits before the next one takes its
+    /// place, and every other write of the table starts a new one), and a reader takes from the
+    /// table only coins this generation has no history of: so every read through it finds the
+    /// table as of the flush it started from, and what one reader found is what any other would.
+    /// A coin leaves when a block spends it; when full, the map is emptied; at a flush, the
+    /// next generation takes what the flush left unchanged.
+    table_reads: RwLock<HashMap<Key, Value>>,
     /// The share of the flush policy's limits at which this generation is written, drawn
     /// between a half and the whole at random: nodes that apply the same blocks then flush
     /// at different heights, so that the pause a flush makes (it is on the applying thread)
@@ -131,15 +145,31 @@ pub(super) struct Generation {
 
 impl Default for Generation {
     fn default() -> Generation {
-        Generation {
-            coins: RwLock::default(),
-            txs: RwLock::default(),
-            share_permille: rand::rng().random_range(500..=1_000),
-        }
+        Generation::with_table_reads(HashMap::new())
     }
 }
 
 impl Generation {
+    fn with_table_reads(table_reads: HashMap<Key, Value>) -> Generation {
+        Generation {
+            coins: RwLock::default(),
+            txs: RwLock::default(),
+            table_reads: RwLock::new(table_reads),
+            share_permille: rand::rng().random_range(500..=1_000),
+        }
+    }
+
+    /// The generation that follows this one once it is flushed: it keeps the coins read from
+    /// the table that this one has no history of (the flush did not change them). Called with
+    /// the apply lock held, so no block adds to this one meanwhile.
+    fn successor(&self) -> Generation {
+        let mut reads = std::mem::take(&mut *self.table_reads.write().unwrap_or_else(PoisonError::into_inner));
+        let coins = self.read();
+        // A reader may have kept a coin just as a block of this generation spent it.
+        reads.retain(|key, _| !coins.contains_key(key));
+        Generation::with_table_reads(reads)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, History>> {
         // Entries are inserted whole; a panic cannot leave one half-written.
         self.coins.read().unwrap_or_else(PoisonError::into_inner)
@@ -152,6 +182,15 @@ impl Generation {
             txs.reserve(layer.txs.len());
             for (txid, position) in &layer.txs {
                 txs.insert(*txid, (layer.height, *position));
+            }
+        }
+        {
+            // A spent coin has a history from now on: its copy is no longer read.
+            let mut reads = self.table_reads.write().unwrap_or_else(PoisonError::into_inner);
+            for (key, change) in &layer.changes {
+                if matches!(change, Change::Spent(_)) {
+                    reads.remove(key);
+                }
             }
         }
         let mut coins = self.coins.write().unwrap_or_else(PoisonError::into_inner);
@@ -174,6 +213,24 @@ impl Generation {
             };
             coins.insert(*key, history);
         }
+    }
+
+    /// The coin under `key` as the table holds it, if it was read through this generation.
+    fn table_read(&self, key: &Key) -> Option<Value> {
+        self.table_reads
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied()
+    }
+
+    /// Keeps a coin found in the table.
+    fn remember_table_read(&self, key: &Key, value: Value) {
+        let mut reads = self.table_reads.write().unwrap_or_else(PoisonError::into_inner);
+        if reads.len() >= TABLE_READS {
+            reads.clear();
+        }
+        reads.insert(*key, value);
     }
 
     /// Whether the generation has seen `key` at all (created or spent since the flush).
@@ -264,7 +321,14 @@ impl CoinsView {
         if let Some(history) = self.generation.read().get(key) {
             return Ok(history.at(self.height));
         }
-        Ok(self.table.get(key)?.map(|value| *value.value()))
+        if let Some(value) = self.generation.table_read(key) {
+            return Ok(Some(value));
+        }
+        let found = self.table.get(key)?.map(|value| *value.value());
+        if let Some(value) = found {
+            self.generation.remember_table_read(key, value);
+        }
+        Ok(found)
     }
 
     /// Every coin, in key order: the table with the changes laid over it (for audits).
@@ -338,8 +402,9 @@ impl Store {
         self.write_generation(&write, &coins.generation, coins.state.tip.height)?;
         coins.state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
+        let successor = coins.generation.successor();
         let mut now = self.coins_lock();
-        now.generation = Arc::new(Generation::default());
+        now.generation = Arc::new(successor);
         now.unflushed_blocks = 0;
         Ok(())
     }

@@ -103,3 +103,43 @@ fn coins_created_and_spent_between_writes_leave_the_same_set_as_writing_every_bl
     let reopened = open(&dir.path().join("batched.redb"), &model, 4);
     assert_matches_model(&reopened, &model);
 }
+
+#[test]
+fn a_coin_read_from_the_table_is_gone_once_spent_whether_or_not_a_write_came_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = ChainBuilder::new(40);
+    // Written every third block: the reads below fall before, across and after writes.
+    let store = open(&dir.path().join("chain.redb"), &model, 3);
+    for round in 0..8 {
+        let block = model.clone().next_payment_block(4);
+        let spent: Vec<OutPoint> = block
+            .transactions
+            .iter()
+            .flat_map(|tx| tx.inputs.iter().map(|i| i.prevout))
+            .collect();
+        assert!(!spent.is_empty());
+        // Read (and so kept in memory) while unspent, as admission reads them...
+        let before = store.snapshot().unwrap();
+        for outpoint in &spent {
+            assert!(
+                before.utxo(outpoint).unwrap().is_some(),
+                "round {round}: {outpoint} missing"
+            );
+        }
+        // ...then a block spends them; every later reader finds them spent.
+        let applied = model.next_payment_block(4);
+        assert_eq!(applied.hash(), block.hash());
+        store.apply_block(&applied, None).unwrap();
+        for outpoint in &spent {
+            assert!(
+                before.utxo(outpoint).unwrap().is_some(),
+                "round {round}: the older snapshot lost {outpoint}"
+            );
+            assert!(
+                store.snapshot().unwrap().utxo(outpoint).unwrap().is_none(),
+                "round {round}: {outpoint} is still unspent"
+            );
+        }
+    }
+    assert_matches_model(&store, &model);
+}
