@@ -35,10 +35,15 @@ impl NetworkHandle {
 
     /// Sends `message` to one peer (nothing happens if it is not connected).
     pub async fn send(&self, peer: PublicKey, message: &Message) {
-        let _ = self
-            .manager
-            .send(ManagerInput::Send(peer, Arc::new(message.to_bytes())))
-            .await;
+        self.send_each([peer], message).await;
+    }
+
+    /// Sends `message` to each of `peers` (encoded once; a peer not connected is skipped).
+    pub async fn send_each(&self, peers: impl IntoIterator<Item = PublicKey>, message: &Message) {
+        let bytes = Arc::new(message.to_bytes());
+        for peer in peers {
+            let _ = self.manager.send(ManagerInput::Send(peer, Arc::clone(&bytes))).await;
+        }
     }
 
     /// Drops a peer, banning it for `ban` if given.

@@ -96,7 +96,7 @@ impl Host {
     }
 
     /// Applies a finalized block and moves to the next height. A block this node decided is
-    /// `announce`d to peers at once; a synced one is not (a node catching up would otherwise
+    /// `announce`d at once to the peers that may lack it; a synced one is not (a node catching up would otherwise
     /// send hundreds of them a second and be banned for exceeding the sync rate).
     pub(super) async fn apply_block(
         &self,
@@ -179,8 +179,19 @@ impl Host {
             hello.best_hash = applied.tip.hash;
         });
         if announce {
+            // A masternode whose precommit the certificate holds checked the block before it
+            // precommitted, and is sent the precommits that decide it: it is not sent the block
+            // again (a full one is 2 MB, and a peer would decode each copy). The others are;
+            // a masternode still one height behind is sent it when it is next heard from.
+            let signed: HashSet<PublicKey> = certificate.signatures.iter().map(|s| s.validator).collect();
+            let lacking: Vec<PublicKey> = state
+                .connected
+                .iter()
+                .filter(|peer| !signed.contains(*peer))
+                .copied()
+                .collect();
             self.network
-                .broadcast(&Message::Blocks(vec![(block.clone(), certificate.clone())]))
+                .send_each(lacking, &Message::Blocks(vec![(block.clone(), certificate.clone())]))
                 .await;
         }
         state.last = Some((block, certificate));

@@ -67,9 +67,7 @@ impl Host {
         for proposal in proposals {
             if let Some(block) = state.blocks.get(&proposal.proposal.block) {
                 let message = Message::Proposal(Box::new((proposal, block.clone())));
-                for peer in &silent {
-                    self.network.send(*peer, &message).await;
-                }
+                self.network.send_each(silent.iter().copied(), &message).await;
             }
         }
         for vote in votes {
