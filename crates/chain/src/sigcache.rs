@@ -7,15 +7,18 @@
 //! cache keeps two generations of at most `capacity` entries each: when the newer one is
 //! full the older one is dropped, so memory stays bounded whatever the load.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rand::RngExt;
 use rayon::prelude::*;
-use timecoin_primitives::{Encode, SignatureError, Transaction};
+use timecoin_primitives::{Block, BlockHash, Encode, OutPoint, SignatureError, Transaction};
 
+use crate::masternodes::MasternodeList;
+use crate::params::ChainParams;
 use crate::validation::{
-    SigItem, TxContext, UtxoView, check_tx_contextual, check_tx_stateless, verify_batch, verify_signatures,
+    SigItem, TxContext, Utxo, UtxoView, ViewError, check_tx_contextual, check_tx_stateless, created_outputs,
+    verify_batch, verify_signatures,
 };
 
 /// After a failed batch, its checks are verified again in sub-batches of this many (and one
@@ -158,6 +161,65 @@ impl SignatureCache {
             .collect();
         // A failure is found again, and reported, by the full checks.
         let _ = self.verify(&items);
+    }
+
+    /// Verifies ahead, in one parallel batch, the signatures of consecutive `blocks` that
+    /// follow the state `view` holds with the outputs `created` added (those of a block being
+    /// applied meanwhile), and remembers those that pass: a node catching up verifies the next
+    /// blocks while it applies one, and finds the work done when it checks them. An output
+    /// an earlier block creates counts as unspent, and what does not check out is skipped: the
+    /// blocks' full checks decide, as for [`Self::preverify`]. The caller checks the blocks'
+    /// certificates first, so that a peer's made-up blocks cost no signature checks.
+    pub fn preverify_blocks(
+        &self,
+        blocks: &[&Block],
+        created: HashMap<OutPoint, Utxo>,
+        view: &impl UtxoView,
+        params: &ChainParams,
+        genesis_hash: BlockHash,
+    ) {
+        let mut ahead = Ahead { base: view, created };
+        let mut items = Vec::new();
+        for block in blocks {
+            let ctx = TxContext {
+                params,
+                genesis_hash,
+                height: block.header.height,
+            };
+            for tx in &block.transactions {
+                let txid = tx.txid();
+                if !tx.is_reward() {
+                    let size = tx.encoded_len();
+                    if check_tx_stateless(tx, size, params).is_ok()
+                        && let Ok(checked) = check_tx_contextual(tx, txid, size, &ahead, &ctx)
+                    {
+                        items.extend(checked.sig_items);
+                    }
+                }
+                ahead.created.extend(created_outputs(tx, txid, block.header.height));
+            }
+        }
+        let _ = self.verify(&items);
+    }
+}
+
+/// Outputs of blocks not yet applied, over the state at the tip; what those blocks spend is
+/// not taken out (see [`SignatureCache::preverify_blocks`]).
+struct Ahead<'v, V> {
+    base: &'v V,
+    created: HashMap<OutPoint, Utxo>,
+}
+
+impl<V: UtxoView> UtxoView for Ahead<'_, V> {
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
+        match self.created.get(outpoint) {
+            Some(utxo) => Ok(Some(*utxo)),
+            None => self.base.utxo(outpoint),
+        }
+    }
+
+    fn masternodes(&self) -> &MasternodeList {
+        self.base.masternodes()
     }
 }
 

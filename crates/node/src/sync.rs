@@ -1,13 +1,16 @@
 //! Block sync bookkeeping: which finalized heights each peer has, which ranges are asked of
 //! whom, and the blocks that arrived ahead of the next height to apply.
 //!
-//! A node behind asks up to [`WINDOWS`] ranges of [`BATCH`] blocks at once, each of a
-//! different peer that has them. A request unanswered for [`STALL_TIMEOUT`] is taken back
+//! A node behind asks up to [`WINDOWS`] ranges of up to [`BATCH`] blocks at once, each of a
+//! different peer that has them, from the first height it lacks; the ranges start as far
+//! apart as the last answer ran (an answer holds what fits in a frame: a hundred small
+//! blocks, or one full one, so that full blocks come from several peers at once). A request unanswered for [`STALL_TIMEOUT`] is taken back
 //! and asked of another peer; a peer that stalls is asked last. Blocks are applied strictly
 //! in height order, after their certificate verifies, so progress is monotonic: ranges below
 //! the tip are never asked again and nothing finalized is rolled back. No I/O here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use timecoin_primitives::{Block, CommitCertificate, Encode, PublicKey};
@@ -43,10 +46,13 @@ struct PeerSync {
 pub(crate) struct BlockSync {
     peers: HashMap<PublicKey, PeerSync>,
     /// Blocks ahead of the next height, with the peer that sent each.
-    buffer: BTreeMap<u64, (Block, CommitCertificate, PublicKey)>,
+    buffer: BTreeMap<u64, (Arc<Block>, CommitCertificate, PublicKey)>,
     buffered_bytes: usize,
     /// When progress was last reported, at which height.
     reported: Option<(Instant, u64)>,
+    /// Blocks the last answer to a request held (0 before the first: a whole batch is
+    /// assumed); the next requests are that far apart.
+    answer_span: u64,
 }
 
 impl BlockSync {
@@ -82,13 +88,29 @@ impl BlockSync {
                 peer.request = None;
             }
         }
+        // Where answers are expected: a range asked, as long as answers lately ran (an
+        // answer holds as many blocks as fit in a frame: a hundred small ones, one full one).
+        let span = if self.answer_span == 0 {
+            BATCH
+        } else {
+            self.answer_span.min(BATCH)
+        };
+        let mut expected: Vec<u64> = self.peers.values().filter_map(|p| p.request.map(|(f, _)| f)).collect();
+        let end = next + WINDOWS * BATCH;
         let mut out = Vec::new();
-        for window in 0..WINDOWS {
-            let from = next + window * BATCH;
-            let covered = self.peers.values().any(|p| p.request.is_some_and(|(f, _)| f == from))
-                || (from..from + BATCH).all(|h| self.buffer.contains_key(&h));
-            if covered {
+        let mut from = next;
+        while expected.len() < WINDOWS as usize && from < end {
+            if self.buffer.contains_key(&from) {
+                from += 1;
                 continue;
+            }
+            if let Some(asked) = expected.iter().find(|f| (**f..**f + span).contains(&from)) {
+                from = asked + span;
+                continue;
+            }
+            // Past the next height, only while the buffer has room (the next one always fits).
+            if from != next && self.buffered_bytes >= MAX_BUFFER_BYTES {
+                break;
             }
             let chosen = self
                 .peers
@@ -107,6 +129,8 @@ impl BlockSync {
                 state.request = Some((from, now));
             }
             out.push((peer, from));
+            expected.push(from);
+            from += span;
         }
         out
     }
@@ -134,6 +158,7 @@ impl BlockSync {
                 if asked.is_some() {
                     state.request = None;
                     state.delivered = state.delivered.saturating_add(1);
+                    self.answer_span = u64::try_from(blocks.len()).unwrap_or(BATCH);
                 }
                 asked
             }
@@ -151,20 +176,38 @@ impl BlockSync {
             }
             let size = block.encoded_len() + certificate.encoded_len();
             if self.buffered_bytes + size > MAX_BUFFER_BYTES {
-                break;
+                if height != next {
+                    break;
+                }
+                // The next block is always kept, the highest ones making room (they are asked
+                // again): a buffer full of later blocks must not leave the node waiting for a
+                // height it cannot hold.
+                while self.buffered_bytes + size > MAX_BUFFER_BYTES
+                    && let Some(highest) = self.buffer.last_key_value().map(|(h, _)| *h)
+                {
+                    self.remove(highest);
+                }
             }
             self.buffered_bytes += size;
-            self.buffer.insert(height, (block, certificate, peer));
+            self.buffer.insert(height, (Arc::new(block), certificate, peer));
         }
     }
 
     /// The block for height `next`, if it arrived.
-    pub(crate) fn take(&mut self, next: u64) -> Option<(Block, CommitCertificate, PublicKey)> {
+    pub(crate) fn take(&mut self, next: u64) -> Option<(Arc<Block>, CommitCertificate, PublicKey)> {
         self.prune_below(next);
         self.remove(next)
     }
 
-    fn remove(&mut self, height: u64) -> Option<(Block, CommitCertificate, PublicKey)> {
+    /// Up to `count` consecutive blocks buffered from height `from` (shared, not copied).
+    pub(crate) fn buffered_from(&self, from: u64, count: u64) -> Vec<(Arc<Block>, CommitCertificate)> {
+        (from..from.saturating_add(count))
+            .map_while(|height| self.buffer.get(&height))
+            .map(|(block, certificate, _)| (Arc::clone(block), certificate.clone()))
+            .collect()
+    }
+
+    fn remove(&mut self, height: u64) -> Option<(Arc<Block>, CommitCertificate, PublicKey)> {
         let entry = self.buffer.remove(&height)?;
         let size = entry.0.encoded_len() + entry.1.encoded_len();
         self.buffered_bytes = self.buffered_bytes.saturating_sub(size);
@@ -293,6 +336,63 @@ mod tests {
             "only a peer that has a range is asked for it"
         );
         assert!(sync.requests(1, now).is_empty(), "nothing is asked twice");
+    }
+
+    #[test]
+    fn when_answers_hold_one_block_the_next_heights_are_asked_of_several_peers_at_once() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        for n in 1..=3 {
+            sync.peer_has(peer(n), 1_000);
+        }
+        let first = sync.requests(1, now);
+        assert_eq!(
+            first.iter().map(|(_, from)| *from).collect::<Vec<_>>(),
+            vec![1, 101, 201]
+        );
+        // Each answer held one block (a full block fills a frame).
+        for (peer, from) in first {
+            sync.received(peer, 1, blocks(from..from + 1));
+        }
+        // Height 1 is applied; 2, 3 and 4 are asked next, of the three peers.
+        assert!(sync.take(1).is_some());
+        let next = sync.requests(2, now);
+        assert_eq!(next.iter().map(|(_, from)| *from).collect::<Vec<_>>(), vec![2, 3, 4]);
+        let mut asked: Vec<PublicKey> = next.iter().map(|(p, _)| *p).collect();
+        asked.sort();
+        asked.dedup();
+        assert_eq!(asked.len(), 3);
+        // Blocks already here are not asked again.
+        for (peer, from) in next {
+            sync.received(peer, 2, blocks(from..from + 1));
+        }
+        assert_eq!(
+            sync.requests(2, now).iter().map(|(_, from)| *from).collect::<Vec<_>>(),
+            vec![5, 6, 7]
+        );
+    }
+
+    #[test]
+    fn a_buffer_full_of_later_blocks_still_takes_the_next_one() {
+        let now = Instant::now();
+        let mut sync = BlockSync::default();
+        sync.peer_has(peer(1), 1_000);
+        sync.peer_has(peer(2), 1_000);
+        let first = sync.requests(1, now);
+        assert_eq!(first.iter().map(|(_, from)| *from).collect::<Vec<_>>(), vec![1, 101]);
+        // Height 101's answer arrives and the buffer is full (as full blocks from fast peers
+        // would leave it) while height 1 is late.
+        let (fast, _) = first[1];
+        sync.received(fast, 1, blocks(101..102));
+        sync.buffered_bytes = MAX_BUFFER_BYTES;
+        // The next height is still asked for once its request times out, and nothing else is...
+        let again = sync.requests(1, now + STALL_TIMEOUT);
+        assert_eq!(again.iter().map(|(_, from)| *from).collect::<Vec<_>>(), vec![1]);
+        // ...and it is kept when it comes, the highest block making room.
+        sync.received(again[0].0, 1, blocks(1..2));
+        assert!(sync.take(1).is_some(), "the next block was dropped");
+        assert!(sync.take(101).is_none());
+        assert!(sync.buffered_bytes() <= MAX_BUFFER_BYTES);
     }
 
     #[test]

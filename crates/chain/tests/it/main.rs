@@ -5,4 +5,5 @@ mod blocks;
 mod genesis;
 mod masternodes;
 mod proposal;
+mod sigcache;
 mod transactions;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{MasternodeList, check_equivocation};
 use timecoin_consensus::{Decision, Engine, ValidatorSet, Wal};
 use timecoin_network::Message;
-use timecoin_primitives::{Block, CommitCertificate, PublicKey, SecretKey};
+use timecoin_primitives::{Block, CommitCertificate, PublicKey, SecretKey, SignedVote, Vote, VoteKind};
 use tracing::{info, warn};
 
 use super::{Host, State, blocking};
@@ -87,12 +87,49 @@ impl Host {
         }
     }
 
+    /// Tells peers of a block this node decided. A masternode whose precommit the certificate
+    /// holds checked the block before it precommitted: it is sent the certificate's other
+    /// precommits (a few hundred bytes each), so that it decides too even if Byzantine signers
+    /// sent theirs to this node alone. The other peers are sent the block with its
+    /// certificate (a full one is 2 MB, and each copy is decoded by its receiver); a
+    /// masternode still a height behind is also sent it when it is next heard from.
+    async fn announce_decision(&self, state: &State, block: &Block, certificate: &CommitCertificate) {
+        let signed: HashSet<PublicKey> = certificate.signatures.iter().map(|s| s.validator).collect();
+        let (signers, lacking): (Vec<PublicKey>, Vec<PublicKey>) =
+            state.connected.iter().copied().partition(|peer| signed.contains(peer));
+        let (own, chain) = (self.key.as_ref().map(SecretKey::public_key), self.genesis.hash());
+        for precommit in &certificate.signatures {
+            if Some(precommit.validator) == own {
+                // Broadcast when it was cast.
+                continue;
+            }
+            let vote = Message::Vote(SignedVote {
+                vote: Vote {
+                    chain,
+                    height: certificate.height,
+                    round: certificate.round,
+                    kind: VoteKind::Precommit,
+                    block: Some(certificate.block_hash),
+                },
+                validator: precommit.validator,
+                signature: precommit.signature,
+            });
+            let others = signers.iter().copied().filter(|peer| *peer != precommit.validator);
+            self.network.send_each(others, &vote).await;
+        }
+        if !lacking.is_empty() {
+            let message = Message::Blocks(vec![(block.clone(), certificate.clone())]);
+            self.network.send_each(lacking, &message).await;
+        }
+    }
+
     pub(super) async fn apply_decision(&self, state: &mut State, decision: Decision) -> Result<()> {
         let block = state
             .blocks
             .remove(&decision.value)
             .ok_or_else(|| anyhow!("decided block {} is not known", decision.value))?;
-        self.apply_block(state, block, decision.certificate, true).await
+        self.apply_block(state, Arc::new(block), decision.certificate, true)
+            .await
     }
 
     /// Applies a finalized block and moves to the next height. A block this node decided is
@@ -101,7 +138,7 @@ impl Host {
     pub(super) async fn apply_block(
         &self,
         state: &mut State,
-        block: Block,
+        block: Arc<Block>,
         certificate: CommitCertificate,
         announce: bool,
     ) -> Result<()> {
@@ -109,7 +146,7 @@ impl Host {
         let wallet = self.wallet.clone();
         let applied_certificate = certificate.clone();
         let applying = Instant::now();
-        // The block moves to the blocking thread and back (a full one is 2 MB: not copied).
+        // The block is shared with the blocking thread (a full one is 2 MB: not copied).
         let (applied, list, block) = blocking(move || {
             let timer = crate::metrics::StageTimer::start("apply");
             let applied = store.apply_block(&block, Some(&applied_certificate))?;
@@ -179,21 +216,10 @@ impl Host {
             hello.best_hash = applied.tip.hash;
         });
         if announce {
-            // A masternode whose precommit the certificate holds checked the block before it
-            // precommitted, and is sent the precommits that decide it: it is not sent the block
-            // again (a full one is 2 MB, and a peer would decode each copy). The others are;
-            // a masternode still one height behind is sent it when it is next heard from.
-            let signed: HashSet<PublicKey> = certificate.signatures.iter().map(|s| s.validator).collect();
-            let lacking: Vec<PublicKey> = state
-                .connected
-                .iter()
-                .filter(|peer| !signed.contains(*peer))
-                .copied()
-                .collect();
-            self.network
-                .send_each(lacking, &Message::Blocks(vec![(block.clone(), certificate.clone())]))
-                .await;
+            self.announce_decision(state, &block, &certificate).await;
         }
+        // Shared only while a sync's look-ahead still reads it (see `follow`).
+        let block = Arc::try_unwrap(block).unwrap_or_else(|shared| (*shared).clone());
         state.last = Some((block, certificate));
         Ok(())
     }

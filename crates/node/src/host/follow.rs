@@ -1,15 +1,23 @@
 //! The sync follower: asking peers for the blocks this node lacks, verifying their
 //! certificates, applying them in order, and showing a progress bar in a terminal.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use timecoin_network::Message;
-use timecoin_primitives::{Block, CommitCertificate};
+use timecoin_chain::{Utxo, created_outputs};
+use timecoin_network::{Message, NetworkEvent};
+use timecoin_primitives::{Block, CommitCertificate, Encode, OutPoint};
 use tracing::{info, warn};
 
 use crate::sync::BATCH;
+
+/// Blocks after the one being applied whose signatures a node catching up verifies meanwhile.
+const VERIFY_AHEAD: u64 = 2;
+/// Events a node catching up sets aside while it looks for the blocks that arrived; with this
+/// many waiting, it stops to handle them.
+pub(super) const MAX_DEFERRED: usize = 1_024;
 
 use super::{Host, State, blocking, check_on_tip};
 
@@ -26,16 +34,40 @@ impl Host {
     }
 
     /// Applies the buffered blocks that follow the tip, each after its certificate and
-    /// content verify; a peer whose block does not is banned and its blocks dropped.
+    /// content verify; a peer whose block does not is banned and its blocks dropped. While a
+    /// block is applied (on one core), the signatures of the next ones are verified (on the
+    /// others): see [`Host::verify_ahead`].
     pub(super) async fn apply_synced(&self, state: &mut State) -> Result<()> {
-        while let Some((block, certificate, peer)) = state.sync.take(state.height) {
-            if !self.verify_synced(state, &block, &certificate).await {
-                warn!(%peer, height = block.header.height, "peer sent a block with an invalid certificate or content; banned");
-                state.sync.lied(&peer);
-                self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
-                continue;
+        loop {
+            // The next block's signatures may be being verified ahead: its check waits for
+            // that rather than doing it again.
+            if state
+                .verifying_ahead
+                .as_ref()
+                .is_some_and(|(last, _)| *last >= state.height)
+                && let Some((_, handle)) = state.verifying_ahead.take()
+            {
+                let _ = handle.await;
             }
+            let Some((block, certificate, peer)) = state.sync.take(state.height) else {
+                break;
+            };
+            // Blocks that arrived while the last one was applied join the buffer now, so that
+            // they are verified while this one is applied.
+            collect_arrived_blocks(state);
+            let block = match self.verify_synced(state, block, &certificate).await {
+                Ok(block) => block,
+                Err(error) => {
+                    warn!(%peer, height = state.height, error = format!("{error:#}"), "peer sent a block with an invalid certificate or content; banned");
+                    state.sync.lied(&peer);
+                    self.network.disconnect(peer, Some(Duration::from_secs(3_600))).await;
+                    continue;
+                }
+            };
+            self.verify_ahead(state, &block);
             self.apply_block(state, block, certificate, false).await?;
+            // Peers that answered are asked again at once, not once the buffer runs dry.
+            self.request_blocks(state).await;
             if let Some(line) = state.sync.progress(state.tip.height, Instant::now()) {
                 info!("{line}");
             }
@@ -43,6 +75,70 @@ impl Host {
         }
         self.request_blocks(state).await;
         Ok(())
+    }
+
+    /// Verifies, on the blocking pool and while `applying` is applied, the signatures of the
+    /// [`VERIFY_AHEAD`] blocks buffered after it whose certificates verify against the
+    /// voting set of the tip (a block a later set certified is left to its own check), and
+    /// remembers them in the signature cache. One such task at a time; the check of a block
+    /// it covers waits for it.
+    fn verify_ahead(&self, state: &mut State, applying: &Arc<Block>) {
+        let first = applying.header.height + 1;
+        if state.verifying_ahead.is_some() {
+            return;
+        }
+        let ahead = state.sync.buffered_from(first, VERIFY_AHEAD);
+        let Some(last) = ahead.last().map(|(block, _)| block.header.height) else {
+            return;
+        };
+        let (store, genesis, signatures, list) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.genesis),
+            Arc::clone(&self.signatures),
+            Arc::clone(&state.list),
+        );
+        let applying = Arc::clone(applying);
+        let handle = self.tracker.spawn_blocking(move || {
+            let genesis_hash = genesis.hash();
+            // The outputs of the block being applied, which the next ones may spend; it is
+            // let go at once, so that its application need not copy it.
+            let height = applying.header.height;
+            let created: HashMap<OutPoint, Utxo> = applying
+                .transactions
+                .iter()
+                .flat_map(|tx| created_outputs(tx, tx.txid(), height))
+                .collect();
+            drop(applying);
+            // A quorum's certificate, and a body that matches the certified header within the
+            // limits, first: a peer's made-up blocks cost no signature checks.
+            let params = &genesis.params;
+            let certified: Vec<&Block> = ahead
+                .iter()
+                .take_while(|(block, certificate)| {
+                    block.transactions.len() <= params.max_block_txs
+                        && block.encoded_len() <= params.max_block_bytes
+                        && block.matches_header()
+                        && certificate
+                            .verify(
+                                &genesis_hash,
+                                block.header.height,
+                                &block.hash(),
+                                list.voting_set(),
+                                rand::rng(),
+                            )
+                            .is_ok()
+                })
+                .map(|(block, _)| &**block)
+                .collect();
+            if certified.is_empty() {
+                return;
+            }
+            // At the tip before or after `applying`: its outputs are in `created` either way.
+            if let Ok(snapshot) = store.snapshot() {
+                signatures.preverify_blocks(&certified, created, &snapshot, &genesis.params, genesis_hash);
+            }
+        });
+        state.verifying_ahead = Some((last, handle));
     }
 
     /// While catching up, a progress bar on standard error (drawn only in a terminal, by
@@ -71,11 +167,16 @@ impl Host {
     }
 
     /// Checks a block from sync: its certificate against the voting set the list fixed for
-    /// it, then its content.
-    pub(super) async fn verify_synced(&self, state: &State, block: &Block, certificate: &CommitCertificate) -> bool {
+    /// it, then its content; the block is given back.
+    pub(super) async fn verify_synced(
+        &self,
+        state: &State,
+        block: Arc<Block>,
+        certificate: &CommitCertificate,
+    ) -> Result<Arc<Block>> {
         let (store, genesis, tip) = (Arc::clone(&self.store), Arc::clone(&self.genesis), state.tip);
         let signatures = Arc::clone(&self.signatures);
-        let (block, certificate, list) = (block.clone(), certificate.clone(), Arc::clone(&state.list));
+        let (certificate, list) = (certificate.clone(), Arc::clone(&state.list));
         blocking(move || {
             certificate.verify(
                 &genesis.hash(),
@@ -85,9 +186,28 @@ impl Host {
                 rand::rng(),
             )?;
             // Certified: the clock rule is for proposals, not for what is final.
-            check_on_tip(&store, &genesis, &signatures, tip, &block, None)
+            check_on_tip(&store, &genesis, &signatures, tip, &block, None)?;
+            Ok(block)
         })
         .await
-        .is_ok()
+    }
+}
+
+/// Moves the blocks that peers sent meanwhile from the event queue to the sync buffer; every
+/// other event is set aside, in order, for the main loop (which handles those first). Stops
+/// at [`MAX_DEFERRED`] events set aside.
+fn collect_arrived_blocks(state: &mut State) {
+    while state.deferred.len() < MAX_DEFERRED {
+        let Ok(event) = state.events.try_recv() else {
+            break;
+        };
+        match event {
+            NetworkEvent::Message {
+                peer,
+                message: Message::Blocks(blocks),
+                // The block at `state.height` is in hand: the next one is the one after it.
+            } => state.sync.received(peer, state.height + 1, blocks),
+            other => state.deferred.push_back(other),
+        }
     }
 }

@@ -13,7 +13,7 @@
 //! (`crate::serve`), never by this loop. Blocking work (the store, block validation,
 //! signature batches) runs on blocking threads; no lock is held across an `.await`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -148,6 +148,14 @@ struct State {
     height_started: Option<Instant>,
     /// The sync progress bar while catching up (drawn in a terminal only).
     bar: Option<indicatif::ProgressBar>,
+    /// Synced blocks whose signatures are being verified ahead of their check: the last
+    /// height covered, and the task.
+    verifying_ahead: Option<(u64, tokio::task::JoinHandle<()>)>,
+    /// What the peer service reports.
+    events: mpsc::Receiver<NetworkEvent>,
+    /// Events taken from `events` while synced blocks were looked for, and handled next, in
+    /// the order they came (at most [`follow::MAX_DEFERRED`]).
+    deferred: VecDeque<NetworkEvent>,
 }
 
 impl State {
@@ -182,7 +190,7 @@ impl Host {
     }
 
     /// Runs until cancelled.
-    pub(crate) async fn run(mut self, mut events: mpsc::Receiver<NetworkEvent>) -> Result<()> {
+    pub(crate) async fn run(mut self, events: mpsc::Receiver<NetworkEvent>) -> Result<()> {
         let store = Arc::clone(&self.store);
         let (tip, list, last) = blocking(move || {
             let snapshot = store.snapshot()?;
@@ -219,11 +227,18 @@ impl Host {
             list,
             height_started: None,
             bar: None,
+            verifying_ahead: None,
+            events,
+            deferred: VecDeque::new(),
         };
         let (internal_tx, mut internal) = mpsc::channel::<Internal>(1_024);
         let mut pacing = tokio::time::interval(Duration::from_millis(100));
         let mut gossip = tokio::time::interval(Duration::from_secs(1));
         loop {
+            // Events set aside while synced blocks were taken first (see `follow`).
+            while let Some(event) = state.deferred.pop_front() {
+                self.on_network(&mut state, event, &internal_tx).await?;
+            }
             tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
                 _ = pacing.tick() => self.tick(&mut state).await,
@@ -233,7 +248,7 @@ impl Host {
                     ids.into_iter().for_each(|id| state.relay.admitted(id));
                     self.announce(&mut state).await;
                 }
-                event = events.recv() => match event {
+                event = state.events.recv() => match event {
                     Some(event) => self.on_network(&mut state, event, &internal_tx).await?,
                     None => return Ok(()),
                 },
