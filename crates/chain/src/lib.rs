@@ -29,7 +29,7 @@ pub mod validation;
 pub use genesis::{Genesis, GenesisError};
 pub use masternodes::{EMPTY_LIST, Entry, FormerOperator, MasternodeList, Status};
 pub use params::{ChainParams, FeeRate};
-pub use sigcache::SignatureCache;
+pub use sigcache::{OutputsAhead, SignatureCache};
 pub use validation::{
     BlockContext, BlockError, BlockExtras, ChainTip, CheckedBlock, CheckedTx, MasternodeTxError, Proposal, SigItem,
     TxContext, TxError, Utxo, UtxoView, ViewError, assemble_block, build_reward_tx, check_block, check_block_cached,

@@ -163,54 +163,72 @@ impl SignatureCache {
         let _ = self.verify(&items);
     }
 
-    /// Verifies ahead, in one parallel batch, the signatures of consecutive `blocks` that
-    /// follow the state `view` holds with the outputs `created` added (those of a block being
-    /// applied meanwhile), and remembers those that pass: a node catching up verifies the next
-    /// blocks while it applies one, and finds the work done when it checks them. An output
-    /// an earlier block creates counts as unspent, and what does not check out is skipped: the
-    /// blocks' full checks decide, as for [`Self::preverify`]. The caller checks the blocks'
-    /// certificates first, so that a peer's made-up blocks cost no signature checks.
-    pub fn preverify_blocks(
+    /// Verifies ahead, in one parallel batch, the signatures of `block`, one of the blocks
+    /// that follow the state `view` holds, and remembers those that pass: a node catching up
+    /// verifies the next blocks while it applies one, and finds the work done when it checks
+    /// them. `ahead` holds the outputs of the blocks between `view`'s state and `block`
+    /// (added with [`OutputsAhead::add_block`]); `block`'s own are added to it here. An
+    /// output those blocks create counts as unspent, and what does not check out is skipped:
+    /// the block's full checks decide, as for [`Self::preverify`]. The caller checks the
+    /// block's certificate, and that its body matches its certified header, first: a peer's
+    /// made-up blocks then cost no signature checks.
+    pub fn preverify_block(
         &self,
-        blocks: &[&Block],
-        created: HashMap<OutPoint, Utxo>,
+        block: &Block,
+        ahead: &mut OutputsAhead,
         view: &impl UtxoView,
         params: &ChainParams,
         genesis_hash: BlockHash,
     ) {
-        let mut ahead = Ahead { base: view, created };
+        let ctx = TxContext {
+            params,
+            genesis_hash,
+            height: block.header.height,
+        };
         let mut items = Vec::new();
-        for block in blocks {
-            let ctx = TxContext {
-                params,
-                genesis_hash,
-                height: block.header.height,
-            };
-            for tx in &block.transactions {
-                let txid = tx.txid();
-                if !tx.is_reward() {
-                    let size = tx.encoded_len();
-                    if check_tx_stateless(tx, size, params).is_ok()
-                        && let Ok(checked) = check_tx_contextual(tx, txid, size, &ahead, &ctx)
-                    {
-                        items.extend(checked.sig_items);
-                    }
+        for tx in &block.transactions {
+            let txid = tx.txid();
+            if !tx.is_reward() {
+                let size = tx.encoded_len();
+                let overlay = Overlay {
+                    base: view,
+                    created: &ahead.created,
+                };
+                if check_tx_stateless(tx, size, params).is_ok()
+                    && let Ok(checked) = check_tx_contextual(tx, txid, size, &overlay, &ctx)
+                {
+                    items.extend(checked.sig_items);
                 }
-                ahead.created.extend(created_outputs(tx, txid, block.header.height));
             }
+            ahead.created.extend(created_outputs(tx, txid, block.header.height));
         }
         let _ = self.verify(&items);
     }
 }
 
-/// Outputs of blocks not yet applied, over the state at the tip; what those blocks spend is
-/// not taken out (see [`SignatureCache::preverify_blocks`]).
-struct Ahead<'v, V> {
-    base: &'v V,
+/// The outputs of blocks not yet applied, for [`SignatureCache::preverify_block`]; what
+/// those blocks spend is not taken out.
+#[derive(Debug, Default)]
+pub struct OutputsAhead {
     created: HashMap<OutPoint, Utxo>,
 }
 
-impl<V: UtxoView> UtxoView for Ahead<'_, V> {
+impl OutputsAhead {
+    /// Adds the outputs `block` creates.
+    pub fn add_block(&mut self, block: &Block) {
+        for tx in &block.transactions {
+            self.created.extend(created_outputs(tx, tx.txid(), block.header.height));
+        }
+    }
+}
+
+/// Outputs ahead over the state at the tip.
+struct Overlay<'v, V> {
+    base: &'v V,
+    created: &'v HashMap<OutPoint, Utxo>,
+}
+
+impl<V: UtxoView> UtxoView for Overlay<'_, V> {
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<Utxo>, ViewError> {
         match self.created.get(outpoint) {
             Some(utxo) => Ok(Some(*utxo)),

@@ -314,19 +314,27 @@ mod tests {
         range.map(block).collect()
     }
 
+    /// A sync state that knows peers `ids`, each claiming `best`.
+    fn with_peers(ids: std::ops::RangeInclusive<u8>, best: u64) -> BlockSync {
+        let mut sync = BlockSync::default();
+        for n in ids {
+            sync.peer_has(peer(n), best);
+        }
+        sync
+    }
+
+    /// The first heights of `requests`.
+    fn froms(requests: &[(PublicKey, u64)]) -> Vec<u64> {
+        requests.iter().map(|(_, from)| *from).collect()
+    }
+
     #[test]
     fn ranges_go_to_different_peers_in_parallel() {
         let now = Instant::now();
-        let mut sync = BlockSync::default();
-        for n in 1..=3 {
-            sync.peer_has(peer(n), 1_000);
-        }
+        let mut sync = with_peers(1..=3, 1_000);
         sync.peer_has(peer(4), 50);
         let requests = sync.requests(1, now);
-        assert_eq!(
-            requests.iter().map(|(_, from)| *from).collect::<Vec<_>>(),
-            vec![1, 101, 201, 301]
-        );
+        assert_eq!(froms(&requests), vec![1, 101, 201, 301]);
         let mut asked: Vec<PublicKey> = requests.iter().map(|(p, _)| *p).collect();
         asked.sort();
         asked.dedup();
@@ -341,15 +349,9 @@ mod tests {
     #[test]
     fn when_answers_hold_one_block_the_next_heights_are_asked_of_several_peers_at_once() {
         let now = Instant::now();
-        let mut sync = BlockSync::default();
-        for n in 1..=3 {
-            sync.peer_has(peer(n), 1_000);
-        }
+        let mut sync = with_peers(1..=3, 1_000);
         let first = sync.requests(1, now);
-        assert_eq!(
-            first.iter().map(|(_, from)| *from).collect::<Vec<_>>(),
-            vec![1, 101, 201]
-        );
+        assert_eq!(froms(&first), vec![1, 101, 201]);
         // Each answer held one block (a full block fills a frame).
         for (peer, from) in first {
             sync.received(peer, 1, blocks(from..from + 1));
@@ -357,7 +359,7 @@ mod tests {
         // Height 1 is applied; 2, 3 and 4 are asked next, of the three peers.
         assert!(sync.take(1).is_some());
         let next = sync.requests(2, now);
-        assert_eq!(next.iter().map(|(_, from)| *from).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(froms(&next), vec![2, 3, 4]);
         let mut asked: Vec<PublicKey> = next.iter().map(|(p, _)| *p).collect();
         asked.sort();
         asked.dedup();
@@ -366,20 +368,15 @@ mod tests {
         for (peer, from) in next {
             sync.received(peer, 2, blocks(from..from + 1));
         }
-        assert_eq!(
-            sync.requests(2, now).iter().map(|(_, from)| *from).collect::<Vec<_>>(),
-            vec![5, 6, 7]
-        );
+        assert_eq!(froms(&sync.requests(2, now)), vec![5, 6, 7]);
     }
 
     #[test]
     fn a_buffer_full_of_later_blocks_still_takes_the_next_one() {
         let now = Instant::now();
-        let mut sync = BlockSync::default();
-        sync.peer_has(peer(1), 1_000);
-        sync.peer_has(peer(2), 1_000);
+        let mut sync = with_peers(1..=2, 1_000);
         let first = sync.requests(1, now);
-        assert_eq!(first.iter().map(|(_, from)| *from).collect::<Vec<_>>(), vec![1, 101]);
+        assert_eq!(froms(&first), vec![1, 101]);
         // Height 101's answer arrives and the buffer is full (as full blocks from fast peers
         // would leave it) while height 1 is late.
         let (fast, _) = first[1];
@@ -387,7 +384,7 @@ mod tests {
         sync.buffered_bytes = MAX_BUFFER_BYTES;
         // The next height is still asked for once its request times out, and nothing else is...
         let again = sync.requests(1, now + STALL_TIMEOUT);
-        assert_eq!(again.iter().map(|(_, from)| *from).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(froms(&again), vec![1]);
         // ...and it is kept when it comes, the highest block making room.
         sync.received(again[0].0, 1, blocks(1..2));
         assert!(sync.take(1).is_some(), "the next block was dropped");
@@ -424,9 +421,7 @@ mod tests {
     #[test]
     fn blocks_are_taken_in_order_and_a_liars_blocks_are_dropped() {
         let now = Instant::now();
-        let mut sync = BlockSync::default();
-        sync.peer_has(peer(1), 300);
-        sync.peer_has(peer(2), 300);
+        let mut sync = with_peers(1..=2, 300);
         let requests = sync.requests(1, now);
         let (first_peer, second_peer) = (requests[0].0, requests[1].0);
         sync.received(second_peer, 1, blocks(101..201));

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use timecoin_chain::{SignatureCache, Utxo, created_outputs};
+use timecoin_chain::{OutputsAhead, SignatureCache, Utxo};
 use timecoin_primitives::{Block, OutPoint, Signature};
 use timecoin_test_utils::ChainBuilder;
 
@@ -25,12 +25,10 @@ fn two_blocks() -> (ChainBuilder, HashMap<OutPoint, Utxo>, Block, Block) {
     (chain, tip, applying, next)
 }
 
-fn outputs_of(block: &Block) -> HashMap<OutPoint, Utxo> {
-    block
-        .transactions
-        .iter()
-        .flat_map(|tx| created_outputs(tx, tx.txid(), block.header.height))
-        .collect()
+fn outputs_of(block: &Block) -> OutputsAhead {
+    let mut ahead = OutputsAhead::default();
+    ahead.add_block(block);
+    ahead
 }
 
 #[test]
@@ -40,11 +38,11 @@ fn the_next_blocks_signatures_are_verified_with_the_outputs_of_the_block_being_a
 
     // Without the applied block's outputs, the spends of them cannot be checked.
     let cache = SignatureCache::new(1_000);
-    cache.preverify_blocks(&[&next], HashMap::new(), &tip, params, genesis_hash);
+    cache.preverify_block(&next, &mut OutputsAhead::default(), &tip, params, genesis_hash);
     assert_eq!(cache.len(), 0);
 
     // With them, both are verified and remembered; a second pass verifies nothing again.
-    cache.preverify_blocks(&[&next], outputs_of(&applying), &tip, params, genesis_hash);
+    cache.preverify_block(&next, &mut outputs_of(&applying), &tip, params, genesis_hash);
     assert_eq!(cache.len(), 2);
     let spends: Vec<_> = next.transactions.iter().filter(|tx| !tx.is_reward()).cloned().collect();
     assert!(cache.verify(&chain.sig_items(&spends)).is_ok());
@@ -57,9 +55,9 @@ fn a_forged_signature_ahead_is_not_remembered_and_the_valid_ones_are() {
     let forged = next.transactions.iter().position(|tx| !tx.is_reward()).unwrap();
     next.transactions[forged].inputs[0].signature = Signature([7; 64]);
     let cache = SignatureCache::new(1_000);
-    cache.preverify_blocks(
-        &[&next],
-        outputs_of(&applying),
+    cache.preverify_block(
+        &next,
+        &mut outputs_of(&applying),
         &tip,
         chain.params(),
         chain.genesis_hash(),

@@ -133,8 +133,9 @@ impl Host {
     }
 
     /// Applies a finalized block and moves to the next height. A block this node decided is
-    /// `announce`d at once to the peers that may lack it; a synced one is not (a node catching up would otherwise
-    /// send hundreds of them a second and be banned for exceeding the sync rate).
+    /// `announce`d at once (see `announce_decision`); a synced one is not (a node catching up
+    /// would otherwise send hundreds of them a second and be banned for exceeding the sync
+    /// rate).
     pub(super) async fn apply_block(
         &self,
         state: &mut State,

@@ -1,20 +1,32 @@
 //! The sync follower: asking peers for the blocks this node lacks, verifying their
 //! certificates, applying them in order, and showing a progress bar in a terminal.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use timecoin_chain::{Utxo, created_outputs};
+use timecoin_chain::OutputsAhead;
 use timecoin_network::{Message, NetworkEvent};
-use timecoin_primitives::{Block, CommitCertificate, Encode, OutPoint};
+use timecoin_primitives::{Block, CommitCertificate, Encode};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::sync::BATCH;
 
-/// Blocks after the one being applied whose signatures a node catching up verifies meanwhile.
-const VERIFY_AHEAD: u64 = 2;
+/// Blocks after the one being applied whose signatures a node catching up verifies meanwhile,
+/// at most (a flush of the coins pauses the applier for most of a second: enough for several).
+const VERIFY_AHEAD: u64 = 8;
+
+/// Synced blocks whose signatures a task verifies ahead of their checks, one after another.
+pub(super) struct VerifyingAhead {
+    /// The last height the task was given.
+    last: u64,
+    /// The highest height it verified (closed when the task ends: it stops at a block it
+    /// cannot check).
+    verified: watch::Receiver<u64>,
+    /// Owned by the host's tracker, so shutdown waits for it.
+    task: tokio::task::JoinHandle<()>,
+}
 /// Events a node catching up sets aside while it looks for the blocks that arrived; with this
 /// many waiting, it stops to handle them.
 pub(super) const MAX_DEFERRED: usize = 1_024;
@@ -41,20 +53,14 @@ impl Host {
         loop {
             // The next block's signatures may be being verified ahead: its check waits for
             // that rather than doing it again.
-            if state
-                .verifying_ahead
-                .as_ref()
-                .is_some_and(|(last, _)| *last >= state.height)
-                && let Some((_, handle)) = state.verifying_ahead.take()
-            {
-                let _ = handle.await;
-            }
+            wait_for_verified_ahead(state).await;
             let Some((block, certificate, peer)) = state.sync.take(state.height) else {
                 break;
             };
             // Blocks that arrived while the last one was applied join the buffer now, so that
             // they are verified while this one is applied.
             collect_arrived_blocks(state);
+            self.verify_ahead(state, &block);
             let block = match self.verify_synced(state, block, &certificate).await {
                 Ok(block) => block,
                 Err(error) => {
@@ -64,7 +70,6 @@ impl Host {
                     continue;
                 }
             };
-            self.verify_ahead(state, &block);
             self.apply_block(state, block, certificate, false).await?;
             // Peers that answered are asked again at once, not once the buffer runs dry.
             self.request_blocks(state).await;
@@ -77,68 +82,76 @@ impl Host {
         Ok(())
     }
 
-    /// Verifies, on the blocking pool and while `applying` is applied, the signatures of the
-    /// [`VERIFY_AHEAD`] blocks buffered after it whose certificates verify against the
-    /// voting set of the tip (a block a later set certified is left to its own check), and
-    /// remembers them in the signature cache. One such task at a time; the check of a block
-    /// it covers waits for it.
+    /// Verifies, on the blocking pool and while `applying` is checked and applied, the
+    /// signatures of up to [`VERIFY_AHEAD`] blocks buffered after it, one block after another,
+    /// and remembers them in the signature cache; it stops at the first block whose body does
+    /// not match its header or whose certificate does not verify against the voting set of
+    /// the tip (a block a later set certified is left to its own check). One such task at a
+    /// time; the check of a block it was given waits until it is done with that block.
     fn verify_ahead(&self, state: &mut State, applying: &Arc<Block>) {
-        let first = applying.header.height + 1;
-        if state.verifying_ahead.is_some() {
+        if state
+            .verifying_ahead
+            .as_ref()
+            .is_some_and(|ahead| !ahead.task.is_finished())
+        {
             return;
         }
-        let ahead = state.sync.buffered_from(first, VERIFY_AHEAD);
-        let Some(last) = ahead.last().map(|(block, _)| block.header.height) else {
+        // Blocks a finished task verified need only their outputs now.
+        let verified = state.verifying_ahead.take().map_or(0, |ahead| *ahead.verified.borrow());
+        let blocks = state.sync.buffered_from(applying.header.height + 1, VERIFY_AHEAD);
+        let Some(last) = blocks.last().map(|(block, _)| block.header.height) else {
             return;
         };
+        if last <= verified {
+            return;
+        }
         let (store, genesis, signatures, list) = (
             Arc::clone(&self.store),
             Arc::clone(&self.genesis),
             Arc::clone(&self.signatures),
             Arc::clone(&state.list),
         );
+        let (progress, receiver) = watch::channel(applying.header.height);
         let applying = Arc::clone(applying);
-        let handle = self.tracker.spawn_blocking(move || {
-            let genesis_hash = genesis.hash();
-            // The outputs of the block being applied, which the next ones may spend; it is
-            // let go at once, so that its application need not copy it.
-            let height = applying.header.height;
-            let created: HashMap<OutPoint, Utxo> = applying
-                .transactions
-                .iter()
-                .flat_map(|tx| created_outputs(tx, tx.txid(), height))
-                .collect();
+        let task = self.tracker.spawn_blocking(move || {
+            let (genesis_hash, params) = (genesis.hash(), &genesis.params);
+            // The outputs of the block being applied, which the next ones may spend; it is let
+            // go at once, so that its application need not copy it.
+            let mut ahead = OutputsAhead::default();
+            ahead.add_block(&applying);
             drop(applying);
-            // A quorum's certificate, and a body that matches the certified header within the
-            // limits, first: a peer's made-up blocks cost no signature checks.
-            let params = &genesis.params;
-            let certified: Vec<&Block> = ahead
-                .iter()
-                .take_while(|(block, certificate)| {
-                    block.transactions.len() <= params.max_block_txs
-                        && block.encoded_len() <= params.max_block_bytes
-                        && block.matches_header()
-                        && certificate
-                            .verify(
-                                &genesis_hash,
-                                block.header.height,
-                                &block.hash(),
-                                list.voting_set(),
-                                rand::rng(),
-                            )
-                            .is_ok()
-                })
-                .map(|(block, _)| &**block)
-                .collect();
-            if certified.is_empty() {
+            // At the tip before or after `applying`: its outputs are in `ahead` either way.
+            let Ok(snapshot) = store.snapshot() else {
                 return;
-            }
-            // At the tip before or after `applying`: its outputs are in `created` either way.
-            if let Ok(snapshot) = store.snapshot() {
-                signatures.preverify_blocks(&certified, created, &snapshot, &genesis.params, genesis_hash);
+            };
+            for (block, certificate) in &blocks {
+                let height = block.header.height;
+                if height <= verified {
+                    ahead.add_block(block);
+                    continue;
+                }
+                // A body that matches the certified header within the limits, and a quorum's
+                // certificate, first: a peer's made-up blocks cost no signature checks.
+                let certified = block.transactions.len() <= params.max_block_txs
+                    && block.encoded_len() <= params.max_block_bytes
+                    && block.matches_header()
+                    && certificate
+                        .verify(&genesis_hash, height, &block.hash(), list.voting_set(), rand::rng())
+                        .is_ok();
+                if !certified {
+                    return;
+                }
+                signatures.preverify_block(block, &mut ahead, &snapshot, params, genesis_hash);
+                if progress.send(height).is_err() {
+                    return;
+                }
             }
         });
-        state.verifying_ahead = Some((last, handle));
+        state.verifying_ahead = Some(VerifyingAhead {
+            last,
+            verified: receiver,
+            task,
+        });
     }
 
     /// While catching up, a progress bar on standard error (drawn only in a terminal, by
@@ -209,5 +222,17 @@ fn collect_arrived_blocks(state: &mut State) {
             } => state.sync.received(peer, state.height + 1, blocks),
             other => state.deferred.push_back(other),
         }
+    }
+}
+
+/// Waits until the task verifying ahead is done with the next block to check, if it was given
+/// that block.
+async fn wait_for_verified_ahead(state: &mut State) {
+    let height = state.height;
+    if let Some(ahead) = state.verifying_ahead.as_mut()
+        && ahead.last >= height
+    {
+        // An error: the task ended without it (it stopped at a block it could not check).
+        let _ = ahead.verified.wait_for(|verified| *verified >= height).await;
     }
 }

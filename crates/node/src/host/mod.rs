@@ -148,9 +148,8 @@ struct State {
     height_started: Option<Instant>,
     /// The sync progress bar while catching up (drawn in a terminal only).
     bar: Option<indicatif::ProgressBar>,
-    /// Synced blocks whose signatures are being verified ahead of their check: the last
-    /// height covered, and the task.
-    verifying_ahead: Option<(u64, tokio::task::JoinHandle<()>)>,
+    /// Synced blocks whose signatures are being verified ahead of their checks.
+    verifying_ahead: Option<follow::VerifyingAhead>,
     /// What the peer service reports.
     events: mpsc::Receiver<NetworkEvent>,
     /// Events taken from `events` while synced blocks were looked for, and handled next, in

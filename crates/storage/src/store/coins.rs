@@ -55,9 +55,9 @@ pub(super) type TxKey = [u8; 32];
 
 /// Coins one generation keeps of those it read from the table (about 2.8 MB: 32,768 slots
 /// of 86 bytes, the map growing no further; with 114,688 a node's peak memory with pools
-/// full rose by 25-55 MB, several generations being alive at once). A transaction's input is looked up at
-/// admission, when a proposal is built, when it is checked and when it is applied; the table
-/// is read for the first only.
+/// full rose by 25-55 MB, several generations being alive at once). A transaction's input
+/// is looked up at admission, when a proposal is built, when it is checked and when it is
+/// applied; the table is read for the first only.
 const TABLE_READS: usize = 28_672;
 
 /// When the layers are written to the table.
