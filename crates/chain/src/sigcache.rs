@@ -169,9 +169,11 @@ impl SignatureCache {
     /// them. `ahead` holds the outputs of the blocks between `view`'s state and `block`
     /// (added with [`OutputsAhead::add_block`]); `block`'s own are added to it here. An
     /// output those blocks create counts as unspent, and what does not check out is skipped:
-    /// the block's full checks decide, as for [`Self::preverify`]. The caller checks the
-    /// block's certificate, and that its body matches its certified header, first: a peer's
-    /// made-up blocks then cost no signature checks.
+    /// the block's full checks decide, as for [`Self::preverify`]; `ahead` may hold outputs
+    /// of blocks not checked at all, which can only waste or miss a verification, since only
+    /// checks that pass are remembered. The caller checks `block`'s certificate, and that its
+    /// body matches its certified header, first: a peer's made-up blocks then cost no
+    /// signature checks.
     pub fn preverify_block(
         &self,
         block: &Block,

@@ -21,12 +21,21 @@ const VERIFY_AHEAD: u64 = 8;
 pub(super) struct VerifyingAhead {
     /// The last height the task was given.
     last: u64,
-    /// The highest height it verified (closed when the task ends: it stops at a block it
-    /// cannot check).
+    /// The highest height it verified, or at first the height of the block being applied
+    /// when it started (closed when the task ends: it stops at a block it cannot check).
     verified: watch::Receiver<u64>,
     /// Owned by the host's tracker, so shutdown waits for it.
     task: tokio::task::JoinHandle<()>,
 }
+
+impl VerifyingAhead {
+    /// The height of a block the task stopped at, unable to check it, if it did.
+    fn refused(&self) -> Option<u64> {
+        let verified = *self.verified.borrow();
+        (self.task.is_finished() && verified < self.last).then_some(verified + 1)
+    }
+}
+
 /// Events a node catching up sets aside while it looks for the blocks that arrived; with this
 /// many waiting, it stops to handle them.
 pub(super) const MAX_DEFERRED: usize = 1_024;
@@ -51,6 +60,9 @@ impl Host {
     /// others): see [`Host::verify_ahead`].
     pub(super) async fn apply_synced(&self, state: &mut State) -> Result<()> {
         loop {
+            if self.cancel.is_cancelled() {
+                return Ok(());
+            }
             // The next block's signatures may be being verified ahead: its check waits for
             // that rather than doing it again.
             wait_for_verified_ahead(state).await;
@@ -89,16 +101,22 @@ impl Host {
     /// the tip (a block a later set certified is left to its own check). One such task at a
     /// time; the check of a block it was given waits until it is done with that block.
     fn verify_ahead(&self, state: &mut State, applying: &Arc<Block>) {
-        if state
-            .verifying_ahead
-            .as_ref()
-            .is_some_and(|ahead| !ahead.task.is_finished())
-        {
-            return;
+        let first = applying.header.height + 1;
+        // Blocks the last task verified need only their outputs now; a block it could not
+        // check is not tried again (each try costs a certificate check) before its turn.
+        let (mut verified, mut refused) = (0, 0);
+        if let Some(ahead) = &state.verifying_ahead {
+            verified = *ahead.verified.borrow();
+            // Still working on blocks not yet applied: it goes on.
+            if verified < ahead.last && ahead.last >= first && !ahead.task.is_finished() {
+                return;
+            }
+            refused = ahead.refused().unwrap_or(0);
         }
-        // Blocks a finished task verified need only their outputs now.
-        let verified = state.verifying_ahead.take().map_or(0, |ahead| *ahead.verified.borrow());
-        let blocks = state.sync.buffered_from(applying.header.height + 1, VERIFY_AHEAD);
+        let mut blocks = state.sync.buffered_from(first, VERIFY_AHEAD);
+        if refused >= first {
+            blocks.retain(|(block, _)| block.header.height < refused);
+        }
         let Some(last) = blocks.last().map(|(block, _)| block.header.height) else {
             return;
         };
