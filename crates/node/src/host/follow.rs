@@ -56,8 +56,8 @@ impl Host {
 
     /// Applies the buffered blocks that follow the tip, each after its certificate and
     /// content verify; a peer whose block does not is banned and its blocks dropped. While a
-    /// block is applied (on one core), the signatures of the next ones are verified (on the
-    /// others): see [`Host::verify_ahead`].
+    /// block is checked and applied, a task verifies the signatures of the next ones: see
+    /// [`Host::verify_ahead`].
     pub(super) async fn apply_synced(&self, state: &mut State) -> Result<()> {
         loop {
             if self.cancel.is_cancelled() {
