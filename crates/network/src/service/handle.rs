@@ -38,8 +38,13 @@ impl NetworkHandle {
         self.send_each([peer], message).await;
     }
 
-    /// Sends `message` to each of `peers` (encoded once; a peer not connected is skipped).
+    /// Sends `message` to each of `peers` (encoded once, and not at all for no peer; a peer
+    /// not connected is skipped).
     pub async fn send_each(&self, peers: impl IntoIterator<Item = PublicKey>, message: &Message) {
+        let mut peers = peers.into_iter().peekable();
+        if peers.peek().is_none() {
+            return;
+        }
         let bytes = Arc::new(message.to_bytes());
         for peer in peers {
             let _ = self.manager.send(ManagerInput::Send(peer, Arc::clone(&bytes))).await;

@@ -64,7 +64,7 @@ impl Host {
             .filter(|peer| *heard_round != state.engine.round() || !heard.contains(*peer))
             .copied()
             .collect();
-        for proposal in proposals {
+        for proposal in proposals.into_iter().filter(|_| !silent.is_empty()) {
             if let Some(block) = state.blocks.get(&proposal.proposal.block) {
                 let message = Message::Proposal(Box::new((proposal, block.clone())));
                 self.network.send_each(silent.iter().copied(), &message).await;

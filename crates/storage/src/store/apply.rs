@@ -79,7 +79,7 @@ impl Store {
             block,
             &mut state,
             false,
-            |key| view.get(key).map_err(|e| self.err(e)),
+            |key| view.get_spent(key).map_err(|e| self.err(e)),
             |key| coins.generation.contains(key),
         )?;
         drop(view);

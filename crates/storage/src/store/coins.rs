@@ -321,6 +321,16 @@ pub(super) struct CoinsView {
 impl CoinsView {
     /// The coin under `key`: its history since the flush, else the table.
     pub(super) fn get(&self, key: &Key) -> Result<Option<Value>, redb::StorageError> {
+        self.lookup(key, true)
+    }
+
+    /// [`CoinsView::get`] for the coins a block being applied spends: a coin read from the
+    /// table is not kept (the block's merge would drop it at once).
+    pub(super) fn get_spent(&self, key: &Key) -> Result<Option<Value>, redb::StorageError> {
+        self.lookup(key, false)
+    }
+
+    fn lookup(&self, key: &Key, keep: bool) -> Result<Option<Value>, redb::StorageError> {
         if let Some(history) = self.generation.read().get(key) {
             return Ok(history.at(self.height));
         }
@@ -328,7 +338,7 @@ impl CoinsView {
             return Ok(Some(value));
         }
         let found = self.table.get(key)?.map(|value| *value.value());
-        if let Some(value) = found {
+        if keep && let Some(value) = found {
             self.generation.remember_table_read(key, value);
         }
         Ok(found)

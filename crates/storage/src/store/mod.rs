@@ -291,7 +291,7 @@ impl Store {
                 &block,
                 &mut state,
                 false,
-                |key| view.get(key).map_err(|e| self.err(e)),
+                |key| view.get_spent(key).map_err(|e| self.err(e)),
                 |key| generation.contains(key),
             )?;
             generation.merge(&changes.layer);
