@@ -17,6 +17,12 @@ pub mod codes {
     pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
     /// An internal error.
     pub const INTERNAL_ERROR: i32 = -32603;
+    /// The body is not JSON, or not a request object or an array of them.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// The JSON is not a valid request object.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i32 = -32601;
     /// Unbanning something that was not banned.
     pub const CLIENT_NODE_NOT_BANNED: i32 = -30;
     /// A wallet error.

@@ -1,9 +1,9 @@
 //! The HTTP layer in front of the JSON-RPC handler: authentication (HTTP Basic against the
 //! cookie and `rpcauth` users; 401 and a log line otherwise, after a pause that slows
-//! password guessing), the request body limit, and JSON-RPC 1.0-style requests (no
-//! `"jsonrpc": "2.0"`, as `bitcoin-cli` and python-bitcoinrpc send them), which are
-//! accepted by adding the field. Answers carry `Content-Type: application/json` exactly, as
-//! Bitcoin Core's do.
+//! password guessing), the request body limit, and Bitcoin Core's envelope (see
+//! `envelope`: 1.0-style requests, as `bitcoin-cli` and python-bitcoinrpc send them, are
+//! answered in the 1.0 style with Bitcoin Core's HTTP statuses). Answers carry
+//! `Content-Type: application/json` exactly, as Bitcoin Core's do.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,10 +16,10 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW
 use http_body_util::{BodyExt, Limited};
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
-use serde_json::Value;
 use tower::{Layer, Service};
 
 use crate::auth::Credentials;
+use crate::envelope::{self, Prepared};
 
 /// Pause before answering a request with wrong credentials.
 const REJECTION_DELAY: Duration = Duration::from_millis(250);
@@ -58,39 +58,24 @@ pub(crate) struct Gate<S> {
     config: Arc<GateConfig>,
 }
 
+/// A JSON answer: `Content-Type: application/json` exactly, as Bitcoin Core's (clients such
+/// as python-bitcoinrpc compare the header to that string); none on an empty 204.
+fn json_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    let empty = body.is_empty();
+    let mut response = HttpResponse::new(HttpBody::from(body));
+    *response.status_mut() = status;
+    if !empty {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
 fn response(status: StatusCode, body: &str) -> HttpResponse {
     let mut response = HttpResponse::new(HttpBody::from(body.to_owned()));
     *response.status_mut() = status;
     response
-}
-
-/// Adds `"jsonrpc": "2.0"` to a request object that lacks it (1.0 style), and drops
-/// `"params": null`.
-fn normalize(request: &mut Value) {
-    if let Value::Object(object) = request {
-        object
-            .entry("jsonrpc")
-            .or_insert_with(|| Value::String("2.0".to_owned()));
-        if object.get("params").is_some_and(Value::is_null) {
-            object.remove("params");
-        }
-    }
-}
-
-/// A request body as the JSON-RPC handler receives it: every request (or each request of a
-/// batch) normalized to JSON-RPC 2.0; a body that is not JSON passes unchanged (the handler
-/// answers it with a parse error).
-pub(crate) fn normalize_body(bytes: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(mut json) => {
-            match &mut json {
-                Value::Array(requests) => requests.iter_mut().for_each(normalize),
-                other => normalize(other),
-            }
-            json.to_string().into_bytes()
-        }
-        Err(_) => bytes.to_vec(),
-    }
 }
 
 impl<S, B> Service<HttpRequest<B>> for Gate<S>
@@ -129,6 +114,11 @@ where
                 return Ok(refused);
             }
             let (mut parts, body) = request.into_parts();
+            if parts.method != http::Method::POST {
+                // jsonrpsee refuses it (405), as Bitcoin Core does.
+                let empty = HttpRequest::from_parts(parts, HttpBody::from(Vec::new()));
+                return inner.call(empty).await.map_err(Into::into);
+            }
             let bytes = match Limited::new(body, config.max_body).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => {
@@ -138,28 +128,30 @@ where
                     ));
                 }
             };
-            let body = normalize_body(&bytes);
+            let (body, envelope) = match envelope::prepare(&bytes) {
+                Prepared::Forward { body, envelope } => (body, envelope),
+                Prepared::Answer { status, body } => return Ok(json_response(status, body.into_bytes())),
+            };
             parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
             // Bitcoin Core clients do not always say it is JSON.
             parts
                 .headers
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            let mut answer = inner
+            let answer = inner
                 .call(HttpRequest::from_parts(parts, HttpBody::from(body)))
                 .await
                 .map_err(Into::into)?;
-            // Bitcoin Core answers `application/json` exactly, and clients such as
-            // python-bitcoinrpc compare the header to that string.
             let json = answer
                 .headers()
                 .get(CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-            if json {
-                answer
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if !json {
+                return Ok(answer);
             }
-            Ok(answer)
+            let status = answer.status();
+            let answered = answer.into_body().collect().await?.to_bytes();
+            let (status, body) = envelope.finish(status, &answered);
+            Ok(json_response(status, body))
         })
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! Every request is authenticated ([`auth`]: the cookie file and `rpcauth` users, HTTP
 //! Basic) and bounded ([`ServeOptions`]); JSON-RPC 2.0 and 1.0-style requests and batches
-//! are accepted. The methods served are exactly those of [`methods::METHODS`], which also
-//! drives `help` and the command-line client.
+//! are accepted, and answered in Bitcoin Core's envelope exactly (`envelope`). The methods
+//! served are exactly those of [`methods::METHODS`], which also drives `help` and the
+//! command-line client.
 //!
 //! Where things live: the backend traits in `backend`, the values they exchange in `dto`,
 //! each help category's methods in `methods/`, parameter parsing in `params`, the JSON
@@ -24,6 +25,7 @@ mod backend;
 mod batch;
 pub mod client;
 mod dto;
+mod envelope;
 mod error;
 mod gate;
 pub mod methods;

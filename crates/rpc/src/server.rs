@@ -11,7 +11,8 @@ use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, Ser
 use crate::auth::Credentials;
 use crate::backend::Backend;
 use crate::batch;
-use crate::gate::{self, GateLayer};
+use crate::envelope::{self, Prepared};
+use crate::gate::GateLayer;
 use crate::methods::{self, Context, build};
 
 /// A running server.
@@ -71,13 +72,19 @@ impl Dispatcher {
         })
     }
 
-    /// The answer to one request body (a JSON-RPC object), or `None` when the body is not a
-    /// request at all. Must run inside a tokio runtime (methods run on its blocking pool).
+    /// The answer to one request body (a JSON-RPC object), in Bitcoin Core's envelope, or
+    /// `None` when there is none (a notification, or a batch: batches belong to the server).
+    /// Must run inside a tokio runtime (methods run on its blocking pool).
     pub async fn call(&self, body: &[u8]) -> Option<String> {
-        let normalized = gate::normalize_body(body);
-        let text = std::str::from_utf8(&normalized).ok()?;
+        let (body, envelope) = match envelope::prepare(body) {
+            Prepared::Forward { envelope, .. } if envelope.is_batch() => return None,
+            Prepared::Forward { body, envelope } => (body, envelope),
+            Prepared::Answer { body, .. } => return Some(body),
+        };
+        let text = std::str::from_utf8(&body).ok()?;
         let (answer, _) = self.module.raw_json_request(text, 1).await.ok()?;
-        Some(answer.get().to_owned())
+        let (_, answer) = envelope.finish(http::StatusCode::OK, answer.get().as_bytes());
+        String::from_utf8(answer).ok().filter(|a| !a.is_empty())
     }
 }
 

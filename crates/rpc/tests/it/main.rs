@@ -3,5 +3,6 @@
 //! against canned servers.
 
 mod client;
+mod envelope;
 mod server;
 mod timing;
