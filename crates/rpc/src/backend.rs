@@ -13,7 +13,7 @@ use timecoin_primitives::{Block, BlockHash, CommitCertificate, OutPoint, Transac
 use crate::codes;
 use crate::dto::{
     ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary,
-    RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletTxInfo,
+    RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletHistory,
 };
 use crate::error::RpcError;
 
@@ -108,8 +108,9 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn wallet_unspent(&self) -> Result<Vec<WalletCoinInfo>, RpcError> {
         Err(no_wallet())
     }
-    /// The wallet's finalized transactions, oldest first.
-    fn wallet_history(&self) -> Result<Vec<WalletTxInfo>, RpcError> {
+    /// The wallet's transactions: those in blocks, oldest first, then those waiting in the
+    /// mempool; and the wallet's tip, which they are as of.
+    fn wallet_history(&self) -> Result<WalletHistory, RpcError> {
         Err(no_wallet())
     }
     /// Pays `payments` (address, units) from the wallet, submits and relays the

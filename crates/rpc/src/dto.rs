@@ -206,15 +206,70 @@ pub struct WalletCoinInfo {
     pub height: u64,
 }
 
-/// A wallet transaction as `listtransactions` reports it.
+/// The wallet's transactions as of its tip (the last block it scanned, which may be behind
+/// the store's for a moment: answers built from this never skip a block).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalletHistory {
+    /// The height of the last block the wallet scanned.
+    pub tip: u64,
+    /// Those in blocks up to `tip`, oldest first, then those in the mempool.
+    pub transactions: Vec<WalletTxInfo>,
+}
+
+/// A transaction that touched the wallet, as `listtransactions`, `listsinceblock` and
+/// `gettransaction` report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletTxInfo {
     /// Its id.
     pub txid: TxId,
-    /// The height of its block.
-    pub height: u64,
+    /// Its block; `None` while it waits in the mempool.
+    pub block: Option<WalletTxBlock>,
+    /// When the wallet saw it: its block's time, or when it entered the mempool
+    /// (milliseconds since the epoch).
+    pub time_ms: u64,
     /// Units paid to the wallet.
     pub received: u64,
     /// Units of the wallet's coins it spent.
     pub spent: u64,
+    /// Its fee in units, when the wallet paid every input (and so the fee).
+    pub fee: Option<u64>,
+    /// A block reward (it spends nothing).
+    pub reward: bool,
+    /// Its outputs, in order (an output's index is its `vout`).
+    pub outputs: Vec<WalletTxOutput>,
+}
+
+/// Where a wallet transaction is in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletTxBlock {
+    /// The block's height.
+    pub height: u64,
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// The block's time, milliseconds since the epoch.
+    pub time_ms: u64,
+    /// The transaction's position in the block.
+    pub index: u32,
+}
+
+/// One output of a wallet transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletTxOutput {
+    /// Its address, written for the network.
+    pub address: String,
+    /// Its value in units.
+    pub amount: u64,
+    /// Whose address it is.
+    pub owner: OutputOwner,
+}
+
+/// Whose address an output pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputOwner {
+    /// One of the wallet's receiving addresses (given out by `getnewaddress`).
+    Receive,
+    /// One of the wallet's change addresses.
+    Change,
+    /// Not the wallet's.
+    Other,
 }

@@ -12,6 +12,7 @@ mod network;
 mod rawtransactions;
 mod util;
 mod wallet;
+mod wallet_history;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -316,13 +317,25 @@ pub const METHODS: &[Method] = &[
         name: "listtransactions",
         category: "Wallet",
         params: &[optional(text("label")), optional(json("count")), optional(json("skip"))],
-        help: "The wallet's latest finalized transactions (count, 10 by default, after skipping skip): txid, category, amount, blockheight, confirmations.",
+        help: "The wallet's latest entries, as Bitcoin Core lists them (count, 10 by default, after skipping skip; oldest first): one send entry per output paid out, one receive (or generate, for a masternode reward) per output to the wallet, change left out; each with address, category, amount, vout, fee (sends), confirmations, blockhash, blockheight, blockindex, blocktime, txid, time, timereceived and finalized. Transactions still in the mempool have 0 confirmations. The label must be \"*\" or left out.",
+    },
+    Method {
+        name: "listsinceblock",
+        category: "Wallet",
+        params: &[
+            optional(text("blockhash")),
+            optional(json("target_confirmations")),
+            optional(json("include_watchonly")),
+            optional(json("include_removed")),
+            optional(json("include_change")),
+        ],
+        help: "The wallet's entries (as listtransactions gives them) in blocks after blockhash (all when it is left out or empty) and in the mempool, and lastblock: the hash to pass next time, the block target_confirmations (1 by default) below the wallet's tip. removed is always empty: a finalized block is never undone.",
     },
     Method {
         name: "gettransaction",
         category: "Wallet",
         params: &[text("txid")],
-        help: "A finalized wallet transaction with its hex.",
+        help: "A wallet transaction, in a block or in the mempool: amount (net of the fee), fee, confirmations, blockhash, blockheight, blockindex, blocktime, txid, time, timereceived, finalized, details (its entries) and hex.",
     },
     Method {
         name: "sendtoaddress",

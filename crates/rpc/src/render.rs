@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use timecoin_primitives::{Address, Block, BlockHeader, Encode, Network, Transaction};
 
-use crate::dto::{MasternodeSummary, WalletTxInfo};
+use crate::dto::{MasternodeSummary, OutputOwner, WalletTxInfo, WalletTxOutput};
 
 /// The amount as a JSON number of TIME, as Bitcoin Core shows BTC.
 pub(crate) fn time_value(units: u64) -> Value {
@@ -146,14 +146,91 @@ pub(crate) fn masternode_json(m: &MasternodeSummary) -> Value {
     })
 }
 
-/// A wallet transaction, its amount the net change to the wallet.
-pub(crate) fn wallet_tx_json(entry: &WalletTxInfo, tip: u64) -> Value {
-    let net = i128::from(entry.received) - i128::from(entry.spent);
-    json!({
-        "txid": entry.txid.to_string(),
-        "category": if net >= 0 { "receive" } else { "send" },
-        "amount": net as f64 / 100_000_000.0,
-        "blockheight": entry.height,
-        "confirmations": tip.saturating_sub(entry.height) + 1,
-    })
+/// A signed amount in units as a JSON number of TIME (a send is negative).
+pub(crate) fn signed_time_value(units: i128) -> Value {
+    json!(units as f64 / 100_000_000.0)
+}
+
+/// The fields every wallet answer gives a transaction (Bitcoin Core's `WalletTxToJSON`), and
+/// `finalized`: whether its block is decided, which with TimeCoin's instant finality is
+/// whether it has a block at all.
+pub(crate) fn wallet_tx_fields(tx: &WalletTxInfo, tip: u64) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    let confirmations = tx.block.map_or(0, |b| tip.saturating_sub(b.height).saturating_add(1));
+    fields.insert("confirmations".to_owned(), json!(confirmations));
+    if tx.reward {
+        fields.insert("generated".to_owned(), json!(true));
+    }
+    if let Some(block) = &tx.block {
+        fields.insert("blockhash".to_owned(), json!(block.hash.to_string()));
+        fields.insert("blockheight".to_owned(), json!(block.height));
+        fields.insert("blockindex".to_owned(), json!(block.index));
+        fields.insert("blocktime".to_owned(), json!(block.time_ms / 1000));
+    }
+    fields.insert("txid".to_owned(), json!(tx.txid.to_string()));
+    fields.insert("walletconflicts".to_owned(), json!([]));
+    fields.insert("time".to_owned(), json!(tx.time_ms / 1000));
+    fields.insert("timereceived".to_owned(), json!(tx.time_ms / 1000));
+    fields.insert("bip125-replaceable".to_owned(), json!("no"));
+    fields.insert("finalized".to_owned(), json!(tx.block.is_some()));
+    fields
+}
+
+/// A wallet transaction's entries as `listtransactions`, `listsinceblock` and
+/// `gettransaction`'s `details` give them (Bitcoin Core's `ListTransactions`): when the
+/// wallet paid, a `send` for each output not to its change (negative, with the fee); a
+/// `receive` (`generate` for a block reward) for each output to its addresses, change left
+/// out of a payment the wallet made unless `include_change`. `details` leaves out the
+/// common fields.
+pub(crate) fn wallet_entries(tx: &WalletTxInfo, tip: u64, include_change: bool, details: bool) -> Vec<Value> {
+    let common = if details {
+        serde_json::Map::new()
+    } else {
+        wallet_tx_fields(tx, tip)
+    };
+    let from_me = tx.spent > 0;
+    let entry = |vout: usize, output: &WalletTxOutput, category: &str, amount: i128| {
+        let mut entry = common.clone();
+        entry.insert("address".to_owned(), json!(output.address));
+        entry.insert("category".to_owned(), json!(category));
+        entry.insert("amount".to_owned(), signed_time_value(amount));
+        entry.insert("vout".to_owned(), json!(vout));
+        if category == "send" {
+            if let Some(fee) = tx.fee {
+                entry.insert("fee".to_owned(), signed_time_value(-i128::from(fee)));
+            }
+            entry.insert("abandoned".to_owned(), json!(false));
+        }
+        Value::Object(entry)
+    };
+    let listed = |output: &WalletTxOutput| !(from_me && output.owner == OutputOwner::Change) || include_change;
+    let mut entries = Vec::new();
+    if from_me {
+        for (vout, output) in tx.outputs.iter().enumerate().filter(|(_, o)| listed(o)) {
+            entries.push(entry(vout, output, "send", -i128::from(output.amount)));
+        }
+    }
+    let category = if tx.reward { "generate" } else { "receive" };
+    for (vout, output) in tx.outputs.iter().enumerate() {
+        if output.owner != OutputOwner::Other && listed(output) {
+            entries.push(entry(vout, output, category, i128::from(output.amount)));
+        }
+    }
+    entries
+}
+
+/// `gettransaction`'s answer (without `hex`): the amount to the wallet net of what it paid
+/// (the fee apart), the fee it paid, the common fields and the entries as `details`.
+pub(crate) fn wallet_tx_json(tx: &WalletTxInfo, tip: u64) -> Value {
+    let fee = tx.fee.map_or(0, i128::from);
+    let mut object = wallet_tx_fields(tx, tip);
+    object.insert(
+        "amount".to_owned(),
+        signed_time_value(i128::from(tx.received) - i128::from(tx.spent) + fee),
+    );
+    if let Some(fee) = tx.fee {
+        object.insert("fee".to_owned(), signed_time_value(-i128::from(fee)));
+    }
+    object.insert("details".to_owned(), Value::Array(wallet_entries(tx, tip, false, true)));
+    Value::Object(object)
 }

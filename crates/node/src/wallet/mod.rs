@@ -15,11 +15,14 @@ use timecoin_chain::MasternodeList;
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, Payload, PublicKey, SecretKey, Transaction,
-    TxId,
 };
 use timecoin_wallet::{
     Chain, Coin, Keystore, KeystoreError, Mnemonic, PayRequest, SendContext, SendError, build, derive_key,
 };
+
+mod history;
+
+pub(crate) use history::{HistoryEntry, Placed};
 
 /// Addresses derived ahead of the last one given out.
 const POOL: u32 = 100;
@@ -30,17 +33,6 @@ pub(crate) struct OwnedCoin {
     pub(crate) value: Amount,
     pub(crate) address: AddressPayload,
     pub(crate) height: u64,
-}
-
-/// A transaction that touched the wallet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HistoryEntry {
-    pub(crate) txid: TxId,
-    pub(crate) height: u64,
-    /// Paid to the wallet's addresses.
-    pub(crate) received: Amount,
-    /// Spent from the wallet's coins.
-    pub(crate) spent: Amount,
 }
 
 /// Why a wallet operation failed, in terms the API maps to Bitcoin Core's codes.
@@ -91,6 +83,8 @@ pub(crate) struct NodeWallet {
     owned: HashMap<AddressPayload, (Chain, u32)>,
     coins: BTreeMap<OutPoint, OwnedCoin>,
     history: Vec<HistoryEntry>,
+    /// The height of the last block scanned: the wallet's tip, which its answers are as of.
+    scanned: Option<u64>,
     /// The phrase of an encrypted wallet while it is unlocked.
     unlocked_phrase: Option<String>,
 }
@@ -137,6 +131,7 @@ impl NodeWallet {
             owned: HashMap::new(),
             coins: BTreeMap::new(),
             history: Vec::new(),
+            scanned: None,
             unlocked_phrase: None,
         };
         if let Some((seed, _)) = wallet.seed {
@@ -178,41 +173,43 @@ impl NodeWallet {
     /// Follows a finalized block: coins paid to the wallet, coins it spent.
     pub(crate) fn scan_block(&mut self, block: &Block) {
         let height = block.header.height;
-        for tx in &block.transactions {
+        let mut hash = None;
+        for (index, tx) in block.transactions.iter().enumerate() {
             let txid = tx.txid();
             let mut spent = Amount::ZERO;
+            let mut mine = 0;
             for input in &tx.inputs {
                 if let Some(coin) = self.coins.remove(&input.prevout) {
                     spent = spent.checked_add(coin.value).unwrap_or(spent);
+                    mine += 1;
                 }
             }
-            let mut received = Amount::ZERO;
-            for (index, output) in tx.outputs.iter().enumerate() {
+            for (vout, output) in tx.outputs.iter().enumerate() {
                 if self.owned.contains_key(&output.address) {
-                    received = received.checked_add(output.amount).unwrap_or(received);
                     let outpoint = OutPoint {
                         txid,
-                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        index: u32::try_from(vout).unwrap_or(u32::MAX),
                     };
-                    self.coins.insert(
-                        outpoint,
-                        OwnedCoin {
-                            value: output.amount,
-                            address: output.address,
-                            height,
-                        },
-                    );
+                    let coin = OwnedCoin {
+                        value: output.amount,
+                        address: output.address,
+                        height,
+                    };
+                    self.coins.insert(outpoint, coin);
                 }
             }
-            if received != Amount::ZERO || spent != Amount::ZERO {
-                self.history.push(HistoryEntry {
-                    txid,
+            if let Some(mut entry) = self.describe(tx, txid, spent, mine) {
+                entry.block = Some(Placed {
                     height,
-                    received,
-                    spent,
+                    hash: *hash.get_or_insert_with(|| block.hash()),
+                    time_ms: block.header.timestamp_ms,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
                 });
+                entry.time_ms = block.header.timestamp_ms;
+                self.history.push(entry);
             }
         }
+        self.scanned = Some(height);
     }
 
     /// Hands out the next address of `chain`, deriving more ahead when unlocked.
@@ -285,11 +282,6 @@ impl NodeWallet {
         }))
         .unwrap_or(Amount::ZERO);
         (available, pending, locked)
-    }
-
-    /// The transactions that touched the wallet, oldest first.
-    pub(crate) fn history(&self) -> &[HistoryEntry] {
-        &self.history
     }
 
     /// The key of one of the wallet's addresses.

@@ -959,6 +959,8 @@ fn wallets_pay_each_other_and_an_encrypted_wallet_needs_its_passphrase() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A deposit loop's cursor, before the payment.
+    let cursor = net.rpc(1, "listsinceblock", json!([]))["result"]["lastblock"].clone();
     let sent = net.rpc(0, "sendtoaddress", json!([to, 12.5]));
     let txid = sent["result"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned();
     let waited = net.rpc(1, "waitfortransaction", json!([txid, 120]));
@@ -967,6 +969,68 @@ fn wallets_pay_each_other_and_an_encrypted_wallet_needs_its_passphrase() {
     let height = waited["result"]["height"].as_u64().unwrap();
     let mut net = net;
     net.wait_until(&[0, 1], height);
+    // The deposit loop finds it once, in Bitcoin Core's fields, and moves its cursor on.
+    let since = net.rpc(1, "listsinceblock", json!([cursor]))["result"].clone();
+    let deposits: Vec<&serde_json::Value> = since["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["txid"] == json!(txid))
+        .collect();
+    assert_eq!(deposits.len(), 1, "{since}");
+    let block_hash = net.rpc(1, "getblockhash", json!([height]))["result"].clone();
+    let deposit = deposits[0];
+    assert_eq!(
+        (&deposit["category"], &deposit["address"], &deposit["amount"]),
+        (&json!("receive"), &json!(to), &json!(12.5)),
+        "{deposit}"
+    );
+    assert_eq!(
+        (&deposit["blockhash"], &deposit["blockheight"]),
+        (&block_hash, &json!(height))
+    );
+    assert!(deposit["confirmations"].as_u64().unwrap() >= 1 && deposit["finalized"] == json!(true));
+    assert_eq!(since["removed"], json!([]));
+    let next = net.rpc(1, "listsinceblock", json!([since["lastblock"]]))["result"].clone();
+    assert!(
+        next["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["txid"] != json!(txid)),
+        "{next}"
+    );
+    // The payer's side: the payment as a send with its fee; its change only when asked for.
+    let paid = net.rpc(0, "listsinceblock", json!([cursor]))["result"]["transactions"].clone();
+    let entries = |list: &serde_json::Value, category: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["txid"] == json!(txid) && e["category"] == json!(category))
+            .count()
+    };
+    assert_eq!((entries(&paid, "send"), entries(&paid, "receive")), (1, 0), "{paid}");
+    let with_change =
+        net.rpc(0, "listsinceblock", json!([cursor, 1, false, true, true]))["result"]["transactions"].clone();
+    assert_eq!(
+        (entries(&with_change, "send"), entries(&with_change, "receive")),
+        (2, 1),
+        "{with_change}"
+    );
+    // lastblock stays target_confirmations - 1 blocks below the wallet's tip; bad cursors are refused.
+    let tip = net.rpc(1, "listsinceblock", json!(["", 3]))["result"]["lastblock"].clone();
+    let at = net.rpc(1, "getblockheader", json!([tip]))["result"]["height"]
+        .as_u64()
+        .unwrap();
+    assert!(at + 2 >= height, "{at} vs {height}");
+    assert_eq!(
+        net.rpc(1, "listsinceblock", json!(["00".repeat(32)]))["error"]["code"],
+        json!(-5)
+    );
+    assert_eq!(
+        net.rpc(1, "listsinceblock", json!([cursor, 0]))["error"]["code"],
+        json!(-8)
+    );
     assert_eq!(net.rpc(1, "getbalance", json!([]))["result"], json!(12.5));
     let unspent = net.rpc(1, "listunspent", json!([]));
     assert_eq!(unspent["result"][0]["txid"], json!(txid), "{unspent}");
@@ -1139,8 +1203,21 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     assert_eq!(balances["mine"]["trusted"], json!(5.0), "{balances}");
     assert_eq!(ok(1, "getbalance", json!([])), json!(5.0));
     assert_eq!(ok(1, "listunspent", json!([])).as_array().unwrap().len(), 2);
-    assert_eq!(ok(1, "gettransaction", json!([txid]))["category"], json!("receive"));
+    assert_eq!(
+        ok(1, "gettransaction", json!([txid]))["details"][0]["category"],
+        json!("receive")
+    );
     assert_eq!(ok(0, "listtransactions", json!(["*", 1]))[0]["txid"], txid);
+    let since = ok(1, "listsinceblock", json!([hash]));
+    assert!(
+        since["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["txid"] == txid),
+        "{since}"
+    );
+    assert_eq!(code(call(1, "listtransactions", json!(["savings"]))), -8);
     let coin = &ok(1, "listunspent", json!([]))[0];
     let back = ok(0, "getnewaddress", json!([]));
     let unsigned = ok(

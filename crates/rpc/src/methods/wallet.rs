@@ -10,11 +10,12 @@ use timecoin_primitives::{Address, Encode, OutPoint, Transaction, TxId};
 use super::Context;
 use crate::codes;
 use crate::error::RpcError;
-use crate::params::{amount_param, amount_value, decode_hex, invalid, optional, param, txid_param};
-use crate::render::{extend, time_value, wallet_tx_json};
+use crate::params::{amount_param, amount_value, decode_hex, invalid, optional, param};
+use crate::render::time_value;
 
-/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, `listtransactions`, `gettransaction`, `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
+/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
+    super::wallet_history::register(module)?;
     module.register_blocking_method("getnewaddress", |_, context, _| {
         Ok::<_, ErrorObjectOwned>(context.backend.wallet_new_address(false)?)
     })?;
@@ -50,38 +51,6 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
                 })
                 .collect::<Vec<_>>(),
         )
-    })?;
-    module.register_blocking_method("listtransactions", |params, context, _| {
-        let count: usize = optional(&params, 1, "count")?.unwrap_or(10);
-        let skip: usize = optional(&params, 2, "skip")?.unwrap_or(0);
-        let tip = context.backend.chain_info()?.blocks;
-        let history = context.backend.wallet_history()?;
-        let end = history.len().saturating_sub(skip);
-        let start = end.saturating_sub(count);
-        Ok::<_, ErrorObjectOwned>(
-            history
-                .get(start..end)
-                .unwrap_or_default()
-                .iter()
-                .map(|t| wallet_tx_json(t, tip))
-                .collect::<Vec<_>>(),
-        )
-    })?;
-    module.register_blocking_method("gettransaction", |params, context, _| {
-        let txid = txid_param(&params, 0)?;
-        let tip = context.backend.chain_info()?.blocks;
-        let history = context.backend.wallet_history()?;
-        let entry = history.iter().find(|t| t.txid == txid).ok_or_else(|| {
-            ErrorObjectOwned::from(RpcError::new(
-                codes::INVALID_ADDRESS_OR_KEY,
-                "Invalid or non-wallet transaction id",
-            ))
-        })?;
-        let mut object = wallet_tx_json(entry, tip);
-        if let Some((tx, _)) = context.backend.transaction(&txid)? {
-            extend(&mut object, "hex", json!(hex::encode(tx.to_bytes())));
-        }
-        Ok::<_, ErrorObjectOwned>(object)
     })?;
     module.register_blocking_method("sendtoaddress", |params, context, _| {
         let address: String = param(&params, 0, "address")?;

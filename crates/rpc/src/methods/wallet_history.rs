@@ -1,0 +1,91 @@
+//! The `Wallet` methods that read its history, as a deposit loop reads Bitcoin Core's:
+//! `listtransactions`, `listsinceblock`, `gettransaction`. Every answer is as of the
+//! wallet's tip (the last block it scanned), so a `lastblock` never names a block whose
+//! transactions the answer left out.
+
+use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::server::RpcModule;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::{Value, json};
+use timecoin_primitives::Encode;
+
+use super::Context;
+use crate::codes;
+use crate::error::RpcError;
+use crate::params::{hash_param, invalid, not_found, optional, txid_param};
+use crate::render::{extend, wallet_entries, wallet_tx_json};
+
+/// Registers `listtransactions`, `listsinceblock` and `gettransaction`.
+pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
+    module.register_blocking_method("listtransactions", |params, context, _| {
+        let label: Option<String> = optional(&params, 0, "label")?;
+        if label.as_deref().is_some_and(|l| l != "*") {
+            return Err(invalid("the wallet has no labels: label must be \"*\""));
+        }
+        let count: usize = optional(&params, 1, "count")?.unwrap_or(10);
+        let skip: usize = optional(&params, 2, "skip")?.unwrap_or(0);
+        let history = context.backend.wallet_history()?;
+        let entries: Vec<Value> = history
+            .transactions
+            .iter()
+            .flat_map(|t| wallet_entries(t, history.tip, false, false))
+            .collect();
+        let end = entries.len().saturating_sub(skip);
+        let start = end.saturating_sub(count);
+        Ok::<_, ErrorObjectOwned>(Value::from(entries.get(start..end).unwrap_or_default().to_vec()))
+    })?;
+    module.register_blocking_method("listsinceblock", |params, context, _| {
+        let since = match optional::<String>(&params, 0, "blockhash")? {
+            Some(text) if !text.is_empty() => {
+                let hash = hash_param(&params, 0, "blockhash")?;
+                let (_, height) = context.backend.block(&hash)?.ok_or_else(|| not_found("Block"))?;
+                Some(height)
+            }
+            _ => None,
+        };
+        let target: u64 = optional(&params, 1, "target_confirmations")?.unwrap_or(1);
+        if target < 1 {
+            return Err(invalid("Invalid parameter: target_confirmations must be at least 1"));
+        }
+        let include_removed: bool = optional(&params, 3, "include_removed")?.unwrap_or(true);
+        let include_change: bool = optional(&params, 4, "include_change")?.unwrap_or(false);
+        let history = context.backend.wallet_history()?;
+        let transactions: Vec<Value> = history
+            .transactions
+            .iter()
+            .filter(|t| match (t.block, since) {
+                (Some(block), Some(since)) => block.height > since,
+                _ => true,
+            })
+            .flat_map(|t| wallet_entries(t, history.tip, include_change, false))
+            .collect();
+        let last = history.tip.saturating_add(1).saturating_sub(target);
+        let lastblock = context.backend.block_hash(last)?.ok_or_else(|| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INTERNAL_ERROR,
+                format!("the block at the wallet's height {last} is not stored"),
+            ))
+        })?;
+        let mut answer = json!({"transactions": transactions, "lastblock": lastblock.to_string()});
+        if include_removed {
+            extend(&mut answer, "removed", json!([]));
+        }
+        Ok::<_, ErrorObjectOwned>(answer)
+    })?;
+    module.register_blocking_method("gettransaction", |params, context, _| {
+        let txid = txid_param(&params, 0)?;
+        let history = context.backend.wallet_history()?;
+        let entry = history.transactions.iter().find(|t| t.txid == txid).ok_or_else(|| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                "Invalid or non-wallet transaction id",
+            ))
+        })?;
+        let mut object = wallet_tx_json(entry, history.tip);
+        if let Some((tx, _)) = context.backend.transaction(&txid)? {
+            extend(&mut object, "hex", json!(hex::encode(tx.to_bytes())));
+        }
+        Ok::<_, ErrorObjectOwned>(object)
+    })?;
+    Ok(())
+}
