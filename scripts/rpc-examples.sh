@@ -90,6 +90,7 @@ ex 1 getbalance
 ex 1 getbalances
 ex 1 listunspent
 ex 1 listtransactions
+ex 1 listsinceblock "$H1"
 ex 1 gettransaction "$TX"
 PAID=$($C0 sendtoaddress "$ADDR" 1)
 echo "\`\`\`"; echo "\$ time-cli sendtoaddress $ADDR 1"; echo "$PAID"; echo "\`\`\`"
