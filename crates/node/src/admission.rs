@@ -59,6 +59,8 @@ pub(crate) struct Admitter {
     pub(crate) relay: mpsc::Sender<Vec<TxId>>,
     /// To report peers that relay invalid transactions.
     pub(crate) network: NetworkHandle,
+    /// Told of every admitted transaction (ZMQ, `walletnotify`).
+    pub(crate) notifier: crate::notify::Notifier,
 }
 
 /// Why a transaction was not admitted.
@@ -311,6 +313,15 @@ impl Admitter {
                 .collect();
         };
         let results = mempool.add_batch(fresh, &snapshot, crate::host::now_ms());
+        // The bodies of those admitted now (not those already waiting), read under the lock
+        // that admitted them: the block that takes them may come before the notifier reads.
+        if self.notifier.wants_admitted() {
+            let admitted: Vec<_> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().and_then(|txid| mempool.get(txid)))
+                .collect();
+            self.notifier.admitted(admitted);
+        }
         drop(mempool);
         let mut judged = results.into_iter();
         verdicts

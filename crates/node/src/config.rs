@@ -29,6 +29,10 @@ pub struct Config {
     pub(crate) metrics: MetricsSection,
     /// `[wallet]`
     pub(crate) wallet: WalletSection,
+    /// `[notify]`
+    pub(crate) notify: crate::notify::NotifySection,
+    /// `[zmq]`
+    pub(crate) zmq: crate::notify::ZmqSection,
 }
 
 /// `[wallet]`: the node's wallet.
@@ -322,6 +326,7 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             bail!("{key} is 0; it must be at least 1");
         }
+        self.zmq.validate()?;
         if self.network.max_outbound > self.network.max_peers {
             bail!(
                 "[network] max_outbound ({}) is above max_peers ({}), which counts every connection",

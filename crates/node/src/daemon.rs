@@ -246,6 +246,22 @@ impl Node {
         } else {
             None
         };
+        let wallet_name = config
+            .wallet
+            .file
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+        let notifier = crate::notify::Notifier::start(
+            &config.notify,
+            &config.zmq,
+            crate::notify::Sources {
+                wallet: wallet.clone(),
+                wallet_name,
+            },
+            cancel.clone(),
+            &tracker,
+        )
+        .await?;
         // Admitted transactions' ids, a batch a message, for the host to announce.
         let (relay_tx, relay_rx) = tokio::sync::mpsc::channel(1_024);
         // Cancelled by the `stop` RPC.
@@ -259,6 +275,7 @@ impl Node {
                 signatures: Arc::clone(&signatures),
                 relay: relay_tx,
                 network: network.clone(),
+                notifier: notifier.clone(),
             },
             cancel.clone(),
             &tracker,
@@ -286,6 +303,7 @@ impl Node {
                 operator: config.masternode.enabled.then(|| operator.public_key()),
                 operator_key: config.masternode.enabled.then(|| operator.clone()),
                 wallet: wallet.clone(),
+                notifier: notifier.clone(),
             };
             let users = config
                 .rpc
@@ -335,6 +353,7 @@ impl Node {
             requests,
             status: status_tx,
             wallet,
+            notifier,
         };
         let (tip_rx, status_watch) = (host.hello.subscribe(), host.status.subscribe());
         let p2p_address = host.network.local_address();

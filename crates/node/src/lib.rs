@@ -30,6 +30,7 @@ pub mod keys;
 pub mod localnet;
 pub mod logging;
 mod metrics;
+mod notify;
 mod propose;
 mod relay;
 mod serve;

@@ -84,6 +84,10 @@ pub trait NetworkBackend: Send + Sync + 'static {
     fn bans(&self) -> Vec<(String, u64)>;
     /// Asks the node to stop gracefully.
     fn stop(&self);
+    /// The ZMQ notifiers: (type such as `pubhashblock`, address).
+    fn zmq_notifications(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 fn no_wallet() -> RpcError {

@@ -13,6 +13,7 @@ mod rawtransactions;
 mod util;
 mod wallet;
 mod wallet_history;
+mod zmq;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -386,6 +387,12 @@ pub const METHODS: &[Method] = &[
         help: "Encrypts the wallet file with a passphrase (Argon2id + XChaCha20-Poly1305) and locks it.",
     },
     Method {
+        name: "getzmqnotifications",
+        category: "Zmq",
+        params: &[],
+        help: "The ZMQ notifiers ([zmq] in the configuration): [{type (pubhashblock, pubhashtx, pubrawblock, pubrawtx, pubsequence), address}] (no hwm: a subscriber too slow to take a message misses it). Each message is the topic, the body and a 4-byte little-endian sequence number, as Bitcoin Core sends them.",
+    },
+    Method {
         name: "getmemoryinfo",
         category: "Control",
         params: &[],
@@ -510,7 +517,7 @@ pub(crate) struct Context {
 type Register = fn(&mut RpcModule<Context>) -> Result<(), RegisterMethodError>;
 
 /// Each help category of the table and the module serving its methods.
-const CATEGORIES: [(&str, Register); 8] = [
+const CATEGORIES: [(&str, Register); 9] = [
     ("Blockchain", blockchain::register),
     ("Rawtransactions", rawtransactions::register),
     ("Mempool", mempool::register),
@@ -518,6 +525,7 @@ const CATEGORIES: [(&str, Register); 8] = [
     ("Masternode", masternode::register),
     ("Util", util::register),
     ("Wallet", wallet::register),
+    ("Zmq", zmq::register),
     ("Control", control::register),
 ];
 

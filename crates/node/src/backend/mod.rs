@@ -47,6 +47,8 @@ pub(crate) struct NodeBackend {
     pub(crate) operator_key: Option<SecretKey>,
     /// The wallet, unless disabled.
     pub(crate) wallet: Option<Arc<Mutex<NodeWallet>>>,
+    /// The notifications, for `getzmqnotifications`.
+    pub(crate) notifier: crate::notify::Notifier,
 }
 
 fn wallet_error(error: WalletError) -> RpcError {
@@ -428,5 +430,9 @@ impl NetworkBackend for NodeBackend {
 
     fn stop(&self) {
         self.shutdown.cancel();
+    }
+
+    fn zmq_notifications(&self) -> Vec<(String, String)> {
+        self.notifier.zmq_notifications()
     }
 }

@@ -148,7 +148,7 @@ impl Host {
         let applied_certificate = certificate.clone();
         let applying = Instant::now();
         // The block is shared with the blocking thread (a full one is 2 MB: not copied).
-        let (applied, list, block) = blocking(move || {
+        let (applied, list, block, ours) = blocking(move || {
             let timer = crate::metrics::StageTimer::start("apply");
             let applied = store.apply_block(&block, Some(&applied_certificate))?;
             let snapshot = store.snapshot()?;
@@ -157,18 +157,20 @@ impl Host {
                 .lock()
                 .map_err(|_| anyhow!("mempool lock poisoned"))?
                 .block_connected(&block, &snapshot)?;
-            if let Some(wallet) = wallet {
-                wallet
+            let ours = match wallet {
+                Some(wallet) => wallet
                     .lock()
                     .map_err(|_| anyhow!("wallet lock poisoned"))?
-                    .scan_block(&block);
-            }
+                    .scan_block(&block),
+                None => Vec::new(),
+            };
             store.consensus_wal().prune_below(block.header.height + 1)?;
             timer.finish();
-            Ok((applied, list, block))
+            Ok((applied, list, block, ours))
         })
         .await
         .context("applying a finalized block")?;
+        self.notifier.block(Arc::clone(&block), ours);
         self.record_block(state, &block, &certificate, applying.elapsed(), announce);
         info!(
             height = block.header.height,

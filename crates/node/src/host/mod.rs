@@ -74,6 +74,8 @@ pub(crate) struct Host {
     pub(crate) status: watch::Sender<ConsensusStatus>,
     /// The wallet, which follows every applied block.
     pub(crate) wallet: Option<Arc<Mutex<crate::wallet::NodeWallet>>>,
+    /// Told of every finalized block (`blocknotify`, `walletnotify`, ZMQ).
+    pub(crate) notifier: crate::notify::Notifier,
 }
 
 fn step_name(step: Step) -> &'static str {

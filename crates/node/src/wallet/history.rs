@@ -85,6 +85,12 @@ impl NodeWallet {
         })
     }
 
+    /// Whether `tx` pays the wallet or spends one of its finalized coins.
+    pub(crate) fn touches(&self, tx: &Transaction) -> bool {
+        tx.outputs.iter().any(|o| self.owned.contains_key(&o.address))
+            || tx.inputs.iter().any(|i| self.coins.contains_key(&i.prevout))
+    }
+
     /// The height of the last block the wallet scanned: its answers are as of that block.
     pub(crate) fn tip(&self) -> Option<u64> {
         self.scanned

@@ -15,6 +15,7 @@ use timecoin_chain::MasternodeList;
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, Payload, PublicKey, SecretKey, Transaction,
+    TxId,
 };
 use timecoin_wallet::{
     Chain, Coin, Keystore, KeystoreError, Mnemonic, PayRequest, SendContext, SendError, build, derive_key,
@@ -170,8 +171,10 @@ impl NodeWallet {
         self.seed.map(|(seed, _)| seed)
     }
 
-    /// Follows a finalized block: coins paid to the wallet, coins it spent.
-    pub(crate) fn scan_block(&mut self, block: &Block) {
+    /// Follows a finalized block: coins paid to the wallet, coins it spent. Returns the
+    /// wallet's transactions in it.
+    pub(crate) fn scan_block(&mut self, block: &Block) -> Vec<TxId> {
+        let mut found = Vec::new();
         let height = block.header.height;
         let mut hash = None;
         for (index, tx) in block.transactions.iter().enumerate() {
@@ -206,10 +209,12 @@ impl NodeWallet {
                     index: u32::try_from(index).unwrap_or(u32::MAX),
                 });
                 entry.time_ms = block.header.timestamp_ms;
+                found.push(txid);
                 self.history.push(entry);
             }
         }
         self.scanned = Some(height);
+        found
     }
 
     /// Hands out the next address of `chain`, deriving more ahead when unlocked.
@@ -462,7 +467,7 @@ pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Stor
     let tip = store.tip()?;
     for height in 0..=tip.height {
         if let Some(block) = store.block_by_height(height)? {
-            wallet.scan_block(&block);
+            let _ = wallet.scan_block(&block);
         }
     }
     Ok((wallet, created))

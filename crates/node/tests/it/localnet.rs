@@ -12,6 +12,8 @@ const DEADLINE: Duration = Duration::from_secs(180);
 
 pub(crate) use timecoin_test_utils::free_ports;
 
+mod notify;
+
 enum Line {
     Finalized { node: usize, height: u64, hash: String },
     Other,
@@ -1284,6 +1286,7 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     assert_eq!(ok(0, "listlockedcollaterals", json!([])), json!([]));
     assert!(ok(0, "getmemoryinfo", json!([]))["rss"].as_u64().unwrap() > 0);
     assert!(ok(0, "uptime", json!([])).is_u64());
+    assert_eq!(ok(0, "getzmqnotifications", json!([])), json!([]), "no [zmq] in a local network");
     assert!(ok(0, "help", json!([])).as_str().unwrap().contains("sendtoaddress"));
     // An oversized request is refused before it is read: the client sees the 413, or, when
     // the server closed the connection before the body was all sent, a reset; either way

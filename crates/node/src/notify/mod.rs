@@ -1,0 +1,222 @@
+//! Notifications, as Bitcoin Core gives them: `blocknotify` and `walletnotify` commands
+//! (`[notify]`), and a ZMQ publisher (`[zmq]`) with Bitcoin Core's topics and framing.
+//!
+//! The node never waits for them. The host and the admission task hand each finalized block
+//! and each batch of newly admitted transactions to [`Notifier`], which queues it (at most
+//! [`QUEUE`] events; past that an event is dropped and counted) for one task that runs the
+//! commands and publishes. A command runs in `sh -c`, at most [`COMMANDS`] at a time (the
+//! next waits for one to end, and the queue fills behind it); a ZMQ subscriber that reads
+//! too slowly loses messages, as a ZMQ PUB socket drops them, and one that is gone is
+//! forgotten.
+
+mod command;
+mod zmq;
+
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use timecoin_primitives::{Block, Encode, Transaction, TxId};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+use crate::wallet::NodeWallet;
+pub(crate) use zmq::ZmqSection;
+
+/// Events waiting for the notification task at most.
+pub(crate) const QUEUE: usize = 4_096;
+/// Commands running at once at most.
+pub(crate) const COMMANDS: usize = 16;
+
+/// `[notify]`: commands run on events, with Bitcoin Core's placeholders.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct NotifySection {
+    /// Run for every finalized block; `%s` is its hash.
+    pub(crate) blocknotify: Option<String>,
+    /// Run for every wallet transaction when it is admitted to the mempool and again when it
+    /// is finalized: `%s` its txid, `%w` the wallet's name, `%b` its block's hash
+    /// (`unconfirmed` in the mempool), `%h` its block's height (`-1` in the mempool).
+    pub(crate) walletnotify: Option<String>,
+}
+
+/// What happened, for the notification task.
+enum Event {
+    /// A block was finalized; the wallet's transactions in it.
+    Block { block: Arc<Block>, wallet: Vec<TxId> },
+    /// Transactions were admitted to the mempool.
+    Admitted(Vec<Arc<Transaction>>),
+}
+
+/// Where events go: cheap to clone; does nothing when no notification is configured.
+#[derive(Clone, Default)]
+pub(crate) struct Notifier {
+    sender: Option<mpsc::Sender<Event>>,
+    /// Whether admitted transactions matter (a ZMQ transaction topic or `walletnotify`).
+    wants_admitted: bool,
+    /// The ZMQ notifiers, for `getzmqnotifications`: (type, address).
+    published: Arc<Vec<(String, String)>>,
+}
+
+/// What the notification task reads besides events.
+pub(crate) struct Sources {
+    pub(crate) wallet: Option<Arc<Mutex<NodeWallet>>>,
+    /// The wallet's name for `%w`.
+    pub(crate) wallet_name: String,
+}
+
+impl Notifier {
+    /// Binds the ZMQ sockets and starts the notification task on `tracker`, stopped by
+    /// `cancel`; a notifier that does nothing when nothing is configured.
+    pub(crate) async fn start(
+        notify: &NotifySection,
+        zmq: &ZmqSection,
+        sources: Sources,
+        cancel: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> anyhow::Result<Notifier> {
+        let publisher = zmq::Publisher::bind(zmq).await?;
+        if notify.blocknotify.is_none() && notify.walletnotify.is_none() && publisher.is_empty() {
+            return Ok(Notifier::default());
+        }
+        let (sender, events) = mpsc::channel(QUEUE);
+        let wants_admitted = notify.walletnotify.is_some() || publisher.wants_transactions();
+        let published = Arc::new(publisher.notifications());
+        let task = Task {
+            notify: notify.clone(),
+            sources,
+            publisher,
+            commands: Arc::new(Semaphore::new(COMMANDS)),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(task.run(events));
+        Ok(Notifier {
+            sender: Some(sender),
+            wants_admitted,
+            published,
+        })
+    }
+
+    /// The ZMQ notifiers: (type, address), as `getzmqnotifications` lists them.
+    pub(crate) fn zmq_notifications(&self) -> Vec<(String, String)> {
+        self.published.as_ref().clone()
+    }
+
+    /// A block was finalized; `wallet` are the wallet's transactions in it.
+    pub(crate) fn block(&self, block: Arc<Block>, wallet: Vec<TxId>) {
+        self.send(Event::Block { block, wallet });
+    }
+
+    /// Whether admitted transactions are notified (a ZMQ transaction topic or
+    /// `walletnotify`): if not, the admission task need not gather them.
+    pub(crate) fn wants_admitted(&self) -> bool {
+        self.wants_admitted
+    }
+
+    /// Transactions were admitted to the mempool.
+    pub(crate) fn admitted(&self, txs: Vec<Arc<Transaction>>) {
+        if self.wants_admitted && !txs.is_empty() {
+            self.send(Event::Admitted(txs));
+        }
+    }
+
+    fn send(&self, event: Event) {
+        if let Some(sender) = &self.sender
+            && sender.try_send(event).is_err()
+        {
+            metrics::counter!("timecoin_notifications_dropped_total").increment(1);
+            warn!("a notification was dropped: {QUEUE} are waiting (a slow blocknotify or walletnotify command?)");
+        }
+    }
+}
+
+/// The notification task.
+struct Task {
+    notify: NotifySection,
+    sources: Sources,
+    publisher: zmq::Publisher,
+    commands: Arc<Semaphore>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Task {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        loop {
+            let event = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+            };
+            match event {
+                Event::Block { block, wallet } => self.block(&block, &wallet).await,
+                Event::Admitted(txids) => self.admitted(&txids).await,
+            }
+        }
+    }
+
+    async fn block(&mut self, block: &Block, wallet: &[TxId]) {
+        let hash = block.hash();
+        let height = block.header.height;
+        if let Some(template) = &self.notify.blocknotify {
+            self.run_command(command::block(template, &hash.to_string())).await;
+        }
+        // Bitcoin Core publishes each transaction of a connected block, then the block.
+        for tx in &block.transactions {
+            self.publisher.transaction(&tx.txid(), || tx.to_bytes()).await;
+        }
+        self.publisher.block(&hash, || block.to_bytes()).await;
+        if let Some(template) = &self.notify.walletnotify {
+            for txid in wallet {
+                let line = command::wallet(
+                    template,
+                    &txid.to_string(),
+                    &self.sources.wallet_name,
+                    Some((&hash.to_string(), height)),
+                );
+                self.run_command(line).await;
+            }
+        }
+    }
+
+    async fn admitted(&mut self, txs: &[Arc<Transaction>]) {
+        // Asked under the wallet's lock, published after: a slow subscriber or command never
+        // holds it.
+        let ours: Vec<bool> = match (&self.notify.walletnotify, &self.sources.wallet) {
+            (Some(_), Some(wallet)) => match wallet.lock() {
+                Ok(wallet) => txs.iter().map(|tx| wallet.touches(tx)).collect(),
+                Err(_) => vec![false; txs.len()],
+            },
+            _ => vec![false; txs.len()],
+        };
+        for (tx, ours) in txs.iter().zip(ours) {
+            let txid = tx.txid();
+            self.publisher.transaction(&txid, || tx.to_bytes()).await;
+            self.publisher.admitted(&txid).await;
+            if let (true, Some(template)) = (ours, &self.notify.walletnotify) {
+                let line = command::wallet(template, &txid.to_string(), &self.sources.wallet_name, None);
+                self.run_command(line).await;
+            }
+        }
+    }
+
+    /// Runs `line` in `sh -c` once fewer than [`COMMANDS`] run, without waiting for it.
+    async fn run_command(&self, line: String) {
+        let permit = tokio::select! {
+            () = self.cancel.cancelled() => return,
+            permit = Arc::clone(&self.commands).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            command::run(&line, &cancel).await;
+            drop(permit);
+        });
+    }
+}
