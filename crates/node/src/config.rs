@@ -33,6 +33,17 @@ pub struct Config {
     pub(crate) notify: crate::notify::NotifySection,
     /// `[zmq]`
     pub(crate) zmq: crate::notify::ZmqSection,
+    /// `[index]`
+    pub(crate) index: IndexSection,
+}
+
+/// `[index]`: optional indexes of the chain.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct IndexSection {
+    /// Dash Core's `-addressindex`: each address's balance changes and unspent outputs,
+    /// written with each block; built from the stored blocks at start when turned on later.
+    pub(crate) address: bool,
 }
 
 /// `[wallet]`: the node's wallet.

@@ -174,6 +174,16 @@ impl Node {
             tokio::task::spawn_blocking(move || Store::open_with(&store_path, &genesis, cache, flush)).await??
         };
         let store = Arc::new(store);
+        if config.index.address {
+            let indexing = Arc::clone(&store);
+            let caught_up = tokio::task::spawn_blocking(move || {
+                indexing.enable_address_index(|height, tip| {
+                    info!(height, tip, "building the address index from the stored blocks");
+                })
+            })
+            .await??;
+            info!(caught_up, "address index on");
+        }
         let key_path = data_dir.join(if config.masternode.enabled {
             &config.masternode.key_file
         } else {

@@ -8,12 +8,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId};
+use timecoin_primitives::{AddressPayload, Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId};
 
 use crate::codes;
 use crate::dto::{
-    ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, PeerSummary,
-    RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletHistory,
+    AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,
+    MempoolInfo, PeerSummary, RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances,
+    WalletCoinInfo, WalletHistory,
 };
 use crate::error::RpcError;
 
@@ -46,6 +47,19 @@ pub trait ChainBackend: Send + Sync + 'static {
     fn txout(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<TxOutInfo>, RpcError>;
     /// The UTXO set's summary.
     fn utxo_set(&self) -> Result<UtxoSetSummary, RpcError>;
+    /// The address index's balance changes of `address` in blocks `from..=to`, oldest first.
+    fn address_deltas(
+        &self,
+        _address: &AddressPayload,
+        _from: u64,
+        _to: u64,
+    ) -> Result<Vec<AddressDeltaInfo>, RpcError> {
+        Err(no_address_index())
+    }
+    /// The address index's unspent outputs of `address`.
+    fn address_utxos(&self, _address: &AddressPayload) -> Result<Vec<AddressUtxoInfo>, RpcError> {
+        Err(no_address_index())
+    }
     /// The masternode set.
     fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError>;
     /// This node's masternode operator key, if it is one.
@@ -88,6 +102,14 @@ pub trait NetworkBackend: Send + Sync + 'static {
     fn zmq_notifications(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+}
+
+/// The address methods' answer when the index is off.
+pub(crate) fn no_address_index() -> RpcError {
+    RpcError::new(
+        codes::MISC_ERROR,
+        "Address index not enabled: set [index] address = true and restart",
+    )
 }
 
 fn no_wallet() -> RpcError {

@@ -65,6 +65,38 @@ pub struct TxOutInfo {
     pub reward: bool,
 }
 
+/// A change of an address's balance, from the address index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressDeltaInfo {
+    /// Whose balance.
+    pub address: AddressPayload,
+    /// The transaction.
+    pub txid: TxId,
+    /// The output's index (received) or the input's (spent).
+    pub index: u32,
+    /// Whether the address spent (else it received).
+    pub spent: bool,
+    /// How much, in units.
+    pub amount: u64,
+    /// The block's height.
+    pub height: u64,
+    /// The transaction's position in its block.
+    pub block_index: u32,
+}
+
+/// An unspent output, from the address index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressUtxoInfo {
+    /// Its address.
+    pub address: AddressPayload,
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its value in units.
+    pub amount: u64,
+    /// The height of its block.
+    pub height: u64,
+}
+
 /// The UTXO set as `gettxoutsetinfo` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UtxoSetSummary {

@@ -5,6 +5,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 /// Bitcoin Core's error codes, where one fits.
 pub mod codes {
+    /// A failure no other code names (Dash Core answers the address methods' errors with it).
+    pub const MISC_ERROR: i32 = -1;
     /// Invalid, missing or duplicate parameter.
     pub const INVALID_PARAMETER: i32 = -8;
     /// Invalid address or key, or an unknown block or transaction.

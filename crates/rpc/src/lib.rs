@@ -39,9 +39,9 @@ pub use auth::{Credentials, RpcAuth};
 pub use backend::{Backend, ChainBackend, MempoolBackend, NetworkBackend, Pending, WalletBackend};
 pub use client::{Client, ClientError};
 pub use dto::{
-    ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry, MempoolInfo, OutputOwner,
-    PeerSummary, RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances, WalletCoinInfo,
-    WalletHistory, WalletTxBlock, WalletTxInfo, WalletTxOutput,
+    AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,
+    MempoolInfo, OutputOwner, PeerSummary, RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances,
+    WalletCoinInfo, WalletHistory, WalletTxBlock, WalletTxInfo, WalletTxOutput,
 };
 pub use error::{RpcError, codes};
 pub use server::{Dispatcher, RpcServer, ServeOptions, serve};

@@ -4,6 +4,7 @@
 //! test, that each module serves exactly its category's); clients (`time-cli`) use it to
 //! turn command-line words into typed parameters and named parameters into positions.
 
+mod address;
 mod blockchain;
 mod control;
 mod masternode;
@@ -387,6 +388,30 @@ pub const METHODS: &[Method] = &[
         help: "Encrypts the wallet file with a passphrase (Argon2id + XChaCha20-Poly1305) and locks it.",
     },
     Method {
+        name: "getaddressbalance",
+        category: "Addressindex",
+        params: &[json("addresses")],
+        help: "With the address index on ([index] address = true): {balance, balance_immature (0), balance_spendable, received} of the addresses ({\"addresses\": [...]} or one address), in units (Dash Core's duffs); -1 when the index is off.",
+    },
+    Method {
+        name: "getaddressutxos",
+        category: "Addressindex",
+        params: &[json("addresses")],
+        help: "With the address index on: the unspent outputs of the addresses, [{address, txid, outputIndex, satoshis, height}], oldest first (no script: TimeCoin outputs pay an address, not a script).",
+    },
+    Method {
+        name: "getaddresstxids",
+        category: "Addressindex",
+        params: &[json("addresses")],
+        help: "With the address index on: the txids that paid or spent from the addresses ({\"addresses\": [...], \"start\": h, \"end\": h} limits the heights), by height.",
+    },
+    Method {
+        name: "getaddressdeltas",
+        category: "Addressindex",
+        params: &[json("addresses")],
+        help: "With the address index on: each change of the addresses' balances, [{satoshis (negative when spent), txid, index, blockindex, height, address}], by height (start and end as getaddresstxids).",
+    },
+    Method {
         name: "getzmqnotifications",
         category: "Zmq",
         params: &[],
@@ -517,7 +542,7 @@ pub(crate) struct Context {
 type Register = fn(&mut RpcModule<Context>) -> Result<(), RegisterMethodError>;
 
 /// Each help category of the table and the module serving its methods.
-const CATEGORIES: [(&str, Register); 9] = [
+const CATEGORIES: [(&str, Register); 10] = [
     ("Blockchain", blockchain::register),
     ("Rawtransactions", rawtransactions::register),
     ("Mempool", mempool::register),
@@ -526,6 +551,7 @@ const CATEGORIES: [(&str, Register); 9] = [
     ("Util", util::register),
     ("Wallet", wallet::register),
     ("Zmq", zmq::register),
+    ("Addressindex", address::register),
     ("Control", control::register),
 ];
 

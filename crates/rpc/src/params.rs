@@ -3,7 +3,7 @@
 
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::Value;
-use timecoin_primitives::{BlockHash, Decode, TxId};
+use timecoin_primitives::{Address, BlockHash, Decode, Network, TxId};
 
 use crate::codes;
 use crate::error::RpcError;
@@ -72,6 +72,25 @@ pub(crate) fn amount_value(value: &Value, name: &str) -> Result<u64, ErrorObject
 pub(crate) fn amount_param(params: &Params<'_>, index: usize, name: &str) -> Result<u64, ErrorObjectOwned> {
     let value: Value = param(params, index, name)?;
     amount_value(&value, name)
+}
+
+/// An address of `network` written as `text`; another network's, or text that is no
+/// address, is `-5`.
+pub(crate) fn address_of(text: &str, network: Network) -> Result<Address, ErrorObjectOwned> {
+    let address: Address = text.parse().map_err(|e| {
+        ErrorObjectOwned::from(RpcError::new(
+            codes::INVALID_ADDRESS_OR_KEY,
+            format!("Invalid address {text}: {e}"),
+        ))
+    })?;
+    if address.network != network {
+        return Err(RpcError::new(
+            codes::INVALID_ADDRESS_OR_KEY,
+            format!("Invalid address {text}: not for {network}"),
+        )
+        .into());
+    }
+    Ok(address)
 }
 
 /// `what` (a block, a commit) is not known here (`-5`).

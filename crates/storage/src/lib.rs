@@ -26,7 +26,7 @@ mod wal;
 
 pub use error::StorageError;
 pub use store::{
-    AppliedBlock, CoinsCacheInfo, DEFAULT_CACHE_BYTES, FlushPolicy, LIST_UNDO_DEPTH, SCHEMA_VERSION, Snapshot, Store,
-    UtxoSetInfo,
+    AddressDelta, AddressUtxo, AppliedBlock, CoinsCacheInfo, DEFAULT_CACHE_BYTES, FlushPolicy, LIST_UNDO_DEPTH,
+    SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo,
 };
 pub use wal::ConsensusWal;

@@ -9,11 +9,12 @@ use timecoin_chain::{Genesis, MasternodeList, Status, UtxoView};
 use timecoin_mempool::Mempool;
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
 use timecoin_primitives::{
-    Address, Amount, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, SecretKey, Transaction, TxId,
+    Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, SecretKey, Transaction,
+    TxId,
 };
 use timecoin_rpc::{
-    ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolBackend, MempoolEntry, MempoolInfo,
-    NetworkBackend, PeerSummary, Pending, RpcError, TxOutInfo, UtxoSetSummary, codes,
+    AddressDeltaInfo, AddressUtxoInfo, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolBackend,
+    MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, TxOutInfo, UtxoSetSummary, codes,
 };
 use timecoin_wallet::SendContext;
 
@@ -60,6 +61,14 @@ fn wallet_error(error: WalletError) -> RpcError {
         WalletError::Other(_) => codes::WALLET_ERROR,
     };
     RpcError::new(code, error.to_string())
+}
+
+/// An address-index read's error: "not enabled" as Dash Core's `-1`, the rest internal.
+fn index_error(error: timecoin_storage::StorageError) -> RpcError {
+    match error {
+        timecoin_storage::StorageError::Refused(message) => RpcError::new(codes::MISC_ERROR, message),
+        other => internal(other),
+    }
 }
 
 fn internal(error: impl std::fmt::Display) -> RpcError {
@@ -294,6 +303,35 @@ impl ChainBackend for NodeBackend {
             total: info.total.units(),
             commitment: info.commitment,
         })
+    }
+
+    fn address_deltas(&self, address: &AddressPayload, from: u64, to: u64) -> Result<Vec<AddressDeltaInfo>, RpcError> {
+        let (deltas, _) = self.store.address_deltas(address, from, to).map_err(index_error)?;
+        Ok(deltas
+            .into_iter()
+            .map(|d| AddressDeltaInfo {
+                address: d.address,
+                txid: d.txid,
+                index: d.index,
+                spent: d.spent,
+                amount: d.amount.units(),
+                height: d.height,
+                block_index: d.block_index,
+            })
+            .collect())
+    }
+
+    fn address_utxos(&self, address: &AddressPayload) -> Result<Vec<AddressUtxoInfo>, RpcError> {
+        let (utxos, _) = self.store.address_utxos(address).map_err(index_error)?;
+        Ok(utxos
+            .into_iter()
+            .map(|u| AddressUtxoInfo {
+                address: u.address,
+                outpoint: u.outpoint,
+                amount: u.amount.units(),
+                height: u.height,
+            })
+            .collect())
     }
 
     fn masternodes(&self) -> Result<Vec<MasternodeSummary>, RpcError> {

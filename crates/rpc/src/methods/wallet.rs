@@ -5,12 +5,10 @@ use jsonrpsee::core::RegisterMethodError;
 use jsonrpsee::server::RpcModule;
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::{Value, json};
-use timecoin_primitives::{Address, Encode, OutPoint, Transaction, TxId};
+use timecoin_primitives::{Encode, OutPoint, Transaction, TxId};
 
 use super::Context;
-use crate::codes;
-use crate::error::RpcError;
-use crate::params::{amount_param, amount_value, decode_hex, invalid, optional, param};
+use crate::params::{address_of, amount_param, amount_value, decode_hex, invalid, optional, param};
 use crate::render::time_value;
 
 /// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
@@ -105,19 +103,7 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             });
         }
         for (text, value) in outputs {
-            let address: Address = text.parse().map_err(|e| {
-                ErrorObjectOwned::from(RpcError::new(
-                    codes::INVALID_ADDRESS_OR_KEY,
-                    format!("Invalid address {text}: {e}"),
-                ))
-            })?;
-            if address.network != network {
-                return Err(RpcError::new(
-                    codes::INVALID_ADDRESS_OR_KEY,
-                    format!("Invalid address {text}: not for {network}"),
-                )
-                .into());
-            }
+            let address = address_of(&text, network)?;
             tx.outputs.push(timecoin_primitives::TxOutput {
                 amount: timecoin_primitives::Amount::from_units(amount_value(&value, "outputs")?),
                 address: address.payload,

@@ -14,7 +14,8 @@ use super::Store;
 use super::coins::{Change, Coins, Generation, Key, Layer, Value};
 use super::layout::{
     BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_MASTERNODES, LIST_UNDO, LIST_UNDO_DEPTH, META, TX_LOCATIONS, UNDO,
-    UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_key, save_tip, utxo_from_value, utxo_value,
+    UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_from_key, outpoint_key, save_tip, utxo_from_value,
+    utxo_value,
 };
 use crate::error::StorageError;
 
@@ -34,7 +35,7 @@ pub struct AppliedBlock {
 /// A block's UTXO changes and the undo record that reverts them.
 pub(super) struct BlockChanges {
     pub(super) layer: Layer,
-    undo_record: Vec<u8>,
+    pub(super) undo_record: Vec<u8>,
     spent: usize,
     created: usize,
 }
@@ -86,6 +87,9 @@ impl Store {
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
         let list = self.advance_list(&write, block, &coins.list)?;
         self.write_records(&write, block, certificate, &changes)?;
+        if self.address_index_enabled() {
+            self.index_block(&write, block, &changes.undo_record)?;
+        }
         save_tip(&write, self, &state.tip)?;
         // Dropping `write` without commit aborts it: an error above leaves nothing behind.
         write.commit().map_err(|e| self.err(e))?;
@@ -225,13 +229,26 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             let mut utxos = write.open_table(UTXOS).map_err(|e| self.err(e))?;
             let mut tx_locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
+            // A coin the block created and spent itself is neither in the table nor to be put
+            // back: applying it left the set, supply and commitment as they were.
+            let spent_here: std::collections::HashSet<OutPoint> = block
+                .transactions
+                .iter()
+                .flat_map(|tx| tx.inputs.iter().map(|i| i.prevout))
+                .collect();
+            let created_here: std::collections::HashSet<timecoin_primitives::TxId> =
+                block.transactions.iter().map(|tx| tx.txid()).collect();
             for tx in block.transactions.iter().rev() {
                 let txid = tx.txid();
                 for index in 0..tx.outputs.len() {
-                    let key = outpoint_key(&OutPoint {
+                    let outpoint = OutPoint {
                         txid,
                         index: index as u32,
-                    });
+                    };
+                    if spent_here.contains(&outpoint) {
+                        continue;
+                    }
+                    let key = outpoint_key(&outpoint);
                     let value = utxos
                         .remove(&key)
                         .map_err(|e| self.err(e))?
@@ -250,6 +267,9 @@ impl Store {
                 .map_err(|e| self.err(e))?
                 .map(|v| v.value().to_vec())
                 .ok_or_else(|| self.missing(&format!("undo data of block {}", tip.height)))?;
+            if self.address_index_height()? == Some(tip.height) {
+                self.unindex_block(&write, &block, &record)?;
+            }
             let mut reader = Reader::new(&record);
             let undo_err = |e| self.corrupt(&format!("undo data of block {}", tip.height), e);
             let minted = reader.read_u64().map_err(undo_err)?;
@@ -259,6 +279,9 @@ impl Store {
             for _ in 0..count {
                 let key: [u8; 36] = reader.read_array().map_err(undo_err)?;
                 let value: [u8; UTXO_VALUE_LEN] = reader.read_array().map_err(undo_err)?;
+                if created_here.contains(&outpoint_from_key(&key).txid) {
+                    continue;
+                }
                 let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("undo utxo", e))?;
                 utxos.insert(&key, &value).map_err(|e| self.err(e))?;
                 state.lthash.insert(&commitment_element(&key, &value));

@@ -7,6 +7,7 @@
 //! (applying and reverting blocks). This file opens the store, checks its schema and genesis,
 //! and rebuilds the in-memory coins, replaying the blocks above the flushed height.
 
+mod address;
 mod apply;
 mod coins;
 mod layout;
@@ -20,6 +21,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 use timecoin_chain::{ChainParams, ChainTip, Genesis, MasternodeList};
 use timecoin_primitives::{BlockHash, Decode, Encode};
 
+pub use address::{AddressDelta, AddressUtxo};
 pub use apply::AppliedBlock;
 pub use coins::{CoinsCacheInfo, FlushPolicy};
 pub(crate) use layout::WAL;
@@ -49,6 +51,8 @@ pub struct Store {
     /// Held by whoever applies, reverts or flushes: one at a time.
     apply_lock: Mutex<()>,
     flush_policy: FlushPolicy,
+    /// Whether applied blocks are indexed by address (`address`).
+    address_index: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -110,6 +114,7 @@ impl Store {
             )),
             apply_lock: Mutex::new(()),
             flush_policy: flush,
+            address_index: std::sync::atomic::AtomicBool::new(false),
         };
         let read = store.begin_read()?;
         let meta = match read.open_table(META) {

@@ -2,7 +2,8 @@
 //! the reopened store always holds a complete, consistent chain, and the UTXO set (and so
 //! the commitment) of a store that never crashed: the child writes its in-memory coins every
 //! few blocks, so kills land before, during and after those writes, and the reopened store
-//! must replay what was not written (Bitcoin Core's `feature_dbcrash`).
+//! must replay what was not written (Bitcoin Core's `feature_dbcrash`). The address index,
+//! on in the child, must equal a scan of the reopened chain each time.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -65,6 +66,9 @@ fn crash_child() {
         return;
     };
     let store = crate::open_flushing_every(Path::new(&path), &ChainBuilder::new(FUNDED).genesis, FLUSH_BLOCKS);
+    // The address index is written with each block: it must survive the kills too.
+    store.enable_address_index(|_, _| {}).unwrap();
+    println!("indexing");
     let mut model = replay(&store);
     loop {
         let count = 50 + (model.tip.height as usize * 37) % 150;
@@ -98,8 +102,11 @@ fn kill_during_writes_never_leaves_a_mixed_state() {
         let writes = rng.random_range(1..4);
         let mut applied = 0;
         let mut in_flight = None;
+        let mut indexing = false;
         for line in lines.by_ref() {
-            match event(&line.unwrap()) {
+            let line = line.unwrap();
+            indexing |= line.ends_with("indexing");
+            match event(&line) {
                 Some(("writing", h)) => {
                     in_flight = Some(h);
                     if applied >= writes {
@@ -134,6 +141,13 @@ fn kill_during_writes_never_leaves_a_mixed_state() {
         }
         let model = replay(&store);
         assert_matches_model(&store, &model);
+        // Once the child had built it, the address index is at the tip whatever the kill
+        // interrupted, and equals a scan of the chain.
+        if indexing {
+            assert_eq!(store.address_index_height().unwrap(), Some(tip.height), "round {round}");
+        }
+        store.enable_address_index(|_, _| {}).unwrap();
+        crate::address::assert_index_matches_scan(&store);
         // The state hash the next block's header names is that of the set recomputed from
         // scratch (which `assert_matches_model` found equal to the model's) and the model's
         // masternode list: what a store that never crashed names.

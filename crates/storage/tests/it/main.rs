@@ -1,5 +1,6 @@
 //! Integration tests of the chain store: application, undo, indexes, errors, crash safety.
 
+mod address;
 mod coins;
 mod crash;
 mod errors;

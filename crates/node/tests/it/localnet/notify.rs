@@ -13,7 +13,7 @@ use zeromq::{Socket, SocketRecv, SubSocket, ZmqMessage};
 use super::{DEADLINE, Localnet, free_ports};
 
 /// Appends `text` to node `node`'s configuration.
-fn configure(net: &Localnet, node: usize, text: &str) {
+pub(super) fn configure(net: &Localnet, node: usize, text: &str) {
     let mut file = std::fs::OpenOptions::new().append(true).open(net.config(node)).unwrap();
     file.write_all(text.as_bytes()).unwrap();
 }
