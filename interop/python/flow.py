@@ -51,6 +51,10 @@ def main():
     check(isinstance(best, str) and len(best) == 64, f"getbestblockhash gave {best!r}")
     check(payer.getblockhash(0) == info["genesis"], "getblockhash 0 is not the genesis")
 
+    # A payout's fee rate, as a Bitcoin Core client asks for it.
+    estimate = payer.estimatesmartfee(6)
+    check(estimate["blocks"] == 6 and estimate["feerate"] > 0, f"estimatesmartfee gave {estimate!r}")
+
     # The deposit loop's cursor before the payment.
     cursor = payee.listsinceblock()["lastblock"]
 

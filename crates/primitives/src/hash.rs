@@ -120,9 +120,11 @@ pub enum Domain {
     ChainState,
     /// What an operator key signs to show that its holder agrees to operate a masternode.
     OperatorProof,
+    /// A message signed with an address's key (`signmessage`), never a transaction.
+    SignedMessage,
 }
 
-const DOMAIN_COUNT: usize = 20;
+const DOMAIN_COUNT: usize = 21;
 
 impl Domain {
     /// The BLAKE3 `derive_key` context string of this domain.
@@ -148,6 +150,7 @@ impl Domain {
             Domain::MasternodeList => "timecoin 2026 masternode list",
             Domain::ChainState => "timecoin 2026 chain state",
             Domain::OperatorProof => "timecoin 2026 operator proof",
+            Domain::SignedMessage => "timecoin 2026 signed message",
         }
     }
 
@@ -173,6 +176,7 @@ impl Domain {
             Domain::MasternodeList => 17,
             Domain::ChainState => 18,
             Domain::OperatorProof => 19,
+            Domain::SignedMessage => 20,
         }
     }
 
@@ -229,6 +233,7 @@ mod tests {
             Domain::MasternodeList,
             Domain::ChainState,
             Domain::OperatorProof,
+            Domain::SignedMessage,
         ];
         assert_eq!(all.len(), DOMAIN_COUNT);
         let mut seen = std::collections::HashSet::new();

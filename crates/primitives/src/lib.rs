@@ -26,6 +26,7 @@ pub mod hash;
 pub mod keys;
 pub mod limits;
 pub mod masternode;
+pub mod message;
 pub mod payload;
 pub mod transaction;
 
@@ -40,6 +41,7 @@ pub use encoding::{Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
 pub use keys::{BatchVerifier, PublicKey, SecretKey, Signature, SignatureError};
 pub use masternode::{Masternode, MasternodeSet, Tier};
+pub use message::{MESSAGE_PROOF_LEN, sign_message, verify_message};
 pub use payload::{
     Payload, Registration, Revocation, Unlock, Update, genesis_masternode_id, payload_signature_message,
 };

@@ -79,6 +79,11 @@ pub trait MempoolBackend: Send + Sync + 'static {
     /// Whether the mempool would admit `tx` now: its size and fee in units, or the reason
     /// code it would be refused with.
     fn test_accept(&self, tx: &Transaction) -> Result<Result<(usize, u64), String>, RpcError>;
+    /// The fee rate, in units per 1,000 bytes, that a new transaction needs to be in one of
+    /// the next `blocks` blocks as the mempool stands.
+    fn fee_estimate(&self, _blocks: u32) -> Result<u64, RpcError> {
+        Err(RpcError::new(codes::MISC_ERROR, "Fee estimation is not available here"))
+    }
     /// Admits a transaction to the mempool and relays it; resolves to its txid once judged.
     /// A node queues it, so that concurrent submissions are verified as one batch.
     fn submit_transaction(&self, tx: Transaction) -> Pending<TxId>;
@@ -183,6 +188,24 @@ pub trait WalletBackend: Send + Sync + 'static {
     /// Signs the inputs of `tx` that spend the wallet's coins; the errors of inputs left
     /// unsigned.
     fn wallet_sign(&self, _tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
+        Err(no_wallet())
+    }
+    /// Locks `outpoints` out of coin selection and `listunspent`, or with `unlock` unlocks
+    /// them; `None` with `unlock` unlocks all.
+    fn wallet_lock_coins(&self, _unlock: bool, _outpoints: Option<Vec<OutPoint>>) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
+    /// The coins `wallet_lock_coins` locked.
+    fn wallet_locked_coins(&self) -> Result<Vec<OutPoint>, RpcError> {
+        Err(no_wallet())
+    }
+    /// Whether `address` is one of the wallet's.
+    fn wallet_is_mine(&self, _address: &AddressPayload) -> Result<bool, RpcError> {
+        Err(no_wallet())
+    }
+    /// The proof (public key, then signature) that the wallet's key for `address` signed
+    /// `message`.
+    fn wallet_sign_message(&self, _address: &AddressPayload, _message: &str) -> Result<Vec<u8>, RpcError> {
         Err(no_wallet())
     }
 }

@@ -31,6 +31,9 @@ pub mod codes {
     pub const WALLET_ERROR: i32 = -4;
     /// An amount out of range or badly written.
     pub const INVALID_AMOUNT: i32 = -3;
+    /// A value of the wrong type or form (the same code as [`INVALID_AMOUNT`], as in
+    /// Bitcoin Core).
+    pub const TYPE_ERROR: i32 = -3;
     /// Not enough funds in the wallet.
     pub const WALLET_INSUFFICIENT_FUNDS: i32 = -6;
     /// The wallet must be unlocked first.

@@ -286,6 +286,18 @@ pub const METHODS: &[Method] = &[
         help: "Whether a string is a valid address of this node's network.",
     },
     Method {
+        name: "verifymessage",
+        category: "Util",
+        params: &[text("address"), text("signature"), text("message")],
+        help: "Whether signature (base64, as signmessage gives it: the public key, then the Ed25519 signature) shows that the holder of address signed message. -5 an invalid address, -3 malformed base64.",
+    },
+    Method {
+        name: "estimatesmartfee",
+        category: "Util",
+        params: &[json("conf_target")],
+        help: "{feerate (TIME per 1,000 bytes), blocks}: the rate a new transaction needs to be in one of the next conf_target blocks (1 to 1,008) as the mempool stands now: just above the lowest fee rate those blocks would take when more waits than they hold, else the lowest rate the mempool admits. It reads the pool's state, not a history of blocks, so it does not foresee transactions still to come.",
+    },
+    Method {
         name: "getnewaddress",
         category: "Wallet",
         params: &[],
@@ -334,6 +346,12 @@ pub const METHODS: &[Method] = &[
         help: "The wallet's entries (as listtransactions gives them) in blocks after blockhash (all when it is left out or empty) and in the mempool, and lastblock: the hash to pass next time, the block target_confirmations (1 by default) below the wallet's tip. removed is always empty: a finalized block is never undone.",
     },
     Method {
+        name: "getreceivedbyaddress",
+        category: "Wallet",
+        params: &[text("address"), optional(json("minconf"))],
+        help: "The TIME the wallet's address received in transactions with at least minconf (1) confirmations, block rewards left out. -4 an address that is not the wallet's.",
+    },
+    Method {
         name: "gettransaction",
         category: "Wallet",
         params: &[text("txid")],
@@ -368,6 +386,24 @@ pub const METHODS: &[Method] = &[
         category: "Wallet",
         params: &[text("passphrase"), json("timeout")],
         help: "Unlocks an encrypted wallet for timeout seconds.",
+    },
+    Method {
+        name: "lockunspent",
+        category: "Wallet",
+        params: &[json("unlock"), optional(json("transactions"))],
+        help: "Locks (unlock false) or unlocks (true) the wallet's coins [{txid, vout}] out of coin selection and listunspent (in memory: a restart unlocks them); unlock true with no list unlocks all. -8 a coin that is not the wallet's, or not locked when unlocking, or locked already. Locked coins still count in getbalance, as Bitcoin Core counts them.",
+    },
+    Method {
+        name: "listlockunspent",
+        category: "Wallet",
+        params: &[],
+        help: "The coins lockunspent locked: [{txid, vout}].",
+    },
+    Method {
+        name: "signmessage",
+        category: "Wallet",
+        params: &[text("address"), text("message")],
+        help: "Signs message with the wallet's key for address: base64 of the public key and the Ed25519 signature of the message's SignedMessage-domain hash (verifymessage checks it). -8 an address that is not the wallet's, -13 a locked wallet.",
     },
     Method {
         name: "walletlock",

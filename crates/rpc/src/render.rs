@@ -151,13 +151,17 @@ pub(crate) fn signed_time_value(units: i128) -> Value {
     json!(units as f64 / 100_000_000.0)
 }
 
+/// A wallet transaction's confirmations at the wallet's tip `tip` (0 in the mempool).
+pub(crate) fn confirmations(tx: &WalletTxInfo, tip: u64) -> u64 {
+    tx.block.map_or(0, |b| tip.saturating_sub(b.height).saturating_add(1))
+}
+
 /// The fields every wallet answer gives a transaction (Bitcoin Core's `WalletTxToJSON`), and
 /// `finalized`: whether its block is decided, which with TimeCoin's instant finality is
 /// whether it has a block at all.
 pub(crate) fn wallet_tx_fields(tx: &WalletTxInfo, tip: u64) -> serde_json::Map<String, Value> {
     let mut fields = serde_json::Map::new();
-    let confirmations = tx.block.map_or(0, |b| tip.saturating_sub(b.height).saturating_add(1));
-    fields.insert("confirmations".to_owned(), json!(confirmations));
+    fields.insert("confirmations".to_owned(), json!(confirmations(tx, tip)));
     if tx.reward {
         fields.insert("generated".to_owned(), json!(true));
     }

@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 
+use timecoin_chain::FeeRate;
 use timecoin_primitives::{Amount, Transaction, TxId};
 
 use super::{Mempool, Score};
@@ -24,6 +25,10 @@ pub struct BlockTemplate {
     pub fees: Amount,
     /// Their total encoded size.
     pub size: usize,
+    /// The lowest package score chosen.
+    pub lowest: Option<Score>,
+    /// Whether waiting transactions were left out for lack of room.
+    pub full: bool,
 }
 
 impl Mempool {
@@ -81,6 +86,7 @@ impl Mempool {
             if template.transactions.len() >= max_txs
                 || (misses >= MAX_TEMPLATE_MISSES && template.size + TEMPLATE_NEARLY_FULL >= max_bytes)
             {
+                template.full = true;
                 break;
             }
             if included.contains(&txid) || skipped.contains(&txid) {
@@ -97,10 +103,12 @@ impl Mempool {
                 || template.transactions.len() + members.len() > max_txs
             {
                 skipped.insert(txid);
+                template.full = true;
                 misses += 1;
                 continue;
             }
             misses = 0;
+            template.lowest = Some(template.lowest.map_or(current, |lowest| lowest.min(current)));
             members.sort_by_cached_key(|id| self.entries.get(id).map_or(0, |e| self.ancestors(&e.parents).len()));
             for id in &members {
                 if let Some(entry) = self.entries.get(id) {
@@ -119,5 +127,27 @@ impl Mempool {
             }
         }
         template
+    }
+
+    /// The fee rate a new transaction (one with no ancestor in the pool) needs to be chosen
+    /// within the next `blocks` blocks of `max_bytes` and `max_txs` each, as the pool stands:
+    /// just above the lowest package that would be chosen when the pool holds more than they
+    /// take, else the lowest rate the pool admits now. What arrives later, or leaves, is not
+    /// foreseen: it is the pool's state, not a history of blocks.
+    pub fn fee_estimate(&mut self, blocks: usize, max_bytes: usize, max_txs: usize, now_ms: u64) -> FeeRate {
+        let floor = self.min_fee_rate(now_ms);
+        let (room, count) = (
+            max_bytes.saturating_mul(blocks.max(1)),
+            max_txs.saturating_mul(blocks.max(1)),
+        );
+        if self.total_size() <= room && self.len() <= count {
+            // Everything waiting fits: no template needed.
+            return floor;
+        }
+        let template = self.block_template(room, count);
+        match template.lowest {
+            Some(lowest) if template.full => FeeRate(lowest.fee_rate().0.saturating_add(1).max(floor.0)),
+            _ => floor,
+        }
     }
 }

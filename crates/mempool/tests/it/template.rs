@@ -68,3 +68,26 @@ fn limits_are_respected_and_the_template_makes_a_valid_block() {
     mempool.block_connected(&block, &chain.utxos).unwrap();
     assert!(mempool.is_empty());
 }
+
+#[test]
+fn the_fee_estimate_is_just_above_what_the_next_blocks_would_leave_out() {
+    let chain = ChainBuilder::new(10);
+    let mut mempool = pool(&chain, MempoolConfig::default());
+    let floor = mempool.min_fee_rate(NOW);
+    // Nothing waits: the pool's floor, for any target.
+    assert_eq!(mempool.fee_estimate(1, 1_000, 100, NOW), floor);
+    // Ten one-output payments of 185 bytes paying 1,000 to 10,000 units.
+    for (i, input) in chain.spendable().into_iter().enumerate() {
+        let tx = tx_with_fee(&chain, &[input], 1, 1_000 * (i as u64 + 1));
+        mempool.add(tx, &chain.utxos, NOW).unwrap();
+    }
+    // Blocks of 4 payments: the next block takes the four best (10,000 down to 7,000 units
+    // for 185 bytes); a new payment must beat the fourth.
+    let fourth = timecoin_chain::FeeRate::of(timecoin_primitives::Amount::from_units(7_000), 185);
+    assert_eq!(mempool.fee_estimate(1, 4 * 185, 100, NOW).0, fourth.0 + 1);
+    // Two blocks take eight: it must beat the eighth (3,000 units).
+    let eighth = timecoin_chain::FeeRate::of(timecoin_primitives::Amount::from_units(3_000), 185);
+    assert_eq!(mempool.fee_estimate(2, 4 * 185, 100, NOW).0, eighth.0 + 1);
+    // Three blocks take all ten: the floor again.
+    assert_eq!(mempool.fee_estimate(3, 4 * 185, 100, NOW), floor);
+}

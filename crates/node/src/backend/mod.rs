@@ -59,6 +59,7 @@ fn wallet_error(error: WalletError) -> RpcError {
         WalletError::NotEncrypted | WalletError::AlreadyEncrypted => codes::WALLET_WRONG_ENC_STATE,
         WalletError::Funds(_) => codes::WALLET_INSUFFICIENT_FUNDS,
         WalletError::Other(_) => codes::WALLET_ERROR,
+        WalletError::Parameter(_) => codes::INVALID_PARAMETER,
     };
     RpcError::new(code, error.to_string())
 }
@@ -418,6 +419,20 @@ impl MempoolBackend for NodeBackend {
             Ok((_, size, fee)) => Ok((size, fee.units())),
             Err(error) => Err(error.code().to_owned()),
         })
+    }
+
+    fn fee_estimate(&self, blocks: u32) -> Result<u64, RpcError> {
+        let params = &self.genesis.params;
+        let blocks = usize::try_from(blocks).unwrap_or(usize::MAX);
+        // A block also holds its header and reward: what proposals leave for transactions
+        // is a little less, which a conservative estimate can ignore.
+        let rate = self.mempool()?.fee_estimate(
+            blocks,
+            params.max_block_bytes,
+            params.max_block_txs.saturating_sub(1),
+            crate::host::now_ms(),
+        );
+        Ok(rate.0)
     }
 
     fn submit_transaction(&self, tx: Transaction) -> Pending<TxId> {

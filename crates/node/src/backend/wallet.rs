@@ -307,4 +307,28 @@ impl WalletBackend for NodeBackend {
             .sign(tx, &amounts, self.genesis.hash())
             .map_err(wallet_error)
     }
+
+    fn wallet_lock_coins(&self, unlock: bool, outpoints: Option<Vec<OutPoint>>) -> Result<(), RpcError> {
+        let mut wallet = self.wallet()?;
+        match outpoints {
+            Some(outpoints) => wallet.lock_coins(unlock, &outpoints).map_err(wallet_error),
+            None => {
+                wallet.unlock_all();
+                Ok(())
+            }
+        }
+    }
+
+    fn wallet_locked_coins(&self) -> Result<Vec<OutPoint>, RpcError> {
+        Ok(self.wallet()?.locked_coins())
+    }
+
+    fn wallet_is_mine(&self, address: &AddressPayload) -> Result<bool, RpcError> {
+        Ok(self.wallet()?.is_mine(address))
+    }
+
+    fn wallet_sign_message(&self, address: &AddressPayload, message: &str) -> Result<Vec<u8>, RpcError> {
+        let proof = self.wallet()?.sign_message(address, message).map_err(wallet_error)?;
+        Ok(proof.to_vec())
+    }
 }

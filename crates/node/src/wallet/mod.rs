@@ -22,6 +22,7 @@ use timecoin_wallet::{
 };
 
 mod history;
+mod locks;
 
 pub(crate) use history::{HistoryEntry, Placed};
 
@@ -51,6 +52,9 @@ pub(crate) enum WalletError {
     Funds(String),
     #[error("{0}")]
     Other(String),
+    /// A parameter that names no suitable coin or key (Bitcoin Core's `-8`).
+    #[error("{0}")]
+    Parameter(String),
 }
 
 impl From<KeystoreError> for WalletError {
@@ -86,6 +90,9 @@ pub(crate) struct NodeWallet {
     history: Vec<HistoryEntry>,
     /// The height of the last block scanned: the wallet's tip, which its answers are as of.
     scanned: Option<u64>,
+    /// Coins `lockunspent` keeps out of coin selection and `listunspent` (in memory only,
+    /// as Bitcoin Core's default: a restart unlocks them).
+    locked: std::collections::BTreeSet<OutPoint>,
     /// The phrase of an encrypted wallet while it is unlocked.
     unlocked_phrase: Option<String>,
 }
@@ -133,6 +140,7 @@ impl NodeWallet {
             coins: BTreeMap::new(),
             history: Vec::new(),
             scanned: None,
+            locked: std::collections::BTreeSet::new(),
             unlocked_phrase: None,
         };
         if let Some((seed, _)) = wallet.seed {
@@ -252,12 +260,24 @@ impl NodeWallet {
     }
 
     /// Coins not spent by a waiting transaction and not locked as a masternode's collateral.
+    /// (`lockunspent` coins excluded: they are neither listed nor chosen.)
     pub(crate) fn unspent(&self, mempool: &Mempool, list: &MasternodeList) -> Vec<(OutPoint, OwnedCoin)> {
+        self.free(mempool, list)
+            .filter(|(outpoint, _)| !self.locked.contains(outpoint))
+            .collect()
+    }
+
+    /// Coins not spent by a waiting transaction and not collateral, locked by `lockunspent`
+    /// or not.
+    fn free<'a>(
+        &'a self,
+        mempool: &'a Mempool,
+        list: &'a MasternodeList,
+    ) -> impl Iterator<Item = (OutPoint, OwnedCoin)> + 'a {
         self.coins
             .iter()
             .filter(|(outpoint, _)| mempool.spender_of(outpoint).is_none() && list.by_collateral(outpoint).is_none())
             .map(|(o, c)| (*o, *c))
-            .collect()
     }
 
     /// The wallet's coins that are collateral of a masternode in `list`.
@@ -271,11 +291,11 @@ impl NodeWallet {
             .collect()
     }
 
-    /// (available, pending, locked): finalized coins free to spend, what waiting transactions
-    /// pay the wallet, and coins locked as masternode collateral.
+    /// (available, pending, locked): finalized coins free to spend (those `lockunspent`
+    /// locked included, as Bitcoin Core counts them), what waiting transactions pay the
+    /// wallet, and coins locked as masternode collateral.
     pub(crate) fn balances(&self, mempool: &Mempool, list: &MasternodeList) -> (Amount, Amount, Amount) {
-        let available =
-            Amount::checked_sum(self.unspent(mempool, list).iter().map(|(_, c)| c.value)).unwrap_or(Amount::ZERO);
+        let available = Amount::checked_sum(self.free(mempool, list).map(|(_, c)| c.value)).unwrap_or(Amount::ZERO);
         let locked =
             Amount::checked_sum(self.collaterals(list).iter().map(|(_, c, _)| c.value)).unwrap_or(Amount::ZERO);
         let pending = Amount::checked_sum(mempool.txids().iter().filter_map(|id| mempool.get(id)).flat_map(|tx| {

@@ -1230,6 +1230,52 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     );
     let signed = ok(1, "signrawtransactionwithwallet", json!([unsigned]));
     assert_eq!(signed["complete"], json!(true));
+    // A locked coin leaves listunspent (and coin selection), not the balance.
+    let outpoint = json!([{"txid": coin["txid"], "vout": coin["vout"]}]);
+    assert_eq!(ok(1, "lockunspent", json!([false, outpoint])), json!(true));
+    assert_eq!(
+        code(call(1, "lockunspent", json!([false, outpoint]))),
+        -8,
+        "locked already"
+    );
+    assert_eq!(ok(1, "listlockunspent", json!([])), outpoint);
+    assert_eq!(ok(1, "listunspent", json!([])).as_array().unwrap().len(), 1);
+    assert_eq!(ok(1, "getbalance", json!([])), json!(5.0));
+    assert_eq!(ok(1, "lockunspent", json!([true])), json!(true));
+    assert_eq!(ok(1, "listlockunspent", json!([])), json!([]));
+    assert_eq!(code(call(1, "lockunspent", json!([true, outpoint]))), -8, "not locked");
+    let stranger = json!([{"txid": "00".repeat(32), "vout": 0}]);
+    assert_eq!(
+        code(call(1, "lockunspent", json!([false, stranger]))),
+        -8,
+        "not the wallet's"
+    );
+    // What an address received; a message its key signed.
+    let mine = coin["address"].clone();
+    let received = ok(1, "getreceivedbyaddress", json!([mine])).as_f64().unwrap();
+    assert!(received >= coin["amount"].as_f64().unwrap(), "{received}");
+    assert_eq!(
+        code(call(1, "getreceivedbyaddress", json!([back]))),
+        -4,
+        "node 0's address"
+    );
+    let proof = ok(1, "signmessage", json!([mine, "pay me here"]));
+    assert_eq!(ok(0, "verifymessage", json!([mine, proof, "pay me here"])), json!(true));
+    assert_eq!(
+        ok(0, "verifymessage", json!([mine, proof, "pay me there"])),
+        json!(false)
+    );
+    assert_eq!(
+        ok(0, "verifymessage", json!([back, proof, "pay me here"])),
+        json!(false)
+    );
+    assert_eq!(code(call(0, "verifymessage", json!([mine, "%%%", "pay me here"]))), -3);
+    assert_eq!(code(call(0, "signmessage", json!([mine, "not node 0's"]))), -8);
+    // The fee estimate: the mempool's floor while little waits.
+    let estimate = ok(0, "estimatesmartfee", json!([6]));
+    assert_eq!(estimate["blocks"], json!(6));
+    assert!(estimate["feerate"].as_f64().unwrap() > 0.0, "{estimate}");
+    assert_eq!(code(call(0, "estimatesmartfee", json!([0]))), -8);
     assert_eq!(code(call(1, "walletlock", json!([]))), -15, "not encrypted");
     let phrase = ok(1, "dumpmnemonic", json!([]));
     assert_eq!(phrase.as_str().unwrap().split(' ').count(), 24);

@@ -1,6 +1,7 @@
 //! The `Wallet` methods: addresses, balances, history, payments, signing and the wallet's
 //! encryption. Each answers "no wallet" when the node runs without one.
 
+use base64::Engine;
 use jsonrpsee::core::RegisterMethodError;
 use jsonrpsee::server::RpcModule;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -11,7 +12,7 @@ use super::Context;
 use crate::params::{address_of, amount_param, amount_value, decode_hex, invalid, optional, param};
 use crate::render::time_value;
 
-/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
+/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `lockunspent`, `listlockunspent`, `signmessage`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     super::wallet_history::register(module)?;
     module.register_blocking_method("getnewaddress", |_, context, _| {
@@ -129,6 +130,49 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         }
         context.backend.wallet_passphrase(&passphrase, seconds)?;
         Ok::<_, ErrorObjectOwned>(Value::Null)
+    })?;
+    module.register_blocking_method("lockunspent", |params, context, _| {
+        #[derive(serde::Deserialize)]
+        struct Output {
+            txid: String,
+            vout: u32,
+        }
+        let unlock: bool = param(&params, 0, "unlock")?;
+        let outputs: Option<Vec<Output>> = optional(&params, 1, "transactions")?;
+        if outputs.is_none() && !unlock {
+            return Err(invalid("Invalid parameter, locking needs the outputs to lock"));
+        }
+        let outpoints = outputs
+            .map(|outputs| {
+                outputs
+                    .into_iter()
+                    .map(|o| {
+                        let txid: TxId = o.txid.parse().map_err(|e| invalid(format!("txid {}: {e}", o.txid)))?;
+                        Ok(OutPoint { txid, index: o.vout })
+                    })
+                    .collect::<Result<Vec<_>, ErrorObjectOwned>>()
+            })
+            .transpose()?;
+        context.backend.wallet_lock_coins(unlock, outpoints)?;
+        Ok::<_, ErrorObjectOwned>(true)
+    })?;
+    module.register_blocking_method("listlockunspent", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(
+            context
+                .backend
+                .wallet_locked_coins()?
+                .iter()
+                .map(|o| json!({"txid": o.txid.to_string(), "vout": o.index}))
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    module.register_blocking_method("signmessage", |params, context, _| {
+        let text: String = param(&params, 0, "address")?;
+        let message: String = param(&params, 1, "message")?;
+        let network = context.backend.chain_info()?.network;
+        let address = address_of(&text, network)?;
+        let proof = context.backend.wallet_sign_message(&address.payload, &message)?;
+        Ok::<_, ErrorObjectOwned>(base64::engine::general_purpose::STANDARD.encode(proof))
     })?;
     module.register_blocking_method("walletlock", |_, context, _| {
         context.backend.wallet_lock()?;

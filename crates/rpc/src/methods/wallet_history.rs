@@ -1,5 +1,5 @@
 //! The `Wallet` methods that read its history, as a deposit loop reads Bitcoin Core's:
-//! `listtransactions`, `listsinceblock`, `gettransaction`. Every answer is as of the
+//! `listtransactions`, `listsinceblock`, `getreceivedbyaddress`, `gettransaction`. Every answer is as of the
 //! wallet's tip (the last block it scanned), so a `lastblock` never names a block whose
 //! transactions the answer left out.
 
@@ -12,10 +12,11 @@ use timecoin_primitives::Encode;
 use super::Context;
 use crate::codes;
 use crate::error::RpcError;
-use crate::params::{hash_param, invalid, not_found, optional, txid_param};
-use crate::render::{extend, wallet_entries, wallet_tx_json};
+use crate::params::{address_of, hash_param, invalid, not_found, optional, param, txid_param};
+use crate::render::{confirmations, extend, time_value, wallet_entries, wallet_tx_json};
 
-/// Registers `listtransactions`, `listsinceblock` and `gettransaction`.
+/// Registers `listtransactions`, `listsinceblock`, `getreceivedbyaddress` and
+/// `gettransaction`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     module.register_blocking_method("listtransactions", |params, context, _| {
         let label: Option<String> = optional(&params, 0, "label")?;
@@ -71,6 +72,27 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             extend(&mut answer, "removed", json!([]));
         }
         Ok::<_, ErrorObjectOwned>(answer)
+    })?;
+    module.register_blocking_method("getreceivedbyaddress", |params, context, _| {
+        let text: String = param(&params, 0, "address")?;
+        let minconf: u64 = optional(&params, 1, "minconf")?.unwrap_or(1);
+        let network = context.backend.chain_info()?.network;
+        let address = address_of(&text, network)?;
+        if !context.backend.wallet_is_mine(&address.payload)? {
+            return Err(RpcError::new(codes::WALLET_ERROR, "Address not found in wallet").into());
+        }
+        let written = address.to_string();
+        let history = context.backend.wallet_history()?;
+        // As Bitcoin Core: outputs of transactions with at least minconf confirmations,
+        // block rewards left out.
+        let received = history
+            .transactions
+            .iter()
+            .filter(|t| !t.reward && confirmations(t, history.tip) >= minconf)
+            .flat_map(|t| t.outputs.iter())
+            .filter(|o| o.address == written)
+            .fold(0u64, |sum, o| sum.saturating_add(o.amount));
+        Ok::<_, ErrorObjectOwned>(time_value(received))
     })?;
     module.register_blocking_method("gettransaction", |params, context, _| {
         let txid = txid_param(&params, 0)?;
