@@ -13,8 +13,9 @@
 //! - A body that is not JSON, or neither an object nor an array, gets a 1.0-style parse error
 //!   with HTTP 500.
 //!
-//! How: [`prepare`] gives each request that has an `id` (and each 1.0-style request) a
-//! synthetic id, its position, and marks 1.0-style requests `"jsonrpc": "2.0"` for jsonrpsee;
+//! How: [`prepare`] gives each request a synthetic id, its position (so that jsonrpsee runs a
+//! 2.0 notification too, which it would drop unrun), and marks 1.0-style requests
+//! `"jsonrpc": "2.0"` for jsonrpsee;
 //! [`Envelope::finish`] puts each answer back in its request's style with its own id. So any
 //! JSON value is a valid id, as in Bitcoin Core (jsonrpsee takes only numbers and strings),
 //! and two requests of a batch may share one.
@@ -33,6 +34,9 @@ enum Style {
     V2(Value),
     /// 1.0 and 1.1 style, with the request's id if it had one.
     Legacy(Option<Value>),
+    /// A 2.0 notification: run (jsonrpsee would not run one) and not answered, unless it is
+    /// not a valid request.
+    Notification,
 }
 
 /// A body ready for the JSON-RPC handler, and what is needed to answer it.
@@ -50,7 +54,7 @@ pub(crate) struct Envelope {
     /// The style of each request given a synthetic id (its index).
     styles: Vec<Style>,
     batch: bool,
-    /// Every request was a 2.0 notification (none has a synthetic id).
+    /// Every request was a 2.0 notification.
     notifications_only: bool,
 }
 
@@ -87,8 +91,9 @@ fn prepare_request(request: &mut Value, index: usize, styles: &mut [Style]) -> b
         object.remove("params");
     }
     let style = match (v2, id) {
-        // A 2.0 notification stays one.
-        (true, None) => return true,
+        // A 2.0 notification is run as a call whose answer is then dropped (as Bitcoin Core
+        // runs it); jsonrpsee would drop it unrun.
+        (true, None) => Style::Notification,
         (true, Some(id)) => Style::V2(id),
         (false, id) => {
             // `"jsonrpc": "1.0"` is 1.0 style too (some documentation put it in requests); any
@@ -106,10 +111,11 @@ fn prepare_request(request: &mut Value, index: usize, styles: &mut [Style]) -> b
         }
     };
     object.insert("id".to_owned(), Value::from(index));
+    let notification = style == Style::Notification;
     if let Some(slot) = styles.get_mut(index) {
         *slot = style;
     }
-    false
+    notification
 }
 
 /// Readies a request body: see the module's doc.
@@ -179,23 +185,25 @@ impl Envelope {
     /// [`prepare`] handed on.
     pub(crate) fn finish(&self, status: StatusCode, answer: &[u8]) -> (StatusCode, Vec<u8>) {
         let (styles, batch) = (&self.styles, self.batch);
-        if self.notifications_only && status.is_success() {
-            // Only notifications were asked: nothing to answer (jsonrpsee writes `null`).
-            return (StatusCode::NO_CONTENT, Vec::new());
-        }
         // Not what jsonrpsee answers to a request (an HTTP-level refusal): handed on as is.
         let pass = || (status, answer.to_vec());
+        let nothing = || (StatusCode::NO_CONTENT, Vec::new());
         if batch {
             let Ok(replies) = serde_json::from_slice::<Vec<Reply>>(answer) else {
                 return pass();
             };
-            let answers: Vec<Out> = replies.iter().map(|r| restyle(r, styles)).collect();
+            let answers: Vec<Out> = replies.iter().filter_map(|r| restyle(r, styles)).collect();
+            if answers.is_empty() && self.notifications_only {
+                return nothing();
+            }
             (StatusCode::OK, to_vec(&answers))
         } else {
             let Ok(reply) = serde_json::from_slice::<Reply>(answer) else {
                 return pass();
             };
-            let answer = restyle(&reply, styles);
+            let Some(answer) = restyle(&reply, styles) else {
+                return nothing();
+            };
             let status = match (&answer, reply.error) {
                 (Out::Legacy { .. }, Some(error)) => legacy_status(error),
                 _ => StatusCode::OK,
@@ -203,6 +211,16 @@ impl Envelope {
             (status, to_vec(&answer))
         }
     }
+}
+
+/// Whether `error` is the refusal of a request that is not valid (which even a
+/// notification is answered with).
+fn is_invalid_request(error: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Code {
+        code: i32,
+    }
+    serde_json::from_str::<Code>(error.get()).is_ok_and(|c| c.code == codes::INVALID_REQUEST)
 }
 
 /// One answer as written back: jsonrpsee's result and error, unparsed, in the request's style.
@@ -231,14 +249,15 @@ enum Out<'a> {
 /// Bitcoin Core answers those in the 1.0 style with a null id.
 const UNREAD: Style = Style::Legacy(Some(Value::Null));
 
-/// One answer in its request's style.
-fn restyle<'a>(reply: &Reply<'a>, styles: &'a [Style]) -> Out<'a> {
+/// One answer in its request's style; `None` for a notification's (unless it was refused as
+/// an invalid request).
+fn restyle<'a>(reply: &Reply<'a>, styles: &'a [Style]) -> Option<Out<'a>> {
     let style = reply
         .id
         .and_then(|id| serde_json::from_str::<usize>(id.get()).ok())
         .and_then(|index| styles.get(index))
         .unwrap_or(&UNREAD);
-    match (style, reply.error) {
+    Some(match (style, reply.error) {
         (Style::V2(id), None) => Out::V2Result {
             jsonrpc: "2.0",
             result: reply.result,
@@ -249,12 +268,18 @@ fn restyle<'a>(reply: &Reply<'a>, styles: &'a [Style]) -> Out<'a> {
             error,
             id,
         },
+        (Style::Notification, Some(error)) if is_invalid_request(error) => Out::V2Error {
+            jsonrpc: "2.0",
+            error,
+            id: &Value::Null,
+        },
+        (Style::Notification, _) => return None,
         (Style::Legacy(id), error) => Out::Legacy {
             result: reply.result,
             error,
             id: id.as_ref(),
         },
-    }
+    })
 }
 
 /// `value` as JSON text (serializing these types cannot fail; an empty body if it did).

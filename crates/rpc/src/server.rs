@@ -93,7 +93,9 @@ impl Dispatcher {
 pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>, options: ServeOptions) -> std::io::Result<RpcServer> {
     let config = ServerConfig::builder()
         .http_only()
-        .max_request_body_size(options.max_body)
+        // The gate enforces `max_body` on the body as sent; the envelope may lengthen it a
+        // little (a `"jsonrpc"` field, synthetic ids) before jsonrpsee reads it.
+        .max_request_body_size(options.max_body.saturating_mul(2))
         .max_connections(options.max_connections)
         .max_response_body_size(batch::MAX_RESPONSE_BYTES)
         .set_batch_request_config(BatchRequestConfig::Limit(options.max_batch))

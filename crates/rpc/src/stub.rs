@@ -39,6 +39,8 @@ pub struct StubBackend {
     pub mempool_info: MempoolInfo,
     /// Judges `testmempoolaccept` and `sendrawtransaction`.
     pub judge: Judge,
+    /// How many times `stop` was called (shared, so that a test keeps a handle).
+    pub stops: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StubBackend {
@@ -60,6 +62,7 @@ impl StubBackend {
                 min_fee_rate: 1_000,
             },
             judge: Box::new(|_| Err("bad-txns-inputs-missingorspent".to_owned())),
+            stops: std::sync::Arc::default(),
         }
     }
 
@@ -159,7 +162,9 @@ impl NetworkBackend for StubBackend {
     fn bans(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
-    fn stop(&self) {}
+    fn stop(&self) {
+        self.stops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// No wallet: every wallet method answers so.

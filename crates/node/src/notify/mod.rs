@@ -2,14 +2,15 @@
 //! (`[notify]`), and a ZMQ publisher (`[zmq]`) with Bitcoin Core's topics and framing.
 //!
 //! The node never waits for them. The host and the admission task hand each finalized block
-//! and each batch of newly admitted transactions to [`Notifier`], which queues it (at most
-//! [`QUEUE`] events; past that an event is dropped and counted) for one task that runs the
-//! commands and publishes. A command runs in `sh -c`, at most [`COMMANDS`] at a time (the
-//! next waits for one to end, and the queue fills behind it); a ZMQ subscriber that reads
-//! too slowly loses messages, as a ZMQ PUB socket drops them, and one that is gone is
-//! forgotten.
+//! and each batch of newly admitted transactions to [`Notifier`], which queues it for one
+//! task that runs the commands and publishes: at most [`QUEUE`] events holding at most
+//! [`QUEUE_BYTES`]; past that an event is dropped and counted. A command runs in `sh -c`,
+//! at most [`COMMANDS`] at a time (the next waits for one to end, and the queue fills
+//! behind it); a ZMQ subscriber that reads too slowly loses messages, as a ZMQ PUB socket
+//! drops them, and one that is gone is forgotten.
 
 mod command;
+mod guard;
 mod zmq;
 
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,8 @@ pub(crate) use zmq::ZmqSection;
 
 /// Events waiting for the notification task at most.
 pub(crate) const QUEUE: usize = 4_096;
+/// Bytes of blocks and transactions the waiting events hold at most (a full block is 2 MB).
+pub(crate) const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Commands running at once at most.
 pub(crate) const COMMANDS: usize = 16;
 
@@ -49,6 +52,16 @@ enum Event {
     Admitted(Vec<Arc<Transaction>>),
 }
 
+impl Event {
+    /// The bytes of blocks and transactions it keeps alive.
+    fn bytes(&self) -> usize {
+        match self {
+            Event::Block { block, .. } => block.encoded_len(),
+            Event::Admitted(txs) => txs.iter().map(|tx| tx.encoded_len()).sum(),
+        }
+    }
+}
+
 /// Where events go: cheap to clone; does nothing when no notification is configured.
 #[derive(Clone, Default)]
 pub(crate) struct Notifier {
@@ -57,6 +70,8 @@ pub(crate) struct Notifier {
     wants_admitted: bool,
     /// The ZMQ notifiers, for `getzmqnotifications`: (type, address).
     published: Arc<Vec<(String, String)>>,
+    /// Bytes the waiting events hold (see [`QUEUE_BYTES`]).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What the notification task reads besides events.
@@ -76,14 +91,16 @@ impl Notifier {
         cancel: CancellationToken,
         tracker: &TaskTracker,
     ) -> anyhow::Result<Notifier> {
-        let publisher = zmq::Publisher::bind(zmq).await?;
+        let publisher = zmq::Publisher::bind(zmq, &cancel, tracker).await?;
         if notify.blocknotify.is_none() && notify.walletnotify.is_none() && publisher.is_empty() {
             return Ok(Notifier::default());
         }
         let (sender, events) = mpsc::channel(QUEUE);
         let wants_admitted = notify.walletnotify.is_some() || publisher.wants_transactions();
         let published = Arc::new(publisher.notifications());
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = Task {
+            queued: Arc::clone(&queued),
             notify: notify.clone(),
             sources,
             publisher,
@@ -96,6 +113,7 @@ impl Notifier {
             sender: Some(sender),
             wants_admitted,
             published,
+            queued,
         })
     }
 
@@ -123,17 +141,26 @@ impl Notifier {
     }
 
     fn send(&self, event: Event) {
-        if let Some(sender) = &self.sender
-            && sender.try_send(event).is_err()
-        {
+        use std::sync::atomic::Ordering;
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let bytes = event.bytes();
+        let before = self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > QUEUE_BYTES || sender.try_send(event).is_err() {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
             metrics::counter!("timecoin_notifications_dropped_total").increment(1);
-            warn!("a notification was dropped: {QUEUE} are waiting (a slow blocknotify or walletnotify command?)");
+            warn!(
+                "a notification was dropped: {QUEUE} events or {QUEUE_BYTES} bytes are waiting (a slow blocknotify or walletnotify command?)"
+            );
         }
     }
 }
 
 /// The notification task.
 struct Task {
+    /// Bytes the waiting events hold, taken off as each is handled.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     notify: NotifySection,
     sources: Sources,
     publisher: zmq::Publisher,
@@ -152,10 +179,12 @@ impl Task {
                     None => return,
                 },
             };
+            let bytes = event.bytes();
             match event {
                 Event::Block { block, wallet } => self.block(&block, &wallet).await,
-                Event::Admitted(txids) => self.admitted(&txids).await,
+                Event::Admitted(txs) => self.admitted(&txs).await,
             }
+            self.queued.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

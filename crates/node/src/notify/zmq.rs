@@ -11,6 +11,9 @@
 //!
 //! Topics that name the same address share one socket. Sending never waits: a subscriber
 //! whose queue is full misses the message (ZMQ's PUB rule), one that is gone is dropped.
+//! The crate's sockets listen on Unix sockets in a private directory; the configured TCP
+//! addresses are served by the guard (`guard.rs`), which lets only a subscriber's frames
+//! through.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +24,8 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use serde::Deserialize;
 use timecoin_primitives::{BlockHash, TxId};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 use zeromq::{Socket, SocketSend, ZmqMessage};
 
@@ -100,6 +105,8 @@ struct Endpoint {
 /// The bound sockets, and each topic's socket and sequence number.
 pub(crate) struct Publisher {
     endpoints: Vec<Endpoint>,
+    /// The private directory (0700) of the crate's Unix sockets, removed when dropped.
+    _sockets: Option<tempfile::TempDir>,
     /// Each configured topic: the index of its endpoint, and its next sequence number.
     topics: BTreeMap<Topic, (usize, u32)>,
     /// Admissions published on `sequence` so far.
@@ -107,23 +114,48 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    /// Binds a PUB socket for each distinct address of `config`.
-    pub(crate) async fn bind(config: &ZmqSection) -> anyhow::Result<Publisher> {
+    /// Binds a PUB socket for each distinct address of `config`, behind its guard (owned by
+    /// `tracker`, stopped by `cancel`).
+    pub(crate) async fn bind(
+        config: &ZmqSection,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> anyhow::Result<Publisher> {
         config.validate()?;
+        let topics = config.topics();
+        let sockets = if topics.is_empty() {
+            None
+        } else {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("timed-zmq")
+                    .tempdir()
+                    .context("[zmq]: creating the directory of the publisher's sockets")?,
+            )
+        };
         let mut publisher = Publisher {
             endpoints: Vec::new(),
+            _sockets: None,
             topics: BTreeMap::new(),
             admissions: 0,
         };
-        for (topic, address) in config.topics() {
+        for (topic, address) in topics {
             let index = match publisher.endpoints.iter().position(|e| e.address == address) {
                 Some(index) => index,
                 None => {
+                    let key = format!("[zmq] pub{}", topic.name());
+                    let directory = sockets.as_ref().map(|d| d.path()).unwrap_or(std::path::Path::new("."));
+                    let inner = directory.join(format!("{}.sock", publisher.endpoints.len()));
                     let mut socket = zeromq::PubSocket::new();
                     socket
-                        .bind(address)
+                        .bind(&format!("ipc://{}", inner.display()))
                         .await
-                        .with_context(|| format!("[zmq] pub{}: binding {address}", topic.name()))?;
+                        .with_context(|| format!("{key}: binding {}", inner.display()))?;
+                    let listener = tokio::net::TcpListener::bind(parse_address(address)?)
+                        .await
+                        .with_context(|| format!("{key}: binding {address}"))?;
+                    super::guard::serve(listener, inner, cancel.clone(), tracker)
+                        .with_context(|| format!("{key}: serving {address}"))?;
                     info!(address, "publishing ZMQ notifications");
                     publisher.endpoints.push(Endpoint {
                         address: address.to_owned(),
@@ -134,6 +166,7 @@ impl Publisher {
             };
             publisher.topics.insert(topic, (index, 0));
         }
+        publisher._sockets = sockets;
         Ok(publisher)
     }
 
@@ -229,7 +262,7 @@ mod tests {
     use super::*;
 
     /// The topic, body and sequence number of a message.
-    fn frames(message: &ZmqMessage) -> (Vec<u8>, Vec<u8>, u32) {
+    fn frames_of(message: &ZmqMessage) -> (Vec<u8>, Vec<u8>, u32) {
         let frames: Vec<Vec<u8>> = message.iter().map(|f| f.to_vec()).collect();
         assert_eq!(frames.len(), 3, "Bitcoin Core's framing: topic, body, sequence");
         let sequence = u32::from_le_bytes(frames[2].as_slice().try_into().unwrap());
@@ -264,7 +297,8 @@ mod tests {
             pubhashtx: Some(address.clone()),
             ..ZmqSection::default()
         };
-        let mut publisher = Publisher::bind(&config).await.unwrap();
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let mut publisher = Publisher::bind(&config, &cancel, &tracker).await.unwrap();
         assert_eq!(
             publisher.notifications(),
             vec![
@@ -284,7 +318,7 @@ mod tests {
         loop {
             publisher.transaction(&probe, || vec![0; 8]).await;
             if let Ok(message) = tokio::time::timeout(Duration::from_millis(100), live.recv()).await {
-                let (topic, body, _) = frames(&message.unwrap());
+                let (topic, body, _) = frames_of(&message.unwrap());
                 assert_eq!((topic.as_slice(), body.as_slice()), (&b"hashtx"[..], &[1u8; 32][..]));
                 break;
             }
@@ -301,24 +335,85 @@ mod tests {
             let Ok(message) = tokio::time::timeout(Duration::from_millis(100), live.recv()).await else {
                 continue;
             };
-            if frames(&message.unwrap()).1 == [3u8; 32] {
+            if frames_of(&message.unwrap()).1 == [3u8; 32] {
                 break;
             }
         }
-        // The slow one got what its buffers held, in order, and missed the rest.
+        // The slow one got what the buffers held, in order, and missed the rest (a gap in
+        // the sequence numbers).
         let sent = publisher.topics.get(&Topic::RawTx).map_or(0, |(_, sequence)| *sequence);
         let mut next = None;
+        let mut received = 0u32;
         while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_millis(500), slow.recv()).await {
-            let (topic, _, sequence) = frames(&message);
+            let (topic, _, sequence) = frames_of(&message);
             assert_eq!(topic, b"rawtx");
-            // Whatever it missed before its subscription arrived, it then got them in order.
-            assert!(next.is_none_or(|n| n == sequence), "{sequence} after {next:?}");
+            assert!(next.is_none_or(|n| n <= sequence), "{sequence} after {next:?}");
             next = Some(sequence + 1);
+            received += 1;
         }
-        let got_to = next.unwrap_or(0);
         assert!(
-            got_to < sent,
+            received < sent,
             "a subscriber that never read was sent all {sent} messages"
         );
+    }
+
+    /// ZMTP 3's greeting for the NULL mechanism, as a client sends it.
+    fn greeting() -> Vec<u8> {
+        let mut greeting = vec![0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3, 0];
+        let mut mechanism = b"NULL".to_vec();
+        mechanism.resize(20, 0);
+        greeting.extend(mechanism);
+        greeting.push(0);
+        greeting.resize(64, 0);
+        greeting
+    }
+
+    #[tokio::test]
+    async fn a_peer_announcing_a_huge_frame_is_cut_off_and_subscribers_go_on() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("tcp://127.0.0.1:{port}");
+        let config = ZmqSection {
+            pubhashtx: Some(address.clone()),
+            ..ZmqSection::default()
+        };
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let mut publisher = Publisher::bind(&config, &cancel, &tracker).await.unwrap();
+        // A frame of 1 TiB announced after the greeting: the crate behind the guard would
+        // reserve that much and abort the process.
+        let mut hostile = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        hostile.write_all(&greeting()).await.unwrap();
+        hostile.write_all(&[0x02, 0, 0, 1, 0, 0, 0, 0, 0]).await.unwrap();
+        let mut rest = Vec::new();
+        // The guard closes it (whatever the publisher's greeting it got first).
+        let read = tokio::time::timeout(Duration::from_secs(30), hostile.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "the connection was left open");
+        // So does it a flood of small frames.
+        let mut flood = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        flood.write_all(&greeting()).await.unwrap();
+        let frames: Vec<u8> = (0..=super::super::guard::MAX_FRAMES)
+            .flat_map(|_| [0x00u8, 0])
+            .collect();
+        let _ = flood.write_all(&frames).await;
+        let read = tokio::time::timeout(Duration::from_secs(30), flood.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "the connection was left open");
+        // A subscriber still hears what is published.
+        let mut live = SubSocket::new();
+        live.connect(&address).await.unwrap();
+        live.subscribe("hashtx").await.unwrap();
+        let probe = TxId(Hash256([9; 32]));
+        loop {
+            publisher.transaction(&probe, Vec::new).await;
+            if let Ok(message) = tokio::time::timeout(Duration::from_millis(100), live.recv()).await {
+                assert_eq!(frames_of(&message.unwrap()).1, [9u8; 32]);
+                break;
+            }
+        }
+        cancel.cancel();
     }
 }

@@ -51,7 +51,11 @@ fn query(params: &Params<'_>, context: &Context) -> Result<Query, ErrorObjectOwn
     let network = context.backend.chain_info()?.network;
     let mut addresses = Vec::with_capacity(texts.len());
     for text in texts {
-        addresses.push(address_of(&text, network)?.payload);
+        let payload = address_of(&text, network)?.payload;
+        // One address named twice is read (and counted) once.
+        if !addresses.contains(&payload) {
+            addresses.push(payload);
+        }
     }
     Ok(Query { addresses, from, to })
 }

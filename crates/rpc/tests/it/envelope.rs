@@ -110,9 +110,39 @@ fn a_json_rpc_2_request_gets_strict_2_0() {
         r#"{"jsonrpc":"2.0","method":"addnode","params":["127.0.0.1:1","onetry"],"id":[7]}"#,
     );
     assert_eq!(answer, json!({"jsonrpc": "2.0", "result": null, "id": [7]}));
-    // A notification is executed and not answered: 204 and no body.
+    // A notification is run and not answered: 204 and no body.
     let (status, body) = served.exchange(r#"{"jsonrpc":"2.0","method":"getblockcount"}"#);
     assert_eq!((status, body.as_str()), (204, ""));
+}
+
+#[test]
+fn a_json_rpc_2_notification_is_run_and_a_malformed_one_refused() {
+    let backend = fixed();
+    let stops = std::sync::Arc::clone(&backend.stops);
+    let served = Served::serving(backend, |_| {});
+    let (status, body) = served.exchange(r#"{"jsonrpc":"2.0","method":"stop"}"#);
+    assert_eq!((status, body.as_str()), (204, ""));
+    assert_eq!(
+        stops.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the notification ran"
+    );
+    // In a batch too, its answer left out.
+    let (status, answer) = post(
+        &served,
+        r#"[{"jsonrpc":"2.0","method":"stop"},{"jsonrpc":"2.0","method":"getblockcount","id":1}]"#,
+    );
+    assert_eq!(
+        (status, answer),
+        (200, json!([{"jsonrpc": "2.0", "result": 7, "id": 1}]))
+    );
+    assert_eq!(stops.load(std::sync::atomic::Ordering::Relaxed), 2);
+    // One that is not a valid request is still refused, as Bitcoin Core does.
+    let (status, answer) = post(&served, r#"{"jsonrpc":"2.0","method":7}"#);
+    assert_eq!(
+        (status, error_code(&answer), answer["id"].clone()),
+        (200, -32600, Value::Null)
+    );
 }
 
 #[test]
