@@ -14,7 +14,7 @@ import sys
 import zmq
 from bitcoinrpc.authproxy import AuthServiceProxy
 
-TIMEOUT_MS = 180_000
+TIMEOUT_MS = 60_000
 
 
 def check(condition, what):

@@ -105,28 +105,39 @@ pub(crate) fn serve(
     Ok(address)
 }
 
-/// Forwards one connection: the publisher's bytes as they come, the subscriber's once read
-/// as whole frames within the limits.
-async fn forward(mut outer: TcpStream, inner: &std::path::Path) -> std::io::Result<()> {
-    let mut greeting = [0u8; GREETING];
-    tokio::time::timeout(GREETING_DEADLINE, outer.read_exact(&mut greeting))
-        .await
-        .map_err(|_| std::io::Error::other("no greeting in time"))??;
-    let mut publisher = UnixStream::connect(inner).await?;
-    publisher.write_all(&greeting).await?;
+/// Forwards one connection: the publisher's bytes as they come, the subscriber's greeting
+/// as it comes (libzmq sends its first 11 bytes and waits for the other side's before the
+/// rest), then its frames once read whole within the limits.
+async fn forward(outer: TcpStream, inner: &std::path::Path) -> std::io::Result<()> {
+    let publisher = UnixStream::connect(inner).await?;
     let (mut from_subscriber, mut to_subscriber) = outer.into_split();
     let (mut from_publisher, mut to_publisher) = publisher.into_split();
     let down = tokio::io::copy(&mut from_publisher, &mut to_subscriber);
     let up = async {
+        let greeted_by = tokio::time::Instant::now() + GREETING_DEADLINE;
+        let mut greeting_left = GREETING;
         let mut pending: Vec<u8> = Vec::new();
         let mut frames = 0usize;
         let mut buffer = [0u8; 4_096];
         loop {
-            let read = from_subscriber.read(&mut buffer).await?;
+            let read = if greeting_left > 0 {
+                tokio::time::timeout_at(greeted_by, from_subscriber.read(&mut buffer))
+                    .await
+                    .map_err(|_| std::io::Error::other("no greeting in time"))??
+            } else {
+                from_subscriber.read(&mut buffer).await?
+            };
             if read == 0 {
                 return Ok::<(), std::io::Error>(());
             }
-            pending.extend_from_slice(buffer.get(..read).unwrap_or_default());
+            let mut bytes = buffer.get(..read).unwrap_or_default();
+            if greeting_left > 0 {
+                let (greeting, rest) = bytes.split_at(greeting_left.min(bytes.len()));
+                to_publisher.write_all(greeting).await?;
+                greeting_left -= greeting.len();
+                bytes = rest;
+            }
+            pending.extend_from_slice(bytes);
             // Forward every whole frame; keep a partial one.
             loop {
                 let (header, size) = match frame_header(&pending) {
