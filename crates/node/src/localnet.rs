@@ -260,9 +260,25 @@ pub fn run(dir: &Path) -> Result<()> {
         status.tick().await;
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
+        // SIGTERM (a process manager's stop, `kill`) stops the nodes as Ctrl-C does: before,
+        // it ended this process at once and left them running.
+        #[cfg(unix)]
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
+            #[cfg(unix)]
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
             tokio::select! {
                 _ = &mut interrupted => break,
+                () = terminated => break,
                 _ = status.tick() => {
                     let dirs = dirs.clone();
                     if let Ok(line) = tokio::task::spawn_blocking(move || network_status(&dirs)).await {

@@ -199,6 +199,10 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn wallet_locked_coins(&self) -> Result<Vec<OutPoint>, RpcError> {
         Err(no_wallet())
     }
+    /// The receiving addresses the wallet handed out, oldest first.
+    fn wallet_receive_addresses(&self) -> Result<Vec<AddressPayload>, RpcError> {
+        Err(no_wallet())
+    }
     /// Whether `address` is one of the wallet's.
     fn wallet_is_mine(&self, _address: &AddressPayload) -> Result<bool, RpcError> {
         Err(no_wallet())

@@ -352,6 +352,17 @@ pub const METHODS: &[Method] = &[
         help: "The TIME the wallet's address received in transactions with at least minconf (1) confirmations, block rewards left out. -4 an address that is not the wallet's.",
     },
     Method {
+        name: "listreceivedbyaddress",
+        category: "Wallet",
+        params: &[
+            optional(json("minconf")),
+            optional(json("include_empty")),
+            optional(json("include_watchonly")),
+            optional(text("address_filter")),
+        ],
+        help: "The wallet's receiving addresses (those getnewaddress handed out) that received in transactions with at least minconf (1) confirmations, block rewards left out; with include_empty those that received nothing too: [{address, amount, confirmations (of the most recent receipt), label (\"\"), txids}]. address_filter limits it to one address.",
+    },
+    Method {
         name: "gettransaction",
         category: "Wallet",
         params: &[text("txid")],

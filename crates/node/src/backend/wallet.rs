@@ -323,6 +323,10 @@ impl WalletBackend for NodeBackend {
         Ok(self.wallet()?.locked_coins())
     }
 
+    fn wallet_receive_addresses(&self) -> Result<Vec<AddressPayload>, RpcError> {
+        Ok(self.wallet()?.receive_addresses())
+    }
+
     fn wallet_is_mine(&self, address: &AddressPayload) -> Result<bool, RpcError> {
         Ok(self.wallet()?.is_mine(address))
     }

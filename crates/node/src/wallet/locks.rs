@@ -1,5 +1,6 @@
 //! `lockunspent`: coins the operator keeps out of coin selection (an exchange reserving
-//! coins for a payout it builds by hand), and a message signed with a wallet key.
+//! coins for a payout it builds by hand); the wallet's addresses; a message signed with a
+//! wallet key.
 
 use timecoin_primitives::{AddressPayload, MESSAGE_PROOF_LEN, OutPoint, sign_message};
 
@@ -46,6 +47,17 @@ impl NodeWallet {
         let coins = &self.coins;
         self.locked.retain(|outpoint| coins.contains_key(outpoint));
         self.locked.iter().copied().collect()
+    }
+
+    /// The receiving addresses handed out so far (by `getnewaddress`), oldest first.
+    pub(crate) fn receive_addresses(&self) -> Vec<AddressPayload> {
+        let given = usize::try_from(self.keystore.next_receive).unwrap_or(usize::MAX);
+        self.keystore
+            .receive_keys
+            .iter()
+            .take(given)
+            .filter_map(|key| super::payload_of(key))
+            .collect()
     }
 
     /// Whether `address` is one of the wallet's (given out or in its pool).

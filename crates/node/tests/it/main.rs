@@ -58,3 +58,34 @@ fn bad_arguments_get_usage_help() {
     assert!(!ok);
     assert!(err.contains("invalid value 'many'"), "{err}");
 }
+
+#[test]
+fn sigterm_stops_a_local_network_and_its_nodes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let base = timecoin_test_utils::free_ports(6);
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_timed"))
+        .args(["localnet", "--nodes", "3", "--base-port", &base.to_string(), "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Running: a node finalized a block.
+    let stdout = runner.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("finalized")));
+    let status = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(runner.wait().unwrap().success());
+    // Its nodes stopped with it: their ports are free again.
+    for port in base..base + 6 {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is still held: a node outlived the local network"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The `Wallet` methods that read its history, as a deposit loop reads Bitcoin Core's:
-//! `listtransactions`, `listsinceblock`, `getreceivedbyaddress`, `gettransaction`. Every answer is as of the
+//! `listtransactions`, `listsinceblock`, `getreceivedbyaddress`, `listreceivedbyaddress`,
+//! `gettransaction`. Every answer is as of the
 //! wallet's tip (the last block it scanned), so a `lastblock` never names a block whose
 //! transactions the answer left out.
 
@@ -7,16 +8,19 @@ use jsonrpsee::core::RegisterMethodError;
 use jsonrpsee::server::RpcModule;
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::{Value, json};
-use timecoin_primitives::Encode;
+use std::collections::BTreeMap;
+
+use timecoin_primitives::{Address, Encode};
 
 use super::Context;
 use crate::codes;
+use crate::dto::OutputOwner;
 use crate::error::RpcError;
 use crate::params::{address_of, hash_param, invalid, not_found, optional, param, txid_param};
 use crate::render::{confirmations, extend, time_value, wallet_entries, wallet_tx_json};
 
-/// Registers `listtransactions`, `listsinceblock`, `getreceivedbyaddress` and
-/// `gettransaction`.
+/// Registers `listtransactions`, `listsinceblock`, `getreceivedbyaddress`,
+/// `listreceivedbyaddress` and `gettransaction`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     module.register_blocking_method("listtransactions", |params, context, _| {
         let label: Option<String> = optional(&params, 0, "label")?;
@@ -93,6 +97,57 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             .filter(|o| o.address == written)
             .fold(0u64, |sum, o| sum.saturating_add(o.amount));
         Ok::<_, ErrorObjectOwned>(time_value(received))
+    })?;
+    module.register_blocking_method("listreceivedbyaddress", |params, context, _| {
+        let minconf: u64 = optional(&params, 0, "minconf")?.unwrap_or(1);
+        let include_empty: bool = optional(&params, 1, "include_empty")?.unwrap_or(false);
+        let filter: Option<String> = optional(&params, 3, "address_filter")?;
+        let network = context.backend.chain_info()?.network;
+        let filter = filter.map(|text| address_of(&text, network)).transpose()?;
+        let history = context.backend.wallet_history()?;
+        // Per receiving address: its receipts (rewards left out, as Bitcoin Core leaves out
+        // coinbase outputs), with the fewest confirmations among them and their txids.
+        let mut received: BTreeMap<&str, (u64, u64, Vec<String>)> = BTreeMap::new();
+        for tx in history.transactions.iter().filter(|t| !t.reward) {
+            let depth = confirmations(tx, history.tip);
+            if depth < minconf {
+                continue;
+            }
+            for output in tx.outputs.iter().filter(|o| o.owner == OutputOwner::Receive) {
+                let entry = received
+                    .entry(output.address.as_str())
+                    .or_insert((0, u64::MAX, Vec::new()));
+                entry.0 = entry.0.saturating_add(output.amount);
+                entry.1 = entry.1.min(depth);
+                let txid = tx.txid.to_string();
+                if !entry.2.contains(&txid) {
+                    entry.2.push(txid);
+                }
+            }
+        }
+        let given: Vec<String> = context
+            .backend
+            .wallet_receive_addresses()?
+            .into_iter()
+            .map(|payload| Address { network, payload }.to_string())
+            .collect();
+        let wanted = |address: &str| filter.as_ref().is_none_or(|f| f.to_string() == address);
+        let mut listed = Vec::new();
+        for address in given.iter().filter(|a| wanted(a)) {
+            let (amount, depth, txids) = match received.remove(address.as_str()) {
+                Some(found) => found,
+                None if include_empty => (0, 0, Vec::new()),
+                None => continue,
+            };
+            listed.push(json!({
+                "address": address,
+                "amount": time_value(amount),
+                "confirmations": if depth == u64::MAX { 0 } else { depth },
+                "label": "",
+                "txids": txids,
+            }));
+        }
+        Ok::<_, ErrorObjectOwned>(Value::from(listed))
     })?;
     module.register_blocking_method("gettransaction", |params, context, _| {
         let txid = txid_param(&params, 0)?;
