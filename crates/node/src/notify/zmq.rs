@@ -204,8 +204,9 @@ impl Publisher {
         message.push_back(Bytes::from(body()));
         message.push_back(Bytes::copy_from_slice(&sequence.to_le_bytes()));
         *sequence = sequence.wrapping_add(1);
-        // The crate answers some send errors with `todo!()`: a panic there closes this
-        // socket's topics, not the notification task.
+        // zeromq 0.4.1 panics on a send error other than a broken pipe or a full queue (an
+        // unimplemented branch of its own): caught here, it closes this socket's topics,
+        // not the notification task.
         match AssertUnwindSafe(endpoint.socket.send(message)).catch_unwind().await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => warn!(topic = topic.name(), %error, "a ZMQ notification could not be sent"),
