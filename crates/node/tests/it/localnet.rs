@@ -1793,6 +1793,7 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
     // A payment, so that a block carries a signature for the swapped bodies to alter; it
     // funds the poison pair the keyless attackers relay.
     let (funding, registration, spend) = net.poison_pair();
+    let registration_id = registration.txid();
     let sent = net.rpc(
         0,
         "sendrawtransaction",
@@ -1823,22 +1824,32 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
         max_frame: 8_000_000,
         poison: Vec::new(),
     };
-    let keyless = Attacker {
-        operator: None,
-        poison: vec![registration, spend.clone()],
-        ..masternode.clone()
-    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let cancel = CancellationToken::new();
-    let attacks: Vec<_> = [masternode, keyless]
-        .into_iter()
-        .map(|attacker| {
-            let cancel = cancel.clone();
-            let mut behaviours = Behaviour::ALL.to_vec();
-            behaviours.push(Behaviour::PoisonPairs);
-            runtime.spawn(async move { attacker.run(&behaviours, cancel).await })
-        })
-        .collect();
+    let spawn = |attacker: Attacker, behaviours: Vec<Behaviour>| {
+        let cancel = cancel.clone();
+        runtime.spawn(async move { attacker.run(&behaviours, cancel).await })
+    };
+    // The poison pair goes first, from its own keyless attacker: the slot-holding behaviour
+    // below fills every inbound slot loopback has, and a connection opened after it would
+    // could wait for one until the test ends (on a loaded machine the spend was once never
+    // finalized, which is how it would look).
+    let poisoner = Attacker {
+        operator: None,
+        poison: vec![registration.clone(), spend.clone()],
+        ..masternode.clone()
+    };
+    let poisoning = spawn(poisoner, vec![Behaviour::PoisonPairs]);
+    let deadline = Instant::now() + DEADLINE;
+    while net.rpc(0, "getrawtransaction", serde_json::json!([spend.txid().to_string()]))["error"].is_object() {
+        assert!(Instant::now() < deadline, "the poison pair's spend never reached node 0");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let keyless = Attacker {
+        operator: None,
+        ..masternode.clone()
+    };
+    let attacks = [masternode, keyless].map(|attacker| spawn(attacker, Behaviour::ALL.to_vec()));
     // The double-signer's evidence is recorded: the masternode is banned on chain.
     let evidence = net.wait_for_event(0, |e| e["message"] == "evidence recorded: masternode banned");
     assert_eq!(
@@ -1871,13 +1882,25 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
         assert!(Report::get(&report.sent) > 0, "{report:?}");
         assert!(Report::get(&report.cut_off) > 0, "nobody was cut off: {report:?}");
     }
+    let poisoned = runtime.block_on(poisoning).unwrap();
+    assert!(Report::get(&poisoned.sent) > 0, "{poisoned:?}");
     // Of the poison pair one was pending at a time, and the richer spend was finalized.
     let spent = result(net.rpc(
         0,
         "waitfortransaction",
         serde_json::json!([spend.txid().to_string(), 120]),
     ));
-    assert_eq!(spent["finalized"], true, "{spent}");
+    if spent["finalized"] != true {
+        let mut states = String::new();
+        for node in 0..3 {
+            for tx in [&registration_id, &spend.txid()] {
+                let seen = net.rpc(node, "getrawtransaction", serde_json::json!([tx.to_string(), true]));
+                let pooled = net.rpc(node, "getmempoolentry", serde_json::json!([tx.to_string()]));
+                states.push_str(&format!("node {node} {tx}: {seen} / {pooled}\n"));
+            }
+        }
+        panic!("the spend was not finalized: {spent}\n{states}{}", net.stderr_tails());
+    }
     let now = net.top();
     net.wait_until(&[0, 1, 2], now + 2);
 }
