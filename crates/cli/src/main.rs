@@ -18,7 +18,7 @@ use serde_json::Value;
 use timecoin_chain::ChainParams;
 use timecoin_node::config::Config;
 use timecoin_node::daemon::default_data_dir;
-use timecoin_primitives::Network;
+use timecoin_primitives::{BlockHash, Network};
 use timecoin_rpc::{Client, ClientError, methods};
 
 /// Options as `bitcoin-cli` spells them (`-datadir=DIR`); `--datadir DIR` works too.
@@ -53,6 +53,14 @@ struct Cli {
     /// Parameters are name=value pairs.
     #[arg(long)]
     named: bool,
+    /// Runs the method here, with no node: `signrawtransactionwithkey` only, which then
+    /// needs -genesis and a prevtxs entry for every input.
+    #[arg(long)]
+    offline: bool,
+    /// The hash of the network's block 0 (`time-cli getblockhash 0` on one of its nodes):
+    /// what an offline signature commits to, so that it is valid on that network only.
+    #[arg(long)]
+    genesis: Option<String>,
     /// The method, then its parameters.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -97,13 +105,43 @@ fn configured_address(datadir: &Path) -> Option<SocketAddr> {
     }
 }
 
-fn client(cli: &Cli) -> Result<Client> {
-    let network = match (cli.testnet, cli.local) {
+fn network(cli: &Cli) -> Result<Network> {
+    Ok(match (cli.testnet, cli.local) {
         (true, true) => bail!("-testnet and -local exclude each other"),
         (true, false) => Network::Testnet,
         (false, true) => Network::Local,
         (false, false) => Network::Mainnet,
-    };
+    })
+}
+
+/// Runs `method` with no node (`-offline`): only signing with given keys can be done here.
+fn offline(cli: &Cli, method: &str, params: &Value) -> Result<Result<Value, ClientError>> {
+    if method != "signrawtransactionwithkey" {
+        bail!("-offline runs signrawtransactionwithkey only; {method} needs a node");
+    }
+    let genesis: BlockHash = cli
+        .genesis
+        .as_deref()
+        .ok_or_else(|| {
+            anyhow!(
+                "-offline needs -genesis=HASH, the hash of block 0 (time-cli getblockhash 0 on a node of the network)"
+            )
+        })?
+        .parse()
+        .map_err(|e| anyhow!("-genesis: {e}"))?;
+    let args = params.as_array().map_or(&[][..], Vec::as_slice);
+    Ok(
+        timecoin_rpc::signing::sign_with_keys(args, &genesis, network(cli)?, |_| Ok(None)).map_err(|e| {
+            ClientError::Rpc {
+                code: i64::from(e.code()),
+                message: e.message().to_owned(),
+            }
+        }),
+    )
+}
+
+fn client(cli: &Cli) -> Result<Client> {
+    let network = network(cli)?;
     // The node's defaults, from the node's and the chain's own code.
     let default_port = ChainParams::for_network(network).rpc_port;
     let datadir = cli.datadir.clone().unwrap_or_else(|| default_data_dir(network));
@@ -176,7 +214,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 .collect(),
         ),
     };
-    match client(cli)?.call(method, params) {
+    let answer = if cli.offline {
+        offline(cli, method, &params)?
+    } else {
+        client(cli)?.call(method, params)
+    };
+    match answer {
         Ok(result) => {
             print(&result);
             Ok(ExitCode::SUCCESS)

@@ -45,4 +45,7 @@ pub use message::{MESSAGE_PROOF_LEN, sign_message, verify_message};
 pub use payload::{
     Payload, Registration, Revocation, Unlock, Update, genesis_masternode_id, payload_signature_message,
 };
-pub use transaction::{BlockHash, OutPoint, Transaction, TxId, TxInput, TxOutput, sign_transaction, signature_message};
+pub use transaction::{
+    BlockHash, InputSignError, OutPoint, Transaction, TxId, TxInput, TxOutput, sign_inputs, sign_transaction,
+    signature_message,
+};

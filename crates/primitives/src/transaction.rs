@@ -310,3 +310,63 @@ pub fn sign_transaction(tx: &mut Transaction, genesis: &BlockHash, keys: &[&Secr
         input.signature = key.sign(&message.0);
     }
 }
+
+/// Why [`sign_inputs`] left an input without a valid signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputSignError {
+    /// The coin the input spends is unknown to the signer (missing, spent, or not described),
+    /// so no input can be signed: the message commits to every spent amount.
+    #[error("input {0}: its coin is unknown (missing, spent, or not described)")]
+    UnknownCoin(OutPoint),
+    /// No key was given for the coin's address, and the input holds no valid signature.
+    #[error("input {0}: no key for its coin's address, and no valid signature")]
+    Unsigned(OutPoint),
+}
+
+/// Signs every input of `tx` whose coin's address `key_for` holds a key for, filling in the
+/// input's public key first. `coins` are the outputs the inputs spend, in input order
+/// (`None` where unknown). Inputs signed before are kept, and reported unless their signature
+/// still verifies: the message covers the txid, which covers every input's public key, so a
+/// key filled in here voids signatures made before it was. Returns the inputs left without a
+/// valid signature, by index; empty means the transaction is complete.
+pub fn sign_inputs(
+    tx: &mut Transaction,
+    genesis: &BlockHash,
+    coins: &[Option<TxOutput>],
+    mut key_for: impl FnMut(&AddressPayload) -> Option<SecretKey>,
+) -> Vec<(usize, InputSignError)> {
+    let mut amounts = Vec::with_capacity(tx.inputs.len());
+    let mut unknown = Vec::new();
+    for (index, input) in tx.inputs.iter().enumerate() {
+        match coins.get(index).copied().flatten() {
+            Some(coin) => amounts.push(coin.amount),
+            None => unknown.push((index, InputSignError::UnknownCoin(input.prevout))),
+        }
+    }
+    if !unknown.is_empty() {
+        return unknown;
+    }
+    let mut keys = Vec::with_capacity(tx.inputs.len());
+    for (input, coin) in tx.inputs.iter_mut().zip(coins.iter().flatten()) {
+        let key = key_for(&coin.address);
+        if let Some(key) = &key {
+            input.public_key = key.public_key();
+        }
+        keys.push(key);
+    }
+    let message = signature_message(genesis, &tx.txid(), &amounts);
+    let mut errors = Vec::new();
+    for (index, ((input, key), coin)) in tx.inputs.iter_mut().zip(&keys).zip(coins.iter().flatten()).enumerate() {
+        match key {
+            Some(key) => input.signature = key.sign(&message.0),
+            None => {
+                let signed = AddressPayload::from_public_key(&input.public_key) == coin.address
+                    && input.public_key.verify(&message.0, &input.signature).is_ok();
+                if !signed {
+                    errors.push((index, InputSignError::Unsigned(input.prevout)));
+                }
+            }
+        }
+    }
+    errors
+}

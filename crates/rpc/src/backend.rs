@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use timecoin_primitives::{AddressPayload, Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId};
+use timecoin_primitives::{
+    AddressPayload, Block, BlockHash, CommitCertificate, InputSignError, OutPoint, Transaction, TxId, TxOutput,
+};
 
 use crate::codes;
 use crate::dto::{
@@ -185,9 +187,13 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn wallet_locked_collaterals(&self) -> Result<Vec<LockedCollateral>, RpcError> {
         Err(no_wallet())
     }
-    /// Signs the inputs of `tx` that spend the wallet's coins; the errors of inputs left
-    /// unsigned.
-    fn wallet_sign(&self, _tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
+    /// Signs the inputs of `tx` whose coins (`coins`, in input order) the wallet's keys
+    /// own; the inputs left without a valid signature.
+    fn wallet_sign(
+        &self,
+        _tx: &mut Transaction,
+        _coins: &[Option<TxOutput>],
+    ) -> Result<Vec<(usize, InputSignError)>, RpcError> {
         Err(no_wallet())
     }
     /// Locks `outpoints` out of coin selection and `listunspent`, or with `unlock` unlocks

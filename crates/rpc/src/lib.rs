@@ -32,6 +32,7 @@ pub mod methods;
 mod params;
 mod render;
 mod server;
+pub mod signing;
 #[cfg(feature = "test-stub")]
 pub mod stub;
 

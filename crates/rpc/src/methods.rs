@@ -174,6 +174,17 @@ pub const METHODS: &[Method] = &[
         help: "Whether the mempool would admit each transaction (a JSON array of hex, at most 25, each judged alone): [{txid, allowed, vsize, fees.base | reject-reason}].",
     },
     Method {
+        name: "signrawtransactionwithkey",
+        category: "Rawtransactions",
+        params: &[
+            text("hexstring"),
+            json("privkeys"),
+            optional(json("prevtxs")),
+            optional(text("sighashtype")),
+        ],
+        help: "Signs the inputs whose coins the given keys (64 hex characters each) own: {hex, complete, errors}. prevtxs ([{txid, vout, address, amount}]) describes coins this node does not hold; time-cli -offline -genesis=HASH signs from them with no node.",
+    },
+    Method {
         name: "getrawmempool",
         category: "Mempool",
         params: &[],

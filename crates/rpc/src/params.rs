@@ -19,12 +19,7 @@ pub(crate) fn param<T: serde::de::DeserializeOwned>(
     index: usize,
     name: &str,
 ) -> Result<T, ErrorObjectOwned> {
-    let values: Vec<Value> = params.parse().unwrap_or_default();
-    let value = values
-        .get(index)
-        .cloned()
-        .ok_or_else(|| invalid(format!("missing parameter {name}")))?;
-    serde_json::from_value(value).map_err(|e| invalid(format!("parameter {name}: {e}")))
+    arg(&params.parse::<Vec<Value>>().unwrap_or_default(), index, name)
 }
 
 /// The parameter at `index` if given and not null.
@@ -33,7 +28,28 @@ pub(crate) fn optional<T: serde::de::DeserializeOwned>(
     index: usize,
     name: &str,
 ) -> Result<Option<T>, ErrorObjectOwned> {
-    let values: Vec<Value> = params.parse().unwrap_or_default();
+    optional_arg(&params.parse::<Vec<Value>>().unwrap_or_default(), index, name)
+}
+
+/// [`param`] over parameters already read as values.
+pub(crate) fn arg<T: serde::de::DeserializeOwned>(
+    values: &[Value],
+    index: usize,
+    name: &str,
+) -> Result<T, ErrorObjectOwned> {
+    let value = values
+        .get(index)
+        .cloned()
+        .ok_or_else(|| invalid(format!("missing parameter {name}")))?;
+    serde_json::from_value(value).map_err(|e| invalid(format!("parameter {name}: {e}")))
+}
+
+/// [`optional`] over parameters already read as values.
+pub(crate) fn optional_arg<T: serde::de::DeserializeOwned>(
+    values: &[Value],
+    index: usize,
+    name: &str,
+) -> Result<Option<T>, ErrorObjectOwned> {
     match values.get(index) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => serde_json::from_value(value.clone())

@@ -1,10 +1,9 @@
 //! The wallet methods of the node's API: the node's wallet, over the store, the mempool and
 //! the masternode list.
 
-use timecoin_chain::UtxoView;
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, OutPoint, Payload, Registration, Revocation, Tier, Transaction, TxId, Unlock,
-    Update,
+    Address, AddressPayload, Amount, InputSignError, OutPoint, Payload, Registration, Revocation, Tier, Transaction,
+    TxId, TxOutput, Unlock, Update,
 };
 use timecoin_rpc::{
     LockedCollateral, OutputOwner, RegisterRequest, RpcError, UpdateRequest, WalletBackend, WalletBalances,
@@ -292,19 +291,13 @@ impl WalletBackend for NodeBackend {
         self.wallet()?.recovery_phrase().map_err(wallet_error)
     }
 
-    fn wallet_sign(&self, tx: &mut Transaction) -> Result<Vec<String>, RpcError> {
-        let snapshot = self.store.snapshot().map_err(internal)?;
-        let mut amounts = Vec::with_capacity(tx.inputs.len());
-        for input in &tx.inputs {
-            amounts.push(
-                snapshot
-                    .utxo(&input.prevout)
-                    .map_err(internal)?
-                    .map(|u| u.output.amount),
-            );
-        }
+    fn wallet_sign(
+        &self,
+        tx: &mut Transaction,
+        coins: &[Option<TxOutput>],
+    ) -> Result<Vec<(usize, InputSignError)>, RpcError> {
         self.wallet()?
-            .sign(tx, &amounts, self.genesis.hash())
+            .sign(tx, coins, self.genesis.hash())
             .map_err(wallet_error)
     }
 

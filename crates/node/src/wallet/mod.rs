@@ -14,8 +14,8 @@ use anyhow::{Context, Result};
 use timecoin_chain::MasternodeList;
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, Network, OutPoint, Payload, PublicKey, SecretKey, Transaction,
-    TxId,
+    Address, AddressPayload, Amount, Block, BlockHash, InputSignError, Network, OutPoint, Payload, PublicKey,
+    SecretKey, Transaction, TxId, TxOutput, sign_inputs,
 };
 use timecoin_wallet::{
     Chain, Coin, Keystore, KeystoreError, Mnemonic, PayRequest, SendContext, SendError, build, derive_key,
@@ -385,50 +385,22 @@ impl NodeWallet {
             })
     }
 
-    /// Fills in the key and signature of every input of `tx` that spends one of the
-    /// wallet's coins. `amounts` holds the value of every input's coin (the signature
-    /// commits to all of them); returns the errors for inputs left unsigned.
+    /// Signs every input of `tx` whose coin (`coins`, in input order: the signature
+    /// commits to every amount) pays one of the wallet's addresses; returns the inputs left
+    /// without a valid signature.
     pub(crate) fn sign(
         &mut self,
         tx: &mut Transaction,
-        amounts: &[Option<Amount>],
+        coins: &[Option<TxOutput>],
         genesis: BlockHash,
-    ) -> Result<Vec<String>, WalletError> {
+    ) -> Result<Vec<(usize, InputSignError)>, WalletError> {
         let seed = self.seed().ok_or(WalletError::Locked)?;
-        let mut errors = Vec::new();
-        let mut keys = Vec::with_capacity(tx.inputs.len());
-        for (input, amount) in tx.inputs.iter_mut().zip(amounts) {
-            let owner = self
-                .coins
-                .get(&input.prevout)
-                .and_then(|coin| self.owned.get(&coin.address));
-            match (owner, amount) {
-                (Some((chain, index)), Some(_)) => {
-                    let key = derive_key(&seed, 0, *chain, *index);
-                    input.public_key = key.public_key();
-                    keys.push(Some(key));
-                }
-                (None, Some(_)) => {
-                    errors.push(format!("input {}: not the wallet's coin", input.prevout));
-                    keys.push(None);
-                }
-                (_, None) => {
-                    errors.push(format!("input {}: missing or spent", input.prevout));
-                    keys.push(None);
-                }
-            }
-        }
-        if errors.iter().any(|e| e.ends_with("missing or spent")) {
-            return Ok(errors);
-        }
-        let spent: Vec<Amount> = amounts.iter().map(|a| a.unwrap_or(Amount::ZERO)).collect();
-        let message = timecoin_primitives::signature_message(&genesis, &tx.txid(), &spent);
-        for (input, key) in tx.inputs.iter_mut().zip(&keys) {
-            if let Some(key) = key {
-                input.signature = key.sign(&message.0);
-            }
-        }
-        Ok(errors)
+        let owned = &self.owned;
+        Ok(sign_inputs(tx, &genesis, coins, |address| {
+            owned
+                .get(address)
+                .map(|(chain, index)| derive_key(&seed, 0, *chain, *index))
+        }))
     }
 
     /// The recovery phrase (needs the wallet unlocked when it is encrypted).

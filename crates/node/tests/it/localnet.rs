@@ -14,6 +14,7 @@ pub(crate) use timecoin_test_utils::free_ports;
 
 mod index;
 mod notify;
+mod signing;
 
 enum Line {
     Finalized { node: usize, height: u64, hash: String },
@@ -1842,7 +1843,10 @@ fn three_honest_masternodes_finalize_while_the_fourth_and_keyless_peers_attack()
     let poisoning = spawn(poisoner, vec![Behaviour::PoisonPairs]);
     let deadline = Instant::now() + DEADLINE;
     while net.rpc(0, "getrawtransaction", serde_json::json!([spend.txid().to_string()]))["error"].is_object() {
-        assert!(Instant::now() < deadline, "the poison pair's spend never reached node 0");
+        assert!(
+            Instant::now() < deadline,
+            "the poison pair's spend never reached node 0"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let keyless = Attacker {

@@ -3,3 +3,4 @@
 mod certificate;
 mod encoding;
 mod golden;
+mod signing;

@@ -5,7 +5,7 @@ use jsonrpsee::core::RegisterMethodError;
 use jsonrpsee::server::RpcModule;
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::{Value, json};
-use timecoin_primitives::{Encode, Transaction};
+use timecoin_primitives::{Amount, Encode, OutPoint, Transaction, TxOutput};
 
 use super::Context;
 use crate::codes;
@@ -13,8 +13,18 @@ use crate::error::RpcError;
 use crate::params::{decode_hex, invalid, param, txid_param};
 use crate::render::{extend, time_value, transaction_json};
 
-/// Registers `getrawtransaction`, `sendrawtransaction`, `decoderawtransaction`, `testmempoolaccept`.
+/// Registers `getrawtransaction`, `sendrawtransaction`, `decoderawtransaction`, `testmempoolaccept`,
+/// `signrawtransactionwithkey`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
+    module.register_blocking_method("signrawtransactionwithkey", |params, context, _| {
+        let args: Vec<Value> = params.parse().unwrap_or_default();
+        let genesis = context
+            .backend
+            .block_hash(0)?
+            .ok_or_else(|| invalid("this node has no block 0"))?;
+        let network = context.backend.chain_info()?.network;
+        crate::signing::sign_with_keys(&args, &genesis, network, |outpoint| coin(&context, outpoint))
+    })?;
     module.register_blocking_method("getrawtransaction", |params, context, _| {
         let txid = txid_param(&params, 0)?;
         let verbose = match params.parse::<Vec<Value>>().ok().and_then(|v| v.get(1).cloned()) {
@@ -76,4 +86,13 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         Ok::<_, ErrorObjectOwned>(answers)
     })?;
     Ok(())
+}
+
+/// The unspent output at `outpoint` as the mempool sees it (outputs of waiting transactions
+/// count, those they spend do not), as a signer needs it.
+pub(super) fn coin(context: &Context, outpoint: &OutPoint) -> Result<Option<TxOutput>, ErrorObjectOwned> {
+    Ok(context.backend.txout(outpoint, true)?.map(|info| TxOutput {
+        amount: Amount::from_units(info.value),
+        address: info.address,
+    }))
 }

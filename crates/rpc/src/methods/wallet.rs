@@ -115,12 +115,12 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
     module.register_blocking_method("signrawtransactionwithwallet", |params, context, _| {
         let text: String = param(&params, 0, "hexstring")?;
         let mut tx: Transaction = decode_hex(&text, "TX")?;
-        let errors = context.backend.wallet_sign(&mut tx)?;
-        Ok::<_, ErrorObjectOwned>(json!({
-            "hex": hex::encode(tx.to_bytes()),
-            "complete": errors.is_empty(),
-            "errors": errors.iter().map(|e| json!({"error": e})).collect::<Vec<_>>(),
-        }))
+        let mut coins = Vec::with_capacity(tx.inputs.len());
+        for input in &tx.inputs {
+            coins.push(super::rawtransactions::coin(&context, &input.prevout)?);
+        }
+        let errors = context.backend.wallet_sign(&mut tx, &coins)?;
+        Ok::<_, ErrorObjectOwned>(crate::signing::sign_result(&tx, &errors))
     })?;
     module.register_blocking_method("walletpassphrase", |params, context, _| {
         let passphrase: String = param(&params, 0, "passphrase")?;
