@@ -42,6 +42,8 @@ pub trait ChainBackend: Send + Sync + 'static {
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
     /// A transaction from the chain (with its block's height) or the mempool (`None`).
     fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError>;
+    /// The coins the block at `height` spent, one per input in the block's order.
+    fn spent_coins(&self, height: u64) -> Result<Option<Vec<TxOutput>>, RpcError>;
     /// Waits up to `timeout` for `txid` to be in a finalized block; its height if it is.
     fn wait_for_transaction(&self, txid: &TxId, timeout: Duration) -> Result<Option<u64>, RpcError>;
     /// The unspent output at `outpoint`; with `include_mempool`, outputs created by waiting

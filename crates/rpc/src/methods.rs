@@ -6,6 +6,7 @@
 
 mod address;
 mod blockchain;
+mod blockstats;
 mod control;
 mod masternode;
 mod mempool;
@@ -118,6 +119,12 @@ pub const METHODS: &[Method] = &[
         category: "Blockchain",
         params: &[text("blockhash"), optional(json("verbose"))],
         help: "A block header as an object (verbose, the default) or hex.",
+    },
+    Method {
+        name: "getblockstats",
+        category: "Blockchain",
+        params: &[json("hash_or_height"), optional(json("stats"))],
+        help: "Bitcoin Core's statistics of a block (a height, or a hash as a JSON string), optionally only those named in stats: fees, fee rates and sizes of its transactions but the reward, in units and bytes.",
     },
     Method {
         name: "getcommit",

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use timecoin_primitives::{Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId};
+use timecoin_primitives::{Block, BlockHash, CommitCertificate, OutPoint, Transaction, TxId, TxOutput};
 
 use crate::backend::{ChainBackend, MempoolBackend, NetworkBackend, Pending, WalletBackend};
 use crate::codes;
@@ -97,6 +97,10 @@ impl ChainBackend for StubBackend {
     }
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
         Ok(self.certificates.get(&height).cloned())
+    }
+    /// The stub keeps no undo data.
+    fn spent_coins(&self, _height: u64) -> Result<Option<Vec<TxOutput>>, RpcError> {
+        Ok(None)
     }
     fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {
         Ok(self

@@ -10,7 +10,7 @@ use timecoin_mempool::Mempool;
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
 use timecoin_primitives::{
     Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, SecretKey, Transaction,
-    TxId,
+    TxId, TxOutput,
 };
 use timecoin_rpc::{
     AddressDeltaInfo, AddressUtxoInfo, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolBackend,
@@ -233,6 +233,14 @@ impl ChainBackend for NodeBackend {
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
         self.store.certificate(height).map_err(internal)
+    }
+
+    fn spent_coins(&self, height: u64) -> Result<Option<Vec<TxOutput>>, RpcError> {
+        Ok(self
+            .store
+            .spent_coins(height)
+            .map_err(internal)?
+            .map(|coins| coins.into_iter().map(|coin| coin.output).collect()))
     }
 
     fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError> {

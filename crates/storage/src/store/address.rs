@@ -9,11 +9,10 @@
 
 use redb::{ReadableTable, TableDefinition};
 use timecoin_chain::created_outputs;
-use timecoin_primitives::encoding::Reader;
 use timecoin_primitives::{AddressPayload, Amount, Block, Hash256, OutPoint, TxId};
 
 use super::Store;
-use super::layout::{META, UNDO, UTXO_VALUE_LEN, outpoint_from_key, utxo_from_value};
+use super::layout::{META, UNDO, UndoRecord, outpoint_from_key, utxo_from_value};
 use crate::error::StorageError;
 
 /// Key: address, height (big-endian), txid, index (big-endian), 0 received / 1 spent.
@@ -141,24 +140,22 @@ impl Store {
     /// A block's rows, from the block and its undo record.
     fn block_rows(&self, block: &Block, undo_record: &[u8]) -> Result<BlockRows, StorageError> {
         let height = block.header.height;
-        let undo_err = |e| self.corrupt(&format!("undo data of block {height}"), e);
-        let mut reader = Reader::new(undo_record);
-        reader.read_u64().map_err(undo_err)?;
-        let count = reader
-            .read_count("undo entries", usize::MAX, 36 + UTXO_VALUE_LEN)
-            .map_err(undo_err)?;
+        let undo =
+            UndoRecord::read(undo_record).map_err(|e| self.corrupt(&format!("undo data of block {height}"), e))?;
+        let mut spent_coins = undo.spent.iter();
         let mut rows = BlockRows {
             deltas: Vec::new(),
             created: Vec::new(),
-            spent: Vec::with_capacity(count),
+            spent: Vec::with_capacity(undo.spent.len()),
         };
         for (position, tx) in block.transactions.iter().enumerate() {
             let txid = tx.txid();
             let block_index = u32::try_from(position).unwrap_or(u32::MAX);
             for index in 0..tx.inputs.len() {
-                let key: [u8; 36] = reader.read_array().map_err(undo_err)?;
-                let value: [u8; UTXO_VALUE_LEN] = reader.read_array().map_err(undo_err)?;
-                let coin = utxo_from_value(&value).map_err(|e| self.corrupt("undo utxo", e))?;
+                let (key, value) = spent_coins
+                    .next()
+                    .ok_or_else(|| self.missing(&format!("undo data of block {height}: an input's coin")))?;
+                let coin = utxo_from_value(value).map_err(|e| self.corrupt("undo utxo", e))?;
                 rows.deltas.push(AddressDelta {
                     address: coin.output.address,
                     height,
@@ -170,7 +167,7 @@ impl Store {
                 });
                 rows.spent.push(AddressUtxo {
                     address: coin.output.address,
-                    outpoint: outpoint_from_key(&key),
+                    outpoint: outpoint_from_key(key),
                     amount: coin.output.amount,
                     height: coin.height,
                 });
@@ -193,7 +190,12 @@ impl Store {
                 });
             }
         }
-        reader.finish().map_err(undo_err)?;
+        if spent_coins.next().is_some() {
+            return Err(StorageError::Corrupted {
+                path: self.path.clone(),
+                detail: format!("undo data of block {height} holds more coins than the block has inputs"),
+            });
+        }
         Ok(rows)
     }
 

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use timecoin_chain::{ChainTip, MasternodeList, created_outputs};
-use timecoin_primitives::encoding::{Reader, write_compact_size};
+use timecoin_primitives::encoding::write_compact_size;
 use timecoin_primitives::{Amount, Block, CommitCertificate, Decode, Encode, OutPoint};
 
 use super::Store;
 use super::coins::{Change, Coins, Generation, Key, Layer, Value};
 use super::layout::{
-    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_MASTERNODES, LIST_UNDO, LIST_UNDO_DEPTH, META, TX_LOCATIONS, UNDO,
-    UTXO_VALUE_LEN, UTXOS, WriteState, commitment_element, outpoint_from_key, outpoint_key, save_tip, utxo_from_value,
-    utxo_value,
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, KEY_MASTERNODES, LIST_UNDO, LIST_UNDO_DEPTH, META, TX_LOCATIONS, UNDO, UTXOS,
+    UndoRecord, WriteState, commitment_element, outpoint_from_key, outpoint_key, save_tip, utxo_from_value, utxo_value,
 };
 use crate::error::StorageError;
 
@@ -270,25 +269,19 @@ impl Store {
             if self.address_index_height()? == Some(tip.height) {
                 self.unindex_block(&write, &block, &record)?;
             }
-            let mut reader = Reader::new(&record);
-            let undo_err = |e| self.corrupt(&format!("undo data of block {}", tip.height), e);
-            let minted = reader.read_u64().map_err(undo_err)?;
-            let count = reader
-                .read_count("undo entries", usize::MAX, 36 + UTXO_VALUE_LEN)
-                .map_err(undo_err)?;
-            for _ in 0..count {
-                let key: [u8; 36] = reader.read_array().map_err(undo_err)?;
-                let value: [u8; UTXO_VALUE_LEN] = reader.read_array().map_err(undo_err)?;
-                if created_here.contains(&outpoint_from_key(&key).txid) {
+            let undo = UndoRecord::read(&record)
+                .map_err(|e| self.corrupt(&format!("undo data of block {}", tip.height), e))?;
+            for (key, value) in &undo.spent {
+                if created_here.contains(&outpoint_from_key(key).txid) {
                     continue;
                 }
-                let utxo = utxo_from_value(&value).map_err(|e| self.corrupt("undo utxo", e))?;
-                utxos.insert(&key, &value).map_err(|e| self.err(e))?;
-                state.lthash.insert(&commitment_element(&key, &value));
+                let utxo = utxo_from_value(value).map_err(|e| self.corrupt("undo utxo", e))?;
+                utxos.insert(key, value).map_err(|e| self.err(e))?;
+                state.lthash.insert(&commitment_element(key, value));
                 state.supply.utxo_count += 1;
                 state.supply.utxo_total = state.supply.utxo_total.saturating_add(utxo.output.amount.units());
             }
-            reader.finish().map_err(undo_err)?;
+            let minted = undo.minted;
             state.supply.minted = state.supply.minted.saturating_sub(minted);
             write
                 .open_table(BLOCKS)

@@ -105,6 +105,28 @@ pub(super) fn utxo_from_value(value: &[u8; UTXO_VALUE_LEN]) -> Result<Utxo, time
     })
 }
 
+/// A block's undo record: the reward it minted, then the coin each of its inputs spent (its
+/// outpoint key and stored value), in the block's input order.
+pub(super) struct UndoRecord {
+    pub(super) minted: u64,
+    pub(super) spent: Vec<([u8; 36], [u8; UTXO_VALUE_LEN])>,
+}
+
+impl UndoRecord {
+    /// Reads a stored record; its length bounds what is allocated.
+    pub(super) fn read(bytes: &[u8]) -> Result<UndoRecord, timecoin_primitives::DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let minted = reader.read_u64()?;
+        let count = reader.read_count("undo entries", usize::MAX, 36 + UTXO_VALUE_LEN)?;
+        let mut spent = Vec::with_capacity(count);
+        for _ in 0..count {
+            spent.push((reader.read_array()?, reader.read_array()?));
+        }
+        reader.finish()?;
+        Ok(UndoRecord { minted, spent })
+    }
+}
+
 /// The bytes one UTXO contributes to the commitment: its key and its value.
 pub(super) fn commitment_element(key: &[u8; 36], value: &[u8; UTXO_VALUE_LEN]) -> [u8; 36 + UTXO_VALUE_LEN] {
     let mut element = [0u8; 36 + UTXO_VALUE_LEN];

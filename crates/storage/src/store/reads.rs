@@ -1,5 +1,5 @@
 //! Reading what the store holds: the tip, blocks by height and hash, commit certificates,
-//! confirmed transactions through the txid index, and the UTXO set (its kept summary, the
+//! confirmed transactions through the txid index, the coins a block spent, and the UTXO set (its kept summary, the
 //! summary recomputed, every output).
 
 use redb::TableDefinition;
@@ -8,8 +8,8 @@ use timecoin_primitives::{Amount, Block, BlockHash, CommitCertificate, Decode, H
 
 use super::Store;
 use super::layout::{
-    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, TX_LOCATIONS, WriteState, commitment_element, outpoint_from_key,
-    utxo_from_value,
+    BLOCK_HEIGHTS, BLOCKS, CERTIFICATES, TX_LOCATIONS, UNDO, UndoRecord, WriteState, commitment_element,
+    outpoint_from_key, utxo_from_value,
 };
 use crate::commitment::LtHash;
 use crate::error::StorageError;
@@ -65,6 +65,23 @@ impl Store {
     /// The block at `height`.
     pub fn block_by_height(&self, height: u64) -> Result<Option<Block>, StorageError> {
         self.by_height(BLOCKS, height, "block")
+    }
+
+    /// The coins the block at `height` spent, one per input in the block's order (from its
+    /// undo record): what its fees are computed from.
+    pub fn spent_coins(&self, height: u64) -> Result<Option<Vec<Utxo>>, StorageError> {
+        let read = self.begin_read()?;
+        let table = read.open_table(UNDO).map_err(|e| self.err(e))?;
+        let Some(bytes) = table.get(height).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let undo =
+            UndoRecord::read(bytes.value()).map_err(|e| self.corrupt(&format!("undo data of block {height}"), e))?;
+        undo.spent
+            .iter()
+            .map(|(_, value)| utxo_from_value(value).map_err(|e| self.corrupt("undo utxo", e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// The height of the block with this hash.

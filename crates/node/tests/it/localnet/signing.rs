@@ -1,5 +1,6 @@
 //! Offline signing: an exchange's online machine builds a payment and reads the coin it
-//! spends, `time-cli -offline` signs it on a machine with no node, and the node finalizes it.
+//! spends, `time-cli -offline` signs it on a machine with no node, and the node finalizes it;
+//! then `getblockstats` of its block.
 
 use serde_json::{Value, json};
 
@@ -101,4 +102,39 @@ fn time_cli_signs_offline_what_the_node_signs_and_finalizes() {
     assert_eq!(finalized["finalized"], true, "{finalized}");
     let received = rpc(1, "getreceivedbyaddress", json!([to]));
     assert_eq!(received.as_f64(), Some(100.0), "{received}");
+
+    // getblockstats of its block, the only payment in it: the fee the payment left, from
+    // the coin it spent.
+    let height = finalized["height"].as_u64().unwrap();
+    let stats = rpc(1, "getblockstats", json!([height]));
+    let size = signed["hex"].as_str().unwrap().len() as u64 / 2;
+    let fee = 1_000_000u64; // 0.01 TIME
+    let block = rpc(1, "getblock", json!([stats["blockhash"], 2]));
+    let reward: f64 = block["tx"][0]["vout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_f64().unwrap())
+        .sum();
+    let expected = json!({
+        "avgfee": fee, "avgfeerate": fee / size, "avgtxsize": size, "blockhash": block["hash"],
+        "feerate_percentiles": vec![fee / size; 5], "height": height, "ins": 1,
+        "maxfee": fee, "maxfeerate": fee / size, "maxtxsize": size, "medianfee": fee, "mediantxsize": size,
+        "minfee": fee, "minfeerate": fee / size, "mintxsize": size,
+        "outs": 2 + block["tx"][0]["vout"].as_array().unwrap().len(),
+        "subsidy": (reward * 1e8).round() as u64 - fee, "time": block["time"],
+        "total_out": 99_999_999_000_000u64, "total_size": size, "totalfee": fee, "txs": 2,
+        "utxo_increase": 1 + block["tx"][0]["vout"].as_array().unwrap().len(),
+    });
+    assert_eq!(stats, expected);
+    // By hash the same; a selection gives only what it names; Bitcoin Core's errors.
+    assert_eq!(rpc(0, "getblockstats", json!([block["hash"]])), expected);
+    assert_eq!(
+        rpc(0, "getblockstats", json!([height, ["totalfee", "txs"]])),
+        json!({"totalfee": fee, "txs": 2})
+    );
+    let unknown = net.rpc(0, "getblockstats", json!([height, ["weight"]]));
+    assert_eq!(unknown["error"]["code"], json!(-8), "{unknown}");
+    let beyond = net.rpc(0, "getblockstats", json!([1u64 << 40]));
+    assert_eq!(beyond["error"]["code"], json!(-8), "{beyond}");
 }
