@@ -20,6 +20,19 @@ use crate::dto::{
 };
 use crate::error::RpcError;
 
+/// Finalized blocks a subscription may fall behind by before it is ended: what the node's
+/// block feed keeps (a full block is 2 MB, so at most 32 MB).
+pub const FEED: usize = 16;
+
+/// Finalized blocks as they come, for WebSocket subscriptions, and the network whose
+/// addresses they pay.
+pub struct BlockFeed {
+    /// The network.
+    pub network: timecoin_primitives::Network,
+    /// Each finalized block, in order; a receiver [`FEED`] blocks behind is told it lagged.
+    pub blocks: tokio::sync::broadcast::Receiver<std::sync::Arc<Block>>,
+}
+
 /// An answer a backend gives later (without holding a thread while it waits).
 pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, RpcError>> + Send>>;
 
@@ -44,6 +57,11 @@ pub trait ChainBackend: Send + Sync + 'static {
     fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError>;
     /// The coins the block at `height` spent, one per input in the block's order.
     fn spent_coins(&self, height: u64) -> Result<Option<Vec<TxOutput>>, RpcError>;
+    /// Finalized blocks from now on, for a subscription; `None` if this node has no feed.
+    /// Called on the runtime: it must not block.
+    fn block_feed(&self) -> Option<BlockFeed> {
+        None
+    }
     /// Waits up to `timeout` for `txid` to be in a finalized block; its height if it is.
     fn wait_for_transaction(&self, txid: &TxId, timeout: Duration) -> Result<Option<u64>, RpcError>;
     /// The unspent output at `outpoint`; with `include_mempool`, outputs created by waiting

@@ -7,7 +7,10 @@
 //!
 //! Every request is authenticated ([`auth`]: the cookie file and `rpcauth` users, HTTP
 //! Basic) and bounded ([`ServeOptions`]); JSON-RPC 2.0 and 1.0-style requests and batches
-//! are accepted, and answered in Bitcoin Core's envelope exactly (`envelope`). The methods
+//! are accepted, and answered in Bitcoin Core's envelope exactly (`envelope`); a WebSocket
+//! on the same port speaks JSON-RPC 2.0 and serves subscriptions to finalized blocks
+//! (`methods/subscriptions`, fed by [`ChainBackend::block_feed`]). `signing` signs raw
+//! transactions with given keys, for the API and for `time-cli -offline`. The methods
 //! served are exactly those of [`methods::METHODS`], which also drives `help` and the
 //! command-line client.
 //!
@@ -37,7 +40,7 @@ pub mod signing;
 pub mod stub;
 
 pub use auth::{Credentials, RpcAuth};
-pub use backend::{Backend, ChainBackend, MempoolBackend, NetworkBackend, Pending, WalletBackend};
+pub use backend::{Backend, BlockFeed, ChainBackend, FEED, MempoolBackend, NetworkBackend, Pending, WalletBackend};
 pub use client::{Client, ClientError};
 pub use dto::{
     AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,

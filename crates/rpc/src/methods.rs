@@ -12,6 +12,7 @@ mod masternode;
 mod mempool;
 mod network;
 mod rawtransactions;
+mod subscriptions;
 mod util;
 mod wallet;
 mod wallet_history;
@@ -506,6 +507,42 @@ pub const METHODS: &[Method] = &[
         params: &[optional(text("command"))],
         help: "Lists the methods, or explains one.",
     },
+    Method {
+        name: "subscribeblocks",
+        category: "Subscriptions",
+        params: &[],
+        help: "WebSocket only: notifies each finalized block as method block, {hash, height, time, time_ms, nTx}; returns the subscription id.",
+    },
+    Method {
+        name: "unsubscribeblocks",
+        category: "Subscriptions",
+        params: &[json("subscription")],
+        help: "WebSocket only: ends a subscribeblocks subscription.",
+    },
+    Method {
+        name: "subscribetransactions",
+        category: "Subscriptions",
+        params: &[],
+        help: "WebSocket only: notifies each transaction of each finalized block as method transaction, {txid, blockhash, height, finalized}.",
+    },
+    Method {
+        name: "unsubscribetransactions",
+        category: "Subscriptions",
+        params: &[json("subscription")],
+        help: "WebSocket only: ends a subscribetransactions subscription.",
+    },
+    Method {
+        name: "subscribeaddresses",
+        category: "Subscriptions",
+        params: &[json("addresses")],
+        help: "WebSocket only: notifies finalized activity on up to 1,000 addresses as method address: {address, txid, blockhash, height, category receive (vout, amount) or send (vin)}.",
+    },
+    Method {
+        name: "unsubscribeaddresses",
+        category: "Subscriptions",
+        params: &[json("subscription")],
+        help: "WebSocket only: ends a subscribeaddresses subscription.",
+    },
 ];
 
 /// The method called `name`.
@@ -607,7 +644,7 @@ pub(crate) struct Context {
 type Register = fn(&mut RpcModule<Context>) -> Result<(), RegisterMethodError>;
 
 /// Each help category of the table and the module serving its methods.
-const CATEGORIES: [(&str, Register); 10] = [
+const CATEGORIES: [(&str, Register); 11] = [
     ("Blockchain", blockchain::register),
     ("Rawtransactions", rawtransactions::register),
     ("Mempool", mempool::register),
@@ -618,6 +655,7 @@ const CATEGORIES: [(&str, Register); 10] = [
     ("Zmq", zmq::register),
     ("Addressindex", address::register),
     ("Control", control::register),
+    ("Subscriptions", subscriptions::register),
 ];
 
 /// Every method of the table, over `backend`.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::core::RegisterMethodError;
-use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{BatchRequestConfig, PingConfig, RpcModule, Server, ServerConfig, ServerHandle};
 
 use crate::auth::Credentials;
 use crate::backend::Backend;
@@ -14,6 +14,12 @@ use crate::batch;
 use crate::envelope::{self, Prepared};
 use crate::gate::GateLayer;
 use crate::methods::{self, Context, build};
+
+/// Subscriptions one WebSocket connection holds at most.
+const MAX_SUBSCRIPTIONS: u32 = 8;
+/// Messages waiting to be sent on one WebSocket connection at most (a subscriber that
+/// falls further behind has its subscription ended).
+const MESSAGE_BUFFER: u32 = 256;
 
 /// A running server.
 #[derive(Debug)]
@@ -89,10 +95,15 @@ impl Dispatcher {
 }
 
 /// Starts serving `backend` on `listen`: JSON-RPC 2.0 and 1.0-style requests and batches
-/// over HTTP POST, each authenticated with HTTP Basic.
+/// over HTTP POST, each authenticated with HTTP Basic, and JSON-RPC 2.0 over a WebSocket
+/// (authenticated at the upgrade) for subscriptions.
 pub async fn serve(listen: SocketAddr, backend: Arc<dyn Backend>, options: ServeOptions) -> std::io::Result<RpcServer> {
     let config = ServerConfig::builder()
-        .http_only()
+        // WebSocket too, for subscriptions: the upgrade passes the gate (authenticated) and
+        // each message is then bounded by jsonrpsee's request limit below.
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS)
+        .set_message_buffer_capacity(MESSAGE_BUFFER)
+        .enable_ws_ping(PingConfig::new())
         // The gate enforces `max_body` on the body as sent; the envelope may lengthen it a
         // little (a `"jsonrpc"` field, synthetic ids) before jsonrpsee reads it.
         .max_request_body_size(options.max_body.saturating_mul(2))

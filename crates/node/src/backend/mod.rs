@@ -13,8 +13,9 @@ use timecoin_primitives::{
     TxId, TxOutput,
 };
 use timecoin_rpc::{
-    AddressDeltaInfo, AddressUtxoInfo, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary, MempoolBackend,
-    MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, TxOutInfo, UtxoSetSummary, codes,
+    AddressDeltaInfo, AddressUtxoInfo, BlockFeed, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary,
+    MempoolBackend, MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, TxOutInfo,
+    UtxoSetSummary, codes,
 };
 use timecoin_wallet::SendContext;
 
@@ -233,6 +234,13 @@ impl ChainBackend for NodeBackend {
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
         self.store.certificate(height).map_err(internal)
+    }
+
+    fn block_feed(&self) -> Option<BlockFeed> {
+        Some(BlockFeed {
+            network: self.genesis.params.network,
+            blocks: self.notifier.blocks(),
+        })
     }
 
     fn spent_coins(&self, height: u64) -> Result<Option<Vec<TxOutput>>, RpcError> {

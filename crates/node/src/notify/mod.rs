@@ -1,5 +1,6 @@
 //! Notifications, as Bitcoin Core gives them: `blocknotify` and `walletnotify` commands
-//! (`[notify]`), and a ZMQ publisher (`[zmq]`) with Bitcoin Core's topics and framing.
+//! (`[notify]`), and a ZMQ publisher (`[zmq]`) with Bitcoin Core's topics and framing; and the
+//! feed of finalized blocks behind the API's WebSocket subscriptions.
 //!
 //! The node never waits for them. The host and the admission task hand each finalized block
 //! and each batch of newly admitted transactions to [`Notifier`], which queues it for one
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use timecoin_primitives::{Block, Encode, Transaction, TxId};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
@@ -62,9 +63,24 @@ impl Event {
     }
 }
 
-/// Where events go: cheap to clone; does nothing when no notification is configured.
+/// Finalized blocks for the API's WebSocket subscriptions: a broadcast channel that keeps the
+/// last [`timecoin_rpc::FEED`] blocks while anyone subscribes (a receiver further behind is
+/// told it lagged), and nothing while no one does.
+#[derive(Clone)]
+struct Feed(broadcast::Sender<Arc<Block>>);
+
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed(broadcast::channel(timecoin_rpc::FEED).0)
+    }
+}
+
+/// Where events go: cheap to clone; does nothing when no notification is configured (but
+/// still feeds subscriptions).
 #[derive(Clone, Default)]
 pub(crate) struct Notifier {
+    /// Finalized blocks for subscriptions.
+    feed: Feed,
     sender: Option<mpsc::Sender<Event>>,
     /// Whether admitted transactions matter (a ZMQ transaction topic or `walletnotify`).
     wants_admitted: bool,
@@ -110,6 +126,7 @@ impl Notifier {
         };
         tracker.spawn(task.run(events));
         Ok(Notifier {
+            feed: Feed::default(),
             sender: Some(sender),
             wants_admitted,
             published,
@@ -124,7 +141,14 @@ impl Notifier {
 
     /// A block was finalized; `wallet` are the wallet's transactions in it.
     pub(crate) fn block(&self, block: Arc<Block>, wallet: Vec<TxId>) {
+        // An error only says no one subscribes.
+        let _ = self.feed.0.send(Arc::clone(&block));
         self.send(Event::Block { block, wallet });
+    }
+
+    /// Finalized blocks from now on, for a WebSocket subscription.
+    pub(crate) fn blocks(&self) -> broadcast::Receiver<Arc<Block>> {
+        self.feed.0.subscribe()
     }
 
     /// Whether admitted transactions are notified (a ZMQ transaction topic or

@@ -15,6 +15,7 @@ pub(crate) use timecoin_test_utils::free_ports;
 mod index;
 mod notify;
 mod signing;
+mod subscriptions;
 
 enum Line {
     Finalized { node: usize, height: u64, hash: String },
