@@ -59,8 +59,17 @@ fn relative_to(config_path: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Runs the daemon until a signal stops it.
-pub fn run(overrides: Overrides) -> Result<()> {
+/// The configuration a command runs with, and where it puts things.
+struct Resolved {
+    config: Config,
+    config_path: PathBuf,
+    network: Network,
+    data_dir: PathBuf,
+}
+
+/// Reads the configuration the overrides name (or the network's default) and works out the
+/// network and the data directory, as the daemon does.
+fn resolve(overrides: &Overrides) -> Result<Resolved> {
     // Without --config: the network's default directory (~/.timecoin, or
     // ~/.timecoin/testnet with --network testnet) holds config.toml.
     let default_network: Option<Network> = overrides.network.as_deref().map(str::parse).transpose()?;
@@ -84,6 +93,47 @@ pub fn run(overrides: Overrides) -> Result<()> {
         (None, Some(dir)) => relative_to(&config_path, dir),
         (None, None) => default_data_dir(network),
     };
+    Ok(Resolved {
+        config,
+        config_path,
+        network,
+        data_dir,
+    })
+}
+
+/// `timed wallet restore`: writes the wallet file the configuration names from a recovery
+/// phrase read from standard input (not the command line, which other users can read), born
+/// at `birth` (0: the whole chain is scanned). The node finds the wallet's coins when it
+/// starts.
+pub fn restore_wallet(overrides: &Overrides, birth: u64) -> Result<()> {
+    let Resolved {
+        config,
+        network,
+        data_dir,
+        ..
+    } = resolve(overrides)?;
+    let path = data_dir.join(&config.wallet.file);
+    let mut phrase = String::new();
+    std::io::stdin()
+        .read_line(&mut phrase)
+        .context("reading the recovery phrase from standard input")?;
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    crate::wallet::restore(&path, network, &phrase, birth)?;
+    println!(
+        "restored the wallet into {}: start the node to find its coins (from height {birth}); encryptwallet seals it",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Runs the daemon until a signal stops it.
+pub fn run(overrides: Overrides) -> Result<()> {
+    let Resolved {
+        config,
+        config_path,
+        network,
+        data_dir,
+    } = resolve(&overrides)?;
     let genesis_path = config
         .node
         .genesis
@@ -249,9 +299,15 @@ impl Node {
             let path = data_dir.join(&config.wallet.file);
             let (network, store) = (params.network, Arc::clone(&store));
             let shown = path.display().to_string();
-            let (wallet, created) =
+            let (wallet, loaded) =
                 tokio::task::spawn_blocking(move || crate::wallet::load(&path, network, &store)).await??;
-            info!(path = %shown, created, "wallet loaded");
+            info!(
+                path = %shown,
+                created = loaded.created,
+                from = loaded.from,
+                passes = loaded.passes,
+                "wallet loaded"
+            );
             Some(Arc::new(Mutex::new(wallet)))
         } else {
             None

@@ -92,7 +92,7 @@ pub fn write_network_placed(
     let wallet = keys::load_or_create(&dir.join("node0").join("wallet.key"))?;
     // Node 0's wallet (the one `timed` loads) gets the same again at its first address.
     let (mut node_wallet, _) =
-        crate::wallet::NodeWallet::open_or_create(&dir.join("node0").join("wallet.json"), Network::Local)?;
+        crate::wallet::NodeWallet::open_or_create(&dir.join("node0").join("wallet.json"), Network::Local, 0)?;
     let funded = node_wallet
         .new_address(timecoin_wallet::Chain::Receive)
         .map_err(|e| anyhow::anyhow!("node 0's wallet: {e}"))?;

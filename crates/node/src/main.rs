@@ -3,7 +3,8 @@
 //! Without a subcommand it runs the daemon: the redb store, the P2P service, the mempool
 //! and the consensus host, until SIGINT or SIGTERM. `timed localnet` writes and runs a local
 //! network of masternodes as separate processes; `timed demo` runs the ledger alone in one
-//! process; `timed --dev` runs a one-masternode chain for application developers. Log events
+//! process; `timed --dev` runs a one-masternode chain for application developers; `timed
+//! wallet restore` writes a wallet file from a recovery phrase. Log events
 //! go to standard output as text or JSON lines (`--log-format`). Everything it runs lives in
 //! the `timecoin_node` library; the benchmark and the chaos runner are `timelab`'s
 //! (`crates/lab`).
@@ -67,6 +68,11 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The node's wallet, with the node stopped.
+    Wallet {
+        #[command(subcommand)]
+        action: WalletAction,
+    },
     /// A local network of masternodes, each a separate process on loopback.
     Localnet {
         #[command(subcommand)]
@@ -84,6 +90,19 @@ enum Command {
         /// not in the genesis, ready to be registered on chain (`masternoderegister`).
         #[arg(long, global = true, default_value_t = 0)]
         spare: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WalletAction {
+    /// Writes the node's wallet file from a recovery phrase read from standard input (never
+    /// an existing file). The node finds the wallet's coins when it starts, deriving keys
+    /// as it finds them in use (a gap of 100 unused keys ends the search).
+    Restore {
+        /// The first block that may pay the wallet: scanning starts there (0, the default,
+        /// scans the whole chain).
+        #[arg(long, default_value_t = 0)]
+        birth_height: u64,
     },
 }
 
@@ -109,6 +128,16 @@ fn main() -> ExitCode {
             network: cli.network,
             data_dir: cli.data_dir,
         }),
+        Some(Command::Wallet {
+            action: WalletAction::Restore { birth_height },
+        }) => daemon::restore_wallet(
+            &daemon::Overrides {
+                config: cli.config,
+                network: cli.network,
+                data_dir: cli.data_dir,
+            },
+            birth_height,
+        ),
         Some(Command::Demo {
             blocks,
             txs_per_block,

@@ -175,6 +175,11 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn wallet_passphrase(&self, _passphrase: &str, _seconds: u64) -> Result<(), RpcError> {
         Err(no_wallet())
     }
+    /// Writes a copy of the wallet file to `destination` (a directory gets the file's own
+    /// name; a relative path is taken from the data directory).
+    fn wallet_backup(&self, _destination: &str) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
     /// Locks an encrypted wallet.
     fn wallet_lock(&self) -> Result<(), RpcError> {
         Err(no_wallet())

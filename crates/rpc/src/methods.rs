@@ -442,6 +442,12 @@ pub const METHODS: &[Method] = &[
         help: "Locks an encrypted wallet now.",
     },
     Method {
+        name: "backupwallet",
+        category: "Wallet",
+        params: &[text("destination")],
+        help: "Writes a copy of the wallet file (sealed if the wallet is encrypted) to destination, mode 0600; a directory gets the file's own name, a relative path is taken from the data directory. Restore it by putting it in place of the wallet file with the node stopped.",
+    },
+    Method {
         name: "dumpmnemonic",
         category: "Wallet",
         params: &[],

@@ -101,6 +101,10 @@ pub struct Keystore {
     /// The same for the change chain.
     #[serde(default)]
     pub change_keys: Vec<String>,
+    /// The first block that may pay the wallet: a node scans from here, not from the genesis.
+    /// Absent in files written before it was kept (the whole chain is scanned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_height: Option<u64>,
 }
 
 /// A wallet without a passphrase holds its entropy in `secret` in clear: wiped when the
@@ -191,6 +195,7 @@ impl Keystore {
             next_change: 0,
             receive_keys: Vec::new(),
             change_keys: Vec::new(),
+            birth_height: None,
         })
     }
 
@@ -215,6 +220,7 @@ impl Keystore {
         sealed.next_change = self.next_change;
         sealed.receive_keys = self.receive_keys.clone();
         sealed.change_keys = self.change_keys.clone();
+        sealed.birth_height = self.birth_height;
         Ok(sealed)
     }
 

@@ -279,6 +279,12 @@ impl WalletBackend for NodeBackend {
         self.wallet()?.unlock(passphrase, seconds).map_err(wallet_error)
     }
 
+    fn wallet_backup(&self, destination: &str) -> Result<(), RpcError> {
+        self.wallet()?
+            .backup(std::path::Path::new(destination))
+            .map_err(wallet_error)
+    }
+
     fn wallet_lock(&self) -> Result<(), RpcError> {
         self.wallet()?.lock().map_err(wallet_error)
     }

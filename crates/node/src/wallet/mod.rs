@@ -105,16 +105,14 @@ fn payload_of(hex_key: &str) -> Option<AddressPayload> {
 }
 
 impl NodeWallet {
-    /// Opens the wallet file at `path`, or creates one with a new recovery phrase.
-    pub(crate) fn open_or_create(path: &Path, network: Network) -> Result<(NodeWallet, bool)> {
+    /// Opens the wallet file at `path`, or creates one with a new recovery phrase, born at
+    /// height `birth` (no earlier block can pay keys made now).
+    pub(crate) fn open_or_create(path: &Path, network: Network, birth: u64) -> Result<(NodeWallet, bool)> {
         let created = !path.exists();
         let (keystore, seed) = if created {
             let mnemonic = Mnemonic::generate()?;
-            let mut keystore = Keystore::new(network.name(), &mnemonic, None)?;
             let seed = mnemonic.seed("");
-            keystore.fill_pool(&seed, POOL);
-            keystore.save(path)?;
-            (keystore, Some((seed, None)))
+            (write_new(path, network, &mnemonic, &seed, birth)?, Some((seed, None)))
         } else {
             let keystore = Keystore::load(path)?;
             if keystore.network != network.name() {
@@ -148,6 +146,32 @@ impl NodeWallet {
         }
         wallet.index_pool();
         Ok((wallet, created))
+    }
+
+    /// The keys derived so far, of both chains: what a scan that finds a payment to a key
+    /// near the end of the pool adds to.
+    fn pool_size(&self) -> (usize, usize) {
+        (self.keystore.receive_keys.len(), self.keystore.change_keys.len())
+    }
+
+    /// A payment to the key `index` of `chain` was found: keys up to it count as given out,
+    /// and the pool reaches [`POOL`] beyond it (the gap limit) when the seed is at hand.
+    fn mark_used(&mut self, chain: Chain, index: u32) {
+        let next = match chain {
+            Chain::Receive => &mut self.keystore.next_receive,
+            Chain::Change => &mut self.keystore.next_change,
+        };
+        if index < *next {
+            return;
+        }
+        *next = index.saturating_add(1);
+        if let Some(seed) = self.seed() {
+            self.keystore.fill_pool(&seed, POOL);
+            self.index_pool();
+        }
+        if let Err(error) = self.save() {
+            tracing::warn!(%error, "the wallet file could not record a key found in use");
+        }
     }
 
     fn index_pool(&mut self) {
@@ -196,7 +220,8 @@ impl NodeWallet {
                 }
             }
             for (vout, output) in tx.outputs.iter().enumerate() {
-                if self.owned.contains_key(&output.address) {
+                if let Some((chain, key)) = self.owned.get(&output.address).copied() {
+                    self.mark_used(chain, key);
                     let outpoint = OutPoint {
                         txid,
                         index: u32::try_from(vout).unwrap_or(u32::MAX),
@@ -441,6 +466,31 @@ impl NodeWallet {
         Ok(())
     }
 
+    /// Writes the wallet file as it stands to `destination` (0600, through a temporary file):
+    /// into a directory under the file's own name; a relative path from the wallet file's
+    /// directory. The wallet file itself is refused.
+    pub(crate) fn backup(&self, destination: &Path) -> Result<(), WalletError> {
+        let directory = self.path.parent().unwrap_or_else(|| Path::new("."));
+        let mut target = directory.join(destination);
+        if target.is_dir()
+            && let Some(name) = self.path.file_name()
+        {
+            target = target.join(name);
+        }
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(&target, &self.path) {
+            return Err(WalletError::Parameter(
+                "the destination is the wallet file itself".to_owned(),
+            ));
+        }
+        self.keystore
+            .save(&target)
+            .map_err(|e| WalletError::Other(format!("Error: Wallet backup failed: {e}")))
+    }
+
     /// Forgets the seed of an encrypted wallet.
     pub(crate) fn lock(&mut self) -> Result<(), WalletError> {
         if !self.keystore.is_encrypted() {
@@ -452,15 +502,65 @@ impl NodeWallet {
     }
 }
 
-/// Opens the wallet and scans the stored chain for its coins (blocking).
-pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Store) -> Result<(NodeWallet, bool)> {
-    let (mut wallet, created) =
-        NodeWallet::open_or_create(path, network).with_context(|| format!("wallet file {}", path.display()))?;
+/// Writes a new wallet file at `path` holding `mnemonic` (whose seed is `seed`), born at
+/// height `birth`, with its key pool.
+fn write_new(path: &Path, network: Network, mnemonic: &Mnemonic, seed: &[u8], birth: u64) -> Result<Keystore> {
+    let mut keystore = Keystore::new(network.name(), mnemonic, None)?;
+    keystore.fill_pool(seed, POOL);
+    keystore.birth_height = Some(birth);
+    keystore.save(path)?;
+    Ok(keystore)
+}
+
+/// Writes a wallet file at `path` from a recovery phrase, born at height `birth` (0 when
+/// unknown: the whole chain is scanned); an existing file is never replaced. The node scans
+/// for its coins when it starts, deriving keys as it finds them in use.
+pub(crate) fn restore(path: &Path, network: Network, phrase: &str, birth: u64) -> Result<()> {
+    if path.exists() {
+        anyhow::bail!(
+            "{} exists: a wallet file is never replaced (move it away first)",
+            path.display()
+        );
+    }
+    let mnemonic = Mnemonic::parse(phrase.trim()).context("the recovery phrase")?;
+    let seed = mnemonic.seed("");
+    write_new(path, network, &mnemonic, &seed, birth).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// How a wallet was loaded.
+pub(crate) struct Loaded {
+    pub(crate) created: bool,
+    /// The first height scanned (the wallet's birth).
+    pub(crate) from: u64,
+    /// Scans of the chain: more than one when keys beyond the pool were found in use (a
+    /// restored wallet), since earlier blocks may pay keys derived after them.
+    pub(crate) passes: u32,
+}
+
+/// Opens the wallet (a new one is born after the stored tip) and scans the stored chain from
+/// its birth for its coins (blocking). A scan that finds keys in use near the end of the pool
+/// derives more (the gap limit) and scans again, until no more are found.
+pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Store) -> Result<(NodeWallet, Loaded)> {
     let tip = store.tip()?;
-    for height in 0..=tip.height {
-        if let Some(block) = store.block_by_height(height)? {
-            let _ = wallet.scan_block(&block);
+    let (mut wallet, created) = NodeWallet::open_or_create(path, network, tip.height.saturating_add(1))
+        .with_context(|| format!("wallet file {}", path.display()))?;
+    let from = wallet.keystore.birth_height.unwrap_or(0);
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let pool = wallet.pool_size();
+        wallet.coins.clear();
+        wallet.history.clear();
+        for height in from..=tip.height {
+            if let Some(block) = store.block_by_height(height)? {
+                let _ = wallet.scan_block(&block);
+            }
+        }
+        if wallet.pool_size() == pool {
+            break;
         }
     }
-    Ok((wallet, created))
+    wallet.scanned = Some(tip.height);
+    Ok((wallet, Loaded { created, from, passes }))
 }

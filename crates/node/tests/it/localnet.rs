@@ -14,6 +14,7 @@ pub(crate) use timecoin_test_utils::free_ports;
 
 mod index;
 mod notify;
+mod recovery;
 mod signing;
 mod subscriptions;
 

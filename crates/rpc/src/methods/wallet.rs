@@ -12,7 +12,7 @@ use super::Context;
 use crate::params::{address_of, amount_param, amount_value, decode_hex, invalid, optional, param};
 use crate::render::time_value;
 
-/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `lockunspent`, `listlockunspent`, `signmessage`, `walletpassphrase`, `walletlock`, `dumpmnemonic`, `encryptwallet`.
+/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `lockunspent`, `listlockunspent`, `signmessage`, `walletpassphrase`, `walletlock`, `backupwallet`, `dumpmnemonic`, `encryptwallet`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     super::wallet_history::register(module)?;
     module.register_blocking_method("getnewaddress", |_, context, _| {
@@ -173,6 +173,14 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         let address = address_of(&text, network)?;
         let proof = context.backend.wallet_sign_message(&address.payload, &message)?;
         Ok::<_, ErrorObjectOwned>(base64::engine::general_purpose::STANDARD.encode(proof))
+    })?;
+    module.register_blocking_method("backupwallet", |params, context, _| {
+        let destination: String = param(&params, 0, "destination")?;
+        if destination.is_empty() {
+            return Err(invalid("destination is empty"));
+        }
+        context.backend.wallet_backup(&destination)?;
+        Ok::<_, ErrorObjectOwned>(Value::Null)
     })?;
     module.register_blocking_method("walletlock", |_, context, _| {
         context.backend.wallet_lock()?;
