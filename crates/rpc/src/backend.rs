@@ -175,6 +175,11 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn wallet_passphrase(&self, _passphrase: &str, _seconds: u64) -> Result<(), RpcError> {
         Err(no_wallet())
     }
+    /// Watches `address` (no key: its coins are listed and counted apart, never spent);
+    /// with `rescan`, finds its past in the chain first.
+    fn wallet_import_address(&self, _address: &str, _rescan: bool) -> Result<(), RpcError> {
+        Err(no_wallet())
+    }
     /// Writes a copy of the wallet file to `destination` (a directory gets the file's own
     /// name; a relative path is taken from the data directory).
     fn wallet_backup(&self, _destination: &str) -> Result<(), RpcError> {
@@ -234,7 +239,7 @@ pub trait WalletBackend: Send + Sync + 'static {
     fn wallet_receive_addresses(&self) -> Result<Vec<AddressPayload>, RpcError> {
         Err(no_wallet())
     }
-    /// Whether `address` is one of the wallet's.
+    /// Whether `address` is one of the wallet's, or one it watches.
     fn wallet_is_mine(&self, _address: &AddressPayload) -> Result<bool, RpcError> {
         Err(no_wallet())
     }

@@ -223,6 +223,8 @@ pub struct WalletBalances {
     pub pending: u64,
     /// Locked as masternode collateral.
     pub locked: u64,
+    /// What watched addresses hold, if the wallet watches any.
+    pub watch_only: Option<u64>,
 }
 
 /// A wallet coin as `listunspent` reports it.
@@ -236,6 +238,8 @@ pub struct WalletCoinInfo {
     pub amount: u64,
     /// The height of its block.
     pub height: u64,
+    /// Whether the wallet holds its key (a watched address's coin is not).
+    pub spendable: bool,
 }
 
 /// The wallet's transactions as of its tip (the last block it scanned, which may be behind
@@ -269,6 +273,8 @@ pub struct WalletTxInfo {
     pub reward: bool,
     /// Its outputs, in order (an output's index is its `vout`).
     pub outputs: Vec<WalletTxOutput>,
+    /// It paid a watched address or spent a watched coin.
+    pub watch_only: bool,
 }
 
 /// Where a wallet transaction is in the chain.
@@ -302,6 +308,8 @@ pub enum OutputOwner {
     Receive,
     /// One of the wallet's change addresses.
     Change,
+    /// An address the wallet watches without its key (`importaddress`).
+    WatchOnly,
     /// Not the wallet's.
     Other,
 }

@@ -442,6 +442,17 @@ pub const METHODS: &[Method] = &[
         help: "Locks an encrypted wallet now.",
     },
     Method {
+        name: "importaddress",
+        category: "Wallet",
+        params: &[
+            text("address"),
+            optional(text("label")),
+            optional(json("rescan")),
+            optional(json("p2sh")),
+        ],
+        help: "Watches an address without its key: its coins appear in listunspent (spendable false) and getbalances (watchonly), its transactions in listtransactions and listsinceblock (involvesWatchonly), and are never spent. With rescan (default true) the chain is searched for its past first. The label is not kept (no labels here).",
+    },
+    Method {
         name: "backupwallet",
         category: "Wallet",
         params: &[text("destination")],

@@ -177,6 +177,9 @@ pub(crate) fn wallet_tx_fields(tx: &WalletTxInfo, tip: u64) -> serde_json::Map<S
     fields.insert("timereceived".to_owned(), json!(tx.time_ms / 1000));
     fields.insert("bip125-replaceable".to_owned(), json!("no"));
     fields.insert("finalized".to_owned(), json!(tx.block.is_some()));
+    if tx.watch_only {
+        fields.insert("involvesWatchonly".to_owned(), json!(true));
+    }
     fields
 }
 
@@ -199,6 +202,9 @@ pub(crate) fn wallet_entries(tx: &WalletTxInfo, tip: u64, include_change: bool, 
         entry.insert("category".to_owned(), json!(category));
         entry.insert("amount".to_owned(), signed_time_value(amount));
         entry.insert("vout".to_owned(), json!(vout));
+        if tx.watch_only {
+            entry.insert("involvesWatchonly".to_owned(), json!(true));
+        }
         if category == "send" {
             if let Some(fee) = tx.fee {
                 entry.insert("fee".to_owned(), signed_time_value(-i128::from(fee)));

@@ -105,6 +105,9 @@ pub struct Keystore {
     /// Absent in files written before it was kept (the whole chain is scanned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_height: Option<u64>,
+    /// Addresses watched without their keys (`importaddress`), as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_only: Vec<String>,
 }
 
 /// A wallet without a passphrase holds its entropy in `secret` in clear: wiped when the
@@ -196,6 +199,7 @@ impl Keystore {
             receive_keys: Vec::new(),
             change_keys: Vec::new(),
             birth_height: None,
+            watch_only: Vec::new(),
         })
     }
 
@@ -221,6 +225,7 @@ impl Keystore {
         sealed.receive_keys = self.receive_keys.clone();
         sealed.change_keys = self.change_keys.clone();
         sealed.birth_height = self.birth_height;
+        sealed.watch_only = self.watch_only.clone();
         Ok(sealed)
     }
 

@@ -12,7 +12,7 @@ use timecoin_rpc::{
 use timecoin_wallet::Chain;
 
 use super::{NodeBackend, internal, invalid_parameter, parse_key, parse_service, wallet_error};
-use crate::wallet::{HistoryEntry, Transact, WalletError};
+use crate::wallet::{HistoryEntry, Owner, Transact, WalletError};
 
 impl WalletBackend for NodeBackend {
     fn wallet_new_address(&self, change: bool) -> Result<String, RpcError> {
@@ -23,11 +23,13 @@ impl WalletBackend for NodeBackend {
     fn wallet_balances(&self) -> Result<WalletBalances, RpcError> {
         let list = self.list()?;
         let wallet = self.wallet()?;
-        let (available, pending, locked) = wallet.balances(&*self.mempool()?, &list);
+        let mempool = self.mempool()?;
+        let (available, pending, locked) = wallet.balances(&mempool, &list);
         Ok(WalletBalances {
             available: available.units(),
             pending: pending.units(),
             locked: locked.units(),
+            watch_only: wallet.watches_any().then(|| wallet.watched_balance(&mempool).units()),
         })
     }
 
@@ -35,8 +37,10 @@ impl WalletBackend for NodeBackend {
         let list = self.list()?;
         let wallet = self.wallet()?;
         let network = self.genesis.params.network;
-        Ok(wallet
-            .unspent(&*self.mempool()?, &list)
+        let mempool = self.mempool()?;
+        let mut coins = wallet.unspent(&mempool, &list);
+        coins.extend(wallet.watched_coins(&mempool));
+        Ok(coins
             .into_iter()
             .map(|(outpoint, coin)| WalletCoinInfo {
                 outpoint,
@@ -47,6 +51,7 @@ impl WalletBackend for NodeBackend {
                 .to_string(),
                 amount: coin.value.units(),
                 height: coin.height,
+                spendable: !coin.watch_only,
             })
             .collect())
     }
@@ -79,12 +84,14 @@ impl WalletBackend for NodeBackend {
                     .to_string(),
                     amount: o.amount.units(),
                     owner: match o.owner {
-                        Some(Chain::Receive) => OutputOwner::Receive,
-                        Some(Chain::Change) => OutputOwner::Change,
+                        Some(Owner::Key(Chain::Receive, _)) => OutputOwner::Receive,
+                        Some(Owner::Key(Chain::Change, _)) => OutputOwner::Change,
+                        Some(Owner::Watched) => OutputOwner::WatchOnly,
                         None => OutputOwner::Other,
                     },
                 })
                 .collect(),
+            watch_only: entry.watch_only,
         };
         Ok(WalletHistory {
             tip: wallet.tip().unwrap_or(0),
@@ -279,6 +286,17 @@ impl WalletBackend for NodeBackend {
         self.wallet()?.unlock(passphrase, seconds).map_err(wallet_error)
     }
 
+    fn wallet_import_address(&self, address: &str, rescan: bool) -> Result<(), RpcError> {
+        let address = self.address(address)?;
+        let wallet = self.wallet.as_ref().ok_or_else(|| {
+            RpcError::new(
+                codes::WALLET_NOT_FOUND,
+                "No wallet is loaded ([wallet] enabled = false)",
+            )
+        })?;
+        crate::wallet::import_address(wallet, &self.store, address.payload, rescan).map_err(wallet_error)
+    }
+
     fn wallet_backup(&self, destination: &str) -> Result<(), RpcError> {
         self.wallet()?
             .backup(std::path::Path::new(destination))
@@ -327,7 +345,8 @@ impl WalletBackend for NodeBackend {
     }
 
     fn wallet_is_mine(&self, address: &AddressPayload) -> Result<bool, RpcError> {
-        Ok(self.wallet()?.is_mine(address))
+        let wallet = self.wallet()?;
+        Ok(wallet.is_mine(address) || wallet.watches(address))
     }
 
     fn wallet_sign_message(&self, address: &AddressPayload, message: &str) -> Result<Vec<u8>, RpcError> {

@@ -5,9 +5,9 @@
 
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{AddressPayload, Amount, BlockHash, Transaction, TxId};
-use timecoin_wallet::Chain;
 
 use super::NodeWallet;
+use super::ledger::Owner;
 
 /// Where a transaction is in the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub(crate) struct Placed {
 pub(crate) struct HistoryOutput {
     pub(crate) address: AddressPayload,
     pub(crate) amount: Amount,
-    /// The wallet's chain the address is on, if it is the wallet's.
-    pub(crate) owner: Option<Chain>,
+    /// Whose the address is, if the wallet's (a key, or watched).
+    pub(crate) owner: Option<Owner>,
 }
 
 /// A transaction that touched the wallet.
@@ -46,59 +46,25 @@ pub(crate) struct HistoryEntry {
     /// A block reward (no inputs).
     pub(crate) reward: bool,
     pub(crate) outputs: Vec<HistoryOutput>,
+    /// It paid a watched address or spent a watched coin (Bitcoin Core's
+    /// `involvesWatchonly`).
+    pub(crate) watch_only: bool,
 }
 
 impl NodeWallet {
-    /// What `tx` did to the wallet, given the value of the wallet's coins it spent and how
-    /// many of its inputs spent them; `None` if it did nothing. The caller places it.
-    pub(super) fn describe(&self, tx: &Transaction, txid: TxId, spent: Amount, mine: usize) -> Option<HistoryEntry> {
-        let owner = |address: &AddressPayload| self.owned.get(address).map(|(chain, _)| *chain);
-        let paid = tx.outputs.iter().any(|o| owner(&o.address).is_some());
-        if !paid && spent == Amount::ZERO {
-            return None;
-        }
-        let outputs: Vec<HistoryOutput> = tx
-            .outputs
-            .iter()
-            .map(|o| HistoryOutput {
-                address: o.address,
-                amount: o.amount,
-                owner: owner(&o.address),
-            })
-            .collect();
-        let received =
-            Amount::checked_sum(outputs.iter().filter(|o| o.owner.is_some()).map(|o| o.amount)).unwrap_or(Amount::ZERO);
-        let paid_out = Amount::checked_sum(outputs.iter().map(|o| o.amount));
-        let fee = match paid_out {
-            Some(out) if mine > 0 && mine == tx.inputs.len() => spent.checked_sub(out),
-            _ => None,
-        };
-        Some(HistoryEntry {
-            txid,
-            block: None,
-            time_ms: 0,
-            received,
-            spent,
-            fee,
-            reward: tx.inputs.is_empty(),
-            outputs,
-        })
-    }
-
     /// Whether `tx` pays the wallet or spends one of its finalized coins.
     pub(crate) fn touches(&self, tx: &Transaction) -> bool {
-        tx.outputs.iter().any(|o| self.owned.contains_key(&o.address))
-            || tx.inputs.iter().any(|i| self.coins.contains_key(&i.prevout))
+        self.ledger.touches(&self.keys, tx)
     }
 
     /// The height of the last block the wallet scanned: its answers are as of that block.
     pub(crate) fn tip(&self) -> Option<u64> {
-        self.scanned
+        self.ledger.scanned
     }
 
     /// The transactions in blocks that touched the wallet, oldest first.
     pub(crate) fn history(&self) -> &[HistoryEntry] {
-        &self.history
+        &self.ledger.history
     }
 
     /// The transactions waiting in `mempool` that pay the wallet or spend its finalized
@@ -109,13 +75,7 @@ impl NodeWallet {
             .iter()
             .filter_map(|txid| {
                 let tx = mempool.get(txid)?;
-                let coins: Vec<Amount> = tx
-                    .inputs
-                    .iter()
-                    .filter_map(|i| self.coins.get(&i.prevout).map(|c| c.value))
-                    .collect();
-                let spent = Amount::checked_sum(coins.iter().copied()).unwrap_or(Amount::ZERO);
-                let mut entry = self.describe(&tx, *txid, spent, coins.len())?;
+                let mut entry = self.ledger.describe_pending(&self.keys, &tx, *txid)?;
                 entry.time_ms = mempool.info(txid).map_or(0, |info| info.time_ms);
                 Some(entry)
             })

@@ -16,7 +16,7 @@ impl NodeWallet {
                     "Invalid parameter, expected locked output: {outpoint}"
                 )));
             }
-            if !unlock && !self.coins.contains_key(outpoint) {
+            if !unlock && !self.ledger.coins.contains_key(outpoint) {
                 return Err(WalletError::Parameter(format!(
                     "Invalid parameter, expected unspent output: {outpoint}"
                 )));
@@ -44,7 +44,7 @@ impl NodeWallet {
 
     /// The locked coins that still exist (a locked coin spent since is forgotten).
     pub(crate) fn locked_coins(&mut self) -> Vec<OutPoint> {
-        let coins = &self.coins;
+        let coins = &self.ledger.coins;
         self.locked.retain(|outpoint| coins.contains_key(outpoint));
         self.locked.iter().copied().collect()
     }
@@ -62,7 +62,7 @@ impl NodeWallet {
 
     /// Whether `address` is one of the wallet's (given out or in its pool).
     pub(crate) fn is_mine(&self, address: &AddressPayload) -> bool {
-        self.owned.contains_key(address)
+        self.keys.owned.contains_key(address)
     }
 
     /// The proof that this wallet's key for `address` signed `message`.

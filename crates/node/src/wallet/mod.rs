@@ -6,7 +6,7 @@
 //! coins), then kept up to date as each block is applied. Every block is final, so a coin in
 //! a block is spendable at once; a coin still in the mempool is pending.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,9 +22,14 @@ use timecoin_wallet::{
 };
 
 mod history;
+mod ledger;
 mod locks;
+mod watch;
 
-pub(crate) use history::{HistoryEntry, Placed};
+pub(crate) use history::HistoryEntry;
+pub(crate) use ledger::Owner;
+use ledger::{Keys, Ledger};
+pub(crate) use watch::import_address;
 
 /// Addresses derived ahead of the last one given out.
 const POOL: u32 = 100;
@@ -35,6 +40,8 @@ pub(crate) struct OwnedCoin {
     pub(crate) value: Amount,
     pub(crate) address: AddressPayload,
     pub(crate) height: u64,
+    /// Paid to a watched address: listed and counted apart, never spent.
+    pub(crate) watch_only: bool,
 }
 
 /// Why a wallet operation failed, in terms the API maps to Bitcoin Core's codes.
@@ -85,11 +92,11 @@ pub(crate) struct NodeWallet {
     network: Network,
     /// The seed while the keys may be used; with the time it must be forgotten.
     seed: Option<([u8; 64], Option<Instant>)>,
-    owned: HashMap<AddressPayload, (Chain, u32)>,
-    coins: BTreeMap<OutPoint, OwnedCoin>,
-    history: Vec<HistoryEntry>,
-    /// The height of the last block scanned: the wallet's tip, which its answers are as of.
-    scanned: Option<u64>,
+    /// The addresses it recognises: its keys' and those it watches.
+    keys: Keys,
+    /// Its coins and transactions, as of the last block scanned (the wallet's tip, which
+    /// its answers are as of).
+    ledger: Ledger,
     /// Coins `lockunspent` keeps out of coin selection and `listunspent` (in memory only,
     /// as Bitcoin Core's default: a restart unlocks them).
     locked: std::collections::BTreeSet<OutPoint>,
@@ -134,10 +141,8 @@ impl NodeWallet {
             keystore,
             network,
             seed,
-            owned: HashMap::new(),
-            coins: BTreeMap::new(),
-            history: Vec::new(),
-            scanned: None,
+            keys: Keys::default(),
+            ledger: Ledger::default(),
             locked: std::collections::BTreeSet::new(),
             unlocked_phrase: None,
         };
@@ -145,6 +150,7 @@ impl NodeWallet {
             wallet.keystore.fill_pool(&seed, POOL);
         }
         wallet.index_pool();
+        wallet.load_watched()?;
         Ok((wallet, created))
     }
 
@@ -181,7 +187,8 @@ impl NodeWallet {
         ] {
             for (index, key) in keys.iter().enumerate() {
                 if let Some(payload) = payload_of(key) {
-                    self.owned
+                    self.keys
+                        .owned
                         .insert(payload, (chain, u32::try_from(index).unwrap_or(u32::MAX)));
                 }
             }
@@ -206,48 +213,11 @@ impl NodeWallet {
     /// Follows a finalized block: coins paid to the wallet, coins it spent. Returns the
     /// wallet's transactions in it.
     pub(crate) fn scan_block(&mut self, block: &Block) -> Vec<TxId> {
-        let mut found = Vec::new();
-        let height = block.header.height;
-        let mut hash = None;
-        for (index, tx) in block.transactions.iter().enumerate() {
-            let txid = tx.txid();
-            let mut spent = Amount::ZERO;
-            let mut mine = 0;
-            for input in &tx.inputs {
-                if let Some(coin) = self.coins.remove(&input.prevout) {
-                    spent = spent.checked_add(coin.value).unwrap_or(spent);
-                    mine += 1;
-                }
-            }
-            for (vout, output) in tx.outputs.iter().enumerate() {
-                if let Some((chain, key)) = self.owned.get(&output.address).copied() {
-                    self.mark_used(chain, key);
-                    let outpoint = OutPoint {
-                        txid,
-                        index: u32::try_from(vout).unwrap_or(u32::MAX),
-                    };
-                    let coin = OwnedCoin {
-                        value: output.amount,
-                        address: output.address,
-                        height,
-                    };
-                    self.coins.insert(outpoint, coin);
-                }
-            }
-            if let Some(mut entry) = self.describe(tx, txid, spent, mine) {
-                entry.block = Some(Placed {
-                    height,
-                    hash: *hash.get_or_insert_with(|| block.hash()),
-                    time_ms: block.header.timestamp_ms,
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                });
-                entry.time_ms = block.header.timestamp_ms;
-                found.push(txid);
-                self.history.push(entry);
-            }
+        let scanned = self.ledger.scan_block(&self.keys, block);
+        for (chain, index) in scanned.used {
+            self.mark_used(chain, index);
         }
-        self.scanned = Some(height);
-        found
+        scanned.txids
     }
 
     /// Hands out the next address of `chain`, deriving more ahead when unlocked.
@@ -299,8 +269,10 @@ impl NodeWallet {
         mempool: &'a Mempool,
         list: &'a MasternodeList,
     ) -> impl Iterator<Item = (OutPoint, OwnedCoin)> + 'a {
-        self.coins
+        self.ledger
+            .coins
             .iter()
+            .filter(|(_, coin)| !coin.watch_only)
             .filter(|(outpoint, _)| mempool.spender_of(outpoint).is_none() && list.by_collateral(outpoint).is_none())
             .map(|(o, c)| (*o, *c))
     }
@@ -310,7 +282,8 @@ impl NodeWallet {
         &self,
         list: &'l MasternodeList,
     ) -> Vec<(OutPoint, OwnedCoin, &'l timecoin_chain::Entry)> {
-        self.coins
+        self.ledger
+            .coins
             .iter()
             .filter_map(|(outpoint, coin)| list.by_collateral(outpoint).map(|entry| (*outpoint, *coin, entry)))
             .collect()
@@ -326,7 +299,7 @@ impl NodeWallet {
         let pending = Amount::checked_sum(mempool.txids().iter().filter_map(|id| mempool.get(id)).flat_map(|tx| {
             tx.outputs
                 .iter()
-                .filter(|o| self.owned.contains_key(&o.address))
+                .filter(|o| self.keys.owned.contains_key(&o.address))
                 .map(|o| o.amount)
                 .collect::<Vec<_>>()
         }))
@@ -337,6 +310,7 @@ impl NodeWallet {
     /// The key of one of the wallet's addresses.
     pub(crate) fn key_for(&mut self, address: &AddressPayload) -> Result<SecretKey, WalletError> {
         let (chain, index) = *self
+            .keys
             .owned
             .get(address)
             .ok_or_else(|| WalletError::Other("the key is not in this wallet".to_owned()))?;
@@ -372,8 +346,10 @@ impl NodeWallet {
             .required
             .iter()
             .map(|outpoint| {
-                self.coins
+                self.ledger
+                    .coins
                     .get(outpoint)
+                    .filter(|coin| !coin.watch_only)
                     .map(|coin| (*outpoint, *coin))
                     .ok_or_else(|| WalletError::Other(format!("coin {outpoint} is not this wallet's")))
             })
@@ -386,7 +362,7 @@ impl NodeWallet {
         let owners: HashMap<OutPoint, (Chain, u32)> = unspent
             .iter()
             .chain(&required_owned)
-            .filter_map(|(outpoint, coin)| self.owned.get(&coin.address).map(|owner| (*outpoint, *owner)))
+            .filter_map(|(outpoint, coin)| self.keys.owned.get(&coin.address).map(|owner| (*outpoint, *owner)))
             .collect();
         let key_of = |coin: &Coin| {
             owners
@@ -420,7 +396,7 @@ impl NodeWallet {
         genesis: BlockHash,
     ) -> Result<Vec<(usize, InputSignError)>, WalletError> {
         let seed = self.seed().ok_or(WalletError::Locked)?;
-        let owned = &self.owned;
+        let owned = &self.keys.owned;
         Ok(sign_inputs(tx, &genesis, coins, |address| {
             owned
                 .get(address)
@@ -550,8 +526,7 @@ pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Stor
     loop {
         passes += 1;
         let pool = wallet.pool_size();
-        wallet.coins.clear();
-        wallet.history.clear();
+        wallet.ledger = Ledger::default();
         for height in from..=tip.height {
             if let Some(block) = store.block_by_height(height)? {
                 let _ = wallet.scan_block(&block);
@@ -561,6 +536,6 @@ pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Stor
             break;
         }
     }
-    wallet.scanned = Some(tip.height);
+    wallet.ledger.scanned = Some(tip.height);
     Ok((wallet, Loaded { created, from, passes }))
 }

@@ -17,6 +17,7 @@ mod notify;
 mod recovery;
 mod signing;
 mod subscriptions;
+mod watch;
 
 enum Line {
     Finalized { node: usize, height: u64, hash: String },

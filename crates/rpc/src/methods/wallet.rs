@@ -12,7 +12,7 @@ use super::Context;
 use crate::params::{address_of, amount_param, amount_value, decode_hex, invalid, optional, param};
 use crate::render::time_value;
 
-/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `lockunspent`, `listlockunspent`, `signmessage`, `walletpassphrase`, `walletlock`, `backupwallet`, `dumpmnemonic`, `encryptwallet`.
+/// Registers `getnewaddress`, `getrawchangeaddress`, `getbalance`, `getbalances`, `listunspent`, the history's methods (`listtransactions`, `gettransaction`, `listsinceblock`: see `wallet_history`), `sendtoaddress`, `sendmany`, `createrawtransaction`, `signrawtransactionwithwallet`, `lockunspent`, `listlockunspent`, `signmessage`, `walletpassphrase`, `walletlock`, `importaddress`, `backupwallet`, `dumpmnemonic`, `encryptwallet`.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     super::wallet_history::register(module)?;
     module.register_blocking_method("getnewaddress", |_, context, _| {
@@ -26,11 +26,15 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
     })?;
     module.register_blocking_method("getbalances", |_, context, _| {
         let balances = context.backend.wallet_balances()?;
-        Ok::<_, ErrorObjectOwned>(json!({"mine": {
+        let mut answer = json!({"mine": {
             "trusted": time_value(balances.available),
             "untrusted_pending": time_value(balances.pending),
             "locked": time_value(balances.locked),
-        }}))
+        }});
+        if let Some(watched) = balances.watch_only {
+            crate::render::extend(&mut answer, "watchonly", json!({"trusted": time_value(watched)}));
+        }
+        Ok::<_, ErrorObjectOwned>(answer)
     })?;
     module.register_blocking_method("listunspent", |_, context, _| {
         let tip = context.backend.chain_info()?.blocks;
@@ -45,7 +49,8 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
                         "address": c.address,
                         "amount": time_value(c.amount),
                         "confirmations": tip.saturating_sub(c.height) + 1,
-                        "spendable": true,
+                        "spendable": c.spendable,
+                        "solvable": c.spendable,
                     })
                 })
                 .collect::<Vec<_>>(),
@@ -173,6 +178,17 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         let address = address_of(&text, network)?;
         let proof = context.backend.wallet_sign_message(&address.payload, &message)?;
         Ok::<_, ErrorObjectOwned>(base64::engine::general_purpose::STANDARD.encode(proof))
+    })?;
+    module.register_blocking_method("importaddress", |params, context, _| {
+        let address: String = param(&params, 0, "address")?;
+        // Bitcoin Core's label is taken and not kept: this wallet has no labels.
+        let _label: Option<String> = optional(&params, 1, "label")?;
+        let rescan: bool = optional(&params, 2, "rescan")?.unwrap_or(true);
+        if optional::<bool>(&params, 3, "p2sh")?.unwrap_or(false) {
+            return Err(invalid("p2sh: an address here pays a key, never a script"));
+        }
+        context.backend.wallet_import_address(&address, rescan)?;
+        Ok::<_, ErrorObjectOwned>(Value::Null)
     })?;
     module.register_blocking_method("backupwallet", |params, context, _| {
         let destination: String = param(&params, 0, "destination")?;

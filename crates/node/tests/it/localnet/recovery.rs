@@ -74,8 +74,7 @@ fn a_wallet_restored_from_its_phrase_finds_its_coins_beyond_the_first_key_pool()
     let loaded = net.wait_for_event(1, |e| e["message"] == "wallet loaded");
     // Found 0 and 60, then (with the keys 60 brought) 150, then nothing more.
     assert_eq!((&loaded["from"], &loaded["passes"]), (&json!(0), &json!(3)), "{loaded}");
-    let top = net.top();
-    net.wait_until(&[0, 1, 2], top + 1);
+    net.wait_for_event(1, |e| e["message"] == "serving JSON-RPC");
     let balance = result(net.rpc(1, "getbalance", json!([])));
     assert_eq!(balance.as_f64(), Some(6.0), "{balance}");
     assert_eq!(
@@ -94,6 +93,8 @@ fn a_wallet_restored_from_its_phrase_finds_its_coins_beyond_the_first_key_pool()
     assert_eq!(created["created"], true);
     let born = created["from"].as_u64().unwrap();
     assert!(born > tip, "born at {born}, the tip was {tip}");
+    // Running (a SIGTERM before the node has started ends it as a signal does).
+    net.wait_for_event(2, |e| e["message"] == "finalized");
     assert!(net.terminate(2));
     net.start(2);
     let reopened = net.wait_for_event(2, |e| e["message"] == "wallet loaded");
