@@ -1,9 +1,9 @@
 """timed's WebSocket subscriptions read by the websockets library (PyPI), as an app's
 JSON-RPC 2.0 subscriber reads them.
 
-    ws_flow.py PAYER_URL PAYEE_URL
+    ws_flow.py PAYER_URL PAYEE_URL WEBSOCKET_URL
 
-Connects to the payee's JSON-RPC port over a WebSocket (HTTP Basic at the upgrade), subscribes
+Connects to the payee's WebSocket listener ([rpc] websocket; HTTP Basic at the upgrade), subscribes
 to finalized transactions and to a fresh address, pays that address from the payer, and must
 hear the payment on both subscriptions, with the block that finalized it.
 """
@@ -25,13 +25,13 @@ def check(condition, what):
 
 
 def main():
-    payer_url, payee_url = sys.argv[1:3]
+    payer_url, payee_url, websocket = sys.argv[1:4]
     payer = AuthServiceProxy(payer_url, timeout=180)
     payee = AuthServiceProxy(payee_url, timeout=180)
     url = urlparse(payee_url)
     basic = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
     address = payee.getnewaddress()
-    with connect(f"ws://{url.hostname}:{url.port}/", additional_headers={"Authorization": f"Basic {basic}"}) as ws:
+    with connect(websocket, additional_headers={"Authorization": f"Basic {basic}"}) as ws:
         ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribetransactions", "params": []}))
         ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "subscribeaddresses", "params": [[address]]}))
         subscriptions = {}

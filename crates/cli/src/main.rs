@@ -53,6 +53,10 @@ struct Cli {
     /// Parameters are name=value pairs.
     #[arg(long)]
     named: bool,
+    /// Reads more parameters from standard input, one a line, after those on the command
+    /// line (keep keys and passphrases out of the process list and the shell's history).
+    #[arg(long)]
+    stdin: bool,
     /// Runs the method here, with no node: `signrawtransactionwithkey` only, which then
     /// needs -genesis and a prevtxs entry for every input.
     #[arg(long)]
@@ -203,6 +207,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let mut words = words.to_vec();
+    if cli.stdin {
+        for line in std::io::stdin().lines() {
+            words.push(line.context("reading parameters from standard input")?);
+        }
+    }
+    let words = words.as_slice();
     let params = match methods::method(method) {
         Some(spec) => Value::Array(spec.arguments(words, cli.named).map_err(|e| anyhow!("{method}: {e}"))?),
         // A method this client does not know: the server decides (parameters as JSON where

@@ -137,6 +137,8 @@ pub(crate) struct RpcSection {
     pub(crate) max_batch: u32,
     /// Most connections at once.
     pub(crate) max_connections: u32,
+    /// Where to serve WebSocket subscriptions (the same credentials); off when absent.
+    pub(crate) websocket: Option<SocketAddr>,
 }
 
 impl Default for RpcSection {
@@ -148,6 +150,7 @@ impl Default for RpcSection {
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: 1_000,
             max_connections: 64,
+            websocket: None,
         }
     }
 }

@@ -387,11 +387,15 @@ impl Node {
                 max_body: config.rpc.max_body_bytes,
                 max_batch: config.rpc.max_batch,
                 max_connections: config.rpc.max_connections,
+                websocket: config.rpc.websocket,
             };
             let server = timecoin_rpc::serve(listen, Arc::new(backend), options)
                 .await
                 .with_context(|| format!("serving JSON-RPC on {listen}"))?;
             info!(address = %server.address, cookie = %cookie.display(), "serving JSON-RPC");
+            if let Some(websocket) = server.websocket {
+                info!(address = %websocket, "serving JSON-RPC subscriptions over WebSocket");
+            }
             Some((server, cookie))
         } else {
             None

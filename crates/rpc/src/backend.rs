@@ -24,13 +24,45 @@ use crate::error::RpcError;
 /// block feed keeps (a full block is 2 MB, so at most 32 MB).
 pub const FEED: usize = 16;
 
+/// A finalized block as the feed carries it to every subscriber: its hash and txids are
+/// computed once, by the first subscriber that needs them.
+pub struct FeedBlock {
+    block: std::sync::Arc<Block>,
+    ids: std::sync::OnceLock<(BlockHash, Vec<TxId>)>,
+}
+
+impl FeedBlock {
+    /// `block`, its ids not computed yet.
+    pub fn new(block: std::sync::Arc<Block>) -> FeedBlock {
+        FeedBlock {
+            block,
+            ids: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// Its hash and its transactions' ids, in order (CPU: call off the async runtime).
+    pub fn ids(&self) -> &(BlockHash, Vec<TxId>) {
+        self.ids.get_or_init(|| {
+            (
+                self.block.hash(),
+                self.block.transactions.iter().map(Transaction::txid).collect(),
+            )
+        })
+    }
+}
+
 /// Finalized blocks as they come, for WebSocket subscriptions, and the network whose
 /// addresses they pay.
 pub struct BlockFeed {
     /// The network.
     pub network: timecoin_primitives::Network,
     /// Each finalized block, in order; a receiver [`FEED`] blocks behind is told it lagged.
-    pub blocks: tokio::sync::broadcast::Receiver<std::sync::Arc<Block>>,
+    pub blocks: tokio::sync::broadcast::Receiver<std::sync::Arc<FeedBlock>>,
 }
 
 /// An answer a backend gives later (without holding a thread while it waits).

@@ -265,7 +265,7 @@ pub struct WalletTxInfo {
     pub time_ms: u64,
     /// Units paid to the wallet.
     pub received: u64,
-    /// Units of the wallet's coins it spent.
+    /// Units of the wallet's coins it spent, watched ones included.
     pub spent: u64,
     /// Its fee in units, when the wallet paid every input (and so the fee).
     pub fee: Option<u64>,
@@ -273,8 +273,8 @@ pub struct WalletTxInfo {
     pub reward: bool,
     /// Its outputs, in order (an output's index is its `vout`).
     pub outputs: Vec<WalletTxOutput>,
-    /// It paid a watched address or spent a watched coin.
-    pub watch_only: bool,
+    /// Units of `spent` that were watched coins (`importaddress`).
+    pub spent_watched: u64,
 }
 
 /// Where a wallet transaction is in the chain.

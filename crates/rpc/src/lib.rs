@@ -40,7 +40,9 @@ pub mod signing;
 pub mod stub;
 
 pub use auth::{Credentials, RpcAuth};
-pub use backend::{Backend, BlockFeed, ChainBackend, FEED, MempoolBackend, NetworkBackend, Pending, WalletBackend};
+pub use backend::{
+    Backend, BlockFeed, ChainBackend, FEED, FeedBlock, MempoolBackend, NetworkBackend, Pending, WalletBackend,
+};
 pub use client::{Client, ClientError};
 pub use dto::{
     AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,

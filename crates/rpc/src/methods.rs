@@ -349,8 +349,13 @@ pub const METHODS: &[Method] = &[
     Method {
         name: "listtransactions",
         category: "Wallet",
-        params: &[optional(text("label")), optional(json("count")), optional(json("skip"))],
-        help: "The wallet's latest entries, as Bitcoin Core lists them (count, 10 by default, after skipping skip; oldest first): one send entry per output paid out, one receive (or generate, for a masternode reward) per output to the wallet, change left out; each with address, category, amount, vout, fee (sends), confirmations, blockhash, blockheight, blockindex, blocktime, txid, time, timereceived and finalized. Transactions still in the mempool have 0 confirmations. The label must be \"*\" or left out.",
+        params: &[
+            optional(text("label")),
+            optional(json("count")),
+            optional(json("skip")),
+            optional(json("include_watchonly")),
+        ],
+        help: "The wallet's latest entries, as Bitcoin Core lists them (count, 10 by default, after skipping skip; oldest first): one send entry per output paid out, one receive (or generate, for a masternode reward) per output to the wallet, change left out; each with address, category, amount, vout, fee (sends), confirmations, blockhash, blockheight, blockindex, blocktime, txid, time, timereceived and finalized. Transactions still in the mempool have 0 confirmations. The label must be \"*\" or left out. Watched addresses' entries (importaddress) only with include_watchonly, marked involvesWatchonly.",
     },
     Method {
         name: "listsinceblock",
@@ -362,13 +367,13 @@ pub const METHODS: &[Method] = &[
             optional(json("include_removed")),
             optional(json("include_change")),
         ],
-        help: "The wallet's entries (as listtransactions gives them) in blocks after blockhash (all when it is left out or empty) and in the mempool, and lastblock: the hash to pass next time, the block target_confirmations (1 by default) below the wallet's tip. removed is always empty: a finalized block is never undone.",
+        help: "The wallet's entries (as listtransactions gives them) in blocks after blockhash (all when it is left out or empty) and in the mempool, and lastblock: the hash to pass next time, the block target_confirmations (1 by default) below the wallet's tip. removed is always empty: a finalized block is never undone. Watched addresses' entries (importaddress) only with include_watchonly, marked involvesWatchonly.",
     },
     Method {
         name: "getreceivedbyaddress",
         category: "Wallet",
         params: &[text("address"), optional(json("minconf"))],
-        help: "The TIME the wallet's address received in transactions with at least minconf (1) confirmations, block rewards left out. -4 an address that is not the wallet's.",
+        help: "The TIME the wallet's address (or a watched one) received in transactions with at least minconf (1) confirmations, block rewards left out. -4 an address that is neither.",
     },
     Method {
         name: "listreceivedbyaddress",
@@ -384,8 +389,8 @@ pub const METHODS: &[Method] = &[
     Method {
         name: "gettransaction",
         category: "Wallet",
-        params: &[text("txid")],
-        help: "A wallet transaction, in a block or in the mempool: amount (net of the fee), fee, confirmations, blockhash, blockheight, blockindex, blocktime, txid, time, timereceived, finalized, details (its entries) and hex.",
+        params: &[text("txid"), optional(json("include_watchonly"))],
+        help: "A wallet transaction, in a block or in the mempool: amount (net of the fee), fee, confirmations, blockhash, blockheight, blockindex, blocktime, txid, time, timereceived, finalized, details (its entries) and hex. A transaction of watched addresses alone (importaddress) only with include_watchonly.",
     },
     Method {
         name: "sendtoaddress",
@@ -675,14 +680,20 @@ const CATEGORIES: [(&str, Register); 11] = [
     ("Subscriptions", subscriptions::register),
 ];
 
-/// Every method of the table, over `backend`.
-pub(crate) fn build(backend: Arc<dyn Backend>) -> Result<RpcModule<Context>, RegisterMethodError> {
+/// The category served over a WebSocket only, on its own listener.
+pub const WEBSOCKET_CATEGORY: &str = "Subscriptions";
+
+/// The methods of the table, over `backend`: over HTTP every category but the WebSocket's
+/// (`websocket` false), or the WebSocket's alone.
+pub(crate) fn build(backend: Arc<dyn Backend>, websocket: bool) -> Result<RpcModule<Context>, RegisterMethodError> {
     let mut module = RpcModule::new(Context {
         backend,
         started: Instant::now(),
     });
-    for (_, register) in CATEGORIES {
-        register(&mut module)?;
+    for (category, register) in CATEGORIES {
+        if (category == WEBSOCKET_CATEGORY) == websocket {
+            register(&mut module)?;
+        }
     }
     Ok(module)
 }

@@ -156,6 +156,23 @@ pub(crate) fn confirmations(tx: &WalletTxInfo, tip: u64) -> u64 {
     tx.block.map_or(0, |b| tip.saturating_sub(b.height).saturating_add(1))
 }
 
+/// Whether `tx` involves watched addresses: it paid one, or spent one's coin.
+fn involves_watched(tx: &WalletTxInfo) -> bool {
+    tx.spent_watched > 0 || tx.outputs.iter().any(|o| o.owner == OutputOwner::WatchOnly)
+}
+
+/// Whether a wallet answer shows `tx`: it touched the wallet's keys, or watched addresses
+/// and the caller asked for those (`include_watchonly`, false by default as in Bitcoin Core
+/// for a wallet with keys).
+pub(crate) fn wallet_visible(tx: &WalletTxInfo, include_watchonly: bool) -> bool {
+    let own = tx.spent > tx.spent_watched
+        || tx
+            .outputs
+            .iter()
+            .any(|o| matches!(o.owner, OutputOwner::Receive | OutputOwner::Change));
+    own || (include_watchonly && involves_watched(tx))
+}
+
 /// The fields every wallet answer gives a transaction (Bitcoin Core's `WalletTxToJSON`), and
 /// `finalized`: whether its block is decided, which with TimeCoin's instant finality is
 /// whether it has a block at all.
@@ -177,9 +194,6 @@ pub(crate) fn wallet_tx_fields(tx: &WalletTxInfo, tip: u64) -> serde_json::Map<S
     fields.insert("timereceived".to_owned(), json!(tx.time_ms / 1000));
     fields.insert("bip125-replaceable".to_owned(), json!("no"));
     fields.insert("finalized".to_owned(), json!(tx.block.is_some()));
-    if tx.watch_only {
-        fields.insert("involvesWatchonly".to_owned(), json!(true));
-    }
     fields
 }
 
@@ -187,26 +201,35 @@ pub(crate) fn wallet_tx_fields(tx: &WalletTxInfo, tip: u64) -> serde_json::Map<S
 /// `gettransaction`'s `details` give them (Bitcoin Core's `ListTransactions`): when the
 /// wallet paid, a `send` for each output not to its change (negative, with the fee); a
 /// `receive` (`generate` for a block reward) for each output to its addresses, change left
-/// out of a payment the wallet made unless `include_change`. `details` leaves out the
-/// common fields.
-pub(crate) fn wallet_entries(tx: &WalletTxInfo, tip: u64, include_change: bool, details: bool) -> Vec<Value> {
+/// out of a payment the wallet made unless `include_change`. What watched addresses paid or
+/// received only with `include_watchonly`, each such entry marked `involvesWatchonly`.
+/// `details` leaves out the common fields.
+pub(crate) fn wallet_entries(
+    tx: &WalletTxInfo,
+    tip: u64,
+    include_change: bool,
+    include_watchonly: bool,
+    details: bool,
+) -> Vec<Value> {
     let common = if details {
         serde_json::Map::new()
     } else {
         wallet_tx_fields(tx, tip)
     };
-    let from_me = tx.spent > 0;
+    let sent_watched = include_watchonly && tx.spent_watched > 0;
+    let from_me = tx.spent > tx.spent_watched || sent_watched;
+    let show_fee = tx.spent_watched == 0 || include_watchonly;
     let entry = |vout: usize, output: &WalletTxOutput, category: &str, amount: i128| {
         let mut entry = common.clone();
         entry.insert("address".to_owned(), json!(output.address));
         entry.insert("category".to_owned(), json!(category));
         entry.insert("amount".to_owned(), signed_time_value(amount));
         entry.insert("vout".to_owned(), json!(vout));
-        if tx.watch_only {
+        if sent_watched || output.owner == OutputOwner::WatchOnly {
             entry.insert("involvesWatchonly".to_owned(), json!(true));
         }
         if category == "send" {
-            if let Some(fee) = tx.fee {
+            if let Some(fee) = tx.fee.filter(|_| show_fee) {
                 entry.insert("fee".to_owned(), signed_time_value(-i128::from(fee)));
             }
             entry.insert("abandoned".to_owned(), json!(false));
@@ -222,7 +245,12 @@ pub(crate) fn wallet_entries(tx: &WalletTxInfo, tip: u64, include_change: bool, 
     }
     let category = if tx.reward { "generate" } else { "receive" };
     for (vout, output) in tx.outputs.iter().enumerate() {
-        if output.owner != OutputOwner::Other && listed(output) {
+        let ours = match output.owner {
+            OutputOwner::Receive | OutputOwner::Change => true,
+            OutputOwner::WatchOnly => include_watchonly,
+            OutputOwner::Other => false,
+        };
+        if ours && listed(output) {
             entries.push(entry(vout, output, category, i128::from(output.amount)));
         }
     }
@@ -230,17 +258,39 @@ pub(crate) fn wallet_entries(tx: &WalletTxInfo, tip: u64, include_change: bool, 
 }
 
 /// `gettransaction`'s answer (without `hex`): the amount to the wallet net of what it paid
-/// (the fee apart), the fee it paid, the common fields and the entries as `details`.
-pub(crate) fn wallet_tx_json(tx: &WalletTxInfo, tip: u64) -> Value {
-    let fee = tx.fee.map_or(0, i128::from);
+/// (the fee apart), the fee it paid, the common fields and the entries as `details`; watched
+/// addresses' part only with `include_watchonly`.
+pub(crate) fn wallet_tx_json(tx: &WalletTxInfo, tip: u64, include_watchonly: bool) -> Value {
+    let show_fee = tx.spent_watched == 0 || include_watchonly;
+    let fee = tx.fee.filter(|_| show_fee);
+    let received: u64 = tx
+        .outputs
+        .iter()
+        .filter(|o| match o.owner {
+            OutputOwner::Receive | OutputOwner::Change => true,
+            OutputOwner::WatchOnly => include_watchonly,
+            OutputOwner::Other => false,
+        })
+        .fold(0, |sum, o| sum.saturating_add(o.amount));
+    let spent = if include_watchonly {
+        tx.spent
+    } else {
+        tx.spent.saturating_sub(tx.spent_watched)
+    };
     let mut object = wallet_tx_fields(tx, tip);
     object.insert(
         "amount".to_owned(),
-        signed_time_value(i128::from(tx.received) - i128::from(tx.spent) + fee),
+        signed_time_value(i128::from(received) - i128::from(spent) + fee.map_or(0, i128::from)),
     );
-    if let Some(fee) = tx.fee {
+    if let Some(fee) = fee {
         object.insert("fee".to_owned(), signed_time_value(-i128::from(fee)));
     }
-    object.insert("details".to_owned(), Value::Array(wallet_entries(tx, tip, false, true)));
+    if include_watchonly && involves_watched(tx) {
+        object.insert("involvesWatchonly".to_owned(), json!(true));
+    }
+    object.insert(
+        "details".to_owned(),
+        Value::Array(wallet_entries(tx, tip, false, include_watchonly, true)),
+    );
     Value::Object(object)
 }

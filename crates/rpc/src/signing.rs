@@ -58,7 +58,7 @@ pub fn sign_with_keys(
         keys.push((AddressPayload::from_public_key(&key.public_key()), key));
     }
     let prevtxs: Vec<PrevTx> = optional_arg(args, 2, "prevtxs")?.unwrap_or_default();
-    let mut described = Vec::with_capacity(prevtxs.len());
+    let mut described = std::collections::HashMap::with_capacity(prevtxs.len());
     for prev in prevtxs {
         let outpoint = OutPoint {
             txid: prev
@@ -71,7 +71,7 @@ pub fn sign_with_keys(
             amount: timecoin_primitives::Amount::from_units(amount_value(&prev.amount, "prevtxs amount")?),
             address: address_of(&prev.address, network)?.payload,
         };
-        described.push((outpoint, output));
+        described.insert(outpoint, output);
     }
     match optional_arg::<String>(args, 3, "sighashtype")?.as_deref() {
         None | Some("ALL" | "DEFAULT") => {}
@@ -83,7 +83,7 @@ pub fn sign_with_keys(
     }
     let mut coins = Vec::with_capacity(tx.inputs.len());
     for input in &tx.inputs {
-        let given = described.iter().find(|(o, _)| *o == input.prevout).map(|(_, c)| *c);
+        let given = described.get(&input.prevout).copied();
         let known = coin(&input.prevout)?;
         if let (Some(given), Some(known)) = (given, known)
             && given != known

@@ -91,7 +91,7 @@ impl WalletBackend for NodeBackend {
                     },
                 })
                 .collect(),
-            watch_only: entry.watch_only,
+            spent_watched: entry.spent_watched.units(),
         };
         Ok(WalletHistory {
             tip: wallet.tip().unwrap_or(0),
@@ -298,9 +298,13 @@ impl WalletBackend for NodeBackend {
     }
 
     fn wallet_backup(&self, destination: &str) -> Result<(), RpcError> {
-        self.wallet()?
+        let (target, content) = self
+            .wallet()?
             .backup(std::path::Path::new(destination))
-            .map_err(wallet_error)
+            .map_err(wallet_error)?;
+        content
+            .save(&target)
+            .map_err(|e| RpcError::new(codes::WALLET_ERROR, format!("Error: Wallet backup failed: {e}")))
     }
 
     fn wallet_lock(&self) -> Result<(), RpcError> {
@@ -320,9 +324,13 @@ impl WalletBackend for NodeBackend {
         tx: &mut Transaction,
         coins: &[Option<TxOutput>],
     ) -> Result<Vec<(usize, InputSignError)>, RpcError> {
-        self.wallet()?
-            .sign(tx, coins, self.genesis.hash())
-            .map_err(wallet_error)
+        let keys = self.wallet()?.signing_keys(coins).map_err(wallet_error)?;
+        Ok(timecoin_primitives::sign_inputs(
+            tx,
+            &self.genesis.hash(),
+            coins,
+            |address| keys.get(address).cloned(),
+        ))
     }
 
     fn wallet_lock_coins(&self, unlock: bool, outpoints: Option<Vec<OutPoint>>) -> Result<(), RpcError> {

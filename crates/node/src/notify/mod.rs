@@ -67,7 +67,7 @@ impl Event {
 /// last [`timecoin_rpc::FEED`] blocks while anyone subscribes (a receiver further behind is
 /// told it lagged), and nothing while no one does.
 #[derive(Clone)]
-struct Feed(broadcast::Sender<Arc<Block>>);
+struct Feed(broadcast::Sender<Arc<timecoin_rpc::FeedBlock>>);
 
 impl Default for Feed {
     fn default() -> Feed {
@@ -141,13 +141,18 @@ impl Notifier {
 
     /// A block was finalized; `wallet` are the wallet's transactions in it.
     pub(crate) fn block(&self, block: Arc<Block>, wallet: Vec<TxId>) {
-        // An error only says no one subscribes.
-        let _ = self.feed.0.send(Arc::clone(&block));
+        if self.feed.0.receiver_count() > 0 {
+            // An error only says the last subscriber just left.
+            let _ = self
+                .feed
+                .0
+                .send(Arc::new(timecoin_rpc::FeedBlock::new(Arc::clone(&block))));
+        }
         self.send(Event::Block { block, wallet });
     }
 
     /// Finalized blocks from now on, for a WebSocket subscription.
-    pub(crate) fn blocks(&self) -> broadcast::Receiver<Arc<Block>> {
+    pub(crate) fn blocks(&self) -> broadcast::Receiver<Arc<timecoin_rpc::FeedBlock>> {
         self.feed.0.subscribe()
     }
 

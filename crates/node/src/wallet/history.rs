@@ -39,16 +39,15 @@ pub(crate) struct HistoryEntry {
     pub(crate) time_ms: u64,
     /// Paid to the wallet's addresses.
     pub(crate) received: Amount,
-    /// Spent from the wallet's coins.
+    /// Spent from the wallet's coins (watched ones included).
     pub(crate) spent: Amount,
     /// The fee, when every input spent one of the wallet's coins (so the wallet paid it).
     pub(crate) fee: Option<Amount>,
     /// A block reward (no inputs).
     pub(crate) reward: bool,
     pub(crate) outputs: Vec<HistoryOutput>,
-    /// It paid a watched address or spent a watched coin (Bitcoin Core's
-    /// `involvesWatchonly`).
-    pub(crate) watch_only: bool,
+    /// What of `spent` were watched coins.
+    pub(crate) spent_watched: Amount,
 }
 
 impl NodeWallet {

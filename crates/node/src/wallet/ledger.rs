@@ -72,12 +72,14 @@ impl Ledger {
             let txid = tx.txid();
             let mut spent = Amount::ZERO;
             let mut mine = 0;
-            let mut watched = false;
+            let mut watched = Amount::ZERO;
             for input in &tx.inputs {
                 if let Some(coin) = self.coins.remove(&input.prevout) {
                     spent = spent.checked_add(coin.value).unwrap_or(spent);
                     mine += 1;
-                    watched |= coin.watch_only;
+                    if coin.watch_only {
+                        watched = watched.checked_add(coin.value).unwrap_or(watched);
+                    }
                 }
             }
             for (vout, output) in tx.outputs.iter().enumerate() {
@@ -135,7 +137,8 @@ impl Ledger {
     pub(crate) fn describe_pending(&self, keys: &Keys, tx: &Transaction, txid: TxId) -> Option<HistoryEntry> {
         let coins: Vec<&OwnedCoin> = tx.inputs.iter().filter_map(|i| self.coins.get(&i.prevout)).collect();
         let spent = Amount::checked_sum(coins.iter().map(|c| c.value)).unwrap_or(Amount::ZERO);
-        let watched = coins.iter().any(|c| c.watch_only);
+        let watched =
+            Amount::checked_sum(coins.iter().filter(|c| c.watch_only).map(|c| c.value)).unwrap_or(Amount::ZERO);
         describe(keys, tx, txid, spent, coins.len(), watched)
     }
 
@@ -146,16 +149,16 @@ impl Ledger {
     }
 }
 
-/// What `tx` did to the wallet, given the value of the wallet's coins it spent, how many of
-/// its inputs spent them and whether any was watched; `None` if it did nothing. The caller
-/// places it.
+/// What `tx` did to the wallet, given the value of the wallet's coins it spent (watched ones
+/// included), how many of its inputs spent them and the value of the watched ones among
+/// them; `None` if it did nothing. The caller places it.
 fn describe(
     keys: &Keys,
     tx: &Transaction,
     txid: TxId,
     spent: Amount,
     mine: usize,
-    spent_watched: bool,
+    spent_watched: Amount,
 ) -> Option<HistoryEntry> {
     let outputs: Vec<HistoryOutput> = tx
         .outputs
@@ -177,7 +180,6 @@ fn describe(
         Some(out) if mine > 0 && mine == tx.inputs.len() => spent.checked_sub(out),
         _ => None,
     };
-    let watch_only = spent_watched || outputs.iter().any(|o| o.owner == Some(Owner::Watched));
     Some(HistoryEntry {
         txid,
         block: None,
@@ -187,6 +189,6 @@ fn describe(
         fee,
         reward: tx.inputs.is_empty(),
         outputs,
-        watch_only,
+        spent_watched,
     })
 }

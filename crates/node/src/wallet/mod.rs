@@ -14,8 +14,8 @@ use anyhow::{Context, Result};
 use timecoin_chain::MasternodeList;
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, InputSignError, Network, OutPoint, Payload, PublicKey,
-    SecretKey, Transaction, TxId, TxOutput, sign_inputs,
+    Address, AddressPayload, Amount, Block, Network, OutPoint, Payload, PublicKey, SecretKey, Transaction, TxId,
+    TxOutput,
 };
 use timecoin_wallet::{
     Chain, Coin, Keystore, KeystoreError, Mnemonic, PayRequest, SendContext, SendError, build, derive_key,
@@ -285,6 +285,7 @@ impl NodeWallet {
         self.ledger
             .coins
             .iter()
+            .filter(|(_, coin)| !coin.watch_only)
             .filter_map(|(outpoint, coin)| list.by_collateral(outpoint).map(|entry| (*outpoint, *coin, entry)))
             .collect()
     }
@@ -386,22 +387,23 @@ impl NodeWallet {
             })
     }
 
-    /// Signs every input of `tx` whose coin (`coins`, in input order: the signature
-    /// commits to every amount) pays one of the wallet's addresses; returns the inputs left
-    /// without a valid signature.
-    pub(crate) fn sign(
+    /// The keys of the wallet's addresses among `coins`' (to sign the inputs spending them
+    /// after the wallet is released: verifying a large transaction's other signatures takes
+    /// long).
+    pub(crate) fn signing_keys(
         &mut self,
-        tx: &mut Transaction,
         coins: &[Option<TxOutput>],
-        genesis: BlockHash,
-    ) -> Result<Vec<(usize, InputSignError)>, WalletError> {
+    ) -> Result<HashMap<AddressPayload, SecretKey>, WalletError> {
         let seed = self.seed().ok_or(WalletError::Locked)?;
-        let owned = &self.keys.owned;
-        Ok(sign_inputs(tx, &genesis, coins, |address| {
-            owned
-                .get(address)
-                .map(|(chain, index)| derive_key(&seed, 0, *chain, *index))
-        }))
+        let mut keys = HashMap::new();
+        for coin in coins.iter().flatten() {
+            if let (Some((chain, index)), false) =
+                (self.keys.owned.get(&coin.address), keys.contains_key(&coin.address))
+            {
+                keys.insert(coin.address, derive_key(&seed, 0, *chain, *index));
+            }
+        }
+        Ok(keys)
     }
 
     /// The recovery phrase (needs the wallet unlocked when it is encrypted).
@@ -442,10 +444,11 @@ impl NodeWallet {
         Ok(())
     }
 
-    /// Writes the wallet file as it stands to `destination` (0600, through a temporary file):
-    /// into a directory under the file's own name; a relative path from the wallet file's
-    /// directory. The wallet file itself is refused.
-    pub(crate) fn backup(&self, destination: &Path) -> Result<(), WalletError> {
+    /// Where a backup to `destination` goes (into a directory under the wallet file's own
+    /// name; a relative path from the wallet file's directory) and the wallet file's content
+    /// to write there, so that the write happens with the wallet released. The wallet file
+    /// itself is refused.
+    pub(crate) fn backup(&self, destination: &Path) -> Result<(PathBuf, Keystore), WalletError> {
         let directory = self.path.parent().unwrap_or_else(|| Path::new("."));
         let mut target = directory.join(destination);
         if target.is_dir()
@@ -462,9 +465,7 @@ impl NodeWallet {
                 "the destination is the wallet file itself".to_owned(),
             ));
         }
-        self.keystore
-            .save(&target)
-            .map_err(|e| WalletError::Other(format!("Error: Wallet backup failed: {e}")))
+        Ok((target, self.keystore.clone()))
     }
 
     /// Forgets the seed of an encrypted wallet.

@@ -1,7 +1,8 @@
 //! WebSocket subscriptions, for app developers: finalized blocks (`subscribeblocks`), the
 //! transactions of finalized blocks (`subscribetransactions`), and activity on chosen
-//! addresses (`subscribeaddresses`). JSON-RPC 2.0 over a WebSocket on the API's own port,
-//! authenticated at the upgrade as any request is; each has its `unsubscribe…` method.
+//! addresses (`subscribeaddresses`). JSON-RPC 2.0 over a WebSocket listener of its own
+//! (`[rpc] websocket`), authenticated at the upgrade with the API's credentials; each has its
+//! `unsubscribe…` method. Notifications are rendered on a blocking thread.
 //!
 //! Finality is final, so every notification is: none is ever taken back. A subscriber that
 //! falls [`FEED`](crate::backend::FEED) blocks behind, or does not take a notification within
@@ -9,18 +10,21 @@
 //! and catches up with `getblock` (or `listsinceblock`). The node never waits for a
 //! subscriber.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonrpsee::core::RegisterMethodError;
 use jsonrpsee::core::SubscriptionError;
+use jsonrpsee::core::server::SendTimeoutError;
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionSink};
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::{Value, json};
-use timecoin_primitives::{Address, AddressPayload, Block, Network};
+use timecoin_primitives::{Address, AddressPayload, Network};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Context;
-use crate::backend::BlockFeed;
+use crate::backend::{BlockFeed, FeedBlock};
 use crate::codes;
 use crate::error::RpcError;
 use crate::params::{address_of, arg, invalid};
@@ -31,6 +35,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Addresses one `subscribeaddresses` follows at most.
 const MAX_ADDRESSES: usize = 1_000;
 
+/// What a subscription makes of one finalized block: its notifications, in order. Runs on a
+/// blocking thread (a full block's transactions are many).
+type Render = Arc<dyn Fn(&FeedBlock, Network) -> Vec<Value> + Send + Sync>;
+
 /// Registers `subscribeblocks`, `subscribetransactions`, `subscribeaddresses` and their
 /// `unsubscribe…` methods.
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
@@ -39,19 +47,20 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         "block",
         "unsubscribeblocks",
         |_, pending, context, _| async move {
-            let Some((sink, feed)) = open(pending, &context).await else {
-                return Ok(());
-            };
-            follow(sink, feed, |block, _| {
+            let render: Render = Arc::new(|item, _| {
+                let block = item.block();
                 vec![json!({
-                    "hash": block.hash().to_string(),
+                    "hash": item.ids().0.to_string(),
                     "height": block.header.height,
                     "time": block.header.timestamp_ms / 1_000,
                     "time_ms": block.header.timestamp_ms,
                     "nTx": block.transactions.len(),
                 })]
-            })
-            .await
+            });
+            match open(pending, &context).await {
+                Some((sink, feed)) => follow(sink, feed, render).await,
+                None => Ok(()),
+            }
         },
     )?;
     module.register_subscription(
@@ -59,25 +68,26 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         "transaction",
         "unsubscribetransactions",
         |_, pending, context, _| async move {
-            let Some((sink, feed)) = open(pending, &context).await else {
-                return Ok(());
-            };
-            follow(sink, feed, |block, _| {
-                let blockhash = block.hash().to_string();
-                block
-                    .transactions
+            let render: Render = Arc::new(|item, _| {
+                let (hash, txids) = item.ids();
+                let blockhash = hash.to_string();
+                let height = item.block().header.height;
+                txids
                     .iter()
-                    .map(|tx| {
+                    .map(|txid| {
                         json!({
-                            "txid": tx.txid().to_string(),
+                            "txid": txid.to_string(),
                             "blockhash": blockhash,
-                            "height": block.header.height,
+                            "height": height,
                             "finalized": true,
                         })
                     })
                     .collect()
-            })
-            .await
+            });
+            match open(pending, &context).await {
+                Some((sink, feed)) => follow(sink, feed, render).await,
+                None => Ok(()),
+            }
         },
     )?;
     module.register_subscription(
@@ -91,7 +101,7 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             };
             let values: Vec<Value> = params.parse().unwrap_or_default();
             let watched = match watched(&values, feed.network) {
-                Ok(watched) => watched,
+                Ok(watched) => Arc::new(watched),
                 Err(error) => {
                     pending.reject(error).await;
                     return Ok(());
@@ -100,7 +110,8 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             let Ok(sink) = pending.accept().await else {
                 return Ok(());
             };
-            follow(sink, feed, |block, network| activity(block, network, &watched)).await
+            let render: Render = Arc::new(move |item, network| activity(item, network, &watched));
+            follow(sink, feed, render).await
         },
     )?;
     Ok(())
@@ -122,50 +133,45 @@ async fn open(pending: PendingSubscriptionSink, context: &Context) -> Option<(Su
 
 /// The addresses of `subscribeaddresses`' one parameter: a JSON array of at most
 /// [`MAX_ADDRESSES`] addresses of `network`.
-fn watched(values: &[Value], network: Network) -> Result<Vec<AddressPayload>, ErrorObjectOwned> {
+fn watched(values: &[Value], network: Network) -> Result<HashSet<AddressPayload>, ErrorObjectOwned> {
     let texts: Vec<String> = arg(values, 0, "addresses")?;
     if texts.is_empty() || texts.len() > MAX_ADDRESSES {
         return Err(invalid(format!("addresses: 1 to {MAX_ADDRESSES} addresses")));
     }
-    let mut watched = Vec::with_capacity(texts.len());
-    for text in &texts {
-        let payload = address_of(text, network)?.payload;
-        if !watched.contains(&payload) {
-            watched.push(payload);
-        }
-    }
-    Ok(watched)
+    texts
+        .iter()
+        .map(|text| address_of(text, network).map(|a| a.payload))
+        .collect()
 }
 
-/// What happened to `watched` addresses in `block`: each output paying one (`receive`, with
-/// its amount) and each input spending from one (`send`: the spender's key names the
+/// What happened to `watched` addresses in the block: each output paying one (`receive`,
+/// with its amount) and each input spending from one (`send`: the spender's key names the
 /// address), in block order.
-fn activity(block: &Block, network: Network, watched: &[AddressPayload]) -> Vec<Value> {
-    let blockhash = block.hash().to_string();
+fn activity(item: &FeedBlock, network: Network, watched: &HashSet<AddressPayload>) -> Vec<Value> {
+    let block = item.block();
+    let (hash, txids) = item.ids();
+    let blockhash = hash.to_string();
     let mut found = Vec::new();
-    for tx in &block.transactions {
-        let txid = tx.txid().to_string();
-        let entry = |address: AddressPayload, category: &str| {
+    for (tx, txid) in block.transactions.iter().zip(txids) {
+        let entry = |address: AddressPayload, category: &str, field: &str, index: usize| {
             json!({
                 "address": Address { network, payload: address }.to_string(),
-                "txid": txid,
+                "txid": txid.to_string(),
                 "blockhash": blockhash,
                 "height": block.header.height,
                 "category": category,
+                field: index,
             })
         };
         for (vin, input) in tx.inputs.iter().enumerate() {
             let from = AddressPayload::from_public_key(&input.public_key);
             if watched.contains(&from) {
-                let mut sent = entry(from, "send");
-                crate::render::extend(&mut sent, "vin", json!(vin));
-                found.push(sent);
+                found.push(entry(from, "send", "vin", vin));
             }
         }
         for (vout, output) in tx.outputs.iter().enumerate() {
             if watched.contains(&output.address) {
-                let mut received = entry(output.address, "receive");
-                crate::render::extend(&mut received, "vout", json!(vout));
+                let mut received = entry(output.address, "receive", "vout", vout);
                 crate::render::extend(&mut received, "amount", time_value(output.amount.units()));
                 found.push(received);
             }
@@ -177,17 +183,13 @@ fn activity(block: &Block, network: Network, watched: &[AddressPayload]) -> Vec<
 /// Sends `sink` what `render` makes of each finalized block, until the subscriber leaves,
 /// the node stops, or the subscriber falls behind (the subscription then ends with an error
 /// saying so).
-async fn follow(
-    sink: SubscriptionSink,
-    feed: BlockFeed,
-    mut render: impl FnMut(&Block, Network) -> Vec<Value>,
-) -> Result<(), SubscriptionError> {
+async fn follow(sink: SubscriptionSink, feed: BlockFeed, render: Render) -> Result<(), SubscriptionError> {
     let BlockFeed { network, mut blocks } = feed;
     loop {
-        let block = tokio::select! {
+        let item = tokio::select! {
             () = sink.closed() => return Ok(()),
             next = blocks.recv() => match next {
-                Ok(block) => block,
+                Ok(item) => item,
                 Err(RecvError::Closed) => return Err("the node is stopping".into()),
                 Err(RecvError::Lagged(missed)) => {
                     return Err(format!(
@@ -197,12 +199,16 @@ async fn follow(
                 }
             },
         };
-        for item in render(&block, network) {
-            let message = serde_json::value::to_raw_value(&item).map_err(|e| e.to_string())?;
+        let render = Arc::clone(&render);
+        let notifications = tokio::task::spawn_blocking(move || render(&item, network))
+            .await
+            .map_err(|e| e.to_string())?;
+        for notification in notifications {
+            let message = serde_json::value::to_raw_value(&notification).map_err(|e| e.to_string())?;
             match sink.send_timeout(message, SEND_TIMEOUT).await {
                 Ok(()) => {}
-                Err(jsonrpsee::core::server::SendTimeoutError::Closed(_)) => return Ok(()),
-                Err(jsonrpsee::core::server::SendTimeoutError::Timeout(_)) => {
+                Err(SendTimeoutError::Closed(_)) => return Ok(()),
+                Err(SendTimeoutError::Timeout(_)) => {
                     return Err(format!(
                         "a notification waited {} s for this subscriber: subscribe again and catch up with getblock",
                         SEND_TIMEOUT.as_secs()

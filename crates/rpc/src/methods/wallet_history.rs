@@ -17,7 +17,7 @@ use crate::codes;
 use crate::dto::OutputOwner;
 use crate::error::RpcError;
 use crate::params::{address_of, hash_param, invalid, not_found, optional, param, txid_param};
-use crate::render::{confirmations, extend, time_value, wallet_entries, wallet_tx_json};
+use crate::render::{confirmations, extend, time_value, wallet_entries, wallet_tx_json, wallet_visible};
 
 /// Registers `listtransactions`, `listsinceblock`, `getreceivedbyaddress`,
 /// `listreceivedbyaddress` and `gettransaction`.
@@ -29,11 +29,12 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         }
         let count: usize = optional(&params, 1, "count")?.unwrap_or(10);
         let skip: usize = optional(&params, 2, "skip")?.unwrap_or(0);
+        let include_watchonly: bool = optional(&params, 3, "include_watchonly")?.unwrap_or(false);
         let history = context.backend.wallet_history()?;
         let entries: Vec<Value> = history
             .transactions
             .iter()
-            .flat_map(|t| wallet_entries(t, history.tip, false, false))
+            .flat_map(|t| wallet_entries(t, history.tip, false, include_watchonly, false))
             .collect();
         let end = entries.len().saturating_sub(skip);
         let start = end.saturating_sub(count);
@@ -52,6 +53,7 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         if target < 1 {
             return Err(invalid("Invalid parameter: target_confirmations must be at least 1"));
         }
+        let include_watchonly: bool = optional(&params, 2, "include_watchonly")?.unwrap_or(false);
         let include_removed: bool = optional(&params, 3, "include_removed")?.unwrap_or(true);
         let include_change: bool = optional(&params, 4, "include_change")?.unwrap_or(false);
         let history = context.backend.wallet_history()?;
@@ -62,7 +64,7 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
                 (Some(block), Some(since)) => block.height > since,
                 _ => true,
             })
-            .flat_map(|t| wallet_entries(t, history.tip, include_change, false))
+            .flat_map(|t| wallet_entries(t, history.tip, include_change, include_watchonly, false))
             .collect();
         let last = history.tip.saturating_add(1).saturating_sub(target);
         let lastblock = context.backend.block_hash(last)?.ok_or_else(|| {
@@ -151,14 +153,19 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
     })?;
     module.register_blocking_method("gettransaction", |params, context, _| {
         let txid = txid_param(&params, 0)?;
+        let include_watchonly: bool = optional(&params, 1, "include_watchonly")?.unwrap_or(false);
         let history = context.backend.wallet_history()?;
-        let entry = history.transactions.iter().find(|t| t.txid == txid).ok_or_else(|| {
+        let found = history
+            .transactions
+            .iter()
+            .find(|t| t.txid == txid && wallet_visible(t, include_watchonly));
+        let entry = found.ok_or_else(|| {
             ErrorObjectOwned::from(RpcError::new(
                 codes::INVALID_ADDRESS_OR_KEY,
                 "Invalid or non-wallet transaction id",
             ))
         })?;
-        let mut object = wallet_tx_json(entry, history.tip);
+        let mut object = wallet_tx_json(entry, history.tip, include_watchonly);
         if let Some((tx, _)) = context.backend.transaction(&txid)? {
             extend(&mut object, "hex", json!(hex::encode(tx.to_bytes())));
         }

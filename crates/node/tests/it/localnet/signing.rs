@@ -29,16 +29,31 @@ fn time_cli_signs_offline_what_the_node_signs_and_finalizes() {
     let genesis_arg = format!("-genesis={}", genesis.as_str().unwrap());
     let offline = |args: &[&str]| time_cli(&[&["-offline", "-local"], args].concat());
 
-    // Offline: no data directory, no node.
-    let (ok, out, err) = offline(&[
-        &genesis_arg,
-        "signrawtransactionwithkey",
-        unsigned.as_str().unwrap(),
-        &keys,
-        &prevtxs,
-    ]);
-    assert!(ok, "{err}");
-    let signed: Value = serde_json::from_str(&out).unwrap();
+    // Offline: no data directory, no node; the key comes on standard input, out of the
+    // process list.
+    let mut child =
+        std::process::Command::new(std::path::Path::new(env!("CARGO_BIN_EXE_timed")).with_file_name("time-cli"))
+            .args([
+                "-offline",
+                "-local",
+                "-stdin",
+                &genesis_arg,
+                "signrawtransactionwithkey",
+            ])
+            .arg(unsigned.as_str().unwrap())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        writeln!(input, "{keys}\n{prevtxs}").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let signed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(signed["complete"], true, "{signed}");
     assert_eq!(signed["errors"], json!([]));
     // The node, reading the coin from its UTXO set, signs the same bytes (Ed25519 is
@@ -127,14 +142,15 @@ fn time_cli_signs_offline_what_the_node_signs_and_finalizes() {
         "utxo_increase": 1 + block["tx"][0]["vout"].as_array().unwrap().len(),
     });
     assert_eq!(stats, expected);
-    // By hash the same; a selection gives only what it names; Bitcoin Core's errors.
-    assert_eq!(rpc(0, "getblockstats", json!([block["hash"]])), expected);
+    // By hash the same; a selection gives only what it names; Bitcoin Core's errors. (Node 1
+    // is the node known to hold the block.)
+    assert_eq!(rpc(1, "getblockstats", json!([block["hash"]])), expected);
     assert_eq!(
-        rpc(0, "getblockstats", json!([height, ["totalfee", "txs"]])),
+        rpc(1, "getblockstats", json!([height, ["totalfee", "txs"]])),
         json!({"totalfee": fee, "txs": 2})
     );
-    let unknown = net.rpc(0, "getblockstats", json!([height, ["weight"]]));
+    let unknown = net.rpc(1, "getblockstats", json!([height, ["weight"]]));
     assert_eq!(unknown["error"]["code"], json!(-8), "{unknown}");
-    let beyond = net.rpc(0, "getblockstats", json!([1u64 << 40]));
+    let beyond = net.rpc(1, "getblockstats", json!([1u64 << 40]));
     assert_eq!(beyond["error"]["code"], json!(-8), "{beyond}");
 }

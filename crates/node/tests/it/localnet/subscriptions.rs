@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use jsonrpsee_core::client::{Error as ClientError, Subscription, SubscriptionClientT};
+use jsonrpsee_core::client::{ClientT, Error as ClientError, Subscription, SubscriptionClientT};
 use jsonrpsee_ws_client::{HeaderMap, HeaderValue, WsClient, WsClientBuilder};
 use serde_json::{Value, json};
 
@@ -33,13 +33,25 @@ async fn subscribe(client: &WsClient, what: &str, params: Vec<Value>) -> Result<
 
 #[test]
 fn a_websocket_client_hears_finalized_blocks_transactions_and_address_activity() {
-    let net = Localnet::running(3);
+    let mut net = Localnet::init(3);
+    // Node 1 serves subscriptions on a WebSocket listener of its own.
+    let port = timecoin_test_utils::free_ports(1);
+    let path = net.config(1);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[rpc]\n", &format!("[rpc]\nwebsocket = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&path, text).unwrap();
+    for node in 0..3 {
+        net.start(node);
+    }
+    net.wait_for_event(1, |e| e["message"] == "serving JSON-RPC subscriptions over WebSocket");
+    net.wait_until(&[0, 1, 2], 1);
     let to = result(net.rpc(1, "getnewaddress", json!([])));
     // Node 0's wallet holds one coin (its genesis allocation): the payment spends it.
     let coins = result(net.rpc(0, "listunspent", json!([])));
     let payer = coins[0]["address"].clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = format!("ws://127.0.0.1:{}", net.rpc_port(1));
+    let url = format!("ws://127.0.0.1:{port}");
     let cookie = std::fs::read_to_string(net.path().join("node1/.cookie")).unwrap();
     let basic = base64::engine::general_purpose::STANDARD.encode(cookie.trim());
     let (client, mut blocks, mut transactions, mut activity) = runtime.block_on(async {
@@ -58,6 +70,11 @@ fn a_websocket_client_hears_finalized_blocks_transactions_and_address_activity()
         let blocks = subscribe(&client, "blocks", vec![]).await.unwrap();
         let transactions = subscribe(&client, "transactions", vec![]).await.unwrap();
         let activity = subscribe(&client, "addresses", vec![json!([to, payer])]).await.unwrap();
+        // Only the subscription methods are served here.
+        match client.request::<Value, _>("getblockcount", Vec::<Value>::new()).await {
+            Err(ClientError::Call(error)) => assert_eq!(error.code(), -32601, "{error:?}"),
+            other => panic!("{other:?}"),
+        }
         // An address that is none is Bitcoin Core's -5; no addresses, -8.
         for (addresses, code) in [(json!(["nope"]), -5), (json!([]), -8)] {
             match subscribe(&client, "addresses", vec![addresses]).await {
@@ -68,6 +85,8 @@ fn a_websocket_client_hears_finalized_blocks_transactions_and_address_activity()
         (client, blocks, transactions, activity)
     });
 
+    // Not over HTTP: the JSON-RPC port serves every other method.
+    assert_eq!(net.rpc(1, "subscribeblocks", json!([]))["error"]["code"], json!(-32601));
     let paid = result(net.rpc(0, "sendtoaddress", json!([to, 2.5])));
     let height = result(net.rpc(1, "waitfortransaction", json!([paid, 120])))["height"].clone();
     let hash = result(net.rpc(1, "getblockhash", json!([height])));

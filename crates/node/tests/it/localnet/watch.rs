@@ -49,7 +49,18 @@ fn an_imported_address_is_watched_from_its_past_on_and_its_coins_are_never_spent
         (&before, &cold, &json!(false), &json!(false)),
         "{coins}"
     );
-    let listed = result(net.rpc(1, "listsinceblock", json!([])));
+    // A deposit to a watched address is shown only when asked for: an exchange's deposit
+    // loop, which does not ask, never credits what a watched address received.
+    let plain = result(net.rpc(1, "listsinceblock", json!([])));
+    assert_eq!(plain["transactions"], json!([]), "{plain}");
+    let hidden = net.rpc(1, "gettransaction", json!([before]));
+    assert_eq!(hidden["error"]["code"], json!(-5), "{hidden}");
+    let shown = result(net.rpc(1, "gettransaction", json!([before, true])));
+    assert_eq!(
+        (&shown["amount"], &shown["involvesWatchonly"]),
+        (&json!(4.0), &json!(true))
+    );
+    let listed = result(net.rpc(1, "listsinceblock", json!(["", 1, true])));
     let entry = &listed["transactions"][0];
     assert_eq!(
         (
@@ -72,7 +83,7 @@ fn an_imported_address_is_watched_from_its_past_on_and_its_coins_are_never_spent
     let back = result(net.rpc(0, "getnewaddress", json!([])));
     let spent = pay(&mut net, 2, &back, 5.0, 1);
     watched_balance(&mut net, 0.0);
-    let history = result(net.rpc(1, "listtransactions", json!(["*", 100])));
+    let history = result(net.rpc(1, "listtransactions", json!(["*", 100, 0, true])));
     assert!(
         history
             .as_array()
@@ -91,7 +102,14 @@ fn an_imported_address_is_watched_from_its_past_on_and_its_coins_are_never_spent
         json!(-8)
     );
 
-    // Kept in the wallet file: after a restart it is watched, its history rebuilt.
+    // Kept in the wallet file, with the wallet's birth moved to the genesis, which the
+    // rescan searched from: after a restart it is watched and its past found again.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(net.path().join("node1/wallet.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&file["watch_only"], &file["birth_height"]),
+        (&json!([cold]), &json!(0))
+    );
     let paid_again = pay(&mut net, 0, &cold, 2.25, 1);
     assert!(net.terminate(1));
     net.start(1);
