@@ -13,6 +13,8 @@ import sys
 import time
 from decimal import Decimal
 
+from common import check
+
 
 def connect(library, url):
     """A proxy of the library, and the exception type it raises for a JSON-RPC error."""
@@ -30,11 +32,6 @@ def connect(library, url):
 def error_code(error):
     """The JSON-RPC error code an exception of either library carries."""
     return getattr(error, "error", {}).get("code")
-
-
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"FAILED: {what}")
 
 
 def main():

@@ -13,21 +13,15 @@ import json
 import sys
 from urllib.parse import urlparse
 
-from bitcoinrpc.authproxy import AuthServiceProxy
+from common import check, nodes
 from websockets.sync.client import connect
 
 TIMEOUT_S = 60
 
 
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"FAILED: {what}")
-
-
 def main():
     payer_url, payee_url, websocket = sys.argv[1:4]
-    payer = AuthServiceProxy(payer_url, timeout=180)
-    payee = AuthServiceProxy(payee_url, timeout=180)
+    payer, payee = nodes(payer_url, payee_url)
     url = urlparse(payee_url)
     basic = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
     address = payee.getnewaddress()

@@ -12,20 +12,14 @@ import struct
 import sys
 
 import zmq
-from bitcoinrpc.authproxy import AuthServiceProxy
+from common import check, nodes
 
 TIMEOUT_MS = 60_000
 
 
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"FAILED: {what}")
-
-
 def main():
     payer_url, payee_url, address = sys.argv[1:4]
-    payer = AuthServiceProxy(payer_url, timeout=180)
-    payee = AuthServiceProxy(payee_url, timeout=180)
+    payer, payee = nodes(payer_url, payee_url)
     listed = {n["type"]: n["address"] for n in payee.getzmqnotifications()}
     check(listed.get("pubhashtx") == address and listed.get("pubhashblock") == address, f"{listed}")
 
