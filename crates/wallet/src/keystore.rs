@@ -286,10 +286,10 @@ impl Keystore {
     }
 
     /// Writes the wallet file (mode 0600), replacing the old one only once the new one is
-    /// complete on disk. Whatever was at the temporary path (a file left by a crash, or a
-    /// symlink someone planted) is removed first and the new file is opened with `create_new`
-    /// (`O_CREAT | O_EXCL`, which never follows a symlink), so the wallet is neither written
-    /// through a link nor left in a file with an older, looser mode.
+    /// complete on disk. The new file gets a fresh random name beside the old one, opened
+    /// with `create_new` (`O_CREAT | O_EXCL`, which never follows a symlink), so the wallet is
+    /// neither written through a link nor left in a file with an older, looser mode, and two
+    /// saves at once (the wallet's own and a backup beside it) never touch each other's file.
     pub fn save(&self, path: &Path) -> Result<(), KeystoreError> {
         let io = |source| KeystoreError::Io {
             path: path.display().to_string(),
@@ -297,11 +297,13 @@ impl Keystore {
         };
         let text =
             Zeroizing::new(serde_json::to_string_pretty(self).map_err(|e| KeystoreError::Crypto(e.to_string()))?);
-        let temporary = path.with_extension("tmp");
-        match std::fs::remove_file(&temporary) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
-            _ => {}
-        }
+        // A name of its own each time: two saves at once (the wallet's, and a backup beside
+        // it) never write, or remove, each other's temporary file.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temporary = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -376,8 +378,9 @@ mod tests {
         assert!(error.to_string().contains("wallet.json"));
     }
 
-    /// As the RPC cookie: a symlink or a loose old file at the temporary path (a plain wallet's
-    /// file holds its secret) must neither receive the wallet nor lend it its mode.
+    /// As the RPC cookie: a symlink or a loose old file beside the wallet (where an earlier
+    /// version put its temporary file; a plain wallet's file holds its secret) must neither
+    /// receive the wallet nor lend it its mode, and a save leaves no temporary file.
     #[cfg(unix)]
     #[test]
     fn saving_follows_no_symlink_and_makes_a_fresh_private_file() {
@@ -398,7 +401,17 @@ mod tests {
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644)).unwrap();
         keystore.save(&path).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(!temporary.exists());
+        assert_eq!(
+            std::fs::read_to_string(&temporary).unwrap(),
+            "stale",
+            "not written through"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".tmp") && name != "wallet.tmp")
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
     /// An edit to a wallet file's encryption parameters.

@@ -7,59 +7,69 @@ use std::sync::Mutex;
 use timecoin_mempool::Mempool;
 use timecoin_primitives::{Address, AddressPayload, Amount, OutPoint};
 
-use super::ledger::Ledger;
+use super::ledger::{Keys, Ledger};
 use super::{NodeWallet, OwnedCoin, WalletError};
 
-/// Rescans tried before `importaddress` gives up (another import changed the watched
-/// addresses each time).
-const ATTEMPTS: usize = 3;
 /// Addresses a wallet watches at most (each import rewrites the wallet file).
 const MAX_WATCHED: usize = 10_000;
 
+/// One import at a time: a rescan reads the whole chain, and two at once would each miss
+/// what the other adds.
+static IMPORTS: Mutex<()> = Mutex::new(());
+
 impl NodeWallet {
-    /// Starts following `address` as watched (in memory: [`NodeWallet::keep_watching`]
-    /// writes it to the file); `false` if it already is. Refused for one of the wallet's own
-    /// addresses, and past [`MAX_WATCHED`].
-    fn watch(&mut self, address: AddressPayload) -> Result<bool, WalletError> {
-        if self.keys.owned.contains_key(&address) {
+    /// Whether `address` may be watched: not one of the wallet's own, and within
+    /// [`MAX_WATCHED`].
+    fn check_watchable(&self, address: &AddressPayload) -> Result<(), WalletError> {
+        if self.keys.owned.contains_key(address) {
             return Err(WalletError::Other(
                 "The wallet already contains the private key for this address or script".to_owned(),
             ));
         }
-        if self.keys.watched.contains(&address) {
-            return Ok(false);
-        }
-        if self.keys.watched.len() >= MAX_WATCHED {
+        if !self.keys.watched.contains(address) && self.keys.watched.len() >= MAX_WATCHED {
             return Err(WalletError::Parameter(format!(
                 "the wallet watches {MAX_WATCHED} addresses already"
             )));
         }
-        self.keys.watched.insert(address);
-        Ok(true)
+        Ok(())
     }
 
-    /// Writes the watched `address` to the wallet file; with `from_genesis` (its past was
-    /// searched from block 0) the wallet's birth moves to 0, so that a restart finds that
-    /// past too.
-    fn keep_watching(&mut self, address: AddressPayload, from_genesis: bool) -> Result<(), WalletError> {
+    /// The wallet's keys with `address` watched too.
+    fn keys_watching(&self, address: AddressPayload) -> Keys {
+        let mut keys = self.keys.clone();
+        keys.watched.insert(address);
+        keys
+    }
+
+    /// Starts watching `address`: written to the wallet file first (with the birth moved to
+    /// 0 when `from_genesis`: its past was searched from block 0, so that a restart finds it
+    /// too), then followed, with `ledger` (if given) as the wallet's ledger. Nothing changes
+    /// if the file cannot be written.
+    fn start_watching(
+        &mut self,
+        address: AddressPayload,
+        from_genesis: bool,
+        ledger: Option<Ledger>,
+    ) -> Result<(), WalletError> {
         let text = Address {
             network: self.network,
             payload: address,
         }
         .to_string();
-        if !self.keystore.watch_only.contains(&text) {
-            self.keystore.watch_only.push(text);
+        let mut keystore = self.keystore.clone();
+        if !keystore.watch_only.contains(&text) {
+            keystore.watch_only.push(text);
         }
         if from_genesis {
-            self.keystore.birth_height = Some(0);
+            keystore.birth_height = Some(0);
         }
-        self.save()
-    }
-
-    /// Stops following `address` (an import that failed): its coins leave the ledger.
-    fn unwatch(&mut self, address: &AddressPayload) {
-        self.keys.watched.remove(address);
-        self.ledger.coins.retain(|_, coin| coin.address != *address);
+        keystore.save(&self.path)?;
+        self.keystore = keystore;
+        self.keys.watched.insert(address);
+        if let Some(ledger) = ledger {
+            self.ledger = ledger;
+        }
+        Ok(())
     }
 
     /// Reads the watched addresses the wallet file keeps.
@@ -109,75 +119,52 @@ impl NodeWallet {
 /// `importaddress`: watches `address` from the next block on and, with `rescan`, finds its
 /// past. The rescan builds a new ledger from the genesis with the wallet's keys and the new
 /// address without holding the wallet (blocks keep being followed meanwhile), catching up
-/// until it is at most [`CLOSE`] blocks behind the wallet; then, holding it, scans those
-/// and swaps the ledger in. Only then is the address written to the wallet file: an import
-/// that fails leaves the wallet as it was.
+/// until it is at most [`CLOSE`] blocks behind the wallet; then, holding it, scans those,
+/// writes the address to the wallet file and swaps the ledger in. Until then the wallet does
+/// not follow the address, so an import that fails leaves it as it was.
 pub(crate) fn import_address(
     wallet: &Mutex<NodeWallet>,
     store: &timecoin_storage::Store,
     address: AddressPayload,
     rescan: bool,
 ) -> Result<(), WalletError> {
+    let _one_at_a_time = IMPORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let lock = || {
         wallet
             .lock()
             .map_err(|_| WalletError::Other("wallet lock poisoned".to_owned()))
     };
-    let added = lock()?.watch(address)?;
-    let outcome = if rescan { rescan_with(store, &lock) } else { Ok(()) };
-    let mut wallet = lock()?;
-    match outcome.and_then(|()| wallet.keep_watching(address, rescan)) {
-        Ok(()) => Ok(()),
-        Err(error) => {
-            if added {
-                wallet.unwatch(&address);
+    lock()?.check_watchable(&address)?;
+    if !rescan {
+        return lock()?.start_watching(address, false, None);
+    }
+    let storage = |e: timecoin_storage::StorageError| WalletError::Other(format!("rescan: {e}"));
+    let mut ledger = Ledger::default();
+    // Without the wallet: from the genesis up to close behind the wallet's tip, with its
+    // keys as they are when each stretch begins (a key handed out later is paid by no block
+    // finalized before).
+    loop {
+        let (keys, tip) = {
+            let wallet = lock()?;
+            (wallet.keys_watching(address), wallet.ledger.scanned)
+        };
+        let next = ledger.scanned.map_or(0, |s| s.saturating_add(1));
+        match tip {
+            Some(tip) if tip >= next.saturating_add(CLOSE) => {
+                ledger.scan_range(&keys, store, next, tip).map_err(storage)?;
             }
-            Err(error)
+            _ => break,
         }
     }
+    let mut wallet = lock()?;
+    if let Some(now) = wallet.ledger.scanned {
+        let next = ledger.scanned.map_or(0, |s| s.saturating_add(1));
+        let keys = wallet.keys_watching(address);
+        ledger.scan_range(&keys, store, next, now).map_err(storage)?;
+    }
+    ledger.scanned = wallet.ledger.scanned;
+    wallet.start_watching(address, true, Some(ledger))
 }
 
 /// Blocks behind the wallet the unlocked rescan may stop at: the rest are scanned holding it.
 const CLOSE: u64 = 2;
-
-/// Rebuilds the wallet's ledger from the genesis with its current keys (see
-/// [`import_address`]).
-fn rescan_with<'w>(
-    store: &timecoin_storage::Store,
-    lock: &dyn Fn() -> Result<std::sync::MutexGuard<'w, NodeWallet>, WalletError>,
-) -> Result<(), WalletError> {
-    let storage = |e: timecoin_storage::StorageError| WalletError::Other(format!("rescan: {e}"));
-    for _ in 0..ATTEMPTS {
-        let keys = lock()?.keys.clone();
-        let mut ledger = Ledger::default();
-        // Without the wallet: from the genesis up to close behind the wallet's tip.
-        loop {
-            let tip = lock()?.ledger.scanned;
-            let (Some(tip), next) = (tip, ledger.scanned.map_or(0, |s| s.saturating_add(1))) else {
-                break;
-            };
-            if tip < next.saturating_add(CLOSE) {
-                break;
-            }
-            ledger.scan_range(&keys, store, next, tip).map_err(storage)?;
-        }
-        let mut wallet = lock()?;
-        // Another import changed what is watched: its coins would be missing. (Keys added
-        // to the pool meanwhile are new: no block before now pays them.)
-        if wallet.keys.watched != keys.watched {
-            continue;
-        }
-        if let Some(now) = wallet.ledger.scanned {
-            let next = ledger.scanned.map_or(0, |s| s.saturating_add(1));
-            if next <= now {
-                ledger.scan_range(&wallet.keys, store, next, now).map_err(storage)?;
-            }
-        }
-        ledger.scanned = wallet.ledger.scanned;
-        wallet.ledger = ledger;
-        return Ok(());
-    }
-    Err(WalletError::Other(
-        "the watched addresses kept changing during the rescan: import again".to_owned(),
-    ))
-}
