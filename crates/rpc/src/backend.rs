@@ -29,6 +29,7 @@ pub const FEED: usize = 16;
 pub struct FeedBlock {
     block: std::sync::Arc<Block>,
     ids: std::sync::OnceLock<(BlockHash, Vec<TxId>)>,
+    spenders: std::sync::OnceLock<Vec<AddressPayload>>,
 }
 
 impl FeedBlock {
@@ -37,6 +38,7 @@ impl FeedBlock {
         FeedBlock {
             block,
             ids: std::sync::OnceLock::new(),
+            spenders: std::sync::OnceLock::new(),
         }
     }
 
@@ -52,6 +54,19 @@ impl FeedBlock {
                 self.block.hash(),
                 self.block.transactions.iter().map(Transaction::txid).collect(),
             )
+        })
+    }
+
+    /// The address each input spends from (its key's), every transaction's inputs in block
+    /// order (CPU: call off the async runtime).
+    pub fn spenders(&self) -> &[AddressPayload] {
+        self.spenders.get_or_init(|| {
+            self.block
+                .transactions
+                .iter()
+                .flat_map(|tx| &tx.inputs)
+                .map(|input| AddressPayload::from_public_key(&input.public_key))
+                .collect()
         })
     }
 }

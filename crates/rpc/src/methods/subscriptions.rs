@@ -2,7 +2,10 @@
 //! transactions of finalized blocks (`subscribetransactions`), and activity on chosen
 //! addresses (`subscribeaddresses`). JSON-RPC 2.0 over a WebSocket listener of its own
 //! (`[rpc] websocket`), authenticated at the upgrade with the API's credentials; each has its
-//! `unsubscribe…` method. Notifications are rendered on a blocking thread.
+//! `unsubscribe…` method. What a block holds for a subscriber (its hashes, and which inputs
+//! and outputs touch its addresses) is worked out on a blocking thread, once per block for
+//! the hashes; each notification is then written as it is sent, so a subscriber holds at
+//! most one written notification.
 //!
 //! Finality is final, so every notification is: none is ever taken back. A subscriber that
 //! falls [`FEED`](crate::backend::FEED) blocks behind, or does not take a notification within
@@ -19,7 +22,7 @@ use jsonrpsee::core::SubscriptionError;
 use jsonrpsee::core::server::SendTimeoutError;
 use jsonrpsee::server::{PendingSubscriptionSink, RpcModule, SubscriptionSink};
 use jsonrpsee::types::ErrorObjectOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use timecoin_primitives::{Address, AddressPayload, Network};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -35,9 +38,28 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Addresses one `subscribeaddresses` follows at most.
 const MAX_ADDRESSES: usize = 1_000;
 
-/// What a subscription makes of one finalized block: its notifications, in order. Runs on a
-/// blocking thread (a full block's transactions are many).
-type Render = Arc<dyn Fn(&FeedBlock, Network) -> Vec<Value> + Send + Sync>;
+/// What a subscription follows.
+enum Follows {
+    Blocks,
+    Transactions,
+    Addresses(HashSet<AddressPayload>),
+}
+
+/// One notification a block makes for a subscription, by position.
+enum Note {
+    Block,
+    Transaction(usize),
+    /// `input`: the input's position among all the block's inputs.
+    Sent {
+        tx: usize,
+        vin: usize,
+        input: usize,
+    },
+    Received {
+        tx: usize,
+        vout: usize,
+    },
+}
 
 /// Registers `subscribeblocks`, `subscribetransactions`, `subscribeaddresses` and their
 /// `unsubscribe…` methods.
@@ -46,72 +68,26 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         "subscribeblocks",
         "block",
         "unsubscribeblocks",
-        |_, pending, context, _| async move {
-            let render: Render = Arc::new(|item, _| {
-                let block = item.block();
-                vec![json!({
-                    "hash": item.ids().0.to_string(),
-                    "height": block.header.height,
-                    "time": block.header.timestamp_ms / 1_000,
-                    "time_ms": block.header.timestamp_ms,
-                    "nTx": block.transactions.len(),
-                })]
-            });
-            match open(pending, &context).await {
-                Some((sink, feed)) => follow(sink, feed, render).await,
-                None => Ok(()),
-            }
-        },
+        |_, pending, context, _| async move { subscribe(pending, &context, Ok(Follows::Blocks)).await },
     )?;
     module.register_subscription(
         "subscribetransactions",
         "transaction",
         "unsubscribetransactions",
-        |_, pending, context, _| async move {
-            let render: Render = Arc::new(|item, _| {
-                let (hash, txids) = item.ids();
-                let blockhash = hash.to_string();
-                let height = item.block().header.height;
-                txids
-                    .iter()
-                    .map(|txid| {
-                        json!({
-                            "txid": txid.to_string(),
-                            "blockhash": blockhash,
-                            "height": height,
-                            "finalized": true,
-                        })
-                    })
-                    .collect()
-            });
-            match open(pending, &context).await {
-                Some((sink, feed)) => follow(sink, feed, render).await,
-                None => Ok(()),
-            }
-        },
+        |_, pending, context, _| async move { subscribe(pending, &context, Ok(Follows::Transactions)).await },
     )?;
     module.register_subscription(
         "subscribeaddresses",
         "address",
         "unsubscribeaddresses",
         |params, pending, context, _| async move {
-            let Some(feed) = context.backend.block_feed() else {
-                pending.reject(unavailable()).await;
-                return Ok(());
-            };
-            let values: Vec<Value> = params.parse().unwrap_or_default();
-            let watched = match watched(&values, feed.network) {
-                Ok(watched) => Arc::new(watched),
-                Err(error) => {
-                    pending.reject(error).await;
-                    return Ok(());
-                }
-            };
-            let Ok(sink) = pending.accept().await else {
-                return Ok(());
-            };
-            let render: Render = Arc::new(move |item, network| activity(item, network, &watched));
-            follow(sink, feed, render).await
+            let values: Vec<serde_json::Value> = params.parse().unwrap_or_default();
+            let follows = context
+                .backend
+                .block_feed()
+                .map(|feed| watched(&values, feed.network).map(Follows::Addresses))
+                .unwrap_or(Err(unavailable()));
+            subscribe(pending, &context, follows).await
         },
     )?;
     Ok(())
@@ -121,19 +97,33 @@ fn unavailable() -> ErrorObjectOwned {
     RpcError::new(codes::MISC_ERROR, "this node serves no subscriptions").into()
 }
 
-/// The block feed, with the subscription accepted; `None` if refused or gone.
-async fn open(pending: PendingSubscriptionSink, context: &Context) -> Option<(SubscriptionSink, BlockFeed)> {
-    let Some(feed) = context.backend.block_feed() else {
-        pending.reject(unavailable()).await;
-        return None;
+/// Accepts the subscription (or refuses it with `follows`' error, or when the node has no
+/// feed), then follows the feed.
+async fn subscribe(
+    pending: PendingSubscriptionSink,
+    context: &Context,
+    follows: Result<Follows, ErrorObjectOwned>,
+) -> Result<(), SubscriptionError> {
+    let (feed, follows) = match (context.backend.block_feed(), follows) {
+        (Some(feed), Ok(follows)) => (feed, follows),
+        (None, _) => {
+            pending.reject(unavailable()).await;
+            return Ok(());
+        }
+        (_, Err(error)) => {
+            pending.reject(error).await;
+            return Ok(());
+        }
     };
-    let sink = pending.accept().await.ok()?;
-    Some((sink, feed))
+    let Ok(sink) = pending.accept().await else {
+        return Ok(());
+    };
+    follow(sink, feed, Arc::new(follows)).await
 }
 
 /// The addresses of `subscribeaddresses`' one parameter: a JSON array of at most
 /// [`MAX_ADDRESSES`] addresses of `network`.
-fn watched(values: &[Value], network: Network) -> Result<HashSet<AddressPayload>, ErrorObjectOwned> {
+fn watched(values: &[serde_json::Value], network: Network) -> Result<HashSet<AddressPayload>, ErrorObjectOwned> {
     let texts: Vec<String> = arg(values, 0, "addresses")?;
     if texts.is_empty() || texts.len() > MAX_ADDRESSES {
         return Err(invalid(format!("addresses: 1 to {MAX_ADDRESSES} addresses")));
@@ -144,46 +134,87 @@ fn watched(values: &[Value], network: Network) -> Result<HashSet<AddressPayload>
         .collect()
 }
 
-/// What happened to `watched` addresses in the block: each output paying one (`receive`,
-/// with its amount) and each input spending from one (`send`: the spender's key names the
-/// address), in block order.
-fn activity(item: &FeedBlock, network: Network, watched: &HashSet<AddressPayload>) -> Vec<Value> {
-    let block = item.block();
-    let (hash, txids) = item.ids();
-    let blockhash = hash.to_string();
-    let mut found = Vec::new();
-    for (tx, txid) in block.transactions.iter().zip(txids) {
-        let entry = |address: AddressPayload, category: &str, field: &str, index: usize| {
-            json!({
-                "address": Address { network, payload: address }.to_string(),
-                "txid": txid.to_string(),
-                "blockhash": blockhash,
-                "height": block.header.height,
-                "category": category,
-                field: index,
-            })
-        };
-        for (vin, input) in tx.inputs.iter().enumerate() {
-            let from = AddressPayload::from_public_key(&input.public_key);
-            if watched.contains(&from) {
-                found.push(entry(from, "send", "vin", vin));
+/// The notifications `item` makes for what `follows`, in block order: for addresses, each
+/// input spending from one (the spender's key names the address) and each output paying
+/// one. Runs on a blocking thread: it computes the block's hashes.
+fn plan(item: &FeedBlock, follows: &Follows) -> Vec<Note> {
+    // The hashes every notification names, computed here, off the runtime.
+    let _ = item.ids();
+    match follows {
+        Follows::Blocks => vec![Note::Block],
+        Follows::Transactions => (0..item.block().transactions.len()).map(Note::Transaction).collect(),
+        Follows::Addresses(watched) => {
+            let mut notes = Vec::new();
+            let mut spenders = item.spenders().iter().enumerate();
+            for (tx, body) in item.block().transactions.iter().enumerate() {
+                for vin in 0..body.inputs.len() {
+                    if let Some((input, from)) = spenders.next()
+                        && watched.contains(from)
+                    {
+                        notes.push(Note::Sent { tx, vin, input });
+                    }
+                }
+                for (vout, output) in body.outputs.iter().enumerate() {
+                    if watched.contains(&output.address) {
+                        notes.push(Note::Received { tx, vout });
+                    }
+                }
             }
-        }
-        for (vout, output) in tx.outputs.iter().enumerate() {
-            if watched.contains(&output.address) {
-                let mut received = entry(output.address, "receive", "vout", vout);
-                crate::render::extend(&mut received, "amount", time_value(output.amount.units()));
-                found.push(received);
-            }
+            notes
         }
     }
-    found
 }
 
-/// Sends `sink` what `render` makes of each finalized block, until the subscriber leaves,
+/// The notification `note` stands for (`None` if it names nothing: never, for a plan of the
+/// same block).
+fn render(item: &FeedBlock, note: &Note, network: Network) -> Option<serde_json::Value> {
+    let block = item.block();
+    let (hash, txids) = item.ids();
+    let height = block.header.height;
+    let address = |payload| Address { network, payload }.to_string();
+    Some(match *note {
+        Note::Block => json!({
+            "hash": hash.to_string(),
+            "height": height,
+            "time": block.header.timestamp_ms / 1_000,
+            "time_ms": block.header.timestamp_ms,
+            "nTx": block.transactions.len(),
+        }),
+        Note::Transaction(tx) => json!({
+            "txid": txids.get(tx)?.to_string(),
+            "blockhash": hash.to_string(),
+            "height": height,
+            "finalized": true,
+        }),
+        Note::Sent { tx, vin, input } => {
+            json!({
+                "address": address(*item.spenders().get(input)?),
+                "txid": txids.get(tx)?.to_string(),
+                "blockhash": hash.to_string(),
+                "height": height,
+                "category": "send",
+                "vin": vin,
+            })
+        }
+        Note::Received { tx, vout } => {
+            let output = block.transactions.get(tx)?.outputs.get(vout)?;
+            json!({
+                "address": address(output.address),
+                "txid": txids.get(tx)?.to_string(),
+                "blockhash": hash.to_string(),
+                "height": height,
+                "category": "receive",
+                "vout": vout,
+                "amount": time_value(output.amount.units()),
+            })
+        }
+    })
+}
+
+/// Sends `sink` the notifications of each finalized block, until the subscriber leaves,
 /// the node stops, or the subscriber falls behind (the subscription then ends with an error
 /// saying so).
-async fn follow(sink: SubscriptionSink, feed: BlockFeed, render: Render) -> Result<(), SubscriptionError> {
+async fn follow(sink: SubscriptionSink, feed: BlockFeed, follows: Arc<Follows>) -> Result<(), SubscriptionError> {
     let BlockFeed { network, mut blocks } = feed;
     loop {
         let item = tokio::select! {
@@ -199,11 +230,14 @@ async fn follow(sink: SubscriptionSink, feed: BlockFeed, render: Render) -> Resu
                 }
             },
         };
-        let render = Arc::clone(&render);
-        let notifications = tokio::task::spawn_blocking(move || render(&item, network))
+        let (planned, follows_again) = (Arc::clone(&item), Arc::clone(&follows));
+        let notes = tokio::task::spawn_blocking(move || plan(&planned, &follows_again))
             .await
             .map_err(|e| e.to_string())?;
-        for notification in notifications {
+        for note in &notes {
+            let Some(notification) = render(&item, note, network) else {
+                continue;
+            };
             let message = serde_json::value::to_raw_value(&notification).map_err(|e| e.to_string())?;
             match sink.send_timeout(message, SEND_TIMEOUT).await {
                 Ok(()) => {}
