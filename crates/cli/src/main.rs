@@ -193,6 +193,13 @@ fn print(result: &Value) {
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     let (method, words) = cli.command.split_first().ok_or_else(|| anyhow!("no method given"))?;
+    let mut words = words.to_vec();
+    if cli.stdin {
+        for line in std::io::stdin().lines() {
+            words.push(line.context("reading parameters from standard input")?);
+        }
+    }
+    let words = words.as_slice();
     if method == "rpcauth" {
         let user = words
             .first()
@@ -207,13 +214,6 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut words = words.to_vec();
-    if cli.stdin {
-        for line in std::io::stdin().lines() {
-            words.push(line.context("reading parameters from standard input")?);
-        }
-    }
-    let words = words.as_slice();
     let params = match methods::method(method) {
         Some(spec) => Value::Array(spec.arguments(words, cli.named).map_err(|e| anyhow!("{method}: {e}"))?),
         // A method this client does not know: the server decides (parameters as JSON where

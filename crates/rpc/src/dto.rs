@@ -263,8 +263,6 @@ pub struct WalletTxInfo {
     /// When the wallet saw it: its block's time, or when it entered the mempool
     /// (milliseconds since the epoch).
     pub time_ms: u64,
-    /// Units paid to the wallet.
-    pub received: u64,
     /// Units of the wallet's coins it spent, watched ones included.
     pub spent: u64,
     /// Its fee in units, when the wallet paid every input (and so the fee).

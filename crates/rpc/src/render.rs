@@ -156,6 +156,16 @@ pub(crate) fn confirmations(tx: &WalletTxInfo, tip: u64) -> u64 {
     tx.block.map_or(0, |b| tip.saturating_sub(b.height).saturating_add(1))
 }
 
+/// Whether an answer shows an output paying `owner`: the wallet's own addresses always,
+/// watched ones with `include_watchonly`.
+fn shown(owner: OutputOwner, include_watchonly: bool) -> bool {
+    match owner {
+        OutputOwner::Receive | OutputOwner::Change => true,
+        OutputOwner::WatchOnly => include_watchonly,
+        OutputOwner::Other => false,
+    }
+}
+
 /// Whether `tx` involves watched addresses: it paid one, or spent one's coin.
 fn involves_watched(tx: &WalletTxInfo) -> bool {
     tx.spent_watched > 0 || tx.outputs.iter().any(|o| o.owner == OutputOwner::WatchOnly)
@@ -165,11 +175,7 @@ fn involves_watched(tx: &WalletTxInfo) -> bool {
 /// and the caller asked for those (`include_watchonly`, false by default as in Bitcoin Core
 /// for a wallet with keys).
 pub(crate) fn wallet_visible(tx: &WalletTxInfo, include_watchonly: bool) -> bool {
-    let own = tx.spent > tx.spent_watched
-        || tx
-            .outputs
-            .iter()
-            .any(|o| matches!(o.owner, OutputOwner::Receive | OutputOwner::Change));
+    let own = tx.spent > tx.spent_watched || tx.outputs.iter().any(|o| shown(o.owner, false));
     own || (include_watchonly && involves_watched(tx))
 }
 
@@ -245,12 +251,7 @@ pub(crate) fn wallet_entries(
     }
     let category = if tx.reward { "generate" } else { "receive" };
     for (vout, output) in tx.outputs.iter().enumerate() {
-        let ours = match output.owner {
-            OutputOwner::Receive | OutputOwner::Change => true,
-            OutputOwner::WatchOnly => include_watchonly,
-            OutputOwner::Other => false,
-        };
-        if ours && listed(output) {
+        if shown(output.owner, include_watchonly) && listed(output) {
             entries.push(entry(vout, output, category, i128::from(output.amount)));
         }
     }
@@ -266,11 +267,7 @@ pub(crate) fn wallet_tx_json(tx: &WalletTxInfo, tip: u64, include_watchonly: boo
     let received: u64 = tx
         .outputs
         .iter()
-        .filter(|o| match o.owner {
-            OutputOwner::Receive | OutputOwner::Change => true,
-            OutputOwner::WatchOnly => include_watchonly,
-            OutputOwner::Other => false,
-        })
+        .filter(|o| shown(o.owner, include_watchonly))
         .fold(0, |sum, o| sum.saturating_add(o.amount));
     let spent = if include_watchonly {
         tx.spent

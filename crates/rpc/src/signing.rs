@@ -45,7 +45,7 @@ pub fn sign_with_keys(
     if texts.len() > MAX_KEYS {
         return Err(invalid(format!("at most {MAX_KEYS} keys")));
     }
-    let mut keys = Vec::with_capacity(texts.len());
+    let mut keys = std::collections::HashMap::with_capacity(texts.len());
     for text in &texts {
         let mut seed = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| {
@@ -55,7 +55,7 @@ pub fn sign_with_keys(
             ))
         })?;
         let key = SecretKey::from_seed(seed);
-        keys.push((AddressPayload::from_public_key(&key.public_key()), key));
+        keys.insert(AddressPayload::from_public_key(&key.public_key()), key);
     }
     let prevtxs: Vec<PrevTx> = optional_arg(args, 2, "prevtxs")?.unwrap_or_default();
     let mut described = std::collections::HashMap::with_capacity(prevtxs.len());
@@ -95,9 +95,7 @@ pub fn sign_with_keys(
         }
         coins.push(given.or(known));
     }
-    let errors = sign_inputs(&mut tx, genesis, &coins, |address| {
-        keys.iter().find(|(a, _)| a == address).map(|(_, k)| k.clone())
-    });
+    let errors = sign_inputs(&mut tx, genesis, &coins, |address| keys.get(address).cloned());
     Ok(sign_result(&tx, &errors))
 }
 

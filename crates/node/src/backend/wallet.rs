@@ -69,7 +69,6 @@ impl WalletBackend for NodeBackend {
                 index: b.index,
             }),
             time_ms: entry.time_ms,
-            received: entry.received.units(),
             spent: entry.spent.units(),
             fee: entry.fee.map(Amount::units),
             reward: entry.reward,

@@ -37,8 +37,6 @@ pub(crate) struct HistoryEntry {
     pub(crate) block: Option<Placed>,
     /// Its block's time, or when it entered the mempool (milliseconds since the epoch).
     pub(crate) time_ms: u64,
-    /// Paid to the wallet's addresses.
-    pub(crate) received: Amount,
     /// Spent from the wallet's coins (watched ones included).
     pub(crate) spent: Amount,
     /// The fee, when every input spent one of the wallet's coins (so the wallet paid it).

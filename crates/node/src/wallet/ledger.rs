@@ -173,8 +173,6 @@ fn describe(
     if !paid && spent == Amount::ZERO {
         return None;
     }
-    let received =
-        Amount::checked_sum(outputs.iter().filter(|o| o.owner.is_some()).map(|o| o.amount)).unwrap_or(Amount::ZERO);
     let paid_out = Amount::checked_sum(outputs.iter().map(|o| o.amount));
     let fee = match paid_out {
         Some(out) if mine > 0 && mine == tx.inputs.len() => spent.checked_sub(out),
@@ -184,7 +182,6 @@ fn describe(
         txid,
         block: None,
         time_ms: 0,
-        received,
         spent,
         fee,
         reward: tx.inputs.is_empty(),

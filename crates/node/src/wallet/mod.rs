@@ -397,10 +397,9 @@ impl NodeWallet {
         let seed = self.seed().ok_or(WalletError::Locked)?;
         let mut keys = HashMap::new();
         for coin in coins.iter().flatten() {
-            if let (Some((chain, index)), false) =
-                (self.keys.owned.get(&coin.address), keys.contains_key(&coin.address))
-            {
-                keys.insert(coin.address, derive_key(&seed, 0, *chain, *index));
+            if let Some((chain, index)) = self.keys.owned.get(&coin.address) {
+                keys.entry(coin.address)
+                    .or_insert_with(|| derive_key(&seed, 0, *chain, *index));
             }
         }
         Ok(keys)
