@@ -8,6 +8,7 @@ use crate::hash::{Domain, Hash256};
 use crate::keys::{BatchVerifier, PublicKey, Signature};
 use crate::limits::{MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, MAX_MASTERNODES};
 use crate::masternode::MasternodeSet;
+use crate::merkle::merkle_root;
 use crate::transaction::{BlockHash, MIN_TX_ENCODED_LEN, Transaction, TxId};
 
 /// A block header.
@@ -215,36 +216,6 @@ impl Decode for Block {
             evidence,
         })
     }
-}
-
-/// The merkle root of a list of leaves (witness hashes for a block, see
-/// [`transactions_root`]).
-///
-/// Leaves and inner nodes hash under different tags, so a node can never pass for a leaf.
-/// An odd node at the end of a level moves up unchanged (it is not paired with itself, which
-/// would let two different lists share a root, as in Bitcoin's CVE-2012-2459). The root of
-/// an empty list is zero.
-pub fn merkle_root(leaves: &[Hash256]) -> Hash256 {
-    let mut level: Vec<Hash256> = leaves.iter().map(|leaf| Domain::MerkleLeaf.hash(&leaf.0)).collect();
-    if level.is_empty() {
-        return Hash256::ZERO;
-    }
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => {
-                    let mut hasher = Domain::MerkleNode.hasher();
-                    hasher.update(&left.0);
-                    hasher.update(&right.0);
-                    Hash256(*hasher.finalize().as_bytes())
-                }
-                [single] => *single,
-                _ => Hash256::ZERO,
-            })
-            .collect();
-    }
-    level.first().copied().unwrap_or(Hash256::ZERO)
 }
 
 /// The two kinds of consensus vote.

@@ -26,6 +26,7 @@ pub mod hash;
 pub mod keys;
 pub mod limits;
 pub mod masternode;
+pub mod merkle;
 pub mod message;
 pub mod payload;
 pub mod transaction;
@@ -34,13 +35,14 @@ pub use address::{Address, AddressError, AddressPayload, Network};
 pub use amount::{Amount, ParseAmountError};
 pub use block::{
     Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, Vote, VoteKind, chain_state_hash,
-    evidence_hash, last_commit_hash, merkle_root, transactions_root,
+    evidence_hash, last_commit_hash, transactions_root,
 };
 pub use consensus::{Equivocation, EvidenceError, Proposal, SignedProposal, SignedVote};
 pub use encoding::{Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
 pub use keys::{BatchVerifier, PublicKey, SecretKey, Signature, SignatureError};
 pub use masternode::{Masternode, MasternodeSet, Tier};
+pub use merkle::{MerkleBranch, MerkleError, merkle_root};
 pub use message::{MESSAGE_PROOF_LEN, sign_message, verify_message};
 pub use payload::{
     Payload, Registration, Revocation, Unlock, Update, genesis_masternode_id, payload_signature_message,
