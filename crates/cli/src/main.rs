@@ -57,14 +57,18 @@ struct Cli {
     /// line (keep keys and passphrases out of the process list and the shell's history).
     #[arg(long)]
     stdin: bool,
-    /// Runs the method here, with no node: `signrawtransactionwithkey` only, which then
-    /// needs -genesis and a prevtxs entry for every input.
+    /// Runs the method here, with no node: `signrawtransactionwithkey` (which then needs
+    /// -genesis and a prevtxs entry for every input) or `verifytxoutproof` (which needs
+    /// -genesisfile).
     #[arg(long)]
     offline: bool,
     /// The hash of the network's block 0 (`time-cli getblockhash 0` on one of its nodes):
     /// what an offline signature commits to, so that it is valid on that network only.
     #[arg(long)]
     genesis: Option<String>,
+    /// The network's genesis file: where an offline proof check starts its trust.
+    #[arg(long)]
+    genesisfile: Option<PathBuf>,
     /// The method, then its parameters.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -118,10 +122,59 @@ fn network(cli: &Cli) -> Result<Network> {
     })
 }
 
-/// Runs `method` with no node (`-offline`): only signing with given keys can be done here.
+/// Checks a `gettxoutproof` proof with no node, trusting only the genesis file: the txids
+/// it proves, as `verifytxoutproof` answers (the node also checks that the block is in its
+/// chain; a proof is final whatever a node holds).
+fn verify_offline(cli: &Cli, params: &Value) -> Result<Result<Value, ClientError>> {
+    let path = cli
+        .genesisfile
+        .as_deref()
+        .ok_or_else(|| anyhow!("-offline verifytxoutproof needs -genesisfile=PATH, the network's genesis file"))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let genesis =
+        timecoin_chain::Genesis::from_toml(&text).with_context(|| format!("genesis file {}", path.display()))?;
+    let failed = |code: i32, message: String| ClientError::Rpc {
+        code: i64::from(code),
+        message,
+    };
+    let Some(proof) = params.get(0).and_then(Value::as_str) else {
+        return Ok(Err(failed(
+            timecoin_rpc::codes::INVALID_PARAMETER,
+            "usage: verifytxoutproof PROOF".to_owned(),
+        )));
+    };
+    let proof = match hex::decode(proof.trim()).map_err(|e| e.to_string()).and_then(|bytes| {
+        <timecoin_light::TxProof as timecoin_primitives::Decode>::from_bytes(&bytes).map_err(|e| e.to_string())
+    }) {
+        Ok(proof) => proof,
+        Err(e) => {
+            return Ok(Err(failed(
+                timecoin_rpc::codes::DESERIALIZATION_ERROR,
+                format!("proof decode failed: {e}"),
+            )));
+        }
+    };
+    let trusted = timecoin_light::TrustedState::from_genesis(&genesis);
+    Ok(
+        match timecoin_light::verify_transactions(&trusted, &proof, &mut rand::rng()) {
+            Ok(proven) => Ok(Value::from(
+                proven.txids().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            )),
+            Err(e) => Err(failed(
+                timecoin_rpc::codes::INVALID_ADDRESS_OR_KEY,
+                format!("Invalid proof: {e}"),
+            )),
+        },
+    )
+}
+
+/// Runs `method` with no node (`-offline`): signing with given keys, or checking a proof.
 fn offline(cli: &Cli, method: &str, params: &Value) -> Result<Result<Value, ClientError>> {
+    if method == "verifytxoutproof" {
+        return verify_offline(cli, params);
+    }
     if method != "signrawtransactionwithkey" {
-        bail!("-offline runs signrawtransactionwithkey only; {method} needs a node");
+        bail!("-offline runs signrawtransactionwithkey and verifytxoutproof only; {method} needs a node");
     }
     let genesis: BlockHash = cli
         .genesis

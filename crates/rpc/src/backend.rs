@@ -8,8 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use timecoin_light::TrustedState;
 use timecoin_primitives::{
-    AddressPayload, Block, BlockHash, CommitCertificate, InputSignError, OutPoint, Transaction, TxId, TxOutput,
+    AddressPayload, Block, BlockHash, BlockHeader, CommitCertificate, InputSignError, MasternodeSet, OutPoint,
+    Transaction, TxId, TxOutput,
 };
 
 use crate::codes;
@@ -100,6 +102,22 @@ pub trait ChainBackend: Send + Sync + 'static {
     fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError>;
     /// The commit certificate of the block at `height`, if finalized.
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
+    /// The header of the block at `height`, if there is one.
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, RpcError> {
+        let Some(hash) = self.block_hash(height)? else {
+            return Ok(None);
+        };
+        Ok(self.block(&hash)?.map(|(block, _)| block.header))
+    }
+    /// What a verifier holding only the genesis file trusts; finality proofs start there.
+    fn genesis_trust(&self) -> Result<TrustedState, RpcError> {
+        Err(no_proofs())
+    }
+    /// Each voting set that took over in `(after, upto]`, with the first height it
+    /// finalizes, in ascending height.
+    fn voting_set_changes(&self, _after: u64, _upto: u64) -> Result<Vec<(u64, MasternodeSet)>, RpcError> {
+        Err(no_proofs())
+    }
     /// A transaction from the chain (with its block's height) or the mempool (`None`).
     fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError>;
     /// The coins the block at `height` spent, one per input in the block's order.
@@ -179,6 +197,10 @@ pub trait NetworkBackend: Send + Sync + 'static {
 }
 
 /// The address methods' answer when the index is off.
+fn no_proofs() -> RpcError {
+    RpcError::new(codes::MISC_ERROR, "this node does not serve finality proofs")
+}
+
 pub(crate) fn no_address_index() -> RpcError {
     RpcError::new(
         codes::MISC_ERROR,

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timecoin_chain::{Genesis, MasternodeList, Status, UtxoView};
+use timecoin_light::TrustedState;
 use timecoin_mempool::Mempool;
 use timecoin_network::{BanTarget, Hello, NetworkHandle};
 use timecoin_primitives::{
-    Address, AddressPayload, Amount, Block, BlockHash, CommitCertificate, OutPoint, PublicKey, SecretKey, Transaction,
-    TxId, TxOutput,
+    Address, AddressPayload, Amount, Block, BlockHash, BlockHeader, CommitCertificate, MasternodeSet, OutPoint,
+    PublicKey, SecretKey, Transaction, TxId, TxOutput,
 };
 use timecoin_rpc::{
     AddressDeltaInfo, AddressUtxoInfo, BlockFeed, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary,
@@ -65,7 +66,8 @@ fn wallet_error(error: WalletError) -> RpcError {
     RpcError::new(code, error.to_string())
 }
 
-/// An address-index read's error: "not enabled" as Dash Core's `-1`, the rest internal.
+/// An address-index or set-record read's error: a refusal ("not enabled", "not recorded
+/// here") as Dash Core's `-1`, the rest internal.
 fn index_error(error: timecoin_storage::StorageError) -> RpcError {
     match error {
         timecoin_storage::StorageError::Refused(message) => RpcError::new(codes::MISC_ERROR, message),
@@ -234,6 +236,18 @@ impl ChainBackend for NodeBackend {
 
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError> {
         self.store.certificate(height).map_err(internal)
+    }
+
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, RpcError> {
+        self.store.header(height).map_err(internal)
+    }
+
+    fn genesis_trust(&self) -> Result<TrustedState, RpcError> {
+        Ok(TrustedState::from_genesis(&self.genesis))
+    }
+
+    fn voting_set_changes(&self, after: u64, upto: u64) -> Result<Vec<(u64, MasternodeSet)>, RpcError> {
+        self.store.voting_set_changes(after, upto).map_err(index_error)
     }
 
     fn block_feed(&self) -> Option<BlockFeed> {

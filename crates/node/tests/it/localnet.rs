@@ -16,6 +16,7 @@ mod attack;
 mod chain;
 mod index;
 mod notify;
+mod proofs;
 mod recovery;
 mod rpc;
 mod signing;

@@ -13,9 +13,10 @@ use crate::error::RpcError;
 use crate::params::{hash_param, invalid, not_found, optional, param, txid_param};
 use crate::render::{block_json, extend, header_json, time_value};
 
-/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`, and `getblockstats` (see `blockstats`).
+/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`, `getblockstats` (see `blockstats`), and `gettxoutproof`, `verifytxoutproof` and `getheaderproof` (see `proofs`).
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     super::blockstats::register(module)?;
+    super::proofs::register(module)?;
     module.register_blocking_method("getblockchaininfo", |_, context, _| {
         let info = context.backend.chain_info()?;
         Ok::<_, ErrorObjectOwned>(json!({

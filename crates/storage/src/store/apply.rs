@@ -180,6 +180,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let keep_from = height.saturating_sub(LIST_UNDO_DEPTH);
         undo.retain_in(0..keep_from, |_, _| false).map_err(|e| self.err(e))?;
+        self.record_set_change(write, height, before, &list)?;
         Ok(list)
     }
 
@@ -293,6 +294,7 @@ impl Store {
                 .map_err(|e| self.err(e))?
                 .remove(tip.height)
                 .map_err(|e| self.err(e))?;
+            self.forget_set_change(&write, tip.height)?;
             write
                 .open_table(BLOCK_HEIGHTS)
                 .map_err(|e| self.err(e))?

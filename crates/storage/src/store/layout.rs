@@ -12,8 +12,9 @@ use crate::error::StorageError;
 
 /// The schema this build writes (2: blocks carry their parent's certificate and evidence,
 /// and the state holds the masternode list; 3: the UTXO table, supply and commitment may lag
-/// the tip, as of [`KEY_COINS_TIP`]). A store of schema 2 is read and marked 3 when opened.
-pub const SCHEMA_VERSION: u32 = 3;
+/// the tip, as of [`KEY_COINS_TIP`]; 4: the voting-set changes are recorded). An older store
+/// is upgraded when opened.
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest schema this build opens (and upgrades).
 pub(super) const OLDEST_SCHEMA: u32 = 2;
 

@@ -3,7 +3,8 @@
 //! Its parts: `layout` (the tables, the meta keys and the fixed-width encodings of what they
 //! hold), `coins` (the tip's state in memory: the UTXO changes of recent blocks above the
 //! table, and when they are written), `reads` (blocks, transactions and the UTXO-set
-//! summary), `snapshot` (a consistent view of one tip's state for validation) and `apply`
+//! summary), `sets` (the record of voting-set changes that finality proofs carry),
+//! `snapshot` (a consistent view of one tip's state for validation) and `apply`
 //! (applying and reverting blocks). This file opens the store, checks its schema and genesis,
 //! and rebuilds the in-memory coins, replaying the blocks above the flushed height.
 
@@ -12,6 +13,7 @@ mod apply;
 mod coins;
 mod layout;
 mod reads;
+mod sets;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -171,7 +173,7 @@ impl Store {
                     });
                 }
                 if found < SCHEMA_VERSION {
-                    store.upgrade_schema()?;
+                    store.upgrade_schema(found)?;
                 }
                 *store.coins.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store.load_coins()?;
                 Ok(store)
@@ -238,18 +240,26 @@ impl Store {
         Ok(table.get(key).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()))
     }
 
-    /// Makes a schema-2 store schema 3: its UTXO table, supply and commitment are as of its
-    /// tip, which becomes its coins tip (blocks applied from now on move the tip alone), and
-    /// an older build, which would read a lagging table as the tip's, no longer opens it.
-    fn upgrade_schema(&self) -> Result<(), StorageError> {
-        let tip = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
+    /// Brings a store of schema `found` to this build's, in one write.
+    ///
+    /// From 2 to 3: its UTXO table, supply and commitment are as of its tip, which becomes
+    /// its coins tip (blocks applied from now on move the tip alone), and an older build,
+    /// which would read a lagging table as the tip's, no longer opens it. From 3 to 4: the
+    /// record of voting-set changes starts at its tip.
+    fn upgrade_schema(&self, found: u32) -> Result<(), StorageError> {
+        let tip_bytes = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
+        let tip: ChainTip = tip_from_bytes(&tip_bytes).map_err(|e| self.corrupt("chain tip", e))?;
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut meta = write.open_table(META).map_err(|e| self.err(e))?;
-            meta.insert(KEY_COINS_TIP, tip.as_slice()).map_err(|e| self.err(e))?;
+            if found < 3 {
+                meta.insert(KEY_COINS_TIP, tip_bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
         }
+        self.start_set_record(&write, tip.height)?;
         write.commit().map_err(|e| self.err(e))
     }
 
@@ -342,6 +352,7 @@ impl Store {
         let generation = Generation::default();
         generation.merge(&changes.layer);
         self.write_generation(&write, &generation, 0)?;
+        self.start_set_record(&write, 0)?;
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
         Ok(())

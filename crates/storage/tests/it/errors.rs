@@ -104,6 +104,29 @@ fn a_newer_or_older_schema_is_refused_with_a_clear_message() {
 }
 
 #[test]
+fn a_schema_3_store_records_set_changes_from_its_tip_at_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut model = ChainBuilder::new(3);
+    let store = Store::open(&path, &model.genesis).unwrap();
+    for _ in 0..3 {
+        store.apply_block(&model.next_payment_block(1), None).unwrap();
+    }
+    assert_eq!(store.voting_set_changes(0, 3).unwrap(), []);
+    drop(store);
+    set_schema(&path, 3);
+    let store = Store::open(&path, &model.genesis).unwrap();
+    let err = store.voting_set_changes(0, 3).unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("from height 3"), "{err}");
+    assert_eq!(store.voting_set_changes(3, 3).unwrap(), []);
+    drop(store);
+    // Upgraded once: opening again changes nothing.
+    let store = Store::open(&path, &model.genesis).unwrap();
+    assert!(store.voting_set_changes(2, 3).is_err());
+}
+
+#[test]
 fn a_foreign_redb_file_is_not_taken_for_a_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other.redb");

@@ -143,6 +143,23 @@ fn the_masternode_list_follows_blocks_survives_reopening_and_reverts() {
     assert!(store.masternodes().unwrap().get(&id).is_none());
     assert_matches_model(&store, &model);
 
+    // The voting set changed twice: the masternode joined, and left when it revoked. Each
+    // change is recorded at the first header that names the new set.
+    let tip = store.tip().unwrap().height;
+    let changes = store.voting_set_changes(0, tip).unwrap();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[0].1.voting_power(&operator), 1);
+    assert_eq!(changes[1].1, *model.masternodes());
+    for (height, set) in &changes {
+        assert_eq!(store.header(*height).unwrap().unwrap().masternode_set_hash, set.hash());
+        assert_ne!(
+            store.header(height - 1).unwrap().unwrap().masternode_set_hash,
+            set.hash()
+        );
+    }
+    assert_eq!(store.voting_set_changes(changes[0].0, tip).unwrap().len(), 1);
+    assert!(store.header(tip + 1).unwrap().is_none());
+
     // The list is part of the stored state: it survives reopening, and reverting the unlock
     // brings the masternode back exactly.
     drop(store);

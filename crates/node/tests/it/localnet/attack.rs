@@ -265,6 +265,15 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
             .collect();
         assert!(hashes.windows(2).all(|w| w[0] == w[1]), "height {height}: {hashes:?}");
     }
+
+    // A payment after three set changes (the fifth joined, left, the third was banned) is
+    // proven final to a verifier holding only the genesis file.
+    let payee = result(net.rpc(1, "getnewaddress", serde_json::json!([])));
+    let txid = result(net.rpc(0, "sendtoaddress", serde_json::json!([payee, 1])));
+    let waited = result(net.rpc(0, "waitfortransaction", serde_json::json!([txid, 120])));
+    assert_eq!(waited["finalized"], true, "{waited}");
+    net.wait_until(&[1], waited["height"].as_u64().unwrap());
+    super::proofs::a_proof_verifies_offline_across_set_changes(&net, txid.as_str().unwrap());
 }
 
 #[test]

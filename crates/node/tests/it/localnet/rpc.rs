@@ -247,6 +247,28 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     }
     let twice = call(0, "sendrawtransaction", json!([raw]));
     assert_eq!(code(twice), -27, "already in the chain");
+    // Finality proofs (localnet/proofs.rs checks them offline across set changes).
+    let proof = ok(0, "gettxoutproof", json!([[txid]]));
+    assert_eq!(ok(1, "verifytxoutproof", json!([proof])), json!([txid]));
+    assert_eq!(code(call(0, "gettxoutproof", json!([[]]))), -8, "no txid");
+    assert_eq!(code(call(0, "gettxoutproof", json!([["zz"]]))), -8, "not a txid");
+    assert_eq!(code(call(0, "gettxoutproof", json!([[txid, txid]]))), -8, "twice");
+    assert_eq!(code(call(0, "gettxoutproof", json!([[unknown]]))), -5, "unknown");
+    assert_eq!(
+        code(call(0, "gettxoutproof", json!([[txid], hash]))),
+        -5,
+        "not in block 1"
+    );
+    assert_eq!(code(call(0, "gettxoutproof", json!([[txid], null, 1_000_000]))), -8);
+    assert_eq!(code(call(0, "verifytxoutproof", json!(["zz"]))), -22);
+    let header_proof = ok(0, "getheaderproof", json!([2, 1]));
+    assert!(header_proof.as_str().unwrap().len() > 500, "{header_proof}");
+    assert_eq!(code(call(0, "getheaderproof", json!([2, 2]))), -1, "not above");
+    assert_eq!(
+        code(call(0, "getheaderproof", json!([1_000_000]))),
+        -5,
+        "above the chain"
+    );
     let balances = ok(1, "getbalances", json!([]));
     assert_eq!(balances["mine"]["trusted"], json!(5.0), "{balances}");
     assert_eq!(ok(1, "getbalance", json!([])), json!(5.0));
