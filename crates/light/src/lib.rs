@@ -13,7 +13,8 @@
 //! of transactions in the block); `verify` checks them ([`verify_headers`],
 //! [`verify_transactions`]); `build` assembles the shortest chain of set changes a proof
 //! needs from any store of headers, certificates and sets ([`ChainSource`],
-//! [`prove_header`]).
+//! [`prove_header`]); `follow` is a light client's state ([`Follower`]: the headers it
+//! verified from several sources, cross-checked, and the [`Conflict`] that stops it).
 //!
 //! Like CometBFT's, this trust is weakly subjective: once the masternodes of an old set have
 //! all left, they could sign a different history that a verifier starting from that set
@@ -28,10 +29,12 @@
 )]
 
 mod build;
+mod follow;
 mod proof;
 mod verify;
 
 pub use build::{BuildError, ChainSource, prove_header, prove_transactions};
+pub use follow::{Advance, Conflict, Follower};
 pub use proof::{CertifiedHeader, HeaderProof, MAX_PROOF_HEADERS, ProvenTransaction, TxProof};
 pub use verify::{LightError, ProvenBlock, TrustedState, verify_headers, verify_transactions};
 

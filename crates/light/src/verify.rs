@@ -62,6 +62,16 @@ pub enum LightError {
         /// Its height.
         found: u64,
     },
+    /// A header right after the trusted block does not extend it.
+    #[error("the header at height {height} extends {found}, not the trusted block {expected}")]
+    Unlinked {
+        /// The header's height.
+        height: u64,
+        /// The trusted block.
+        expected: BlockHash,
+        /// The parent it names.
+        found: BlockHash,
+    },
     /// A header names a set the verifier does not trust, and the proof does not carry it:
     /// the verifier's set is stale for that height (the proof skips a set change), or the
     /// header was certified by a set that never took over.
@@ -116,6 +126,16 @@ pub enum LightError {
         /// Why.
         source: MerkleError,
     },
+    /// The proof's block is not the one verified before at its height.
+    #[error("the proof's block {found} at height {height} is not {held}, the block verified there before")]
+    Conflicts {
+        /// The height.
+        height: u64,
+        /// The block verified before.
+        held: BlockHash,
+        /// The proof's.
+        found: BlockHash,
+    },
     /// A transaction's branch does not lead to the block's root.
     #[error("{txid} is not in block {block}: its branch leads to another root")]
     NotInBlock {
@@ -166,6 +186,14 @@ pub fn verify_headers<R: CryptoRng>(
             return Err(LightError::NotAscending {
                 after: current.height,
                 found: height,
+            });
+        }
+        // A header right after the trusted one must extend it.
+        if height == current.height.saturating_add(1) && item.header.prev_hash != current.block {
+            return Err(LightError::Unlinked {
+                height,
+                expected: current.block,
+                found: item.header.prev_hash,
             });
         }
         let set = match &item.set {

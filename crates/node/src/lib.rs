@@ -6,8 +6,8 @@
 //! host ([`daemon`]); the host itself, which drives the pure consensus engine, proposes,
 //! applies decided blocks and follows peers when behind; transaction admission and relay;
 //! the server of peers' block and transaction requests; the JSON-RPC backend; metrics; the
-//! wallet's index of the chain; and the local-network tools a developer runs
-//! ([`localnet`], [`demo`]). It does not own consensus rules (`timecoin-chain`), the engine
+//! wallet's index of the chain; the light client ([`light`]); and the local-network tools a
+//! developer runs ([`localnet`], [`demo`]). It does not own consensus rules (`timecoin-chain`), the engine
 //! (`timecoin-consensus`), storage, the P2P protocol or the RPC surface: those crates do, and
 //! this one wires them together.
 //!
@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod demo;
 mod host;
 pub mod keys;
+pub mod light;
 pub mod localnet;
 pub mod logging;
 mod metrics;

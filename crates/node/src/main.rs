@@ -73,6 +73,28 @@ enum Command {
         #[command(subcommand)]
         action: WalletAction,
     },
+    /// A light client: trusts only the genesis file, follows the finalized headers of two
+    /// or more nodes through their finality proofs, checks every proof itself, stops with
+    /// evidence when nodes prove different final blocks, and answers getblockheader,
+    /// verifytxoutproof and getlightinfo from what it verified (cookie in DATA_DIR/.cookie).
+    Light {
+        /// The network's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A node to follow, at least twice: ADDRESS:PORT,cookie=PATH or
+        /// ADDRESS:PORT,user=USER,password=PASSWORD.
+        #[arg(long = "node", required = true)]
+        nodes: Vec<String>,
+        /// Where its API listens.
+        #[arg(long, default_value = "127.0.0.1:24301")]
+        listen: std::net::SocketAddr,
+        /// How many recent verified headers it holds.
+        #[arg(long, default_value_t = 100_000)]
+        keep: usize,
+        /// Milliseconds between polls when caught up.
+        #[arg(long, default_value_t = 1_000)]
+        poll_ms: u64,
+    },
     /// A local network of masternodes, each a separate process on loopback.
     Localnet {
         #[command(subcommand)]
@@ -143,6 +165,20 @@ fn main() -> ExitCode {
             txs_per_block,
             data_dir,
         }) => demo::run(blocks, txs_per_block, data_dir.or(cli.data_dir)),
+        Some(Command::Light {
+            genesis,
+            nodes,
+            listen,
+            keep,
+            poll_ms,
+        }) => timecoin_node::light::run(timecoin_node::light::LightOptions {
+            genesis,
+            nodes,
+            listen,
+            data_dir: cli.data_dir,
+            keep,
+            poll: std::time::Duration::from_millis(poll_ms),
+        }),
         Some(Command::Localnet {
             action,
             nodes,

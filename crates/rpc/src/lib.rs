@@ -31,6 +31,7 @@ mod dto;
 mod envelope;
 mod error;
 mod gate;
+pub mod light;
 pub mod methods;
 mod params;
 mod render;

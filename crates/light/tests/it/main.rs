@@ -1,6 +1,7 @@
 //! The light verifier against synthetic chains: certified headers signed by test keys, with
 //! masternode sets that change as a test says.
 
+mod follow;
 mod proofs;
 
 use std::convert::Infallible;
@@ -44,7 +45,7 @@ pub fn keys_of(indexes: &[u64]) -> Vec<SecretKey> {
 }
 
 /// A few payments, so that blocks have trees worth proving into.
-fn transactions(height: u64) -> Vec<Transaction> {
+fn transactions(height: u64, salt: u8) -> Vec<Transaction> {
     (0..5u8)
         .map(|i| Transaction {
             version: Transaction::VERSION,
@@ -54,7 +55,7 @@ fn transactions(height: u64) -> Vec<Transaction> {
                 address: payload(&key("payee", height)),
             }],
             lock_time: height,
-            memo: vec![i],
+            memo: vec![i, salt],
             payload: None,
         })
         .collect()
@@ -63,13 +64,19 @@ fn transactions(height: u64) -> Vec<Transaction> {
 impl Chain {
     /// Blocks 1..=`sets.len()`, block `h` finalized by the keys `sets[h - 1]` names.
     pub fn new(network_seed: u8, genesis: &[u64], sets: &[&[u64]]) -> Chain {
+        Chain::salted(network_seed, 0, genesis, sets)
+    }
+
+    /// [`Chain::new`] with other transactions (`salt` in their memos): another chain of the
+    /// same network, signed by the same keys.
+    pub fn salted(network_seed: u8, salt: u8, genesis: &[u64], sets: &[&[u64]]) -> Chain {
         let network = BlockHash(Hash256([network_seed; 32]));
         let mut prev = network;
         let mut blocks = Vec::new();
         for (i, members) in sets.iter().enumerate() {
             let height = i as u64 + 1;
             let set = set_of(members);
-            let txs = transactions(height);
+            let txs = transactions(height, salt);
             let header = BlockHeader {
                 version: BlockHeader::VERSION,
                 height,

@@ -240,6 +240,16 @@ fn headers_must_climb_above_the_trusted_height() {
     );
     proof.headers.clear();
     assert_eq!(verify_headers(&trusted, &proof, &mut rng()), Err(LightError::Empty));
+
+    // The block right after the trusted one must extend it: here block 5 of another chain
+    // signed by the same keys, after this chain's block 4.
+    let fork = Chain::salted(7, 1, A, &[A, A, B, B, C, C, D, D, E, E, E]);
+    let at_four = verify_headers(&trusted, &prove_header(&chain, &trusted, 4).unwrap(), &mut rng()).unwrap();
+    let next = prove_header(&fork, &at_four, 5).unwrap();
+    assert!(matches!(
+        verify_headers(&at_four, &next, &mut rng()),
+        Err(LightError::Unlinked { height: 5, .. })
+    ));
 }
 
 #[test]

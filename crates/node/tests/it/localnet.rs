@@ -15,6 +15,7 @@ pub(crate) use timecoin_test_utils::free_ports;
 mod attack;
 mod chain;
 mod index;
+mod light;
 mod notify;
 mod proofs;
 mod recovery;
