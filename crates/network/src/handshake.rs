@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::transport::{SecureStream, TransportError, secure};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A node's introduction, sent by both sides right after the secure channel is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +29,14 @@ pub struct Hello {
     pub listen_port: u16,
     /// Whether the sender is a masternode.
     pub masternode: bool,
+    /// The lowest height whose block the sender serves, past the genesis (0: all of them;
+    /// above 1 once it pruned old blocks or started from a snapshot): peers do not ask it
+    /// for blocks below.
+    pub lowest_height: u64,
 }
 
 impl Hello {
-    const ENCODED_LEN: usize = 4 + 4 + 32 + 8 + 32 + 2 + 1;
+    const ENCODED_LEN: usize = 4 + 4 + 32 + 8 + 32 + 2 + 1 + 8;
 }
 
 impl Encode for Hello {
@@ -44,6 +48,7 @@ impl Encode for Hello {
         self.best_hash.encode_to(out);
         out.extend_from_slice(&self.listen_port.to_le_bytes());
         out.push(u8::from(self.masternode));
+        out.extend_from_slice(&self.lowest_height.to_le_bytes());
     }
     fn encoded_len(&self) -> usize {
         Self::ENCODED_LEN
@@ -69,6 +74,7 @@ impl Decode for Hello {
                     });
                 }
             },
+            lowest_height: reader.read_u64()?,
         })
     }
 }

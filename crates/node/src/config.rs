@@ -166,6 +166,9 @@ pub(crate) struct StorageSection {
     /// The most blocks whose UTXO changes are kept in memory (what a restart after a crash
     /// replays).
     pub(crate) coins_flush_blocks: usize,
+    /// Bitcoin Core's `prune`: the block data (bodies, undo records, certificates) kept at
+    /// most, in MiB; 0 keeps every block.
+    pub(crate) prune_megabytes: u64,
 }
 
 impl StorageSection {
@@ -177,6 +180,11 @@ impl StorageSection {
             stagger: true,
         }
     }
+
+    /// The block data to keep at most, in bytes, if the node prunes.
+    pub(crate) fn prune_target(&self) -> Option<u64> {
+        Some(self.prune_megabytes.saturating_mul(1024 * 1024)).filter(|bytes| *bytes > 0)
+    }
 }
 
 impl Default for StorageSection {
@@ -186,6 +194,7 @@ impl Default for StorageSection {
             cache_megabytes: timecoin_storage::DEFAULT_CACHE_BYTES / (1024 * 1024),
             coins_megabytes: flush.max_bytes / (1024 * 1024),
             coins_flush_blocks: flush.max_blocks,
+            prune_megabytes: 0,
         }
     }
 }
@@ -346,6 +355,11 @@ impl Config {
                 "[network] max_outbound ({}) is above max_peers ({}), which counts every connection",
                 self.network.max_outbound,
                 self.network.max_peers
+            );
+        }
+        if self.storage.prune_megabytes > 0 && self.index.address {
+            bail!(
+                "[storage] prune_megabytes and [index] address exclude each other: the address index needs every block"
             );
         }
         if c.empty_block_interval_ms < c.min_block_interval_ms {

@@ -234,6 +234,17 @@ impl Node {
             .await??;
             info!(caught_up, "address index on");
         }
+        if let Some(target) = config.storage.prune_target() {
+            store.set_prune_target(Some(target));
+            let pruning = Arc::clone(&store);
+            let state = tokio::task::spawn_blocking(move || pruning.prune_to(target)).await??;
+            info!(
+                target,
+                pruned_below = state.pruned_below,
+                block_bytes = state.block_bytes,
+                "pruning old blocks"
+            );
+        }
         let key_path = data_dir.join(if config.masternode.enabled {
             &config.masternode.key_file
         } else {
@@ -247,6 +258,7 @@ impl Node {
             None => operator.clone(),
         };
         let tip = store.tip()?;
+        let store_lowest = store.served_from()?;
         let params = genesis.params.clone();
         let listen = config
             .network
@@ -260,6 +272,7 @@ impl Node {
             best_hash: tip.hash,
             listen_port: config.network.external_address.map_or(listen.port(), |a| a.port()),
             masternode: config.masternode.enabled,
+            lowest_height: store_lowest,
         });
         let mut network_config = NetworkConfig::new(listen);
         network_config.bootstrap = config.network.bootstrap.clone();

@@ -35,6 +35,9 @@ struct PeerSync {
     best: u64,
     /// The range asked of it: first height and when.
     request: Option<(u64, Instant)>,
+    /// The lowest block it serves, past genesis (from its hello; 0: all): it pruned those
+    /// below, or started from a snapshot, and is not asked for them.
+    lowest: u64,
     /// Requests it let time out or answered with nothing.
     stalls: u32,
     /// Requests it answered with blocks.
@@ -60,6 +63,11 @@ impl BlockSync {
     pub(crate) fn peer_has(&mut self, peer: PublicKey, height: u64) {
         let entry = self.peers.entry(peer).or_default();
         entry.best = entry.best.max(height);
+    }
+
+    /// `peer` serves blocks from `lowest` up (0: every block).
+    pub(crate) fn peer_serves_from(&mut self, peer: PublicKey, lowest: u64) {
+        self.peers.entry(peer).or_default().lowest = lowest;
     }
 
     /// `peer` left.
@@ -115,7 +123,7 @@ impl BlockSync {
             let chosen = self
                 .peers
                 .iter()
-                .filter(|(_, p)| p.request.is_none() && p.best >= from)
+                .filter(|(_, p)| p.request.is_none() && p.best >= from && p.lowest <= from)
                 // Peers that delivered more than they stalled first, then those that
                 // delivered at all (a new identity costs nothing, a record of answers does),
                 // then the fewest stalls; among equals the least advanced peer that has the
@@ -344,6 +352,23 @@ mod tests {
             "only a peer that has a range is asked for it"
         );
         assert!(sync.requests(1, now).is_empty(), "nothing is asked twice");
+    }
+
+    #[test]
+    fn a_peer_that_pruned_is_not_asked_for_blocks_below_its_lowest() {
+        let now = Instant::now();
+        let mut sync = with_peers(1..=2, 1_000);
+        sync.peer_serves_from(peer(1), 500);
+        sync.peer_serves_from(peer(2), 500);
+        assert!(sync.requests(1, now).is_empty(), "no peer serves block 1");
+        sync.peer_has(peer(3), 1_000);
+        let requests = sync.requests(1, now);
+        assert_eq!(requests, vec![(peer(3), 1)]);
+        assert_eq!(froms(&sync.requests(1, now)), Vec::<u64>::new());
+        // Above its lowest, a pruned peer is asked like any.
+        let mut sync = with_peers(1..=1, 1_000);
+        sync.peer_serves_from(peer(1), 500);
+        assert_eq!(sync.requests(500, now), vec![(peer(1), 500)]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use timecoin_primitives::{
 use crate::codes;
 use crate::dto::{
     AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,
-    MempoolInfo, PeerSummary, RegisterRequest, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances,
+    MempoolInfo, PeerSummary, RegisterRequest, StorageInfo, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances,
     WalletCoinInfo, WalletHistory,
 };
 use crate::error::RpcError;
@@ -102,6 +102,19 @@ pub trait ChainBackend: Send + Sync + 'static {
     fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError>;
     /// The commit certificate of the block at `height`, if finalized.
     fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, RpcError>;
+    /// The stored block data and pruning; `None` if this node does not say.
+    fn storage_info(&self) -> Result<Option<StorageInfo>, RpcError> {
+        Ok(None)
+    }
+    /// Prunes the blocks below `height` (as far as the node allows); the height of the last
+    /// block pruned. Called only when [`ChainBackend::storage_info`] names a prune target.
+    fn prune(&self, _height: u64) -> Result<u64, RpcError> {
+        Err(RpcError::new(codes::MISC_ERROR, "this node does not prune"))
+    }
+    /// The header of the block with `hash` and its height, if known (pruned or not).
+    fn header_by_hash(&self, hash: &BlockHash) -> Result<Option<BlockHeader>, RpcError> {
+        Ok(self.block(hash)?.map(|(block, _)| block.header))
+    }
     /// The header of the block at `height`, if there is one.
     fn header(&self, height: u64) -> Result<Option<BlockHeader>, RpcError> {
         let Some(hash) = self.block_hash(height)? else {

@@ -22,6 +22,17 @@ pub struct ChainInfo {
     pub mempool_transactions: usize,
 }
 
+/// The stored block data and pruning, as `getblockchaininfo` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// Bytes of block data held (bodies, undo records, certificates).
+    pub block_bytes: u64,
+    /// The block data to keep at most, in bytes, if the node prunes.
+    pub prune_target: Option<u64>,
+    /// The lowest height above genesis whose block is held (1 when nothing was pruned).
+    pub pruned_below: u64,
+}
+
 /// The mempool as `getmempoolinfo` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MempoolInfo {

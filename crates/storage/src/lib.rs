@@ -1,6 +1,7 @@
 //! TimeCoin's chain store, on redb: blocks by height and hash, the txid index, the UTXO set,
 //! undo data per block, commit certificates, the chain tip, an incremental UTXO-set
-//! commitment, the masternode list the chain derives, and the consensus write-ahead log.
+//! commitment, the masternode list the chain derives, the record of voting-set changes,
+//! and the consensus write-ahead log; old block bodies can be pruned.
 //!
 //! This crate persists what the chain rules (`timecoin-chain`) accepted; it does not decide
 //! validity. Every method does blocking disk I/O, so async callers run it on a blocking
@@ -27,6 +28,6 @@ mod wal;
 pub use error::StorageError;
 pub use store::{
     AddressDelta, AddressUtxo, AppliedBlock, CoinsCacheInfo, DEFAULT_CACHE_BYTES, FlushPolicy, LIST_UNDO_DEPTH,
-    SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo,
+    MIN_KEPT_BLOCKS, PruneState, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo,
 };
 pub use wal::ConsensusWal;

@@ -38,6 +38,7 @@ impl Impostor {
                 best_hash: genesis.hash(),
                 listen_port: 0,
                 masternode: false,
+                lowest_height: 0,
             },
             operator: Some(operator),
             targets,

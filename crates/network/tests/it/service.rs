@@ -23,6 +23,7 @@ fn hello(genesis: u8) -> Hello {
         best_hash: BlockHash::default(),
         listen_port: 0,
         masternode: false,
+        lowest_height: 0,
     }
 }
 

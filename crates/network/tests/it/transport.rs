@@ -21,6 +21,7 @@ fn hello(genesis: u8) -> Hello {
         best_hash: BlockHash(Hash256([1; 32])),
         listen_port: 24200,
         masternode: true,
+        lowest_height: 3,
     }
 }
 

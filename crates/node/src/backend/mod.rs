@@ -15,7 +15,7 @@ use timecoin_primitives::{
 };
 use timecoin_rpc::{
     AddressDeltaInfo, AddressUtxoInfo, BlockFeed, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary,
-    MempoolBackend, MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, TxOutInfo,
+    MempoolBackend, MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, StorageInfo, TxOutInfo,
     UtxoSetSummary, codes,
 };
 use timecoin_wallet::SendContext;
@@ -223,7 +223,28 @@ impl ChainBackend for NodeBackend {
     }
 
     fn block_hash(&self, height: u64) -> Result<Option<BlockHash>, RpcError> {
-        Ok(self.store.block_by_height(height).map_err(internal)?.map(|b| b.hash()))
+        Ok(self.store.header(height).map_err(internal)?.map(|h| h.hash()))
+    }
+
+    fn header_by_hash(&self, hash: &BlockHash) -> Result<Option<BlockHeader>, RpcError> {
+        match self.store.height_of(hash).map_err(internal)? {
+            Some(height) => self.store.header(height).map_err(internal),
+            None => Ok(None),
+        }
+    }
+
+    fn storage_info(&self) -> Result<Option<StorageInfo>, RpcError> {
+        let state = self.store.prune_state().map_err(internal)?;
+        Ok(Some(StorageInfo {
+            block_bytes: state.block_bytes,
+            prune_target: self.store.prune_target(),
+            pruned_below: state.pruned_below,
+        }))
+    }
+
+    fn prune(&self, height: u64) -> Result<u64, RpcError> {
+        let state = self.store.prune_below(height).map_err(index_error)?;
+        Ok(state.pruned_below.saturating_sub(1))
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<(Block, u64)>, RpcError> {

@@ -148,7 +148,7 @@ impl Host {
         let applied_certificate = certificate.clone();
         let applying = Instant::now();
         // The block is shared with the blocking thread (a full one is 2 MB: not copied).
-        let (applied, list, block, ours) = blocking(move || {
+        let (applied, list, block, ours, served_from) = blocking(move || {
             let timer = crate::metrics::StageTimer::start("apply");
             let applied = store.apply_block(&block, Some(&applied_certificate))?;
             let snapshot = store.snapshot()?;
@@ -165,8 +165,9 @@ impl Host {
                 None => Vec::new(),
             };
             store.consensus_wal().prune_below(block.header.height + 1)?;
+            let served_from = store.served_from()?;
             timer.finish();
-            Ok((applied, list, block, ours))
+            Ok((applied, list, block, ours, served_from))
         })
         .await
         .context("applying a finalized block")?;
@@ -217,6 +218,7 @@ impl Host {
         self.hello.send_modify(|hello| {
             hello.best_height = applied.tip.height;
             hello.best_hash = applied.tip.hash;
+            hello.lowest_height = served_from;
         });
         if announce {
             self.announce_decision(state, &block, &certificate).await;

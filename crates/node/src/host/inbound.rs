@@ -113,6 +113,7 @@ impl Host {
                 debug!(%peer, %address, outbound, best_height = hello.best_height, masternode = hello.masternode, "peer connected");
                 state.connected.insert(peer);
                 state.sync.peer_has(peer, hello.best_height);
+                state.sync.peer_serves_from(peer, hello.lowest_height);
                 self.request_blocks(state).await;
             }
             NetworkEvent::Message { peer, message } => self.on_message(state, peer, message, internal).await?,

@@ -18,6 +18,7 @@ mod index;
 mod light;
 mod notify;
 mod proofs;
+mod prune;
 mod recovery;
 mod rpc;
 mod signing;
@@ -86,6 +87,21 @@ impl Localnet {
         let all: Vec<usize> = (0..nodes).collect();
         net.wait_until(&all, 2);
         net
+    }
+
+    /// Makes `node` propose blocks as fast as consensus goes (no wait for transactions).
+    fn unpace(&self, node: usize) {
+        self.edit_config(node, |text| {
+            text.replace("min_block_interval_ms = 1000", "min_block_interval_ms = 0")
+                .replace("empty_block_interval_ms = 2000", "empty_block_interval_ms = 0")
+        });
+    }
+
+    /// Rewrites `node`'s configuration with `edit`.
+    fn edit_config(&self, node: usize, edit: impl FnOnce(String) -> String) {
+        let path = self.config(node);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
     }
 
     fn config(&self, node: usize) -> PathBuf {
@@ -303,6 +319,7 @@ impl Localnet {
             best_hash: genesis.hash(),
             listen_port: 0,
             masternode: false,
+            lowest_height: 0,
         }
     }
 

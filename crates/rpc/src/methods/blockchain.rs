@@ -13,20 +13,30 @@ use crate::error::RpcError;
 use crate::params::{hash_param, invalid, not_found, optional, param, txid_param};
 use crate::render::{block_json, extend, header_json, time_value};
 
-/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`, `getblockstats` (see `blockstats`), and `gettxoutproof`, `verifytxoutproof` and `getheaderproof` (see `proofs`).
+/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `pruneblockchain`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`, `getblockstats` (see `blockstats`), and `gettxoutproof`, `verifytxoutproof` and `getheaderproof` (see `proofs`).
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     super::blockstats::register(module)?;
     super::proofs::register(module)?;
     module.register_blocking_method("getblockchaininfo", |_, context, _| {
         let info = context.backend.chain_info()?;
-        Ok::<_, ErrorObjectOwned>(json!({
+        let mut answer = json!({
             "chain": info.network.name(),
             "blocks": info.blocks,
             "bestblockhash": info.best_block.to_string(),
             "time": info.time_ms / 1_000,
             "genesis": info.genesis.to_string(),
             "mempool": info.mempool_transactions,
-        }))
+            "pruned": false,
+        });
+        if let Some(storage) = context.backend.storage_info()? {
+            extend(&mut answer, "size_on_disk", json!(storage.block_bytes));
+            if let Some(target) = storage.prune_target {
+                extend(&mut answer, "pruned", json!(true));
+                extend(&mut answer, "pruneheight", json!(storage.pruned_below));
+                extend(&mut answer, "prune_target_size", json!(target));
+            }
+        }
+        Ok::<_, ErrorObjectOwned>(answer)
     })?;
     module.register_blocking_method("getblockcount", |_, context, _| {
         Ok::<_, ErrorObjectOwned>(context.backend.chain_info()?.blocks)
@@ -61,13 +71,34 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         let hash = hash_param(&params, 0, "blockhash")?;
         let verbose: bool = optional(&params, 1, "verbose")?.unwrap_or(true);
         let tip = context.backend.chain_info()?.blocks;
-        let (block, _) = context.backend.block(&hash)?.ok_or_else(|| not_found("Block"))?;
+        // A pruned block keeps its header; its transaction count went with its body.
+        let header = context
+            .backend
+            .header_by_hash(&hash)?
+            .ok_or_else(|| not_found("Block"))?;
         if !verbose {
-            return Ok::<_, ErrorObjectOwned>(json!(hex::encode(block.header.to_bytes())));
+            return Ok::<_, ErrorObjectOwned>(json!(hex::encode(header.to_bytes())));
         }
-        let mut header = header_json(&block.header, tip);
-        extend(&mut header, "nTx", json!(block.transactions.len()));
-        Ok(header)
+        let mut answer = header_json(&header, tip);
+        if let Some((block, _)) = context.backend.block(&hash)? {
+            extend(&mut answer, "nTx", json!(block.transactions.len()));
+        }
+        Ok(answer)
+    })?;
+    module.register_blocking_method("pruneblockchain", |params, context, _| {
+        let height: u64 = param(&params, 0, "height")?;
+        let pruning = context.backend.storage_info()?.and_then(|s| s.prune_target).is_some();
+        if !pruning {
+            return Err(RpcError::new(
+                codes::MISC_ERROR,
+                "Cannot prune blocks because node is not in prune mode.",
+            )
+            .into());
+        }
+        if height > context.backend.chain_info()?.blocks {
+            return Err(invalid("Blockchain is shorter than the attempted prune height."));
+        }
+        Ok::<_, ErrorObjectOwned>(context.backend.prune(height)?)
     })?;
     module.register_blocking_method("getcommit", |params, context, _| {
         let height: u64 = param(&params, 0, "height")?;

@@ -8,7 +8,7 @@ pub const METHODS: &[Method] = &[
         name: "getblockchaininfo",
         category: "Blockchain",
         params: &[],
-        help: "The chain's state: chain, blocks, bestblockhash, time, mediantime, genesis, mempool.",
+        help: "The chain's state: chain, blocks, bestblockhash, time, genesis, mempool, size_on_disk (bytes of block data held), pruned, and when pruning pruneheight (the lowest block held past the genesis) and prune_target_size.",
     },
     Method {
         name: "getblockcount",
@@ -45,6 +45,12 @@ pub const METHODS: &[Method] = &[
         category: "Blockchain",
         params: &[json("hash_or_height"), optional(json("stats"))],
         help: "Bitcoin Core's statistics of a block (a height, or a hash as a JSON string), optionally only those named in stats: fees, fee rates and sizes of its transactions but the reward, in units and bytes.",
+    },
+    Method {
+        name: "pruneblockchain",
+        category: "Blockchain",
+        params: &[json("height")],
+        help: "With [storage] prune_megabytes set: drops the bodies of the blocks below a height (never the 288 at the tip, nor the genesis; headers stay). Returns the height of the last block pruned.",
     },
     Method {
         name: "getcommit",

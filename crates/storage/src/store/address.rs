@@ -292,6 +292,12 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tip = self.tip()?.height;
         let mut next = self.address_index_height()?.map_or(0, |h| h.saturating_add(1));
+        let pruned_below = self.prune_state()?.pruned_below;
+        if pruned_below > next.max(1) {
+            return Err(StorageError::Refused(format!(
+                "the address index needs every block, and blocks below {pruned_below} were pruned; resync without pruning"
+            )));
+        }
         let from = next;
         while next <= tip {
             let last = next.saturating_add(CATCH_UP_BATCH - 1).min(tip);

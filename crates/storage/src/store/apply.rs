@@ -111,6 +111,10 @@ impl Store {
         if due {
             self.flush_coins()?;
         }
+        let target = self.prune_target.load(std::sync::atomic::Ordering::Acquire);
+        if target > 0 {
+            self.prune_to_target(target)?;
+        }
         Ok(applied)
     }
 
@@ -134,6 +138,7 @@ impl Store {
         changes: &BlockChanges,
     ) -> Result<(), StorageError> {
         let height = block.header.height;
+        let body = block.to_bytes();
         write
             .open_table(UNDO)
             .map_err(|e| self.err(e))?
@@ -142,21 +147,24 @@ impl Store {
         write
             .open_table(BLOCKS)
             .map_err(|e| self.err(e))?
-            .insert(height, block.to_bytes().as_slice())
+            .insert(height, body.as_slice())
             .map_err(|e| self.err(e))?;
+        let mut counted = body.len() + changes.undo_record.len();
         write
             .open_table(BLOCK_HEIGHTS)
             .map_err(|e| self.err(e))?
             .insert(&block.hash().0.0, height)
             .map_err(|e| self.err(e))?;
         if let Some(certificate) = certificate {
+            let bytes = certificate.to_bytes();
+            counted += bytes.len();
             write
                 .open_table(CERTIFICATES)
                 .map_err(|e| self.err(e))?
-                .insert(height, certificate.to_bytes().as_slice())
+                .insert(height, bytes.as_slice())
                 .map_err(|e| self.err(e))?;
         }
-        Ok(())
+        self.count_block_bytes(write, counted as i128)
     }
 
     /// Moves the masternode list `before` (the tip's) past `block` and stores it, keeping the
@@ -284,16 +292,16 @@ impl Store {
             }
             let minted = undo.minted;
             state.supply.minted = state.supply.minted.saturating_sub(minted);
-            write
-                .open_table(BLOCKS)
-                .map_err(|e| self.err(e))?
-                .remove(tip.height)
-                .map_err(|e| self.err(e))?;
-            write
-                .open_table(CERTIFICATES)
-                .map_err(|e| self.err(e))?
-                .remove(tip.height)
-                .map_err(|e| self.err(e))?;
+            let mut removed = record.len();
+            for table in [BLOCKS, CERTIFICATES] {
+                removed += write
+                    .open_table(table)
+                    .map_err(|e| self.err(e))?
+                    .remove(tip.height)
+                    .map_err(|e| self.err(e))?
+                    .map_or(0, |v| v.value().len());
+            }
+            self.count_block_bytes(&write, -(removed as i128))?;
             self.forget_set_change(&write, tip.height)?;
             write
                 .open_table(BLOCK_HEIGHTS)

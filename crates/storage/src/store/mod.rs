@@ -3,7 +3,8 @@
 //! Its parts: `layout` (the tables, the meta keys and the fixed-width encodings of what they
 //! hold), `coins` (the tip's state in memory: the UTXO changes of recent blocks above the
 //! table, and when they are written), `reads` (blocks, transactions and the UTXO-set
-//! summary), `sets` (the record of voting-set changes that finality proofs carry),
+//! summary), `sets` (the record of voting-set changes that finality proofs carry), `prune`
+//! (dropping old block bodies to hold the block data under a target),
 //! `snapshot` (a consistent view of one tip's state for validation) and `apply`
 //! (applying and reverting blocks). This file opens the store, checks its schema and genesis,
 //! and rebuilds the in-memory coins, replaying the blocks above the flushed height.
@@ -12,6 +13,7 @@ mod address;
 mod apply;
 mod coins;
 mod layout;
+mod prune;
 mod reads;
 mod sets;
 mod snapshot;
@@ -28,6 +30,7 @@ pub use apply::AppliedBlock;
 pub use coins::{CoinsCacheInfo, FlushPolicy};
 pub(crate) use layout::WAL;
 pub use layout::{LIST_UNDO_DEPTH, SCHEMA_VERSION};
+pub use prune::{MIN_KEPT_BLOCKS, PruneState};
 pub use reads::UtxoSetInfo;
 pub use snapshot::Snapshot;
 
@@ -55,6 +58,8 @@ pub struct Store {
     flush_policy: FlushPolicy,
     /// Whether applied blocks are indexed by address (`address`).
     address_index: std::sync::atomic::AtomicBool,
+    /// The block data to keep at most, in bytes (0: no pruning; `prune`).
+    prune_target: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -117,6 +122,7 @@ impl Store {
             apply_lock: Mutex::new(()),
             flush_policy: flush,
             address_index: std::sync::atomic::AtomicBool::new(false),
+            prune_target: std::sync::atomic::AtomicU64::new(0),
         };
         let read = store.begin_read()?;
         let meta = match read.open_table(META) {
@@ -245,7 +251,7 @@ impl Store {
     /// From 2 to 3: its UTXO table, supply and commitment are as of its tip, which becomes
     /// its coins tip (blocks applied from now on move the tip alone), and an older build,
     /// which would read a lagging table as the tip's, no longer opens it. From 3 to 4: the
-    /// record of voting-set changes starts at its tip.
+    /// record of voting-set changes starts at its tip, and its block data is counted.
     fn upgrade_schema(&self, found: u32) -> Result<(), StorageError> {
         let tip_bytes = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
         let tip: ChainTip = tip_from_bytes(&tip_bytes).map_err(|e| self.corrupt("chain tip", e))?;
@@ -260,6 +266,7 @@ impl Store {
                 .map_err(|e| self.err(e))?;
         }
         self.start_set_record(&write, tip.height)?;
+        self.count_stored_block_bytes(&write)?;
         write.commit().map_err(|e| self.err(e))
     }
 
@@ -341,6 +348,7 @@ impl Store {
             write.open_table(WAL).map_err(|e| self.err(e))?;
             write.open_table(crate::wal::PROPOSED).map_err(|e| self.err(e))?;
             write.open_table(LIST_UNDO).map_err(|e| self.err(e))?;
+            write.open_table(prune::PRUNED_HEADERS).map_err(|e| self.err(e))?;
             meta.insert(KEY_MASTERNODES, genesis.masternode_list().to_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
         }

@@ -101,12 +101,13 @@ impl Store {
         Ok(changes)
     }
 
-    /// The header of the block at `height` (read from the stored block's first bytes).
+    /// The header of the block at `height` (read from the stored block's first bytes, or
+    /// kept apart once the block was pruned).
     pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, StorageError> {
         let read = self.begin_read()?;
         let table = read.open_table(BLOCKS).map_err(|e| self.err(e))?;
         let Some(bytes) = table.get(height).map_err(|e| self.err(e))? else {
-            return Ok(None);
+            return self.pruned_header(height);
         };
         let prefix = bytes.value().get(..BlockHeader::ENCODED_LEN).unwrap_or_default();
         BlockHeader::from_bytes(prefix)

@@ -5,6 +5,7 @@ mod coins;
 mod crash;
 mod errors;
 mod ledger;
+mod prune;
 mod wal;
 
 use std::collections::HashMap;

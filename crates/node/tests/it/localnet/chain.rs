@@ -10,12 +10,7 @@ fn a_wiped_node_syncs_a_thousand_blocks_then_takes_part() {
     let mut net = Localnet::init(4);
     // Blocks as fast as consensus goes.
     for node in 0..4 {
-        let path = net.config(node);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("min_block_interval_ms = 1000", "min_block_interval_ms = 0")
-            .replace("empty_block_interval_ms = 2000", "empty_block_interval_ms = 0");
-        std::fs::write(&path, text).unwrap();
+        net.unpace(node);
     }
     for node in 0..4 {
         net.start(node);

@@ -189,6 +189,9 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     let block = ok(0, "getblock", json!([hash, 2]));
     let reward_tx = block["tx"][0]["txid"].clone();
     assert_eq!(ok(0, "getcommit", json!([1]))["blockhash"], hash);
+    // Not pruning (localnet/prune.rs runs a pruning node).
+    assert_eq!(ok(0, "getblockchaininfo", json!([]))["pruned"], json!(false));
+    assert_eq!(code(call(0, "pruneblockchain", json!([1]))), -1);
     let utxos = ok(0, "gettxoutsetinfo", json!([]));
     assert!(utxos["txouts"].as_u64().unwrap() > 0);
     let reward_out = ok(0, "gettxout", json!([reward_tx, 0]));
