@@ -126,14 +126,14 @@ pub fn restore_wallet(overrides: &Overrides, birth: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs the daemon until a signal stops it.
-pub fn run(overrides: Overrides) -> Result<()> {
+/// The configuration, data directory and genesis the daemon runs with.
+pub(crate) fn load_setup(overrides: &Overrides) -> Result<(Config, PathBuf, Genesis)> {
     let Resolved {
         config,
         config_path,
         network,
         data_dir,
-    } = resolve(&overrides)?;
+    } = resolve(overrides)?;
     let genesis_path = config
         .node
         .genesis
@@ -156,6 +156,12 @@ pub fn run(overrides: Overrides) -> Result<()> {
             genesis.params.network
         );
     }
+    Ok((config, data_dir, genesis))
+}
+
+/// Runs the daemon until a signal stops it.
+pub fn run(overrides: Overrides) -> Result<()> {
+    let (config, data_dir, genesis) = load_setup(&overrides)?;
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -383,6 +389,7 @@ impl Node {
                 operator_key: config.masternode.enabled.then(|| operator.clone()),
                 wallet: wallet.clone(),
                 notifier: notifier.clone(),
+                data_dir: data_dir.clone(),
             };
             let users = config
                 .rpc

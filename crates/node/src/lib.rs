@@ -35,6 +35,7 @@ mod notify;
 mod propose;
 mod relay;
 mod serve;
+pub mod state_file;
 mod sync;
 mod wallet;
 

@@ -95,6 +95,13 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         poll_ms: u64,
     },
+    /// Makes the node's store (in an empty data directory) from a chain-state file that
+    /// `dumptxoutset` wrote: checked against the final header that names its state, proven
+    /// from the genesis alone. Start the node afterwards; it follows the chain from there.
+    LoadState {
+        /// The file.
+        file: PathBuf,
+    },
     /// A local network of masternodes, each a separate process on loopback.
     Localnet {
         #[command(subcommand)]
@@ -165,6 +172,14 @@ fn main() -> ExitCode {
             txs_per_block,
             data_dir,
         }) => demo::run(blocks, txs_per_block, data_dir.or(cli.data_dir)),
+        Some(Command::LoadState { file }) => timecoin_node::state_file::load(
+            &daemon::Overrides {
+                config: cli.config,
+                network: cli.network,
+                data_dir: cli.data_dir,
+            },
+            &file,
+        ),
         Some(Command::Light {
             genesis,
             nodes,

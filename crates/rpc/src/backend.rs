@@ -17,8 +17,8 @@ use timecoin_primitives::{
 use crate::codes;
 use crate::dto::{
     AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,
-    MempoolInfo, PeerSummary, RegisterRequest, StorageInfo, TxOutInfo, UpdateRequest, UtxoSetSummary, WalletBalances,
-    WalletCoinInfo, WalletHistory,
+    MempoolInfo, PeerSummary, RegisterRequest, StateDump, StorageInfo, TxOutInfo, UpdateRequest, UtxoSetSummary,
+    WalletBalances, WalletCoinInfo, WalletHistory,
 };
 use crate::error::RpcError;
 
@@ -105,6 +105,14 @@ pub trait ChainBackend: Send + Sync + 'static {
     /// The stored block data and pruning; `None` if this node does not say.
     fn storage_info(&self) -> Result<Option<StorageInfo>, RpcError> {
         Ok(None)
+    }
+    /// Writes the chain state at the tip to `path` (relative to the node's data directory),
+    /// with the proof of the next block once it is final.
+    fn dump_txoutset(&self, _path: &str) -> Result<StateDump, RpcError> {
+        Err(RpcError::new(
+            codes::MISC_ERROR,
+            "this node does not dump its chain state",
+        ))
     }
     /// Prunes the blocks below `height` (as far as the node allows); the height of the last
     /// block pruned. Called only when [`ChainBackend::storage_info`] names a prune target.

@@ -33,6 +33,23 @@ pub struct StorageInfo {
     pub pruned_below: u64,
 }
 
+/// A chain-state file `dumptxoutset` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDump {
+    /// Unspent outputs written.
+    pub coins: u64,
+    /// The block the state follows.
+    pub height: u64,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// The UTXO-set commitment.
+    pub commitment: Hash256,
+    /// The state's hash, which the next header names.
+    pub state_hash: Hash256,
+    /// Where the file is.
+    pub path: String,
+}
+
 /// The mempool as `getmempoolinfo` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MempoolInfo {

@@ -47,8 +47,8 @@ pub use backend::{
 pub use client::{Client, ClientError};
 pub use dto::{
     AddressDeltaInfo, AddressUtxoInfo, ChainInfo, ConsensusStatus, LockedCollateral, MasternodeSummary, MempoolEntry,
-    MempoolInfo, OutputOwner, PeerSummary, RegisterRequest, StorageInfo, TxOutInfo, UpdateRequest, UtxoSetSummary,
-    WalletBalances, WalletCoinInfo, WalletHistory, WalletTxBlock, WalletTxInfo, WalletTxOutput,
+    MempoolInfo, OutputOwner, PeerSummary, RegisterRequest, StateDump, StorageInfo, TxOutInfo, UpdateRequest,
+    UtxoSetSummary, WalletBalances, WalletCoinInfo, WalletHistory, WalletTxBlock, WalletTxInfo, WalletTxOutput,
 };
 pub use error::{RpcError, codes};
 pub use server::{Dispatcher, RpcServer, ServeOptions, serve};

@@ -83,6 +83,10 @@ pub enum StorageError {
     /// A request the stored chain cannot answer (reverting the genesis block, say).
     #[error("{0}")]
     Refused(String),
+    /// A chain-state file (`dumptxoutset`) could not be written or read, or does not hold
+    /// a valid state.
+    #[error("chain-state file: {0}")]
+    StateFile(String),
 }
 
 impl StorageError {

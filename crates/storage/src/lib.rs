@@ -28,6 +28,6 @@ mod wal;
 pub use error::StorageError;
 pub use store::{
     AddressDelta, AddressUtxo, AppliedBlock, CoinsCacheInfo, DEFAULT_CACHE_BYTES, FlushPolicy, LIST_UNDO_DEPTH,
-    MIN_KEPT_BLOCKS, PruneState, SCHEMA_VERSION, Snapshot, Store, UtxoSetInfo,
+    LoadedState, MIN_KEPT_BLOCKS, PruneState, SCHEMA_VERSION, Snapshot, StateFileInfo, Store, UtxoSetInfo,
 };
 pub use wal::ConsensusWal;

@@ -15,8 +15,8 @@ use timecoin_primitives::{
 };
 use timecoin_rpc::{
     AddressDeltaInfo, AddressUtxoInfo, BlockFeed, ChainBackend, ChainInfo, ConsensusStatus, MasternodeSummary,
-    MempoolBackend, MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, StorageInfo, TxOutInfo,
-    UtxoSetSummary, codes,
+    MempoolBackend, MempoolEntry, MempoolInfo, NetworkBackend, PeerSummary, Pending, RpcError, StateDump, StorageInfo,
+    TxOutInfo, UtxoSetSummary, codes,
 };
 use timecoin_wallet::SendContext;
 
@@ -52,6 +52,8 @@ pub(crate) struct NodeBackend {
     pub(crate) wallet: Option<Arc<Mutex<NodeWallet>>>,
     /// The notifications, for `getzmqnotifications`.
     pub(crate) notifier: crate::notify::Notifier,
+    /// The data directory, which relative paths (`dumptxoutset`) are resolved against.
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 fn wallet_error(error: WalletError) -> RpcError {
@@ -240,6 +242,28 @@ impl ChainBackend for NodeBackend {
             prune_target: self.store.prune_target(),
             pruned_below: state.pruned_below,
         }))
+    }
+
+    fn dump_txoutset(&self, path: &str) -> Result<StateDump, RpcError> {
+        let path = self.data_dir.join(path);
+        let mut tip = self.tip.clone();
+        let wait = |height: u64, timeout: Duration| {
+            let reached = self.runtime.block_on(tokio::time::timeout(
+                timeout,
+                tip.wait_for(|hello| hello.best_height >= height),
+            ));
+            matches!(reached, Ok(Ok(_)))
+        };
+        let info = crate::state_file::dump(&self.store, &self.genesis, &path, wait)
+            .map_err(|e| RpcError::new(codes::MISC_ERROR, format!("{e:#}")))?;
+        Ok(StateDump {
+            coins: info.coins,
+            height: info.tip.height,
+            hash: info.tip.hash,
+            commitment: info.commitment,
+            state_hash: info.state_hash,
+            path: path.display().to_string(),
+        })
     }
 
     fn prune(&self, height: u64) -> Result<u64, RpcError> {

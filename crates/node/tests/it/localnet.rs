@@ -22,6 +22,7 @@ mod prune;
 mod recovery;
 mod rpc;
 mod signing;
+mod state;
 mod subscriptions;
 mod wallet;
 mod watch;

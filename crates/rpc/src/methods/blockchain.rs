@@ -13,7 +13,7 @@ use crate::error::RpcError;
 use crate::params::{hash_param, invalid, not_found, optional, param, txid_param};
 use crate::render::{block_json, extend, header_json, time_value};
 
-/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `pruneblockchain`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`, `getblockstats` (see `blockstats`), and `gettxoutproof`, `verifytxoutproof` and `getheaderproof` (see `proofs`).
+/// Registers `getblockchaininfo`, `getblockcount`, `getbestblockhash`, `getblockhash`, `getblock`, `getblockheader`, `dumptxoutset`, `pruneblockchain`, `getcommit`, `gettxout`, `gettxoutsetinfo`, `getconsensusinfo`, `waitfortransaction`, `getblockstats` (see `blockstats`), and `gettxoutproof`, `verifytxoutproof` and `getheaderproof` (see `proofs`).
 pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     super::blockstats::register(module)?;
     super::proofs::register(module)?;
@@ -30,9 +30,12 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         });
         if let Some(storage) = context.backend.storage_info()? {
             extend(&mut answer, "size_on_disk", json!(storage.block_bytes));
-            if let Some(target) = storage.prune_target {
+            // Blocks below are missing when it prunes, or when it started from a chain state.
+            if storage.prune_target.is_some() || storage.pruned_below > 1 {
                 extend(&mut answer, "pruned", json!(true));
                 extend(&mut answer, "pruneheight", json!(storage.pruned_below));
+            }
+            if let Some(target) = storage.prune_target {
                 extend(&mut answer, "prune_target_size", json!(target));
             }
         }
@@ -84,6 +87,21 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             extend(&mut answer, "nTx", json!(block.transactions.len()));
         }
         Ok(answer)
+    })?;
+    module.register_blocking_method("dumptxoutset", |params, context, _| {
+        let path: String = param(&params, 0, "path")?;
+        if path.is_empty() {
+            return Err(invalid("path is empty"));
+        }
+        let dump = context.backend.dump_txoutset(&path)?;
+        Ok::<_, ErrorObjectOwned>(json!({
+            "coins_written": dump.coins,
+            "base_hash": dump.hash.to_string(),
+            "base_height": dump.height,
+            "path": dump.path,
+            "txoutset_hash": dump.commitment.to_string(),
+            "statehash": dump.state_hash.to_string(),
+        }))
     })?;
     module.register_blocking_method("pruneblockchain", |params, context, _| {
         let height: u64 = param(&params, 0, "height")?;

@@ -47,6 +47,12 @@ pub const METHODS: &[Method] = &[
         help: "Bitcoin Core's statistics of a block (a height, or a hash as a JSON string), optionally only those named in stats: fees, fee rates and sizes of its transactions but the reward, in units and bytes.",
     },
     Method {
+        name: "dumptxoutset",
+        category: "Blockchain",
+        params: &[text("path")],
+        help: "Writes the UTXO set and masternode list at the tip to a new file (relative paths are in the data directory), and, once the next block is final, that block's finality proof (its header names the state's hash). A new node loads it with `timed load-state FILE`. Returns coins_written, base_hash, base_height, path, txoutset_hash and statehash.",
+    },
+    Method {
         name: "pruneblockchain",
         category: "Blockchain",
         params: &[json("height")],

@@ -4,7 +4,8 @@
 //! hold), `coins` (the tip's state in memory: the UTXO changes of recent blocks above the
 //! table, and when they are written), `reads` (blocks, transactions and the UTXO-set
 //! summary), `sets` (the record of voting-set changes that finality proofs carry), `prune`
-//! (dropping old block bodies to hold the block data under a target),
+//! (dropping old block bodies to hold the block data under a target), `dump` (chain-state
+//! files: the state at one block written out, and a store made from one),
 //! `snapshot` (a consistent view of one tip's state for validation) and `apply`
 //! (applying and reverting blocks). This file opens the store, checks its schema and genesis,
 //! and rebuilds the in-memory coins, replaying the blocks above the flushed height.
@@ -12,6 +13,7 @@
 mod address;
 mod apply;
 mod coins;
+mod dump;
 mod layout;
 mod prune;
 mod reads;
@@ -28,6 +30,7 @@ use timecoin_primitives::{BlockHash, Decode, Encode};
 pub use address::{AddressDelta, AddressUtxo};
 pub use apply::AppliedBlock;
 pub use coins::{CoinsCacheInfo, FlushPolicy};
+pub use dump::{LoadedState, StateFileInfo};
 pub(crate) use layout::WAL;
 pub use layout::{LIST_UNDO_DEPTH, SCHEMA_VERSION};
 pub use prune::{MIN_KEPT_BLOCKS, PruneState};

@@ -3,6 +3,7 @@
 mod address;
 mod coins;
 mod crash;
+mod dump;
 mod errors;
 mod ledger;
 mod prune;
