@@ -1,9 +1,9 @@
 //! A light client's state: the headers it verified, from more than one source, and the
 //! conflicts it found between them.
 //!
-//! [`Follower::advance`] takes one proof per source for the same next height, verifies each
-//! from the follower's trusted state, and moves on only when every proof that verifies
-//! names the same block. Two verified proofs naming different blocks at one height mean more
+//! [`Follower::advance`] takes one proof per source for the same height, verifies each from
+//! the follower's trusted state, and moves on only when enough of them verify and every
+//! proof that verifies names the same block at every height they share. Two verified proofs naming different blocks at one height mean more
 //! than 1/3 of a trusted set signed two blocks: a [`Conflict`], with the double signers'
 //! votes as [`Equivocation`] evidence where they signed in the same round. The follower then
 //! stops: it cannot tell which fork to trust, and says so until its operator decides.
@@ -16,7 +16,7 @@ use timecoin_primitives::{
 };
 
 use crate::proof::{HeaderProof, TxProof};
-use crate::verify::{LightError, ProvenBlock, TrustedState, verify_headers, verify_transactions};
+use crate::verify::{LightError, ProvenBlock, TrustedState, check_transactions, verify_headers};
 
 /// Two verified blocks at one height.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,16 @@ pub enum Advance {
     },
     /// No proof verified.
     Refused(Vec<(String, LightError)>),
+    /// Fewer sources than needed proved the block (the others failed, as listed): it is not
+    /// trusted yet.
+    Unconfirmed {
+        /// The block's height.
+        height: u64,
+        /// Sources whose proofs verified.
+        agreeing: usize,
+        /// Sources whose proofs failed, and why.
+        refused: Vec<(String, LightError)>,
+    },
     /// Verified proofs name different blocks: the follower stops.
     Conflict(Box<Conflict>),
 }
@@ -93,23 +103,25 @@ pub enum Advance {
 #[derive(Debug, Clone)]
 pub struct Follower {
     trusted: TrustedState,
-    genesis: TrustedState,
     /// Verified headers with their certificates, by height (the most recent `keep`).
     headers: BTreeMap<u64, (BlockHeader, CommitCertificate)>,
     heights: HashMap<BlockHash, u64>,
     keep: usize,
+    /// Sources whose proofs must verify and agree before a block is trusted.
+    agreeing: usize,
     conflict: Option<Box<Conflict>>,
 }
 
 impl Follower {
-    /// A follower trusting `genesis`, keeping the most recent `keep` verified headers.
-    pub fn new(genesis: TrustedState, keep: usize) -> Follower {
+    /// A follower trusting `genesis`, keeping the most recent `keep` verified headers, and
+    /// trusting a block once `agreeing` sources (at least 1) proved it.
+    pub fn new(genesis: TrustedState, keep: usize, agreeing: usize) -> Follower {
         Follower {
-            trusted: genesis.clone(),
-            genesis,
+            trusted: genesis,
             headers: BTreeMap::new(),
             heights: HashMap::new(),
             keep: keep.max(1),
+            agreeing: agreeing.max(1),
             conflict: None,
         }
     }
@@ -142,9 +154,11 @@ impl Follower {
         (self.headers.len(), self.headers.keys().next().copied())
     }
 
-    /// Verifies one proof per source (`(source, proof)`) of the same next block from the
-    /// trusted state, and trusts that block if every proof that verifies names it.
-    pub fn advance<R: CryptoRng>(&mut self, proofs: Vec<(String, HeaderProof)>, rng: &mut R) -> Advance {
+    /// Verifies one proof per source (`(source, proof)`) of the block at `height` from the
+    /// trusted state, and trusts that block when at least `agreeing` of them (as
+    /// [`Follower::new`] was told) verify and every proof that verifies agrees with them at
+    /// every height they share.
+    pub fn advance<R: CryptoRng>(&mut self, height: u64, proofs: Vec<(String, HeaderProof)>, rng: &mut R) -> Advance {
         if let Some(conflict) = &self.conflict {
             return Advance::Conflict(conflict.clone());
         }
@@ -152,42 +166,49 @@ impl Follower {
         let mut verified: Vec<(String, HeaderProof, TrustedState)> = Vec::new();
         for (source, proof) in proofs {
             match verify_headers(&self.trusted, &proof, rng) {
-                Ok(state) => verified.push((source, proof, state)),
+                Ok(state) if state.height == height => verified.push((source, proof, state)),
+                Ok(state) => refused.push((
+                    source,
+                    LightError::WrongTarget {
+                        asked: height,
+                        found: state.height,
+                    },
+                )),
                 Err(error) => refused.push((source, error)),
             }
         }
-        // Proofs of different heights are compared where they overlap: at the lowest.
-        let Some(height) = verified.iter().map(|(_, _, state)| state.height).min() else {
-            return Advance::Refused(refused);
-        };
-        let at = |proof: &HeaderProof| {
-            proof
-                .headers
-                .iter()
-                .find(|h| h.header.height == height)
-                .map(|h| (h.header, h.certificate.clone()))
-        };
-        let mut named: Option<(String, BlockHeader, CommitCertificate)> = None;
+        // Every height any two proofs share must hold one block.
+        let mut seen: BTreeMap<u64, (String, BlockHeader, CommitCertificate)> = BTreeMap::new();
         for (source, proof, _) in &verified {
-            let Some((header, certificate)) = at(proof) else {
-                // It skipped the height others stopped at: it is checked when they pass it.
-                continue;
-            };
-            match &named {
-                None => named = Some((source.clone(), header, certificate)),
-                Some(first) if first.1.hash() != header.hash() => {
-                    let conflict = Box::new(Conflict::between(
-                        &self.trusted.network,
-                        first.clone(),
-                        (source.clone(), header, certificate),
-                    ));
-                    self.conflict = Some(conflict.clone());
-                    return Advance::Conflict(conflict);
+            for item in &proof.headers {
+                match seen.get(&item.header.height) {
+                    None => {
+                        seen.insert(
+                            item.header.height,
+                            (source.clone(), item.header, item.certificate.clone()),
+                        );
+                    }
+                    Some(first) if first.1.hash() != item.header.hash() => {
+                        let conflict = Box::new(Conflict::between(
+                            &self.trusted.network,
+                            first.clone(),
+                            (source.clone(), item.header, item.certificate.clone()),
+                        ));
+                        self.conflict = Some(conflict.clone());
+                        return Advance::Conflict(conflict);
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
             }
         }
-        let Some((_, proof, state)) = verified.into_iter().find(|(_, _, state)| state.height == height) else {
+        if verified.len() < self.agreeing {
+            return Advance::Unconfirmed {
+                height,
+                agreeing: verified.len(),
+                refused,
+            };
+        }
+        let Some((_, proof, state)) = verified.into_iter().next() else {
             return Advance::Refused(refused);
         };
         for item in proof.headers {
@@ -197,30 +218,31 @@ impl Follower {
         Advance::Trusted { height, refused }
     }
 
-    /// What it trusted first (the genesis).
-    pub fn genesis(&self) -> &TrustedState {
-        &self.genesis
-    }
-
-    /// Checks a transaction proof: from the genesis, and against the held header at its
-    /// block's height, if one is held (a proof of another block there is refused).
-    pub fn verify_transactions<R: CryptoRng>(&self, proof: &TxProof, rng: &mut R) -> Result<ProvenBlock, LightError> {
-        let proven = verify_transactions(&self.genesis, proof, rng)?;
-        self.check_held(&proven)?;
-        Ok(proven)
-    }
-
-    /// Whether `proven`'s block agrees with the header held at its height, if any: for a
-    /// caller that verified from [`Follower::genesis`] without holding the follower.
-    pub fn check_held(&self, proven: &ProvenBlock) -> Result<(), LightError> {
-        match self.header_at(proven.header.height) {
-            Some(held) if held.hash() != proven.header.hash() => Err(LightError::Conflicts {
-                height: held.height,
-                held: held.hash(),
-                found: proven.header.hash(),
-            }),
-            _ => Ok(()),
+    /// Checks a transaction proof against the headers it verified: the proof's block must be
+    /// one it holds (its finality was checked, and cross-checked, when it was followed); a
+    /// block it does not hold is refused, not trusted from the genesis alone.
+    pub fn verify_transactions(&self, proof: &TxProof) -> Result<ProvenBlock, LightError> {
+        let header = proof.headers.target().ok_or(LightError::Empty)?.header;
+        let block = header.hash();
+        if self.header(&block).is_none() {
+            return Err(match self.header_at(header.height) {
+                Some(held) => LightError::Conflicts {
+                    height: header.height,
+                    held: held.hash(),
+                    found: block,
+                },
+                None => LightError::NotHeld {
+                    height: header.height,
+                    trusted: self.trusted.height,
+                    lowest: self.held().1,
+                },
+            });
         }
+        Ok(ProvenBlock {
+            trusted: self.trusted.clone(),
+            header,
+            transactions: check_transactions(&header, proof)?,
+        })
     }
 
     fn hold(&mut self, header: BlockHeader, certificate: CommitCertificate) {

@@ -9,8 +9,10 @@ use timecoin_primitives::{
 
 use crate::proof::{HeaderProof, TxProof};
 
-/// What a verifier trusts: a network, a height, the block there, and the set whose
-/// precommits finalize the blocks after it until a certified header names another.
+/// What a verifier trusts: a network, a height, the block there, and a masternode set it
+/// trusts there: the set that finalized that block (for the genesis, the set that finalizes
+/// block 1). Later headers are trusted from it: those naming it directly, those naming
+/// another set when the certificate carries more than 1/3 of its power.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedState {
     /// The network's genesis hash.
@@ -21,7 +23,7 @@ pub struct TrustedState {
     pub block: BlockHash,
     /// Its timestamp (ms since the Unix epoch).
     pub timestamp_ms: u64,
-    /// The set that finalizes the next block.
+    /// The set trusted there (see the type's description).
     pub set: MasternodeSet,
 }
 
@@ -115,8 +117,9 @@ pub enum LightError {
     /// The proof names no transaction.
     #[error("the proof names no transaction")]
     NoTransactions,
-    /// Transactions are not in ascending block position.
-    #[error("transactions are not in ascending block position")]
+    /// Transactions are not in strictly ascending block position under one leaf count, or
+    /// one appears twice.
+    #[error("transactions are not each once, in ascending block position, in one tree")]
     Unordered,
     /// A transaction's branch is malformed.
     #[error("the branch of {txid} is malformed: {source}")]
@@ -125,6 +128,26 @@ pub enum LightError {
         txid: TxId,
         /// Why.
         source: MerkleError,
+    },
+    /// A proof is of another height than the one asked for.
+    #[error("the proof is of height {found}, not {asked} as asked")]
+    WrongTarget {
+        /// The height asked for.
+        asked: u64,
+        /// The proof's.
+        found: u64,
+    },
+    /// A light client holds no verified header at the proof's height.
+    #[error(
+        "no verified header is held at height {height} (trusted up to {trusted}, held from {lowest:?}); the client checks proofs of blocks it followed"
+    )]
+    NotHeld {
+        /// The proof's height.
+        height: u64,
+        /// The client's trusted height.
+        trusted: u64,
+        /// The lowest height it holds.
+        lowest: Option<u64>,
     },
     /// The proof's block is not the one verified before at its height.
     #[error("the proof's block {found} at height {height} is not {held}, the block verified there before")]
@@ -255,28 +278,31 @@ impl ProvenBlock {
     }
 }
 
-/// Checks a transaction proof from `trusted`: the block is final ([`verify_headers`]) and
-/// each transaction is in it.
-pub fn verify_transactions<R: CryptoRng>(
-    trusted: &TrustedState,
-    proof: &TxProof,
-    rng: &mut R,
-) -> Result<ProvenBlock, LightError> {
-    let header = proof.headers.target().ok_or(LightError::Empty)?.header;
+/// The transactions a proof shows in `header`'s block, with their positions: each one's
+/// branch leads to the header's merkle root. Every branch names one leaf count (so that no
+/// transaction can be shown at two places of two differently shaped trees), in strictly
+/// ascending position, each transaction once.
+pub(crate) fn check_transactions(header: &BlockHeader, proof: &TxProof) -> Result<Vec<(u32, Transaction)>, LightError> {
     if proof.transactions.is_empty() {
         return Err(LightError::NoTransactions);
     }
+    let leaves = proof.transactions.first().map(|p| p.branch.leaves);
     if proof
         .transactions
         .windows(2)
         .any(|w| matches!(w, [a, b] if a.branch.index >= b.branch.index))
+        || proof.transactions.iter().any(|p| Some(p.branch.leaves) != leaves)
     {
         return Err(LightError::Unordered);
     }
     let block = header.hash();
-    let mut transactions = Vec::with_capacity(proof.transactions.len());
+    let mut transactions: Vec<(u32, Transaction)> = Vec::with_capacity(proof.transactions.len());
+    let mut txids = std::collections::HashSet::with_capacity(proof.transactions.len());
     for proven in &proof.transactions {
         let txid = proven.transaction.txid();
+        if !txids.insert(txid) {
+            return Err(LightError::Unordered);
+        }
         let root = proven
             .branch
             .root(&proven.transaction.witness_hash())
@@ -286,6 +312,18 @@ pub fn verify_transactions<R: CryptoRng>(
         }
         transactions.push((proven.branch.index, proven.transaction.clone()));
     }
+    Ok(transactions)
+}
+
+/// Checks a transaction proof from `trusted`: the block is final ([`verify_headers`]) and
+/// each transaction is in it ([`check_transactions`]).
+pub fn verify_transactions<R: CryptoRng>(
+    trusted: &TrustedState,
+    proof: &TxProof,
+    rng: &mut R,
+) -> Result<ProvenBlock, LightError> {
+    let header = proof.headers.target().ok_or(LightError::Empty)?.header;
+    let transactions = check_transactions(&header, proof)?;
     let trusted = verify_headers(trusted, &proof.headers, rng)?;
     Ok(ProvenBlock {
         trusted,

@@ -9,8 +9,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::transport::{SecureStream, TransportError, secure};
 
-/// The protocol version this build speaks.
+/// The protocol version this build speaks (2: the hello says the lowest block it serves).
 pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest version it accepts a peer of (1: a hello without the lowest block, which such
+/// a peer, holding every block, does not need).
+pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
 
 /// A node's introduction, sent by both sides right after the secure channel is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +39,8 @@ pub struct Hello {
 }
 
 impl Hello {
-    const ENCODED_LEN: usize = 4 + 4 + 32 + 8 + 32 + 2 + 1 + 8;
+    /// A version-1 hello's length; version 2 adds the lowest height.
+    const V1_LEN: usize = 4 + 4 + 32 + 8 + 32 + 2 + 1;
 }
 
 impl Encode for Hello {
@@ -48,18 +52,22 @@ impl Encode for Hello {
         self.best_hash.encode_to(out);
         out.extend_from_slice(&self.listen_port.to_le_bytes());
         out.push(u8::from(self.masternode));
-        out.extend_from_slice(&self.lowest_height.to_le_bytes());
+        if self.version >= 2 {
+            out.extend_from_slice(&self.lowest_height.to_le_bytes());
+        }
     }
     fn encoded_len(&self) -> usize {
-        Self::ENCODED_LEN
+        Self::V1_LEN + if self.version >= 2 { 8 } else { 0 }
     }
 }
 
 impl Decode for Hello {
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let magic = reader.read_array()?;
+        let version = reader.read_u32()?;
         Ok(Hello {
-            magic: reader.read_array()?,
-            version: reader.read_u32()?,
+            magic,
+            version,
             genesis: BlockHash::decode_from(reader)?,
             best_height: reader.read_u64()?,
             best_hash: BlockHash::decode_from(reader)?,
@@ -74,7 +82,7 @@ impl Decode for Hello {
                     });
                 }
             },
-            lowest_height: reader.read_u64()?,
+            lowest_height: if version >= 2 { reader.read_u64()? } else { 0 },
         })
     }
 }
@@ -194,7 +202,7 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
                 theirs: theirs.genesis,
             });
         }
-        if theirs.version != ours.version {
+        if !(OLDEST_PROTOCOL_VERSION..=ours.version).contains(&theirs.version) {
             return Err(HandshakeError::IncompatibleVersion {
                 peer,
                 ours: ours.version,

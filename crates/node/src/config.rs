@@ -362,6 +362,11 @@ impl Config {
                 "[storage] prune_megabytes and [index] address exclude each other: the address index needs every block"
             );
         }
+        if self.storage.prune_megabytes > 0 && self.wallet.enabled {
+            bail!(
+                "[storage] prune_megabytes needs [wallet] enabled = false: the wallet rebuilds its history from the stored blocks at each start"
+            );
+        }
         if c.empty_block_interval_ms < c.min_block_interval_ms {
             bail!(
                 "[consensus] empty_block_interval_ms ({}) is below min_block_interval_ms ({})",
@@ -458,6 +463,14 @@ mod tests {
             (
                 "[storage]\ncoins_megabytes = 18446744073709551615\n",
                 "[storage] coins_megabytes is 18446744073709551615; it must be below",
+            ),
+            (
+                "[storage]\nprune_megabytes = 550\n",
+                "[storage] prune_megabytes needs [wallet] enabled = false",
+            ),
+            (
+                "[storage]\nprune_megabytes = 550\n[wallet]\nenabled = false\n[index]\naddress = true\n",
+                "[storage] prune_megabytes and [index] address exclude each other",
             ),
         ] {
             let error = Config::parse(text, Path::new("node.toml")).unwrap_err();

@@ -4,9 +4,10 @@
 //! answers `getblockheader` and `verifytxoutproof` from what it verified
 //! (`timecoin_rpc::light`).
 //!
-//! It jumps to the nodes' tip with one skipping proof when far behind, then takes each
-//! block, so that it holds every header since. Two nodes proving different final blocks at
-//! one height stop it with the evidence (`getlightinfo` shows it, the log says it).
+//! It follows the highest height two sources claim: far behind, it jumps there with one
+//! skipping proof; then it takes each block, so that it holds every header since. A block is
+//! trusted once two sources' proofs of it verify; two nodes proving different final blocks
+//! at one height stop it with the evidence (`getlightinfo` shows it, the log says it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,8 +24,10 @@ use timecoin_rpc::{Client, Credentials};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-/// Further behind than this, the client jumps to the tip in one proof.
+/// Further behind than this, the client jumps ahead in one proof.
 const SKIP_ABOVE: u64 = 100;
+/// Sources whose proofs of a block must verify and agree before the block is trusted.
+const AGREEING: usize = 2;
 
 /// What `timed light` is told.
 #[derive(Debug, Clone)]
@@ -106,7 +109,7 @@ pub fn run(options: LightOptions) -> Result<()> {
     timecoin_rpc::auth::write_cookie(&cookie_path, &cookie)
         .with_context(|| format!("writing {}", cookie_path.display()))?;
     let state = Arc::new(Mutex::new(LightState {
-        follower: Follower::new(TrustedState::from_genesis(&genesis), options.keep),
+        follower: Follower::new(TrustedState::from_genesis(&genesis), options.keep, AGREEING),
         sources: sources
             .iter()
             .map(|s| SourceStatus {
@@ -203,7 +206,11 @@ fn step(state: &Mutex<LightState>, sources: &[Source]) -> bool {
         }
         state.follower.trusted().clone()
     };
-    let Some(best) = heights.iter().filter_map(|h| h.as_ref().ok()).copied().max() else {
+    // The highest height at least two sources claim: one source claiming more (a lie costs
+    // nothing) neither drives nor stalls the client.
+    let mut claimed: Vec<u64> = heights.iter().filter_map(|h| h.as_ref().ok()).copied().collect();
+    claimed.sort_unstable_by(|a, b| b.cmp(a));
+    let Some(best) = claimed.get(AGREEING - 1).copied() else {
         return false;
     };
     if best <= trusted.height {
@@ -235,7 +242,7 @@ fn step(state: &Mutex<LightState>, sources: &[Source]) -> bool {
         return false;
     }
     // Verification runs under the lock; the API waits for it (a few certificates a step).
-    let outcome = lock(state).follower.advance(proofs, &mut rand::rng());
+    let outcome = lock(state).follower.advance(next, proofs, &mut rand::rng());
     match outcome {
         Advance::Trusted { height, refused } => {
             info!(height, "verified final block");
@@ -247,7 +254,7 @@ fn step(state: &Mutex<LightState>, sources: &[Source]) -> bool {
             record(state, failures);
             true
         }
-        Advance::Refused(refused) => {
+        Advance::Refused(refused) | Advance::Unconfirmed { refused, .. } => {
             failures.extend(
                 refused
                     .into_iter()

@@ -48,8 +48,9 @@ pub(crate) fn dump(
         bail!("{} already exists; move it out of the way first", path.display());
     }
     let partial = path.with_extension("incomplete");
+    // Another dump's file, or one a crash left: not this call's to remove.
+    let file = std::fs::File::create_new(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let written = (|| -> Result<StateFileInfo> {
-        let file = std::fs::File::create_new(&partial).with_context(|| format!("creating {}", partial.display()))?;
         let mut out = BufWriter::new(file);
         let info = store.dump_chain_state(&mut out)?;
         let next = info.tip.height + 1;
@@ -85,7 +86,13 @@ fn check(genesis: &Genesis, loaded: &LoadedState<'_>) -> Result<(), String> {
         .map_err(|e| format!("the proof does not verify: {e}"))?;
     let next = proof.target().map(|t| t.header).ok_or("the proof is empty")?;
     let tip = &loaded.block.header;
-    if trusted.height != tip.height + 1 || next.prev_hash != loaded.block.hash() {
+    if !loaded.block.matches_header() {
+        return Err(format!(
+            "the tip block's body is not the one its header {} names",
+            loaded.block.hash()
+        ));
+    }
+    if Some(trusted.height) != tip.height.checked_add(1) || next.prev_hash != loaded.block.hash() {
         return Err(format!(
             "the proof is of block {} extending {}, not of the block after the file's tip {} at {}",
             trusted.height,

@@ -139,6 +139,11 @@ pub trait ChainBackend: Send + Sync + 'static {
     fn voting_set_changes(&self, _after: u64, _upto: u64) -> Result<Vec<(u64, MasternodeSet)>, RpcError> {
         Err(no_proofs())
     }
+    /// The voting set that finalizes the block at `height`; `None` when it is the genesis
+    /// set.
+    fn voting_set_at(&self, _height: u64) -> Result<Option<MasternodeSet>, RpcError> {
+        Err(no_proofs())
+    }
     /// A transaction from the chain (with its block's height) or the mempool (`None`).
     fn transaction(&self, txid: &TxId) -> Result<Option<(Transaction, Option<u64>)>, RpcError>;
     /// The coins the block at `height` spent, one per input in the block's order.

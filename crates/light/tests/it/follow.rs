@@ -30,11 +30,11 @@ fn proofs(follower: &Follower, height: u64, sources: &[(&str, &Chain)]) -> Vec<(
 #[test]
 fn two_agreeing_sources_move_the_follower_block_by_block_and_across_set_changes() {
     let chain = chain();
-    let mut follower = Follower::new(chain.genesis(), 5);
+    let mut follower = Follower::new(chain.genesis(), 5, 2);
     for height in 1..=8 {
         let proofs = proofs(&follower, height, &[("a", &chain), ("b", &chain)]);
         assert_eq!(
-            follower.advance(proofs, &mut rng()),
+            follower.advance(height, proofs, &mut rng()),
             Advance::Trusted {
                 height,
                 refused: vec![]
@@ -48,38 +48,67 @@ fn two_agreeing_sources_move_the_follower_block_by_block_and_across_set_changes(
     assert!(follower.header(&chain.block(3).hash()).is_none());
     assert_eq!(follower.header(&chain.block(6).hash()), Some(&chain.block(6).header));
 
-    // A transaction proof of a held block is checked, as one from the genesis.
+    // A transaction proof of a held block is checked against it; one of a block it does not
+    // hold (too old, or not followed yet) is refused, not trusted from the genesis alone.
     let block = chain.block(7).clone();
     let proof = prove_transactions(&chain, &chain.genesis(), &block, &[block.transactions[3].txid()]).unwrap();
     assert_eq!(
-        follower.verify_transactions(&proof, &mut rng()).unwrap().txids(),
+        follower.verify_transactions(&proof).unwrap().txids(),
         [block.transactions[3].txid()]
     );
+    let old = chain.block(2).clone();
+    let proof = prove_transactions(&chain, &chain.genesis(), &old, &[old.transactions[0].txid()]).unwrap();
+    assert!(matches!(
+        follower.verify_transactions(&proof),
+        Err(LightError::NotHeld {
+            height: 2,
+            trusted: 8,
+            lowest: Some(4)
+        })
+    ));
 }
 
 #[test]
 fn a_source_whose_proof_fails_is_named_and_the_others_carry_on() {
     let chain = chain();
     let elsewhere = Chain::new(8, A, &[A, A]);
-    let mut follower = Follower::new(chain.genesis(), 100);
-    let mut sent = proofs(&follower, 2, &[("a", &chain)]);
-    sent.push((
-        "other network".to_string(),
-        prove_header(&elsewhere, &elsewhere.genesis(), 2).unwrap(),
-    ));
-    let Advance::Trusted { height: 2, refused } = follower.advance(sent, &mut rng()) else {
-        panic!("the honest source was not followed");
+    let bad = || {
+        (
+            "other network".to_string(),
+            prove_header(&elsewhere, &elsewhere.genesis(), 2).unwrap(),
+        )
+    };
+    let mut follower = Follower::new(chain.genesis(), 100, 2);
+    let mut sent = proofs(&follower, 2, &[("a", &chain), ("b", &chain)]);
+    sent.push(bad());
+    let Advance::Trusted { height: 2, refused } = follower.advance(2, sent, &mut rng()) else {
+        panic!("the honest sources were not followed");
     };
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].0, "other network");
     assert!(matches!(refused[0].1, LightError::WrongNetwork { .. }));
-    // With only the bad source, nothing moves.
-    let sent = vec![(
-        "other network".to_string(),
-        prove_header(&elsewhere, &elsewhere.genesis(), 2).unwrap(),
-    )];
-    assert!(matches!(follower.advance(sent, &mut rng()), Advance::Refused(r) if r.len() == 1));
+    // One honest proof is not enough when two must agree; a bad one alone moves nothing.
+    let mut sent = proofs(&follower, 3, &[("a", &chain)]);
+    sent.push(bad());
+    assert!(matches!(
+        follower.advance(3, sent, &mut rng()),
+        Advance::Unconfirmed {
+            height: 3,
+            agreeing: 1,
+            ..
+        }
+    ));
+    assert!(matches!(
+        follower.advance(3, vec![bad()], &mut rng()),
+        Advance::Unconfirmed { agreeing: 0, .. }
+    ));
     assert_eq!(follower.trusted().height, 2);
+    // A proof of another height than asked is refused.
+    let sent = proofs(&follower, 4, &[("a", &chain), ("b", &chain)]);
+    let Advance::Unconfirmed { refused, .. } = follower.advance(3, sent, &mut rng()) else {
+        panic!("proofs of height 4 were taken for 3");
+    };
+    assert!(matches!(refused[0].1, LightError::WrongTarget { asked: 3, found: 4 }));
 }
 
 #[test]
@@ -87,9 +116,9 @@ fn two_final_blocks_at_one_height_are_a_conflict_with_the_double_signers_as_evid
     let chain = chain();
     // The same keys finalize other blocks from height 1: a fork signed by all of A.
     let fork = Chain::salted(7, 1, A, &[A, A, B, B, C, C, C, C]);
-    let mut follower = Follower::new(chain.genesis(), 100);
+    let mut follower = Follower::new(chain.genesis(), 100, 2);
     let sent = proofs(&follower, 1, &[("honest", &chain), ("lying", &fork)]);
-    let Advance::Conflict(conflict) = follower.advance(sent, &mut rng()) else {
+    let Advance::Conflict(conflict) = follower.advance(1, sent, &mut rng()) else {
         panic!("the fork was not seen");
     };
     assert_eq!(conflict.height, 1);
@@ -103,32 +132,31 @@ fn two_final_blocks_at_one_height_are_a_conflict_with_the_double_signers_as_evid
     }
     // The follower stops there: it trusts neither block.
     assert_eq!(follower.trusted().height, 0);
-    let sent = proofs(&follower, 1, &[("honest", &chain)]);
-    assert!(matches!(follower.advance(sent, &mut rng()), Advance::Conflict(_)));
+    let sent = proofs(&follower, 1, &[("honest", &chain), ("honest too", &chain)]);
+    assert!(matches!(follower.advance(1, sent, &mut rng()), Advance::Conflict(_)));
     assert!(follower.conflict().is_some());
 }
 
 #[test]
-fn a_proof_that_skips_past_a_disagreement_is_checked_where_it_overlaps() {
+fn proofs_that_disagree_at_a_shared_height_are_a_conflict() {
     let chain = chain();
     let fork = Chain::salted(7, 1, A, &[A, A, B, B, C, C, C, C]);
-    let mut follower = Follower::new(chain.genesis(), 100);
-    // One source proves 6 in one skip (its header at 6 carries C); the other proves 6 on
-    // the fork: they overlap at 6 and differ.
+    let mut follower = Follower::new(chain.genesis(), 100, 2);
+    // Both prove 6 in one skip (their header at 6 carries C), one on the fork.
     let sent = proofs(&follower, 6, &[("a", &chain), ("b", &fork)]);
-    assert!(matches!(follower.advance(sent, &mut rng()), Advance::Conflict(c) if c.height == 6));
+    assert!(matches!(follower.advance(6, sent, &mut rng()), Advance::Conflict(c) if c.height == 6));
 
     // A held block is not replaced by a transaction proof of another block there.
-    let mut follower = Follower::new(chain.genesis(), 100);
+    let mut follower = Follower::new(chain.genesis(), 100, 1);
     let sent = proofs(&follower, 3, &[("a", &chain)]);
     assert!(matches!(
-        follower.advance(sent, &mut rng()),
+        follower.advance(3, sent, &mut rng()),
         Advance::Trusted { height: 3, .. }
     ));
     let block = fork.block(3).clone();
     let proof = prove_transactions(&fork, &fork.genesis(), &block, &[block.transactions[0].txid()]).unwrap();
     assert!(matches!(
-        follower.verify_transactions(&proof, &mut rng()),
+        follower.verify_transactions(&proof),
         Err(LightError::Conflicts { height: 3, .. })
     ));
 }

@@ -283,6 +283,24 @@ fn transaction_proofs_name_the_transactions_of_a_final_block() {
         verify_transactions(&trusted, &unordered, &mut rng()),
         Err(LightError::Unordered)
     );
+    // The last transaction of a block of 5 moves up alone twice, so its branch (one sibling,
+    // on the left) is also that of the second leaf of a tree of 2: the same transaction
+    // shown at two places. A proof must name one leaf count and each transaction once.
+    let last = block.transactions[4].txid();
+    let mut twice = prove_transactions(&chain, &trusted, &block, &[last]).unwrap();
+    let mut again = twice.transactions[0].clone();
+    assert_eq!((again.branch.index, again.branch.leaves), (4, 5));
+    again.branch.index = 1;
+    again.branch.leaves = 2;
+    assert_eq!(
+        again.branch.root(&again.transaction.witness_hash()),
+        Ok(block.header.merkle_root)
+    );
+    twice.transactions.insert(0, again);
+    assert_eq!(
+        verify_transactions(&trusted, &twice, &mut rng()),
+        Err(LightError::Unordered)
+    );
     let mut empty = proof;
     empty.transactions.clear();
     assert_eq!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use timecoin_network::{
     HandshakeError, Hello, PROTOCOL_VERSION, SecureStream, TransportError, connect, keeps_outbound,
 };
-use timecoin_primitives::{BlockHash, Hash256, SecretKey};
+use timecoin_primitives::{BlockHash, Encode, Hash256, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -78,6 +78,19 @@ async fn a_peer_of_another_genesis_or_network_is_refused_with_the_reason() {
     newer.version = PROTOCOL_VERSION + 1;
     let (a, _) = pair((&alice, hello(5)), (&bob, newer), MAX_FRAME, MAX_FRAME).await;
     assert!(matches!(a.unwrap_err(), HandshakeError::IncompatibleVersion { .. }));
+}
+
+#[tokio::test]
+async fn a_version_1_peer_is_admitted_and_serves_every_block() {
+    let (alice, bob) = (SecretKey::from_seed([1; 32]), SecretKey::from_seed([2; 32]));
+    let mut older = hello(5);
+    older.version = 1;
+    // Its hello has no lowest height (83 bytes): it holds every block.
+    assert_eq!(older.to_bytes().len(), 83);
+    assert_eq!(hello(5).to_bytes().len(), 91);
+    let (a, _) = pair((&alice, hello(5)), (&bob, older), MAX_FRAME, MAX_FRAME).await;
+    let (_, theirs) = a.unwrap();
+    assert_eq!((theirs.version, theirs.lowest_height), (1, 0));
 }
 
 #[tokio::test]

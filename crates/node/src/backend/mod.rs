@@ -295,6 +295,10 @@ impl ChainBackend for NodeBackend {
         self.store.voting_set_changes(after, upto).map_err(index_error)
     }
 
+    fn voting_set_at(&self, height: u64) -> Result<Option<MasternodeSet>, RpcError> {
+        self.store.voting_set_at(height).map_err(index_error)
+    }
+
     fn block_feed(&self) -> Option<BlockFeed> {
         Some(BlockFeed {
             network: self.genesis.params.network,

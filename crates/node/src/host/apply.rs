@@ -165,6 +165,13 @@ impl Host {
                 None => Vec::new(),
             };
             store.consensus_wal().prune_below(block.header.height + 1)?;
+            // The block is stored whatever pruning does: a failure is logged, and the next
+            // block tries again.
+            if let Some(target) = store.prune_target()
+                && let Err(error) = store.prune_to(target)
+            {
+                warn!(%error, "pruning old blocks failed");
+            }
             let served_from = store.served_from()?;
             timer.finish();
             Ok((applied, list, block, ours, served_from))

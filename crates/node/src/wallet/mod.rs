@@ -522,6 +522,14 @@ pub(crate) fn load(path: &Path, network: Network, store: &timecoin_storage::Stor
     let (mut wallet, created) = NodeWallet::open_or_create(path, network, tip.height.saturating_add(1))
         .with_context(|| format!("wallet file {}", path.display()))?;
     let from = wallet.keystore.birth_height.unwrap_or(0);
+    // Its history is rebuilt from the blocks at each start: every block since its birth
+    // must be here.
+    let lowest = store.served_from()?;
+    if lowest > 0 && from < lowest {
+        anyhow::bail!(
+            "the wallet's history starts at block {from}, but this node holds blocks from {lowest} only (it loaded a chain state there): start it with a wallet born later ([wallet] file naming a new one, or `timed wallet restore --birth-height`), or without a wallet"
+        );
+    }
     let mut passes = 0;
     loop {
         passes += 1;

@@ -48,7 +48,8 @@ fn build_error(error: BuildError<RpcError>) -> ErrorObjectOwned {
 }
 
 /// What a verifier trusting the block at `height` trusts: the block, and the set that
-/// finalizes the next one (the latest change at or below it, else the genesis set).
+/// finalized it (the set its header names), as `timecoin_light::verify_headers` leaves a
+/// verifier after that block.
 fn trust_at(backend: &dyn Backend, height: u64) -> Result<TrustedState, ErrorObjectOwned> {
     let genesis = backend.genesis_trust()?;
     if height == 0 {
@@ -57,10 +58,7 @@ fn trust_at(backend: &dyn Backend, height: u64) -> Result<TrustedState, ErrorObj
     let header = backend
         .header(height)?
         .ok_or_else(|| invalid(format!("trustedheight {height} is above the chain")))?;
-    let set = backend
-        .voting_set_changes(0, height.saturating_add(1))?
-        .pop()
-        .map_or(genesis.set, |(_, set)| set);
+    let set = backend.voting_set_at(height)?.unwrap_or(genesis.set);
     Ok(TrustedState {
         network: genesis.network,
         height,

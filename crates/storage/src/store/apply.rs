@@ -111,10 +111,6 @@ impl Store {
         if due {
             self.flush_coins()?;
         }
-        let target = self.prune_target.load(std::sync::atomic::Ordering::Acquire);
-        if target > 0 {
-            self.prune_to_target(target)?;
-        }
         Ok(applied)
     }
 

@@ -345,7 +345,7 @@ impl Store {
             .insert(KEY_PRUNED_BELOW, height.to_le_bytes().as_slice())
             .map_err(|e| store.err(e))?;
         store.count_block_bytes(&write, (body.len() + certificate_bytes.len()) as i128)?;
-        store.start_set_record(&write, height)?;
+        store.start_set_record(&write, height, Some(&list))?;
         state.save(&write, &store)?;
         write.commit().map_err(|e| store.err(e))?;
         let info = StateFileInfo {

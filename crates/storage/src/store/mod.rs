@@ -268,7 +268,11 @@ impl Store {
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
         }
-        self.start_set_record(&write, tip.height)?;
+        let list_bytes = self
+            .meta(KEY_MASTERNODES)?
+            .ok_or_else(|| self.missing("masternode list"))?;
+        let list = MasternodeList::from_bytes(&list_bytes).map_err(|e| self.corrupt("masternode list", e))?;
+        self.start_set_record(&write, tip.height, (tip.height > 0).then_some(&list))?;
         self.count_stored_block_bytes(&write)?;
         write.commit().map_err(|e| self.err(e))
     }
@@ -363,7 +367,7 @@ impl Store {
         let generation = Generation::default();
         generation.merge(&changes.layer);
         self.write_generation(&write, &generation, 0)?;
-        self.start_set_record(&write, 0)?;
+        self.start_set_record(&write, 0, None)?;
         state.save(&write, self)?;
         write.commit().map_err(|e| self.err(e))?;
         Ok(())

@@ -1,6 +1,8 @@
 //! Pruning: dropping the bodies of old blocks (their transactions, undo data, certificates
 //! and txid-index entries) to hold the stored block data under a target, as Bitcoin Core's
-//! `prune` does. The headers stay (in their own table), so every height keeps its hash.
+//! `prune` does. The headers stay (in their own table), so every height keeps its hash, and
+//! so do the certificates of the blocks where the voting set changed, which finality proofs
+//! from the genesis carry.
 //!
 //! The store counts the bytes of the block data it holds ([`KEY_BLOCK_BYTES`]: bodies, undo
 //! records, certificates), and the first height whose body it holds ([`KEY_PRUNED_BELOW`];
@@ -114,12 +116,6 @@ impl Store {
         self.prune_locked(height, None)
     }
 
-    /// Drops the oldest bodies until the block data is at most `target` bytes, within the
-    /// same bounds as [`Store::prune_below`]. Called with the apply lock held.
-    pub(super) fn prune_to_target(&self, target: u64) -> Result<PruneState, StorageError> {
-        self.prune_locked(u64::MAX, Some(target))
-    }
-
     fn prune_locked(&self, height: u64, target: Option<u64>) -> Result<PruneState, StorageError> {
         if self.address_index_enabled() {
             return Err(StorageError::Refused(
@@ -146,6 +142,7 @@ impl Store {
                 let mut certificates = write.open_table(CERTIFICATES).map_err(|e| self.err(e))?;
                 let mut locations = write.open_table(TX_LOCATIONS).map_err(|e| self.err(e))?;
                 let mut headers = write.open_table(PRUNED_HEADERS).map_err(|e| self.err(e))?;
+                let sets = write.open_table(super::sets::VOTING_SETS).map_err(|e| self.err(e))?;
                 while next < end && target.is_none_or(|t| i128::from(state.block_bytes) - removed > i128::from(t)) {
                     if let Some(body) = blocks.remove(next).map_err(|e| self.err(e))? {
                         let bytes = body.value().to_vec();
@@ -163,7 +160,10 @@ impl Store {
                     if let Some(record) = undo.remove(next).map_err(|e| self.err(e))? {
                         removed += record.value().len() as i128;
                     }
-                    if let Some(certificate) = certificates.remove(next).map_err(|e| self.err(e))? {
+                    // A block where the voting set changed keeps its certificate: proofs
+                    // from the genesis carry it.
+                    let set_change = sets.get(next).map_err(|e| self.err(e))?.is_some();
+                    if !set_change && let Some(certificate) = certificates.remove(next).map_err(|e| self.err(e))? {
                         removed += certificate.value().len() as i128;
                     }
                     next += 1;
@@ -186,11 +186,16 @@ impl Store {
 }
 
 impl Store {
-    /// Holds the block data under `target` bytes from now on, pruning after each applied
-    /// block (`None`: never prunes by itself).
+    /// Records the target the node prunes to (with [`Store::prune_to`] after each block),
+    /// for `getblockchaininfo`; `None`: it does not prune.
     pub fn set_prune_target(&self, target: Option<u64>) {
         self.prune_target
             .store(target.unwrap_or(0), std::sync::atomic::Ordering::Release);
+    }
+
+    /// The target set by [`Store::set_prune_target`].
+    pub fn prune_target(&self) -> Option<u64> {
+        Some(self.prune_target.load(std::sync::atomic::Ordering::Acquire)).filter(|t| *t > 0)
     }
 
     /// The lowest height above genesis whose block this store serves: 0 when it holds
@@ -200,20 +205,13 @@ impl Store {
         Ok(if below > 1 { below } else { 0 })
     }
 
-    /// The target set by [`Store::set_prune_target`].
-    pub fn prune_target(&self) -> Option<u64> {
-        Some(self.prune_target.load(std::sync::atomic::Ordering::Acquire)).filter(|t| *t > 0)
-    }
-}
-
-impl Store {
-    /// Prunes to `target` bytes now (at start, when a node was given a target), within the
+    /// Drops the oldest bodies until the block data is at most `target` bytes, within the
     /// bounds of [`Store::prune_below`].
     pub fn prune_to(&self, target: u64) -> Result<PruneState, StorageError> {
         let _applying = self
             .apply_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.prune_to_target(target)
+        self.prune_locked(u64::MAX, Some(target))
     }
 }

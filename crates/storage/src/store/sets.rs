@@ -51,9 +51,24 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the record complete above `height`.
-    pub(super) fn start_set_record(&self, write: &WriteTransaction, height: u64) -> Result<(), StorageError> {
-        write.open_table(VOTING_SETS).map_err(|e| self.err(e))?;
+    /// Marks the record complete above `height`. A record that does not start at the
+    /// genesis (whose set the genesis file gives) holds `anchors`: the sets that finalize
+    /// the blocks at `height` and `height + 1`, as the list there says.
+    pub(super) fn start_set_record(
+        &self,
+        write: &WriteTransaction,
+        height: u64,
+        anchors: Option<&MasternodeList>,
+    ) -> Result<(), StorageError> {
+        let mut sets = write.open_table(VOTING_SETS).map_err(|e| self.err(e))?;
+        if let Some(list) = anchors {
+            sets.insert(height, list.signers().to_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+            if list.voting_set() != list.signers() {
+                sets.insert(height.saturating_add(1), list.voting_set().to_bytes().as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
         write
             .open_table(META)
             .map_err(|e| self.err(e))?
@@ -62,13 +77,9 @@ impl Store {
         Ok(())
     }
 
-    /// Each voting set that took over in `(after, upto]`, with the first height it
-    /// finalizes, in ascending height (consecutive sets differ). Refused when the record
-    /// does not reach back to `after`.
-    pub fn voting_set_changes(&self, after: u64, upto: u64) -> Result<Vec<(u64, MasternodeSet)>, StorageError> {
-        let read = self.begin_read()?;
-        let from = read
-            .open_table(META)
+    /// Where the record starts: the changes above this height are all held.
+    fn sets_from(&self, read: &redb::ReadTransaction) -> Result<u64, StorageError> {
+        read.open_table(META)
             .map_err(|e| self.err(e))?
             .get(KEY_SETS_FROM)
             .map_err(|e| self.err(e))?
@@ -77,15 +88,41 @@ impl Store {
             .map_err(|_| StorageError::Corrupted {
                 path: self.path.clone(),
                 detail: "the voting-set record's start is not 8 bytes".to_owned(),
-            })?;
-        match from {
-            Some(from) if from <= after => {}
-            Some(from) => {
-                return Err(StorageError::Refused(format!(
-                    "this store records masternode-set changes from height {from} (it was upgraded or loaded from a snapshot there); a proof from height {after} needs a node that holds them"
-                )));
-            }
-            None => return Err(self.missing("the voting-set record's start")),
+            })?
+            .ok_or_else(|| self.missing("the voting-set record's start"))
+    }
+
+    /// The voting set that finalizes the block at `height`: the latest recorded change at or
+    /// below it; `None` when there is none since the genesis (the genesis set finalizes it).
+    /// Refused below where the record starts.
+    pub fn voting_set_at(&self, height: u64) -> Result<Option<MasternodeSet>, StorageError> {
+        let read = self.begin_read()?;
+        let from = self.sets_from(&read)?;
+        if height < from {
+            return Err(StorageError::Refused(format!(
+                "this store records masternode sets from height {from} (it was upgraded or loaded from a chain state there)"
+            )));
+        }
+        let table = read.open_table(VOTING_SETS).map_err(|e| self.err(e))?;
+        let Some(entry) = table.range(..=height).map_err(|e| self.err(e))?.next_back() else {
+            return Ok(None);
+        };
+        let (at, bytes) = entry.map_err(|e| self.err(e))?;
+        MasternodeSet::from_bytes(bytes.value())
+            .map(Some)
+            .map_err(|e| self.corrupt(&format!("voting set of height {}", at.value()), e))
+    }
+
+    /// Each voting set that took over in `(after, upto]`, with the first height it
+    /// finalizes, in ascending height (consecutive sets differ). Refused when the record
+    /// does not reach back to `after`.
+    pub fn voting_set_changes(&self, after: u64, upto: u64) -> Result<Vec<(u64, MasternodeSet)>, StorageError> {
+        let read = self.begin_read()?;
+        let from = self.sets_from(&read)?;
+        if after < from {
+            return Err(StorageError::Refused(format!(
+                "this store records masternode-set changes from height {from} (it was upgraded or loaded from a chain state there); a proof from height {after} needs a node that holds them"
+            )));
         }
         if upto <= after {
             return Ok(Vec::new());

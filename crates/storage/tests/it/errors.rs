@@ -120,6 +120,12 @@ fn a_schema_3_store_records_set_changes_from_its_tip_at_the_upgrade() {
     assert!(matches!(err, StorageError::Refused(_)), "{err}");
     assert!(err.to_string().contains("from height 3"), "{err}");
     assert_eq!(store.voting_set_changes(3, 3).unwrap(), []);
+    // The sets that finalized the tip and finalize the next block are recorded where the
+    // record starts.
+    let list = store.masternodes().unwrap();
+    assert_eq!(store.voting_set_at(3).unwrap().as_ref(), Some(list.signers()));
+    assert_eq!(store.voting_set_at(4).unwrap().as_ref(), Some(list.voting_set()));
+    assert!(store.voting_set_at(2).is_err());
     drop(store);
     // Upgraded once: opening again changes nothing.
     let store = Store::open(&path, &model.genesis).unwrap();

@@ -158,6 +158,12 @@ fn the_masternode_list_follows_blocks_survives_reopening_and_reverts() {
         );
     }
     assert_eq!(store.voting_set_changes(changes[0].0, tip).unwrap().len(), 1);
+    assert_eq!(store.voting_set_at(changes[0].0 - 1).unwrap(), None, "the genesis set");
+    assert_eq!(
+        store.voting_set_at(changes[1].0 - 1).unwrap().as_ref(),
+        Some(&changes[0].1)
+    );
+    assert_eq!(store.voting_set_at(tip + 1).unwrap().as_ref(), Some(&changes[1].1));
     assert!(store.header(tip + 1).unwrap().is_none());
 
     // The list is part of the stored state: it survives reopening, and reverting the unlock

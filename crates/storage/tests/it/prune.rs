@@ -32,7 +32,9 @@ fn a_pruning_store_holds_its_block_data_under_the_target_and_keeps_its_state() {
             first_payments = block.txids();
         }
         store.apply_block(&block, None).unwrap();
-        let state = store.prune_state().unwrap();
+        // As the node does after each block.
+        let state = store.prune_to(TARGET).unwrap();
+        assert_eq!(state, store.prune_state().unwrap());
         // Under the target, unless only the blocks it must keep are left.
         assert!(
             state.block_bytes <= TARGET || state.pruned_below + MIN_KEPT_BLOCKS > height,

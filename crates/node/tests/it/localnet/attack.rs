@@ -136,6 +136,12 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
         net.start(node);
     }
     net.wait_until(&[0, 1, 2, 3, 4], 2);
+    // A light client follows nodes 0 and 1 through every set change below.
+    let light = super::light::LightClient::start(
+        &net,
+        &net.path().join("light"),
+        &[super::light::spec(&net, 0), super::light::spec(&net, 1)],
+    );
     let fifth = net.key(4, "masternode.key").public_key().to_string();
     let status = result(net.rpc(4, "masternodestatus", serde_json::json!([])));
     assert_eq!(status["status"], "not registered", "{status}");
@@ -274,6 +280,22 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     assert_eq!(waited["finalized"], true, "{waited}");
     net.wait_until(&[1], waited["height"].as_u64().unwrap());
     super::proofs::a_proof_verifies_offline_across_set_changes(&net, txid.as_str().unwrap());
+
+    // The light client followed block by block across the changes, and checks the proof
+    // against the block it verified.
+    let height = waited["height"].as_u64().unwrap();
+    light.wait_for(&mut net, "getblockcount", |count| count.as_u64().unwrap() >= height);
+    let proof = result(net.rpc(0, "gettxoutproof", serde_json::json!([[txid]])));
+    assert_eq!(
+        light
+            .client
+            .call("verifytxoutproof", serde_json::json!([proof]))
+            .unwrap(),
+        serde_json::json!([txid])
+    );
+    let info = light.client.call("getlightinfo", serde_json::json!([])).unwrap();
+    assert!(info["conflict"].is_null(), "{info}");
+    assert_eq!(info["lowestheader"], 1, "it holds every header: {info}");
 }
 
 #[test]

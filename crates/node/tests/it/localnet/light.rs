@@ -10,14 +10,14 @@ use timecoin_primitives::{BlockHeader, CommitCertificate, Decode, Encode};
 use super::*;
 
 /// A running `timed light` and its API.
-struct LightClient {
+pub(super) struct LightClient {
     child: Child,
-    client: timecoin_rpc::Client,
+    pub(super) client: timecoin_rpc::Client,
 }
 
 impl LightClient {
     /// Starts one following `sources` (`--node` specs), its cookie in `dir`.
-    fn start(net: &Localnet, dir: &Path, sources: &[String]) -> LightClient {
+    pub(super) fn start(net: &Localnet, dir: &Path, sources: &[String]) -> LightClient {
         let port = free_ports(1);
         let mut command = Command::new(env!("CARGO_BIN_EXE_timed"));
         command
@@ -54,7 +54,7 @@ impl LightClient {
     }
 
     /// Polls `method` until `done` holds for its result, watching the nodes between polls.
-    fn wait_for(
+    pub(super) fn wait_for(
         &self,
         net: &mut Localnet,
         method: &str,
@@ -84,7 +84,8 @@ impl Drop for LightClient {
     }
 }
 
-fn spec(net: &Localnet, node: usize) -> String {
+/// The `--node` spec of `node`: its RPC address and cookie.
+pub(super) fn spec(net: &Localnet, node: usize) -> String {
     format!(
         "127.0.0.1:{},cookie={}",
         net.rpc_port(node),

@@ -13,8 +13,9 @@ fn a_pruned_node_stays_under_its_limit_through_five_thousand_blocks_and_keeps_fi
     for node in 0..4 {
         net.unpace(node);
     }
+    // The wallet rebuilds its history from the blocks at each start: a pruning node has none.
     net.edit_config(0, |text| {
-        format!("{text}\n[storage]\nprune_megabytes = {LIMIT_MEGABYTES}\n")
+        format!("{text}\n[storage]\nprune_megabytes = {LIMIT_MEGABYTES}\n\n[wallet]\nenabled = false\n")
     });
     for node in 0..3 {
         net.start(node);

@@ -192,6 +192,15 @@ fn every_rpc_method_answers_through_the_client_including_errors() {
     // Not pruning (localnet/prune.rs runs a pruning node).
     assert_eq!(ok(0, "getblockchaininfo", json!([]))["pruned"], json!(false));
     assert_eq!(code(call(0, "pruneblockchain", json!([1]))), -1);
+    // localnet/state.rs loads a dumped state into a new node.
+    assert_eq!(code(call(0, "dumptxoutset", json!([""]))), -8, "no path");
+    let dumped = ok(0, "dumptxoutset", json!(["every-method-state.dat"]));
+    assert!(dumped["coins_written"].as_u64().unwrap() > 0, "{dumped}");
+    assert_eq!(
+        code(call(0, "dumptxoutset", json!(["every-method-state.dat"]))),
+        -1,
+        "exists"
+    );
     let utxos = ok(0, "gettxoutsetinfo", json!([]));
     assert!(utxos["txouts"].as_u64().unwrap() > 0);
     let reward_out = ok(0, "gettxout", json!([reward_tx, 0]));
