@@ -22,16 +22,21 @@ pub fn merkle_root(leaves: &[Hash256]) -> Hash256 {
         return Hash256::ZERO;
     }
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => node_hash(left, right),
-                [single] => *single,
-                _ => Hash256::ZERO,
-            })
-            .collect();
+        level = next_level(&level);
     }
     level.first().copied().unwrap_or(Hash256::ZERO)
+}
+
+/// The level above `level`: neighbours paired, an unpaired last node moved up unchanged.
+fn next_level(level: &[Hash256]) -> Vec<Hash256> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [left, right] => node_hash(left, right),
+            [single] => *single,
+            _ => Hash256::ZERO,
+        })
+        .collect()
 }
 
 fn leaf_hash(leaf: &Hash256) -> Hash256 {
@@ -121,14 +126,7 @@ impl MerkleBranch {
                 Some(false) => siblings.push(*level.get(at.checked_sub(1)?)?),
                 None => {}
             }
-            level = level
-                .chunks(2)
-                .map(|pair| match pair {
-                    [left, right] => node_hash(left, right),
-                    [single] => *single,
-                    _ => Hash256::ZERO,
-                })
-                .collect();
+            level = next_level(&level);
             at /= 2;
         }
         Some(MerkleBranch {

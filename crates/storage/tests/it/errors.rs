@@ -54,8 +54,8 @@ fn another_genesis_is_refused() {
     assert!(err.to_string().contains("chain.redb"));
 }
 
-/// Overwrites the stored schema version.
-fn set_schema(path: &std::path::Path, version: u32) {
+/// Overwrites the stored schema version (an older one: the next open upgrades).
+pub(crate) fn set_schema(path: &std::path::Path, version: u32) {
     let db = Database::open(path).unwrap();
     let write = db.begin_write().unwrap();
     {

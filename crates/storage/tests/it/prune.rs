@@ -1,20 +1,8 @@
-use redb::{Database, TableDefinition};
 use timecoin_storage::{MIN_KEPT_BLOCKS, StorageError, Store};
 use timecoin_test_utils::ChainBuilder;
 
+use crate::errors::set_schema;
 use crate::{assert_matches_model, open_flushing_every};
-
-/// Overwrites the stored schema version, so that the next open upgrades (and so recounts
-/// the block data from the tables).
-fn set_schema(path: &std::path::Path, version: u32) {
-    let db = Database::open(path).unwrap();
-    let write = db.begin_write().unwrap();
-    {
-        let mut meta = write.open_table(TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
-        meta.insert("schema_version", version.to_le_bytes().as_slice()).unwrap();
-    }
-    write.commit().unwrap();
-}
 
 #[test]
 fn a_pruning_store_holds_its_block_data_under_the_target_and_keeps_its_state() {

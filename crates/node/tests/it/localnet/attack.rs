@@ -284,15 +284,7 @@ fn a_masternode_registers_on_chain_votes_leaves_and_a_double_signing_twin_is_ban
     // The light client followed block by block across the changes, and checks the proof
     // against the block it verified.
     let height = waited["height"].as_u64().unwrap();
-    light.wait_for(&mut net, "getblockcount", |count| count.as_u64().unwrap() >= height);
-    let proof = result(net.rpc(0, "gettxoutproof", serde_json::json!([[txid]])));
-    assert_eq!(
-        light
-            .client
-            .call("verifytxoutproof", serde_json::json!([proof]))
-            .unwrap(),
-        serde_json::json!([txid])
-    );
+    light.checks_the_proof_of(&mut net, &txid, height);
     let info = light.client.call("getlightinfo", serde_json::json!([])).unwrap();
     assert!(info["conflict"].is_null(), "{info}");
     assert_eq!(info["lowestheader"], 1, "it holds every header: {info}");

@@ -77,6 +77,21 @@ impl LightClient {
     }
 }
 
+impl LightClient {
+    /// Waits until it verified `height`, then checks node 0's proof of `txid` (in that
+    /// block) against the header it holds.
+    pub(super) fn checks_the_proof_of(&self, net: &mut Localnet, txid: &serde_json::Value, height: u64) {
+        self.wait_for(net, "getblockcount", |count| count.as_u64().unwrap() >= height);
+        let proof = result(net.rpc(0, "gettxoutproof", serde_json::json!([[txid]])));
+        assert_eq!(
+            self.client
+                .call("verifytxoutproof", serde_json::json!([proof]))
+                .unwrap(),
+            serde_json::json!([txid])
+        );
+    }
+}
+
 impl Drop for LightClient {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -184,15 +199,7 @@ fn a_light_client_follows_two_nodes_verifies_a_payment_and_stops_at_a_forged_for
     let txid = result(net.rpc(0, "sendtoaddress", serde_json::json!([payee, 2])));
     let waited = result(net.rpc(0, "waitfortransaction", serde_json::json!([txid, 120])));
     let height = waited["height"].as_u64().unwrap();
-    light.wait_for(&mut net, "getblockcount", |count| count.as_u64().unwrap() >= height);
-    let proof = result(net.rpc(0, "gettxoutproof", serde_json::json!([[txid]])));
-    assert_eq!(
-        light
-            .client
-            .call("verifytxoutproof", serde_json::json!([proof]))
-            .unwrap(),
-        serde_json::json!([txid])
-    );
+    light.checks_the_proof_of(&mut net, &txid, height);
     // It holds the block's header, verified, equal to the node's.
     let hash = result(net.rpc(0, "getblockhash", serde_json::json!([height])));
     let ours = light.client.call("getblockheader", serde_json::json!([hash])).unwrap();
