@@ -112,7 +112,7 @@ pub fn prove_header<S: ChainSource>(
             return Err(BuildError::TooLong { from: trusted.height });
         }
         let mut advanced = false;
-        for (change, set) in pending.iter().rev().filter(|(h, _)| *h < height) {
+        for (change, set) in pending.iter().rev().filter(|(h, s)| *h < height && *s != current) {
             let (change_header, change_certificate) = source.certified_header(*change).map_err(BuildError::Source)?;
             if trusts(&current, &change_certificate) {
                 headers.push(CertifiedHeader {
@@ -144,29 +144,25 @@ pub fn prove_transactions<S: ChainSource>(
     txids: &[TxId],
 ) -> Result<TxProof, BuildError<S::Error>> {
     let leaves: Vec<_> = block.transactions.iter().map(|tx| tx.witness_hash()).collect();
-    let ids = block.txids();
-    let mut positions = Vec::with_capacity(txids.len());
+    let ids: std::collections::HashMap<TxId, usize> =
+        block.txids().into_iter().enumerate().map(|(i, id)| (id, i)).collect();
+    let mut positions = Vec::with_capacity(txids.len().min(ids.len()));
     for txid in txids {
-        let position = ids
-            .iter()
-            .position(|id| id == txid)
-            .ok_or(BuildError::NotInBlock(*txid))?;
-        positions.push(position);
+        positions.push(*ids.get(txid).ok_or(BuildError::NotInBlock(*txid))?);
     }
     positions.sort_unstable();
     positions.dedup();
-    let mut transactions = Vec::with_capacity(positions.len());
-    for position in positions {
-        let (Some(transaction), Some(branch)) =
-            (block.transactions.get(position), MerkleBranch::new(&leaves, position))
-        else {
-            continue;
-        };
-        transactions.push(ProvenTransaction {
-            transaction: transaction.clone(),
-            branch,
-        });
-    }
+    let branches = MerkleBranch::of_each(&leaves, &positions).unwrap_or_default();
+    let transactions = positions
+        .iter()
+        .zip(branches)
+        .filter_map(|(position, branch)| {
+            block.transactions.get(*position).map(|transaction| ProvenTransaction {
+                transaction: transaction.clone(),
+                branch,
+            })
+        })
+        .collect();
     let headers = prove_header(source, trusted, block.header.height)?;
     if headers.target().map(|t| t.header.hash()) != Some(block.hash()) {
         return Err(BuildError::Inconsistent {

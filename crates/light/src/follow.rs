@@ -104,7 +104,7 @@ pub enum Advance {
 pub struct Follower {
     trusted: TrustedState,
     /// Verified headers with their certificates, by height (the most recent `keep`).
-    headers: BTreeMap<u64, (BlockHeader, CommitCertificate)>,
+    headers: BTreeMap<u64, BlockHeader>,
     heights: HashMap<BlockHash, u64>,
     keep: usize,
     /// Sources whose proofs must verify and agree before a block is trusted.
@@ -138,15 +138,12 @@ impl Follower {
 
     /// A verified header by hash.
     pub fn header(&self, hash: &BlockHash) -> Option<&BlockHeader> {
-        self.heights
-            .get(hash)
-            .and_then(|height| self.headers.get(height))
-            .map(|(header, _)| header)
+        self.heights.get(hash).and_then(|height| self.headers.get(height))
     }
 
     /// The verified header at `height`, if it is held.
     pub fn header_at(&self, height: u64) -> Option<&BlockHeader> {
-        self.headers.get(&height).map(|(header, _)| header)
+        self.headers.get(&height)
     }
 
     /// How many verified headers it holds, and the lowest.
@@ -211,8 +208,8 @@ impl Follower {
         let Some((_, proof, state)) = verified.into_iter().next() else {
             return Advance::Refused(refused);
         };
-        for item in proof.headers {
-            self.hold(item.header, item.certificate);
+        for item in &proof.headers {
+            self.hold(item.header);
         }
         self.trusted = state;
         Advance::Trusted { height, refused }
@@ -245,11 +242,11 @@ impl Follower {
         })
     }
 
-    fn hold(&mut self, header: BlockHeader, certificate: CommitCertificate) {
+    fn hold(&mut self, header: BlockHeader) {
         self.heights.insert(header.hash(), header.height);
-        self.headers.insert(header.height, (header, certificate));
+        self.headers.insert(header.height, header);
         while self.headers.len() > self.keep {
-            let Some((_, (oldest, _))) = self.headers.pop_first() else {
+            let Some((_, oldest)) = self.headers.pop_first() else {
                 break;
             };
             self.heights.remove(&oldest.hash());

@@ -36,7 +36,7 @@ mod verify;
 pub use build::{BuildError, ChainSource, prove_header, prove_transactions};
 pub use follow::{Advance, Conflict, Follower};
 pub use proof::{CertifiedHeader, HeaderProof, MAX_PROOF_HEADERS, ProvenTransaction, TxProof};
-pub use verify::{LightError, ProvenBlock, TrustedState, verify_headers, verify_transactions};
+pub use verify::{LightError, ProvenBlock, TrustedState, check_transactions, verify_headers, verify_transactions};
 
 #[doc(no_inline)]
 pub use timecoin_primitives::CommitCertificate;

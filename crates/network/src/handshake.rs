@@ -41,6 +41,18 @@ pub struct Hello {
 impl Hello {
     /// A version-1 hello's length; version 2 adds the lowest height.
     const V1_LEN: usize = 4 + 4 + 32 + 8 + 32 + 2 + 1;
+
+    /// Says that the sender serves blocks from `lowest_height` (0: all), with the version
+    /// that can say it: 1, which nodes of either version read, while it serves every block,
+    /// so that a network upgrades one node at a time; 2 once it does not.
+    pub fn set_lowest_height(&mut self, lowest_height: u64) {
+        self.lowest_height = lowest_height;
+        self.version = if lowest_height == 0 {
+            OLDEST_PROTOCOL_VERSION
+        } else {
+            PROTOCOL_VERSION
+        };
+    }
 }
 
 impl Encode for Hello {
@@ -202,10 +214,12 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
                 theirs: theirs.genesis,
             });
         }
-        if !(OLDEST_PROTOCOL_VERSION..=ours.version).contains(&theirs.version) {
+        // The hello's version says what it holds, not all this build speaks (see
+        // `Hello::set_lowest_height`): every version this build reads is admitted.
+        if !(OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&theirs.version) {
             return Err(HandshakeError::IncompatibleVersion {
                 peer,
-                ours: ours.version,
+                ours: PROTOCOL_VERSION,
                 theirs: theirs.version,
             });
         }

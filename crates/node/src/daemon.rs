@@ -264,13 +264,12 @@ impl Node {
             None => operator.clone(),
         };
         let tip = store.tip()?;
-        let store_lowest = store.served_from()?;
         let params = genesis.params.clone();
         let listen = config
             .network
             .listen
             .unwrap_or_else(|| ([0, 0, 0, 0], params.p2p_port).into());
-        let (hello_tx, hello_rx) = watch::channel(Hello {
+        let mut hello = Hello {
             magic: params.magic,
             version: PROTOCOL_VERSION,
             genesis: genesis.hash(),
@@ -278,8 +277,10 @@ impl Node {
             best_hash: tip.hash,
             listen_port: config.network.external_address.map_or(listen.port(), |a| a.port()),
             masternode: config.masternode.enabled,
-            lowest_height: store_lowest,
-        });
+            lowest_height: 0,
+        };
+        hello.set_lowest_height(store.served_from()?);
+        let (hello_tx, hello_rx) = watch::channel(hello);
         let mut network_config = NetworkConfig::new(listen);
         network_config.bootstrap = config.network.bootstrap.clone();
         // `Config::validate` keeps it within `max_peers`.

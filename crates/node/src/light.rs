@@ -99,6 +99,11 @@ pub fn run(options: LightOptions) -> Result<()> {
         .iter()
         .map(|spec| source(spec))
         .collect::<Result<Vec<_>>>()?;
+    let mut names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
+        bail!("a --node address is given twice: each source must be another node, or the cross-check means nothing");
+    }
     let data_dir = options
         .data_dir
         .clone()

@@ -112,28 +112,42 @@ pub struct MerkleBranch {
 impl MerkleBranch {
     /// The branch of the leaf at `index` in `leaves`, or `None` if there is no such leaf.
     pub fn new(leaves: &[Hash256], index: usize) -> Option<MerkleBranch> {
-        if index >= leaves.len() {
-            return None;
-        }
+        MerkleBranch::of_each(leaves, &[index])?.pop()
+    }
+
+    /// The branches of the leaves at `indexes` in `leaves` (the tree built once), or `None`
+    /// if one of them is not a leaf.
+    pub fn of_each(leaves: &[Hash256], indexes: &[usize]) -> Option<Vec<MerkleBranch>> {
         let count = u32::try_from(leaves.len()).ok()?;
-        let position = u32::try_from(index).ok()?;
-        let mut level: Vec<Hash256> = leaves.iter().map(leaf_hash).collect();
-        let mut at = index;
-        let mut siblings = Vec::new();
-        for side in shape(position, count) {
-            match side {
-                Some(true) => siblings.push(*level.get(at.checked_add(1)?)?),
-                Some(false) => siblings.push(*level.get(at.checked_sub(1)?)?),
-                None => {}
-            }
-            level = next_level(&level);
-            at /= 2;
+        let mut levels = vec![leaves.iter().map(leaf_hash).collect::<Vec<_>>()];
+        while levels.last().is_some_and(|level| level.len() > 1) {
+            let above = next_level(levels.last()?);
+            levels.push(above);
         }
-        Some(MerkleBranch {
-            index: position,
-            leaves: count,
-            siblings,
-        })
+        indexes
+            .iter()
+            .map(|&index| {
+                if index >= leaves.len() {
+                    return None;
+                }
+                let position = u32::try_from(index).ok()?;
+                let mut at = index;
+                let mut siblings = Vec::new();
+                for (side, level) in shape(position, count).zip(&levels) {
+                    match side {
+                        Some(true) => siblings.push(*level.get(at.checked_add(1)?)?),
+                        Some(false) => siblings.push(*level.get(at.checked_sub(1)?)?),
+                        None => {}
+                    }
+                    at /= 2;
+                }
+                Some(MerkleBranch {
+                    index: position,
+                    leaves: count,
+                    siblings,
+                })
+            })
+            .collect()
     }
 
     /// The root this branch leads to from `leaf`, if its shape is consistent.

@@ -97,11 +97,11 @@ fn module(state: Shared) -> Result<RpcModule<Shared>, jsonrpsee::core::RegisterM
         }
         Ok(header_json(&header, state.follower.trusted().height))
     })?;
-    module.register_method("verifytxoutproof", |params, state, _| {
+    module.register_blocking_method("verifytxoutproof", |params, state, _| {
         let text: String = param(&params, 0, "proof")?;
         let proof: TxProof = decode_hex(&text, "proof")?;
         // Checked against a header the client verified: hashing only, no signature.
-        let proven = lock(state)
+        let proven = lock(&state)
             .follower
             .verify_transactions(&proof)
             .map_err(|e| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, format!("Invalid proof: {e}")))?;

@@ -51,6 +51,22 @@ fn a_proof_skips_every_set_change_the_trusted_set_signed_a_third_of() {
     let state = verify_headers(&trusted, &proof, &mut rng()).unwrap();
     assert_eq!((state.height, &state.set), (10, &set_of(E)));
 
+    // A header that changes no set proves nothing before the last: refused unverified.
+    let mut padded = prove_header(&chain, &trusted, 10).unwrap();
+    let (block, certificate, _) = chain.blocks[1].clone();
+    padded.headers.insert(
+        0,
+        timecoin_light::CertifiedHeader {
+            header: block.header,
+            certificate,
+            set: None,
+        },
+    );
+    assert_eq!(
+        verify_headers(&trusted, &padded, &mut rng()),
+        Err(LightError::NotAChange { height: 2 })
+    );
+
     // From a later trusted state the proof is shorter.
     let proof = prove_header(&chain, &state, 11).unwrap();
     assert_eq!(proof.headers.len(), 1);

@@ -88,9 +88,17 @@ async fn a_version_1_peer_is_admitted_and_serves_every_block() {
     // Its hello has no lowest height (83 bytes): it holds every block.
     assert_eq!(older.to_bytes().len(), 83);
     assert_eq!(hello(5).to_bytes().len(), 91);
-    let (a, _) = pair((&alice, hello(5)), (&bob, older), MAX_FRAME, MAX_FRAME).await;
+    let (a, b) = pair((&alice, hello(5)), (&bob, older), MAX_FRAME, MAX_FRAME).await;
     let (_, theirs) = a.unwrap();
     assert_eq!((theirs.version, theirs.lowest_height), (1, 0));
+    // And a version-1 hello's sender admits a version-2 peer.
+    assert_eq!(b.unwrap().1.lowest_height, 3);
+    // A node says version 2 only once it has a lowest height to say.
+    let mut ours = hello(5);
+    ours.set_lowest_height(0);
+    assert_eq!((ours.version, ours.to_bytes().len()), (1, 83));
+    ours.set_lowest_height(9);
+    assert_eq!((ours.version, ours.to_bytes().len()), (PROTOCOL_VERSION, 91));
 }
 
 #[tokio::test]

@@ -166,13 +166,15 @@ impl Host {
             };
             store.consensus_wal().prune_below(block.header.height + 1)?;
             // The block is stored whatever pruning does: a failure is logged, and the next
-            // block tries again.
-            if let Some(target) = store.prune_target()
-                && let Err(error) = store.prune_to(target)
-            {
-                warn!(%error, "pruning old blocks failed");
-            }
-            let served_from = store.served_from()?;
+            // block tries again. Only pruning moves the lowest block served.
+            let served_from = match store.prune_target().map(|target| store.prune_to(target)) {
+                Some(Ok(state)) => Some(state.served_from()),
+                Some(Err(error)) => {
+                    warn!(%error, "pruning old blocks failed");
+                    None
+                }
+                None => None,
+            };
             timer.finish();
             Ok((applied, list, block, ours, served_from))
         })
@@ -225,7 +227,9 @@ impl Host {
         self.hello.send_modify(|hello| {
             hello.best_height = applied.tip.height;
             hello.best_hash = applied.tip.hash;
-            hello.lowest_height = served_from;
+            if let Some(lowest) = served_from {
+                hello.set_lowest_height(lowest);
+            }
         });
         if announce {
             self.announce_decision(state, &block, &certificate).await;

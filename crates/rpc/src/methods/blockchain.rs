@@ -75,16 +75,22 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         let verbose: bool = optional(&params, 1, "verbose")?.unwrap_or(true);
         let tip = context.backend.chain_info()?.blocks;
         // A pruned block keeps its header; its transaction count went with its body.
-        let header = context
-            .backend
-            .header_by_hash(&hash)?
-            .ok_or_else(|| not_found("Block"))?;
+        let (header, transactions) = match context.backend.block(&hash)? {
+            Some((block, _)) => (block.header, Some(block.transactions.len())),
+            None => (
+                context
+                    .backend
+                    .header_by_hash(&hash)?
+                    .ok_or_else(|| not_found("Block"))?,
+                None,
+            ),
+        };
         if !verbose {
             return Ok::<_, ErrorObjectOwned>(json!(hex::encode(header.to_bytes())));
         }
         let mut answer = header_json(&header, tip);
-        if let Some((block, _)) = context.backend.block(&hash)? {
-            extend(&mut answer, "nTx", json!(block.transactions.len()));
+        if let Some(count) = transactions {
+            extend(&mut answer, "nTx", json!(count));
         }
         Ok(answer)
     })?;

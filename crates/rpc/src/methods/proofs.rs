@@ -77,9 +77,10 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
             return Err(invalid("Parameter 'txids' cannot be empty"));
         }
         let mut txids = Vec::with_capacity(words.len());
+        let mut seen = std::collections::HashSet::with_capacity(words.len());
         for word in &words {
             let txid: TxId = word.parse().map_err(|e| invalid(format!("Invalid txid {word}: {e}")))?;
-            if txids.contains(&txid) {
+            if !seen.insert(txid) {
                 return Err(invalid(format!("Invalid parameter, duplicated txid: {word}")));
             }
             txids.push(txid);
@@ -116,14 +117,33 @@ pub(super) fn register(module: &mut RpcModule<Context>) -> Result<(), RegisterMe
         let backend = &*context.backend;
         let text: String = param(&params, 0, "proof")?;
         let proof: TxProof = decode_hex(&text, "proof")?;
-        let proven = timecoin_light::verify_transactions(&backend.genesis_trust()?, &proof, &mut rand::rng())
-            .map_err(|e| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, format!("Invalid proof: {e}")))?;
-        // Final, and so in every honest node's chain once it has caught up.
-        if backend.block_hash(proven.header.height)? != Some(proven.header.hash()) {
+        let invalid_proof = |e: timecoin_light::LightError| {
+            ErrorObjectOwned::from(RpcError::new(
+                codes::INVALID_ADDRESS_OR_KEY,
+                format!("Invalid proof: {e}"),
+            ))
+        };
+        let header = proof
+            .headers
+            .target()
+            .ok_or_else(|| invalid_proof(timecoin_light::LightError::Empty))?
+            .header;
+        // A block of this node's chain is final here: only the branches need checking,
+        // whatever set changes the proof carries or starts from.
+        let transactions = if backend.block_hash(header.height)? == Some(header.hash()) {
+            timecoin_light::check_transactions(&header, &proof).map_err(invalid_proof)?
+        } else {
+            // Checked from the genesis, to say whether it proves anything; final or not,
+            // it is not in this chain.
+            timecoin_light::verify_transactions(&backend.genesis_trust()?, &proof, &mut rand::rng())
+                .map_err(invalid_proof)?;
             return Ok(json!([]));
-        }
+        };
         Ok::<_, ErrorObjectOwned>(json!(
-            proven.txids().iter().map(ToString::to_string).collect::<Vec<_>>()
+            transactions
+                .iter()
+                .map(|(_, tx)| tx.txid().to_string())
+                .collect::<Vec<_>>()
         ))
     })?;
     module.register_blocking_method("getheaderproof", |params, context, _| {

@@ -182,7 +182,7 @@ impl Store {
                     });
                 }
                 if found < SCHEMA_VERSION {
-                    store.upgrade_schema(found)?;
+                    store.upgrade_schema(found, genesis)?;
                 }
                 *store.coins.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store.load_coins()?;
                 Ok(store)
@@ -254,8 +254,9 @@ impl Store {
     /// From 2 to 3: its UTXO table, supply and commitment are as of its tip, which becomes
     /// its coins tip (blocks applied from now on move the tip alone), and an older build,
     /// which would read a lagging table as the tip's, no longer opens it. From 3 to 4: the
-    /// record of voting-set changes starts at its tip, and its block data is counted.
-    fn upgrade_schema(&self, found: u32) -> Result<(), StorageError> {
+    /// record of voting-set changes is rebuilt from its blocks (which it holds since the
+    /// genesis: older schemas do not prune), and its block data is counted.
+    fn upgrade_schema(&self, found: u32, genesis: &Genesis) -> Result<(), StorageError> {
         let tip_bytes = self.meta(KEY_TIP)?.ok_or_else(|| self.missing("chain tip"))?;
         let tip: ChainTip = tip_from_bytes(&tip_bytes).map_err(|e| self.corrupt("chain tip", e))?;
         let write = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -268,11 +269,7 @@ impl Store {
             meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
         }
-        let list_bytes = self
-            .meta(KEY_MASTERNODES)?
-            .ok_or_else(|| self.missing("masternode list"))?;
-        let list = MasternodeList::from_bytes(&list_bytes).map_err(|e| self.corrupt("masternode list", e))?;
-        self.start_set_record(&write, tip.height, (tip.height > 0).then_some(&list))?;
+        self.rebuild_set_record(&write, genesis, tip.height)?;
         self.count_stored_block_bytes(&write)?;
         write.commit().map_err(|e| self.err(e))
     }

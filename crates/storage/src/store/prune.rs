@@ -38,6 +38,13 @@ pub struct PruneState {
     pub block_bytes: u64,
 }
 
+impl PruneState {
+    /// The lowest height above genesis whose block is served: 0 when every block is.
+    pub fn served_from(&self) -> u64 {
+        if self.pruned_below > 1 { self.pruned_below } else { 0 }
+    }
+}
+
 fn read_u64(
     meta: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
@@ -131,6 +138,13 @@ impl Store {
             .min(tip.saturating_add(1).saturating_sub(MIN_KEPT_BLOCKS))
             .min(coins_tip.saturating_add(1));
         let mut state = self.prune_state()?;
+        // Past the target, down to 90% of it, so that a node does not prune after every
+        // block.
+        let target = match target {
+            Some(t) if state.block_bytes <= t => return Ok(state),
+            Some(t) => Some(t - t / 10),
+            None => None,
+        };
         while state.pruned_below < limit && target.is_none_or(|t| state.block_bytes > t) {
             let end = limit.min(state.pruned_below.saturating_add(PRUNE_BATCH));
             let write = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -201,12 +215,11 @@ impl Store {
     /// The lowest height above genesis whose block this store serves: 0 when it holds
     /// every block (what a node's hello tells peers).
     pub fn served_from(&self) -> Result<u64, StorageError> {
-        let below = self.prune_state()?.pruned_below;
-        Ok(if below > 1 { below } else { 0 })
+        Ok(self.prune_state()?.served_from())
     }
 
-    /// Drops the oldest bodies until the block data is at most `target` bytes, within the
-    /// bounds of [`Store::prune_below`].
+    /// Once the block data passes `target` bytes, drops the oldest bodies until it is at
+    /// most 90% of it, within the bounds of [`Store::prune_below`].
     pub fn prune_to(&self, target: u64) -> Result<PruneState, StorageError> {
         let _applying = self
             .apply_lock

@@ -4,12 +4,13 @@
 //! only ([`super::LIST_UNDO_DEPTH`]); the sets are small and change rarely, so all of them
 //! are kept.
 //!
-//! A store created from genesis holds every change. One upgraded from an older schema holds
-//! those from its tip at the upgrade ([`KEY_SETS_FROM`]); proofs that start below it are
-//! refused with the reason.
+//! A store created from genesis holds every change, and so does one upgraded from an older
+//! schema (the record is rebuilt from its blocks). One loaded from a chain state holds
+//! those from the state's height ([`KEY_SETS_FROM`]), with the sets there as anchors;
+//! proofs that start below it are refused with the reason.
 
 use redb::{TableDefinition, WriteTransaction};
-use timecoin_chain::MasternodeList;
+use timecoin_chain::{Genesis, MasternodeList};
 use timecoin_primitives::{BlockHeader, Decode, Encode, MasternodeSet};
 
 use super::Store;
@@ -75,6 +76,26 @@ impl Store {
             .insert(KEY_SETS_FROM, height.to_le_bytes().as_slice())
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Records every change of the voting set in blocks `1..=tip`, replaying the masternode
+    /// list over them from `genesis` (a store upgraded from a schema without the record).
+    pub(super) fn rebuild_set_record(
+        &self,
+        write: &WriteTransaction,
+        genesis: &Genesis,
+        tip: u64,
+    ) -> Result<(), StorageError> {
+        let mut list = genesis.masternode_list();
+        for height in 1..=tip {
+            let block = self
+                .block_by_height(height)?
+                .ok_or_else(|| self.missing(&format!("block {height} (to rebuild the record of voting sets)")))?;
+            let before = list.clone();
+            list.apply_block(&block, &self.params);
+            self.record_set_change(write, height, &before, &list)?;
+        }
+        self.start_set_record(write, 0, None)
     }
 
     /// Where the record starts: the changes above this height are all held.

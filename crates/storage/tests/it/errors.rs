@@ -55,7 +55,7 @@ fn another_genesis_is_refused() {
 }
 
 /// Overwrites the stored schema version (an older one: the next open upgrades).
-pub(crate) fn set_schema(path: &std::path::Path, version: u32) {
+fn set_schema(path: &std::path::Path, version: u32) {
     let db = Database::open(path).unwrap();
     let write = db.begin_write().unwrap();
     {
@@ -104,32 +104,45 @@ fn a_newer_or_older_schema_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn a_schema_3_store_records_set_changes_from_its_tip_at_the_upgrade() {
+fn a_schema_3_store_rebuilds_its_record_of_set_changes_from_its_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
-    let mut model = ChainBuilder::new(3);
+    let mut model = ChainBuilder::new(6);
     let store = Store::open(&path, &model.genesis).unwrap();
-    for _ in 0..3 {
+    // A masternode registers and joins the voting set: one change.
+    let operator = timecoin_test_utils::key("operator", 1);
+    let registration = model.registration(Tier::Bronze, &operator, std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
+    let block = model.build_block(vec![registration]);
+    store.apply_block(&block, None).unwrap();
+    model.apply(&block);
+    for _ in 0..4 {
         store.apply_block(&model.next_payment_block(1), None).unwrap();
     }
-    assert_eq!(store.voting_set_changes(0, 3).unwrap(), []);
+    let tip = store.tip().unwrap().height;
+    let recorded = store.voting_set_changes(0, tip).unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
     drop(store);
+
+    // A schema-3 store has no record: the upgrade rebuilds the same one from the blocks.
+    {
+        let db = Database::open(&path).unwrap();
+        let write = db.begin_write().unwrap();
+        assert!(
+            write
+                .delete_table(TableDefinition::<u64, &[u8]>::new("voting_sets"))
+                .unwrap()
+        );
+        write.commit().unwrap();
+    }
     set_schema(&path, 3);
     let store = Store::open(&path, &model.genesis).unwrap();
-    let err = store.voting_set_changes(0, 3).unwrap_err();
-    assert!(matches!(err, StorageError::Refused(_)), "{err}");
-    assert!(err.to_string().contains("from height 3"), "{err}");
-    assert_eq!(store.voting_set_changes(3, 3).unwrap(), []);
-    // The sets that finalized the tip and finalize the next block are recorded where the
-    // record starts.
-    let list = store.masternodes().unwrap();
-    assert_eq!(store.voting_set_at(3).unwrap().as_ref(), Some(list.signers()));
-    assert_eq!(store.voting_set_at(4).unwrap().as_ref(), Some(list.voting_set()));
-    assert!(store.voting_set_at(2).is_err());
+    assert_eq!(store.voting_set_changes(0, tip).unwrap(), recorded);
+    assert_eq!(store.voting_set_at(tip + 1).unwrap(), Some(recorded[0].1.clone()));
+    assert_eq!(store.voting_set_at(recorded[0].0 - 1).unwrap(), None);
     drop(store);
     // Upgraded once: opening again changes nothing.
     let store = Store::open(&path, &model.genesis).unwrap();
-    assert!(store.voting_set_changes(2, 3).is_err());
+    assert_eq!(store.voting_set_changes(0, tip).unwrap(), recorded);
 }
 
 #[test]
