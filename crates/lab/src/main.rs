@@ -47,6 +47,8 @@ enum Command {
     /// clock offset, a Byzantine masternode); checks agreement, durability and liveness.
     /// Needs root.
     Chaos(chaos::Options),
+    /// Draws docs/scaling.png from the simulator's CSV and steady runs' steady.json.
+    ScalingChart(chaos::scaling_chart::Options),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(options) => bench::run(&options),
         Command::Chaos(options) => chaos::run(&options),
+        Command::ScalingChart(options) => chaos::scaling_chart::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

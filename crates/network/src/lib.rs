@@ -4,8 +4,8 @@
 //!
 //! The [`service`] runs the peers: listening, dialling, admission, per-peer reading and
 //! writing tasks, rate limits and bans. This crate knows nothing of storage or the mempool;
-//! the node connects them through typed messages and events. Relay policy, consensus gossip
-//! and block sync are being built on top of it.
+//! the node connects them through typed messages and events. The [`overlay`] says which
+//! masternodes link to which and who relays a consensus message, the same on every node.
 //!
 //! Invariants a reader must keep:
 //! - no frame larger than the configured maximum is ever allocated: its announced size is
@@ -19,6 +19,7 @@
 pub mod addrbook;
 pub mod handshake;
 pub mod limits;
+pub mod overlay;
 mod queue;
 pub mod service;
 pub mod transport;
@@ -27,6 +28,7 @@ pub mod wire;
 pub use addrbook::AddressBook;
 pub use handshake::{HandshakeError, Hello, PROTOCOL_VERSION, connect, keeps_outbound};
 pub use limits::{BAN_THRESHOLD, BanList, Misbehaviour, Offense, PeerLimits, RateConfig};
+pub use overlay::Overlay;
 pub use service::{BanTarget, NetworkConfig, NetworkEvent, NetworkHandle, PeerInfo, start};
 pub use transport::{FrameAssembler, SecureReader, SecureStream, SecureWriter, TransportError, secure};
 pub use wire::{Message, MessageClass};

@@ -82,6 +82,11 @@ impl QueueReceiver {
         self.frames.recv().await
     }
 
+    /// The next frame if one waits, without waiting.
+    pub(crate) fn try_recv(&mut self) -> Option<Frame> {
+        self.frames.try_recv().ok()
+    }
+
     /// `frame` was written (or dropped): its bytes leave the budget.
     pub(crate) fn done(&self, frame: &Frame) {
         self.queued.fetch_sub(frame.len(), Ordering::AcqRel);

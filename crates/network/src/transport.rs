@@ -24,6 +24,10 @@ const NOISE_TAG: usize = 16;
 const CHUNK_PLAINTEXT: usize = NOISE_MAX_MESSAGE - NOISE_TAG;
 /// Bytes the identity proof takes: key and signature.
 const IDENTITY_PROOF_LEN: usize = 32 + 64;
+/// Bytes a connection reads ahead.
+const READ_BUFFER: usize = 16 * 1024;
+/// A write buffer grown past this (by a block) is let go after its frame.
+const KEPT_WRITE_BUFFER: usize = 256 * 1024;
 
 /// Why a connection failed or was closed.
 #[derive(Debug, Error)]
@@ -77,7 +81,8 @@ impl<S> std::fmt::Debug for SecureStream<S> {
 
 /// The receiving half of a [`SecureStream`].
 pub struct SecureReader<R> {
-    inner: R,
+    /// Buffered: a frame's length and body, and the frames behind it, in few reads.
+    inner: tokio::io::BufReader<R>,
     noise: Arc<StatelessTransportState>,
     nonce: u64,
     max_frame: usize,
@@ -92,6 +97,8 @@ pub struct SecureWriter<W> {
     nonce: u64,
     max_frame: usize,
     message: Vec<u8>,
+    /// One frame's Noise messages, written at once.
+    out: Vec<u8>,
 }
 
 impl<R> std::fmt::Debug for SecureReader<R> {
@@ -130,10 +137,20 @@ pub fn verify_identity_proof(handshake_hash: &[u8], proof: &[u8]) -> Result<Publ
     Ok(key)
 }
 
-async fn write_noise_message<S: AsyncWrite + Unpin>(stream: &mut S, message: &[u8]) -> Result<(), TransportError> {
+/// Appends `message` with its length prefix to `out`.
+fn frame_noise_message(out: &mut Vec<u8>, message: &[u8]) -> Result<(), TransportError> {
     let len = u16::try_from(message.len()).map_err(|_| TransportError::Malformed("noise message too long".into()))?;
-    stream.write_all(&len.to_be_bytes()).await?;
-    stream.write_all(message).await?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(message);
+    Ok(())
+}
+
+/// Writes `message` with its length prefix in one write: two writes would be two segments,
+/// and the second could wait on the first's acknowledgement.
+async fn write_noise_message<S: AsyncWrite + Unpin>(stream: &mut S, message: &[u8]) -> Result<(), TransportError> {
+    let mut out = Vec::with_capacity(message.len() + 2);
+    frame_noise_message(&mut out, message)?;
+    stream.write_all(&out).await?;
     Ok(())
 }
 
@@ -199,7 +216,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let max_frame = max_frame.max(IDENTITY_PROOF_LEN);
     let mut secure = SecureStream {
         reader: SecureReader {
-            inner: read,
+            inner: tokio::io::BufReader::with_capacity(READ_BUFFER, read),
             noise: Arc::clone(&noise),
             nonce: 0,
             max_frame,
@@ -212,6 +229,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             nonce: 0,
             max_frame,
             message: vec![0u8; NOISE_MAX_MESSAGE],
+            out: Vec::new(),
         },
         peer: PublicKey::default(),
     };
@@ -248,6 +266,26 @@ impl<S: AsyncRead + AsyncWrite> SecureStream<S> {
 impl<W: AsyncWrite + Unpin> SecureWriter<W> {
     /// Sends one frame.
     pub async fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        self.send_all(&[frame]).await
+    }
+
+    /// Sends frames in order, in one write: a burst of votes to a peer goes out in as few
+    /// segments as the bytes need, and no frame waits on another's acknowledgement.
+    pub async fn send_all(&mut self, frames: &[&[u8]]) -> Result<(), TransportError> {
+        self.out.clear();
+        for frame in frames {
+            self.seal(frame)?;
+        }
+        self.inner.write_all(&self.out).await?;
+        self.inner.flush().await?;
+        if self.out.capacity() > KEPT_WRITE_BUFFER {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Appends `frame`'s Noise messages (length, then the frame, in chunks) to the output.
+    fn seal(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         if frame.len() > self.max_frame {
             return Err(TransportError::FrameTooLarge {
                 size: frame.len(),
@@ -263,9 +301,8 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
         for chunk in plaintext.chunks(CHUNK_PLAINTEXT) {
             let nonce = next_nonce(&mut self.nonce)?;
             let len = self.noise.write_message(nonce, chunk, &mut self.message)?;
-            write_noise_message(&mut self.inner, self.message.get(..len).unwrap_or_default()).await?;
+            frame_noise_message(&mut self.out, self.message.get(..len).unwrap_or_default())?;
         }
-        self.inner.flush().await?;
         Ok(())
     }
 }

@@ -85,6 +85,27 @@ impl Message {
         }
     }
 
+    /// The name of the message an encoded frame holds, by its first byte (for metrics).
+    pub fn name_of(frame: &[u8]) -> &'static str {
+        match frame.first() {
+            Some(1) => "ping",
+            Some(2) => "pong",
+            Some(3) => "getpeers",
+            Some(4) => "peers",
+            Some(5) => "inventory",
+            Some(6) => "gettransactions",
+            Some(7) => "transactions",
+            Some(8) => "proposal",
+            Some(9) => "vote",
+            Some(10) => "evidence",
+            Some(11) => "getblocks",
+            Some(12) => "blocks",
+            Some(13) => "getmasternodes",
+            Some(14) => "masternodes",
+            _ => "unknown",
+        }
+    }
+
     fn tag(&self) -> u8 {
         match self {
             Message::Ping(_) => 1,
@@ -238,5 +259,24 @@ impl Decode for Message {
             }
         };
         Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_named_by_its_message() {
+        assert_eq!(Message::name_of(&Message::Ping(1).to_bytes()), "ping");
+        assert_eq!(Message::name_of(&Message::GetPeers.to_bytes()), "getpeers");
+        assert_eq!(Message::name_of(&Message::GetMasternodes.to_bytes()), "getmasternodes");
+        assert_eq!(
+            Message::name_of(&Message::GetBlocks { from: 1, count: 2 }.to_bytes()),
+            "getblocks"
+        );
+        assert_eq!(Message::name_of(&Message::Blocks(Vec::new()).to_bytes()), "blocks");
+        assert_eq!(Message::name_of(&[]), "unknown");
+        assert_eq!(Message::name_of(&[99]), "unknown");
     }
 }

@@ -438,6 +438,7 @@ impl Node {
             hello: hello_tx,
             key: config.masternode.enabled.then(|| operator.clone()),
             pacing: config.consensus.clone(),
+            masternode_peers: config.network.masternode_peers,
             cancel: cancel.clone(),
             tracker: tracker.clone(),
             relay: relay_rx,

@@ -10,8 +10,10 @@
 //! `votes_missed_total{masternode}`, `consensus_round`, `sync_behind`,
 //! `sync_target_height`, `sync_blocks_applied_total`, `coins_cache_bytes`,
 //! `coins_unflushed_blocks`, `mempool_transactions`,
-//! `mempool_bytes`, `mempool_usage_bytes`, `peers`, `network_received_bytes_total`,
-//! `network_sent_bytes_total`, and `stage_seconds{stage}` and `stage_cpu_seconds{stage}`:
+//! `mempool_bytes`, `mempool_usage_bytes`, `peers`, `network_received_bytes_total{kind}`,
+//! `network_sent_bytes_total{kind}`, `network_received_messages_total{kind}`,
+//! `network_sent_messages_total{kind}`, `votes_relayed_total`, `votes_regossiped_total`,
+//! and `stage_seconds{stage}` and `stage_cpu_seconds{stage}`:
 //! the wall and CPU time of a transaction's stages (`admission`, `validation`, `proposal`,
 //! `apply`) on the thread that ran them, which `timelab bench` breaks a node's CPU down by.
 

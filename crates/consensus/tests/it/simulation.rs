@@ -109,3 +109,41 @@ fn a_run_is_reproducible_from_its_seed() {
         (b.end_ms, b.deliveries, b.evidence)
     );
 }
+
+/// The median of `values` (sorted here).
+fn median(values: &mut [u64]) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_wide_area_network_over_the_overlay_decides_every_height_within_two_seconds_at_the_median() {
+    use timecoin_test_utils::sim::Wan;
+    // 48 validators are past the overlay's full-mesh bound (32 links): they talk over the
+    // grid, two hops apart, with 20–200 ms links, jitter and 1% loss.
+    let mut per_node = Vec::new();
+    for n in [16usize, 48] {
+        let outcome = run(&Scenario::wan(n, 60, 3, Wan::internet()));
+        assert!(outcome.violations.is_empty(), "{}", outcome.report());
+        assert_eq!(
+            outcome.commit_latencies_ms.len(),
+            n * 60,
+            "every node decided every height"
+        );
+        let mut latencies = outcome.commit_latencies_ms.clone();
+        assert!(
+            median(&mut latencies) < 2_000,
+            "median commit latency {} ms",
+            median(&mut latencies)
+        );
+        let received: u64 = outcome.traffic.iter().map(|t| t.received).sum();
+        per_node.push(received as f64 / (n as f64 * 60.0));
+    }
+    // Each message crosses each link about once: what a node receives per height grows with
+    // the set (three messages from each signer, about two copies each), not with its square.
+    let [small, large] = per_node[..] else { unreachable!() };
+    assert!(
+        large < small * 6.0,
+        "16 validators: {small:.0} messages a node a height, 48: {large:.0}"
+    );
+}

@@ -18,8 +18,8 @@ pub(crate) const STAGES: &[&str] = &["admission", "validation", "proposal", "app
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StageMark(Vec<f64>);
 
-/// Reads node metrics at `address`.
-pub(crate) fn scrape(address: SocketAddr) -> Result<StageMark> {
+/// The metrics a node serves at `address`, parsed.
+pub(crate) fn fetch(address: SocketAddr) -> Result<prometheus_parse::Scrape> {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
@@ -32,22 +32,34 @@ pub(crate) fn scrape(address: SocketAddr) -> Result<StageMark> {
         .body_mut()
         .read_to_string()
         .with_context(|| format!("reading metrics from {address}"))?;
-    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|line| Ok(line.to_owned())))
-        .with_context(|| format!("parsing metrics from {address}"))?;
-    let busy = |stage: &str| {
-        scrape
-            .samples
+    prometheus_parse::Scrape::parse(body.lines().map(|line| Ok(line.to_owned())))
+        .with_context(|| format!("parsing metrics from {address}"))
+}
+
+/// The sum of `metric`'s samples (counters, gauges or untyped) whose labels include `label`.
+pub(crate) fn total(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &str)>) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Untyped(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// Reads node metrics at `address`.
+pub(crate) fn scrape(address: SocketAddr) -> Result<StageMark> {
+    let scrape = fetch(address)?;
+    Ok(StageMark(
+        STAGES
             .iter()
-            .filter(|s| s.metric == "timecoin_stage_cpu_seconds_sum" && s.labels.get("stage") == Some(stage))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Untyped(v)
-                | prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v) => v,
-                _ => 0.0,
-            })
-            .sum::<f64>()
-    };
-    Ok(StageMark(STAGES.iter().map(|stage| busy(stage)).collect()))
+            .map(|stage| total(&scrape, "timecoin_stage_cpu_seconds_sum", Some(("stage", stage))))
+            .collect(),
+    ))
 }
 
 /// Scrapes every node.

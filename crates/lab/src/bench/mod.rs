@@ -8,7 +8,7 @@
 //! and breaks each node's CPU per finalized payment down by stage (`breakdown`).
 //! It writes `report.json` and `chart.png`.
 
-mod breakdown;
+pub(crate) mod breakdown;
 pub(crate) mod chart;
 pub(crate) mod load;
 pub(crate) mod nodes;

@@ -8,7 +8,9 @@
 //! every block and UTXO-set commitment, that every transaction a node's API reported in a
 //! block is in every node's chain, that no node lost a block it had reported, and that after
 //! the last heal every node reaches a new common height within a bound. It prints the seed
-//! and a timeline, and writes `report.json` and `heights.png` per seed.
+//! and a timeline, and writes `report.json` and `heights.png` per seed. With `--steady` it
+//! injects nothing and measures the network at scale instead (`steady`); `scaling_chart`
+//! draws what such runs and the simulator measured.
 
 mod byzantine;
 mod checks;
@@ -18,9 +20,11 @@ mod observe;
 mod options;
 mod relay;
 mod report;
+pub(crate) mod scaling_chart;
 mod schedule;
 mod seed;
 mod signals;
+mod steady;
 
 use anyhow::{Context, Result, bail};
 
@@ -31,6 +35,39 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     signals::watch()?;
     if options.nodes < 3 {
         bail!("the chaos runner needs at least 3 masternodes, got {}", options.nodes);
+    }
+    if let Some(seconds) = options.steady {
+        crate::bench::prepare_dir(&options.dir, "timelab chaos")?;
+        let report = steady::run(options, seconds, options.latency_ms, &options.dir)?;
+        println!(
+            "{} masternodes, {} ms links: {} blocks in {:.0} s (one every {:.2} s); finality p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+            report.nodes,
+            report.latency_ms,
+            report.heights,
+            report.seconds,
+            report.block_interval_s,
+            report.finality_p50_s,
+            report.finality_p99_s,
+            report.finality_max_s
+        );
+        println!(
+            "per node and height: {:.0} messages sent, {:.0} received, {:.0} bytes sent, {:.0} received, {:.1} votes relayed; {:.2} cores, {:.0} MB peak RSS, {} peers (means)",
+            report.mean.sent_messages_per_height,
+            report.mean.received_messages_per_height,
+            report.mean.sent_bytes_per_height,
+            report.mean.received_bytes_per_height,
+            report.mean.relayed_votes_per_height,
+            report.mean.cpu_cores,
+            report.mean.peak_rss_bytes as f64 / 1e6,
+            report.mean.peers
+        );
+        if !report.violations.is_empty() {
+            for violation in &report.violations {
+                println!("  {violation}");
+            }
+            bail!("{} violation(s) in the steady run", report.violations.len());
+        }
+        return Ok(());
     }
     let (seeds, kinds) = options.seeds_and_kinds()?;
     let first = options.seed.unwrap_or_else(|| timecoin_node::now_ms() % 1_000_000);

@@ -14,8 +14,8 @@ use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 use timecoin_rpc::Client;
 
-/// How often each node is asked.
-const POLL: Duration = Duration::from_millis(100);
+/// How often each node is asked (by default).
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// Heights read from one node in one poll, at most.
 const HEIGHTS_PER_POLL: u64 = 200;
@@ -93,8 +93,8 @@ fn lock(record: &Mutex<Record>) -> MutexGuard<'_, Record> {
 }
 
 impl Observer {
-    /// Starts one thread per node directory in `dirs`.
-    pub(crate) fn start(dirs: Vec<PathBuf>, start: Instant) -> Observer {
+    /// Starts one thread per node directory in `dirs`, each asking its node every `poll`.
+    pub(crate) fn start(dirs: Vec<PathBuf>, start: Instant, every: Duration) -> Observer {
         let record = Arc::new(Mutex::new(Record {
             nodes: dirs.iter().map(|_| NodeRecord::default()).collect(),
             ..Record::default()
@@ -117,7 +117,7 @@ impl Observer {
                             // The node may be down, or restarted with a new cookie.
                             client = None;
                         }
-                        std::thread::sleep(POLL);
+                        std::thread::sleep(every);
                     }
                 })
             })

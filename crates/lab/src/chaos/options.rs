@@ -47,6 +47,22 @@ pub(crate) struct Options {
     /// The first node's P2P port; the others follow, then the JSON-RPC ports.
     #[arg(long, default_value_t = 24500)]
     pub(crate) base_port: u16,
+    /// No faults: every link is delayed by --latency-ms each way under a light load (--rate),
+    /// and for this many seconds the run measures finality, messages and bytes per height,
+    /// CPU and memory per node (writes steady.json).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) steady: Option<u64>,
+    /// With --steady: each link's one-way delay through the relay, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) latency_ms: u64,
+    /// With --steady: the nodes' `[network] masternode_peers` (a set larger than this plus
+    /// one links by the overlay's grid: a small value puts a small network on the grid).
+    #[arg(long)]
+    pub(crate) masternode_peers: Option<usize>,
+    /// With --steady: the nodes' `[network] max_outbound` (few ordinary connections leave
+    /// masternodes that are not linked to reach each other through relays).
+    #[arg(long)]
+    pub(crate) max_outbound: Option<usize>,
     /// The nodes log debug events too (rounds, timeouts, peers), and a passing seed keeps its
     /// logs: for finding out what a seed did.
     #[arg(long)]

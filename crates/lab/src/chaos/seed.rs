@@ -32,6 +32,10 @@ const FAKETIME: [&str; 3] = [
     "/usr/lib/faketime/libfaketime.so.1",
 ];
 
+/// The nodes' pacing: a block at least every 250 ms while transactions wait, an empty one
+/// after a second.
+pub(crate) const PACING: &str = "[consensus]\nmin_block_interval_ms = 250\nempty_block_interval_ms = 1000\n";
+
 /// Seconds of load before the first fault.
 pub(crate) const WARM_UP: Duration = Duration::from_secs(3);
 
@@ -52,49 +56,19 @@ pub(crate) fn run(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Res
             event.fault
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let lab = Lab::create(options.nodes)?;
-    let net = dir.join("net");
-    let pacing = "[consensus]\nmin_block_interval_ms = 250\nempty_block_interval_ms = 1000\n";
-    let node_ips: Vec<_> = (0..options.nodes).map(|k| lab.node_ip(k)).collect();
-    timecoin_node::localnet::write_network_placed(
-        &net,
-        options.nodes,
-        0,
-        options.base_port,
-        pacing,
-        Some(&timecoin_node::localnet::Placement {
-            node_ips: node_ips.clone(),
-            dial_ip: lab.relay_ip(),
-        }),
-    )?;
-    let ports: Vec<u16> = (0..options.nodes)
-        .map(|k| options.base_port.saturating_add(u16::try_from(k).unwrap_or(u16::MAX)))
-        .collect();
-    let relay = Relay::start(
-        &ports
-            .iter()
-            .map(|p| SocketAddr::new(lab.relay_ip(), *p))
-            .collect::<Vec<_>>(),
-        &ports
-            .iter()
-            .zip(&node_ips)
-            .map(|(p, ip)| SocketAddr::new(*ip, *p))
-            .collect::<Vec<_>>(),
-        &node_ips,
-        seed,
-    )?;
-    let launch = |k: usize| Launch {
-        netns: Some(lab.namespace(k)),
-        env: Vec::new(),
-    };
     let args = if options.verbose_nodes {
         vec!["-v".to_owned()]
     } else {
         Vec::new()
     };
-    let mut nodes = Nodes::start_with(&net, (0..options.nodes).map(launch).collect(), args)?;
-    nodes.wait_ready(Duration::from_secs(60))?;
+    let Network {
+        mut nodes,
+        relay,
+        lab,
+        node_ips,
+        ports,
+        net,
+    } = Network::start(options, seed, dir, PACING, args)?;
     let genesis = Genesis::from_toml(&std::fs::read_to_string(net.join("genesis.toml"))?)?;
     let chaos_ms = events.iter().map(Event::end_ms).max().unwrap_or(0);
     let payments = prepare_payments(
@@ -110,7 +84,7 @@ pub(crate) fn run(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Res
     let dirs = (0..options.nodes)
         .map(|k| nodes.dir(k).map(Path::to_path_buf))
         .collect::<Result<Vec<_>>>()?;
-    let observer = Observer::start(dirs.clone(), start);
+    let observer = Observer::start(dirs.clone(), start, super::observe::POLL);
     let up: Vec<AtomicBool> = (0..options.nodes).map(|_| AtomicBool::new(true)).collect();
     let load_stop = AtomicBool::new(false);
     let (submitted, accepted) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -191,9 +165,91 @@ pub(crate) fn run(options: &Options, seed: u64, kinds: usize, dir: &Path) -> Res
     Ok(report)
 }
 
+/// A network of masternodes in namespaces, dialling each other through the relay. Fields
+/// drop in order: the nodes stop before the relay and the namespaces go.
+pub(crate) struct Network {
+    pub(crate) nodes: Nodes,
+    pub(crate) relay: Relay,
+    pub(crate) lab: Lab,
+    pub(crate) node_ips: Vec<std::net::IpAddr>,
+    pub(crate) ports: Vec<u16>,
+    /// Where the nodes' directories and `genesis.toml` are.
+    pub(crate) net: PathBuf,
+}
+
+impl Network {
+    /// Writes a network of `options.nodes` masternodes under `dir/net` (each configuration
+    /// ending with `config`), makes its namespaces and relay, starts the nodes (with `args`)
+    /// and waits until each answers.
+    pub(crate) fn start(options: &Options, seed: u64, dir: &Path, config: &str, args: Vec<String>) -> Result<Network> {
+        Network::start_with(options, seed, dir, config, args, |text| text)
+    }
+
+    /// [`Network::start`], with each node's configuration passed through `edit` first.
+    pub(crate) fn start_with(
+        options: &Options,
+        seed: u64,
+        dir: &Path,
+        config: &str,
+        args: Vec<String>,
+        edit: impl Fn(String) -> String,
+    ) -> Result<Network> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lab = Lab::create(options.nodes)?;
+        let net = dir.join("net");
+        let node_ips: Vec<_> = (0..options.nodes).map(|k| lab.node_ip(k)).collect();
+        timecoin_node::localnet::write_network_placed(
+            &net,
+            options.nodes,
+            0,
+            options.base_port,
+            config,
+            Some(&timecoin_node::localnet::Placement {
+                node_ips: node_ips.clone(),
+                dial_ip: lab.relay_ip(),
+            }),
+        )?;
+        for k in 0..options.nodes {
+            let path = net.join(format!("node{k}")).join("config.toml");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            std::fs::write(&path, edit(text)).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let ports: Vec<u16> = (0..options.nodes)
+            .map(|k| options.base_port.saturating_add(u16::try_from(k).unwrap_or(u16::MAX)))
+            .collect();
+        let relay = Relay::start(
+            &ports
+                .iter()
+                .map(|p| SocketAddr::new(lab.relay_ip(), *p))
+                .collect::<Vec<_>>(),
+            &ports
+                .iter()
+                .zip(&node_ips)
+                .map(|(p, ip)| SocketAddr::new(*ip, *p))
+                .collect::<Vec<_>>(),
+            &node_ips,
+            seed,
+        )?;
+        let launch = |k: usize| Launch {
+            netns: Some(lab.namespace(k)),
+            env: Vec::new(),
+        };
+        let mut nodes = Nodes::start_with(&net, (0..options.nodes).map(launch).collect(), args)?;
+        nodes.wait_ready(Duration::from_secs(60 + 2 * options.nodes as u64))?;
+        Ok(Network {
+            nodes,
+            relay,
+            lab,
+            node_ips,
+            ports,
+            net,
+        })
+    }
+}
+
 /// Funds one key per payment from node 0's genesis allocation (before any fault) and signs
 /// the payments.
-fn prepare_payments(genesis: &Genesis, net: &Path, nodes: &Nodes, count: u64) -> Result<Vec<Transaction>> {
+pub(crate) fn prepare_payments(genesis: &Genesis, net: &Path, nodes: &Nodes, count: u64) -> Result<Vec<Transaction>> {
     let count = usize::try_from(count.max(1))?;
     let key = timecoin_node::keys::load(&net.join("node0").join("wallet.key"))?;
     let funding = load::fund(genesis, &load::genesis_coin(genesis, &key)?, count)?;
@@ -224,7 +280,7 @@ fn prepare_payments(genesis: &Genesis, net: &Path, nodes: &Nodes, count: u64) ->
 
 /// Submits `rate` payments a second in ten batches, each to a node drawn by the seed among
 /// those up, until `stop` (or the payments run out).
-fn submit_load(
+pub(crate) fn submit_load(
     dirs: &[PathBuf],
     payments: &[Transaction],
     rate: u64,

@@ -78,6 +78,8 @@ pub(super) async fn admit(
     outbound: bool,
     permit: OwnedSemaphorePermit,
 ) {
+    // Consensus messages are small and latency-bound: no waiting to fill a segment.
+    let _ = stream.set_nodelay(true);
     let hello = *shared.hello.borrow();
     let result = tokio::select! {
         () = shared.cancel.cancelled() => return,

@@ -15,7 +15,9 @@ use crate::wire::Message;
 
 /// Counts a received frame's bytes and decodes it.
 fn received(bytes: &[u8]) -> Result<Message, timecoin_primitives::DecodeError> {
-    metrics::counter!("timecoin_network_received_bytes_total").increment(bytes.len() as u64);
+    let kind = Message::name_of(bytes);
+    metrics::counter!("timecoin_network_received_bytes_total", "kind" => kind).increment(bytes.len() as u64);
+    metrics::counter!("timecoin_network_received_messages_total", "kind" => kind).increment(1);
     Message::from_bytes(bytes)
 }
 
@@ -110,6 +112,10 @@ async fn close(
         .await;
 }
 
+/// Most frames, and bytes, written at once.
+const BATCH_FRAMES: usize = 64;
+const BATCH_BYTES: usize = 64 * 1024;
+
 pub(super) async fn write_loop(
     shared: Arc<Shared>,
     mut writer: Writer,
@@ -122,7 +128,7 @@ pub(super) async fn write_loop(
     let mut nonce = 0u64;
     let reason = loop {
         // A ping is written past the queue; a queued frame leaves its budget once written.
-        let (frame, queued) = tokio::select! {
+        let (first, queued) = tokio::select! {
             () = cancel.cancelled() => return,
             _ = ping.tick() => {
                 nonce = nonce.wrapping_add(1);
@@ -133,14 +139,27 @@ pub(super) async fn write_loop(
                 None => return,
             },
         };
-        let sent = writer.send(&frame).await;
+        // Frames queued behind it go in the same write, up to a bound.
+        let mut batch = vec![first];
+        let mut bytes = batch.iter().map(|f| f.len()).sum::<usize>();
+        while queued && batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+            let Some(next) = frames.try_recv() else { break };
+            bytes += next.len();
+            batch.push(next);
+        }
+        let slices: Vec<&[u8]> = batch.iter().map(|f| f.as_slice()).collect();
+        let sent = writer.send_all(&slices).await;
         if queued {
-            frames.done(&frame);
+            batch.iter().for_each(|frame| frames.done(frame));
         }
         if let Err(error) = sent {
             break error.to_string();
         }
-        metrics::counter!("timecoin_network_sent_bytes_total").increment(frame.len() as u64);
+        for frame in &batch {
+            let kind = Message::name_of(frame);
+            metrics::counter!("timecoin_network_sent_bytes_total", "kind" => kind).increment(frame.len() as u64);
+            metrics::counter!("timecoin_network_sent_messages_total", "kind" => kind).increment(1);
+        }
     };
     close(&shared, &cancel, peer, connection, reason, false).await;
 }

@@ -72,8 +72,9 @@ pub struct NetworkConfig {
     pub address_book: Option<PathBuf>,
     /// Most addresses the book holds.
     pub max_addresses: usize,
-    /// A masternode keeps connections to this many other masternodes (all of them when the
-    /// set is smaller), evicting ordinary peers to make room.
+    /// A masternode keeps links to at most this many other masternodes, apart from the
+    /// ordinary connection limits: to all of them when the set has at most this many others,
+    /// otherwise to its row and column of the [`crate::overlay::Overlay`] grid.
     pub masternode_peers: usize,
     /// Most inbound connections from one IP address, and most handshakes in flight from one
     /// (a quarter of this, at least one): one address cannot take every inbound slot.
@@ -237,6 +238,8 @@ struct Shared {
     tracker: TaskTracker,
     inbound: Arc<Semaphore>,
     outbound: Arc<Semaphore>,
+    /// Dials to masternodes this node links to (a budget apart from `outbound`).
+    masternode_dials: Arc<Semaphore>,
     /// Inbound handshakes in flight, by address.
     handshakes: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -277,6 +280,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         inbound: Arc::new(Semaphore::new(config.max_inbound + HANDSHAKE_SLACK)),
         outbound: Arc::new(Semaphore::new(config.max_outbound + HANDSHAKE_SLACK)),
+        masternode_dials: Arc::new(Semaphore::new(config.masternode_peers + HANDSHAKE_SLACK)),
         handshakes: Mutex::new(HashMap::new()),
         config,
         identity,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use timecoin_chain::{MasternodeList, check_equivocation};
 use timecoin_consensus::{Decision, Engine, ValidatorSet, Wal};
-use timecoin_network::Message;
-use timecoin_primitives::{Block, CommitCertificate, PublicKey, SecretKey, SignedVote, Vote, VoteKind};
+use timecoin_network::{Message, Overlay};
+use timecoin_primitives::{Block, CommitCertificate, PublicKey, SecretKey};
 use tracing::{info, warn};
 
 use super::{Host, State, blocking};
@@ -58,10 +58,15 @@ impl Host {
         }
     }
 
-    /// Tells the peer service which identities are masternodes (they are dialled first and
+    /// The overlay over `list`'s masternodes, as the peer service lays it out.
+    pub(super) fn overlay_of(&self, list: &MasternodeList) -> Overlay {
+        Overlay::new(list.entries().iter().map(|e| e.operator), self.masternode_peers)
+    }
+
+    /// Tells the peer service which identities are masternodes (their links are dialled and
     /// never evicted) and where the list says they listen. `previous` is the list before, to
-    /// announce only what changed.
-    pub(super) async fn announce_masternodes(&self, list: &MasternodeList, previous: Option<&MasternodeList>) {
+    /// announce only what changed; returns whether anything did.
+    pub(super) async fn announce_masternodes(&self, list: &MasternodeList, previous: Option<&MasternodeList>) -> bool {
         // Penalties and payment records change every block; only keys and addresses matter
         // to the peer service.
         let contacts = |l: &MasternodeList| -> Vec<(PublicKey, Option<std::net::SocketAddr>)> {
@@ -70,7 +75,7 @@ impl Host {
         let now = contacts(list);
         let before = previous.map(contacts);
         if before.as_ref() == Some(&now) {
-            return;
+            return false;
         }
         self.network
             .set_masternodes(now.iter().map(|(operator, _)| *operator))
@@ -85,41 +90,27 @@ impl Host {
                 self.network.add_address(*service).await;
             }
         }
+        true
     }
 
-    /// Tells peers of a block this node decided. A masternode whose precommit the certificate
-    /// holds checked the block before it precommitted: it is sent the certificate's other
-    /// precommits (a few hundred bytes each), so that it decides too even if Byzantine signers
-    /// sent theirs to this node alone. The other peers are sent the block with its
-    /// certificate (a full one is 2 MB, and each copy is decoded by its receiver); a
-    /// masternode still a height behind is also sent it when it is next heard from.
+    /// Tells peers of a block this node decided. Peers that vote at its height gather its
+    /// precommits as this node did and get nothing; the others — peers outside the voting
+    /// set (they follow by blocks) and masternodes last heard from below the block's height
+    /// (behind, or not heard from yet) — are sent the block with its certificate. A
+    /// masternode that voted at this height but is still deciding it (Byzantine signers may
+    /// have sent their precommits to this node alone) is sent it when next heard from a
+    /// height behind, once (`heard_from`).
     async fn announce_decision(&self, state: &State, block: &Block, certificate: &CommitCertificate) {
-        let signed: HashSet<PublicKey> = certificate.signatures.iter().map(|s| s.validator).collect();
-        let (signers, lacking): (Vec<PublicKey>, Vec<PublicKey>) =
-            state.connected.iter().copied().partition(|peer| signed.contains(peer));
-        let (own, chain) = (self.key.as_ref().map(SecretKey::public_key), self.genesis.hash());
-        for precommit in &certificate.signatures {
-            if Some(precommit.validator) == own {
-                // Broadcast when it was cast.
-                continue;
-            }
-            let vote = Message::Vote(SignedVote {
-                vote: Vote {
-                    chain,
-                    height: certificate.height,
-                    round: certificate.round,
-                    kind: VoteKind::Precommit,
-                    block: Some(certificate.block_hash),
-                },
-                validator: precommit.validator,
-                signature: precommit.signature,
-            });
-            let others = signers.iter().copied().filter(|peer| *peer != precommit.validator);
-            self.network.send_each(others, &vote).await;
-        }
-        if !lacking.is_empty() {
+        let height = block.header.height;
+        let behind: Vec<PublicKey> = state
+            .connected
+            .iter()
+            .filter(|peer| state.peer_heights.get(*peer).is_none_or(|heard| *heard < height))
+            .copied()
+            .collect();
+        if !behind.is_empty() {
             let message = Message::Blocks(vec![(block.clone(), certificate.clone())]);
-            self.network.send_each(lacking, &message).await;
+            self.network.send_each(behind, &message).await;
         }
     }
 
@@ -188,6 +179,7 @@ impl Host {
             round = certificate.round,
             txs = block.transactions.len(),
             proposer = %block.header.proposer,
+            block_time_ms = block.header.timestamp_ms,
             synced = !announce,
             "finalized"
         );
@@ -217,13 +209,18 @@ impl Host {
         }
         metrics::gauge!("timecoin_voting_power").set(list.voting_set().total_voting_power() as f64);
         let previous = std::mem::replace(&mut state.list, Arc::clone(&list));
-        self.announce_masternodes(&list, Some(&previous)).await;
+        if self.announce_masternodes(&list, Some(&previous)).await {
+            state.overlay = self.overlay_of(&list);
+        }
         state.started = false;
         state.blocks.clear();
         state.heard = (0, HashSet::new());
         state.caught_up.clear();
         state.gate.clear();
         state.engine = Engine::new(self.engine_config(), self.key.clone());
+        // The next height's messages that came early are handled now, as if they came again.
+        let early = state.early.take(state.height);
+        state.deferred.extend(early);
         self.hello.send_modify(|hello| {
             hello.best_height = applied.tip.height;
             hello.best_hash = applied.tip.hash;

@@ -1,7 +1,7 @@
 //! What peers send the host: proposals and votes (admitted by membership before any
 //! signature is checked), later heights' claims (the f+1 rule), late precommits, evidence,
-//! transaction announcements and sync answers; and the gossip that re-sends the engine's
-//! messages to peers that missed them.
+//! transaction announcements and sync answers. Votes and proposals are passed on by the
+//! overlay's rule (`gossip`).
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -47,38 +47,14 @@ pub(super) fn remember_evidence(state: &mut State, evidence: &timecoin_primitive
 }
 
 impl Host {
-    /// Every second: mempool gauges, and the engine's messages again for peers that may have
-    /// missed them — votes to all, the round's proposal (with its block) only to peers not
-    /// heard from in this round.
-    pub(super) async fn gossip(&self, state: &State) {
-        if let Ok(mempool) = self.mempool.lock() {
-            metrics::gauge!("timecoin_mempool_transactions").set(mempool.len() as f64);
-            metrics::gauge!("timecoin_mempool_bytes").set(mempool.total_size() as f64);
-            metrics::gauge!("timecoin_mempool_usage_bytes").set(mempool.usage() as f64);
-        }
-        let (proposals, votes) = state.engine.messages_to_gossip();
-        let (heard_round, heard) = &state.heard;
-        let silent: Vec<PublicKey> = state
-            .connected
-            .iter()
-            .filter(|peer| *heard_round != state.engine.round() || !heard.contains(*peer))
-            .copied()
-            .collect();
-        for proposal in proposals.into_iter().filter(|_| !silent.is_empty()) {
-            if let Some(block) = state.blocks.get(&proposal.proposal.block) {
-                let message = Message::Proposal(Box::new((proposal, block.clone())));
-                self.network.send_each(silent.iter().copied(), &message).await;
-            }
-        }
-        for vote in votes {
-            self.network.broadcast(&Message::Vote(vote)).await;
-        }
-    }
-
     /// Notes that `peer` sent a message for `height` and `round`: in this node's round, it
     /// needs no more proposals; one height behind, a masternode gets the block it is missing
     /// (once).
     pub(super) async fn heard_from(&self, state: &mut State, peer: PublicKey, height: u64, round: u32) {
+        if state.connected.contains(&peer) {
+            let heard = state.peer_heights.entry(peer).or_insert(height);
+            *heard = (*heard).max(height);
+        }
         if height == state.height && round == state.engine.round() {
             if state.heard.0 != round {
                 state.heard = (round, HashSet::new());
@@ -120,6 +96,9 @@ impl Host {
             NetworkEvent::Disconnected { peer, reason } => {
                 debug!(%peer, %reason, "peer disconnected");
                 state.connected.remove(&peer);
+                state.gossip.forget(&peer);
+                state.peer_heights.remove(&peer);
+                state.early.forget(&peer);
                 state.sync.disconnected(&peer);
             }
             NetworkEvent::Refused {
@@ -229,6 +208,10 @@ impl Host {
                         })
                         .await
                     {
+                        if height == state.height + 1 {
+                            // Signed by a masternode: held for when the height starts.
+                            state.early.proposal(height, peer, Box::new((proposal, block)));
+                        }
                         self.saw_height(state, peer, signer, height).await;
                     }
                     return Ok(());
@@ -278,6 +261,17 @@ impl Host {
                 }
                 if let std::collections::hash_map::Entry::Vacant(slot) = state.blocks.entry(block.hash()) {
                     slot.insert(block.clone());
+                    // A new proposal from its proposer goes on by the overlay's rule, once.
+                    if let Some(own) = self.key.as_ref().map(|k| k.public_key()) {
+                        let targets: Vec<PublicKey> = state
+                            .connected
+                            .iter()
+                            .filter(|p| state.overlay.relays_to(&own, &signer, &peer, p))
+                            .copied()
+                            .collect();
+                        let message = Message::Proposal(Box::new((proposal, block.clone())));
+                        self.network.send_each(targets, &message).await;
+                    }
                     self.validate(state, block, internal);
                 }
                 self.feed(state, Input::Proposal(proposal), internal).await?;
@@ -293,11 +287,23 @@ impl Host {
                 // second (a replayed vote costs at most one check a signer and second).
                 let in_window = vote.vote.round <= state.engine.round().saturating_add(MAX_FUTURE_ROUNDS);
                 let current = vote.vote.height == state.height && !state.is_behind() && in_window;
+                if vote.vote.height == state.height + 1 && in_window {
+                    // Two votes a round of the next height's set, give or take a change.
+                    let limit = 2 * state.validators.validators().len() + 8;
+                    state.early.vote(vote.vote.height, peer, vote, limit);
+                }
                 let future = vote.vote.height > state.height
                     && !state
                         .ahead
                         .refreshed_within(&vote.validator, vote.vote.height, state.now_ms(), 1_000);
                 if !current && !future {
+                    return Ok(());
+                }
+                // A copy of a vote verified already costs no signature check; it may still
+                // be passed on (when it comes from its signer and was not passed on yet).
+                if current && state.gossip.verified(state.height, &vote) {
+                    state.gossip.record(state.height, &vote, Some(peer));
+                    self.relay_vote(state, peer, &vote).await;
                     return Ok(());
                 }
                 if !self
@@ -319,6 +325,8 @@ impl Host {
                 if !state.started {
                     self.start_height(state, internal).await?;
                 }
+                state.gossip.record(state.height, &vote, Some(peer));
+                self.relay_vote(state, peer, &vote).await;
                 self.feed(state, Input::Vote(vote), internal).await?;
             }
             // Served by a task of its own: the consensus loop never waits on a disk read

@@ -41,6 +41,7 @@ use crate::sync::BlockSync;
 mod apply;
 mod blocks;
 mod follow;
+mod gossip;
 mod inbound;
 
 use apply::validators_at;
@@ -64,6 +65,8 @@ pub(crate) struct Host {
     pub(crate) hello: watch::Sender<timecoin_network::Hello>,
     pub(crate) key: Option<SecretKey>,
     pub(crate) pacing: ConsensusSection,
+    /// The peer service's `masternode_peers`: the overlay's full-mesh bound.
+    pub(crate) masternode_peers: usize,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
     /// Ids of admitted transactions (from the API or peers), a batch at a time, to announce.
@@ -135,6 +138,15 @@ struct State {
     epoch: Instant,
     relay: TxRelay,
     connected: HashSet<PublicKey>,
+    /// Which masternodes link to which, and who relays a vote (the same as the peer
+    /// service's).
+    overlay: timecoin_network::Overlay,
+    /// Who holds which vote of this height.
+    gossip: gossip::VoteGossip,
+    /// The next height's proposals and votes that came early.
+    early: gossip::Early,
+    /// The highest height each connected peer sent a proposal or vote for.
+    peer_heights: HashMap<PublicKey, u64>,
     /// Peers heard from (a vote) in the current round, by round: they no longer need the
     /// round's proposal re-sent.
     heard: (u32, HashSet<PublicKey>),
@@ -204,7 +216,7 @@ impl Host {
             Ok((tip, snapshot.masternode_list(), last))
         })
         .await?;
-        self.announce_masternodes(&list, None).await;
+        let _ = self.announce_masternodes(&list, None).await;
         let mut state = State {
             engine: Engine::new(self.engine_config(), self.key.clone()),
             height: tip.height + 1,
@@ -221,6 +233,10 @@ impl Host {
             epoch: Instant::now(),
             relay: TxRelay::new(),
             connected: HashSet::new(),
+            overlay: self.overlay_of(&list),
+            gossip: gossip::VoteGossip::default(),
+            peer_heights: HashMap::new(),
+            early: gossip::Early::default(),
             heard: (0, HashSet::new()),
             caught_up: HashSet::new(),
             evidence: HashSet::new(),
@@ -243,7 +259,7 @@ impl Host {
             tokio::select! {
                 () = self.cancel.cancelled() => return Ok(()),
                 _ = pacing.tick() => self.tick(&mut state).await,
-                _ = gossip.tick() => self.gossip(&state).await,
+                _ = gossip.tick() => self.gossip(&mut state).await,
                 Some(ids) = self.relay.recv() => {
                     // An admission batch is announced at once: each id waits no tick.
                     ids.into_iter().for_each(|id| state.relay.admitted(id));
@@ -415,6 +431,11 @@ impl Host {
             Effect::BroadcastVote(vote) => {
                 let v = &vote.vote;
                 debug!(height = v.height, round = v.round, kind = ?v.kind, block = ?v.block, "voting");
+                // Every peer is sent it now: the repair tick need not send it again.
+                state.gossip.record(v.height, &vote, None);
+                let _ = state
+                    .gossip
+                    .take_lacking(v.height, &vote, state.connected.iter().copied());
                 self.network.broadcast(&Message::Vote(vote)).await;
             }
             Effect::ScheduleTimeout { timeout, after_ms } => {

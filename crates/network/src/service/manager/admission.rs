@@ -48,6 +48,12 @@ impl Manager {
             }
             existing.cancel.cancel();
             self.peers.remove(&peer);
+        } else if self.is_masternode_link(&peer) {
+            // A link of the overlay: within its own budget, whatever the ordinary slots hold.
+            let links = self.peers.keys().filter(|p| self.is_masternode_link(p)).count();
+            if links >= self.shared.config.masternode_peers {
+                return;
+            }
         } else if !outbound
             && !self.masternodes.contains(&peer)
             && self.inbound_from(address.ip()) >= self.shared.config.max_inbound_per_ip
@@ -55,7 +61,7 @@ impl Manager {
             // One address's share is full; a masternode (known by the key it proved) is never
             // refused for where it connects from.
             return;
-        } else if self.direction_count(outbound) >= self.limit(outbound) {
+        } else if self.ordinary_count(outbound) >= self.limit(outbound) {
             // Full: make room by evicting the worst peer this one may replace, or refuse it.
             match self.eviction_victim(outbound, self.masternodes.contains(&peer)) {
                 Some(victim) => {
@@ -193,10 +199,12 @@ impl Manager {
             .count()
     }
 
-    pub(super) fn direction_count(&self, outbound: bool) -> usize {
+    /// Connections in one direction that count against the ordinary limits (all but the
+    /// overlay's masternode links).
+    pub(super) fn ordinary_count(&self, outbound: bool) -> usize {
         self.peers
-            .values()
-            .filter(|slot| slot.info.outbound == outbound)
+            .iter()
+            .filter(|(peer, slot)| slot.info.outbound == outbound && !self.is_masternode_link(peer))
             .count()
     }
 

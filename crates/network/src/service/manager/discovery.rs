@@ -88,8 +88,9 @@ impl Manager {
         }
     }
 
-    /// Dials what is missing: bootstrap peers, then (for a masternode) masternodes it is
-    /// not connected to, then addresses from the book until the outbound slots are used.
+    /// Dials what is missing: (for a masternode) its links in the overlay that are not
+    /// connected, from a budget of their own; then bootstrap peers and addresses from the book
+    /// until the ordinary outbound slots are used.
     pub(super) fn dial(&mut self, now: Instant) {
         let own = self.shared.identity.public_key();
         if self.is_masternode()
@@ -114,24 +115,16 @@ impl Manager {
                 && !self.banned_addresses.is_banned(address, now)
                 && !self.own.contains(address)
         };
-        let mut wanted: Vec<SocketAddr> = Vec::new();
+        let mut links: Vec<SocketAddr> = Vec::new();
         if self.is_masternode() {
-            // Masternode links come first and may evict ordinary peers when slots are full.
-            let connected_masternodes = self.peers.keys().filter(|p| self.masternodes.contains(*p)).count();
-            let missing = self
-                .shared
-                .config
-                .masternode_peers
-                .saturating_sub(connected_masternodes);
-            let mut unconnected: Vec<&PublicKey> = self
-                .masternodes
-                .iter()
-                .filter(|id| **id != own && !self.peers.contains_key(*id))
-                .collect();
-            unconnected.sort();
-            wanted.extend(
-                unconnected
-                    .into_iter()
+            // Its links in the overlay, apart from the ordinary slots (a budget of its own).
+            let connected_links = self.peers.keys().filter(|p| self.is_masternode_link(p)).count();
+            let missing = self.shared.config.masternode_peers.saturating_sub(connected_links);
+            links.extend(
+                self.overlay
+                    .links(&own)
+                    .iter()
+                    .filter(|id| !self.peers.contains_key(*id))
                     .filter_map(|id| self.book.address_of(id))
                     .filter(|a| usable(a, &self.dialing))
                     .take(missing),
@@ -142,7 +135,7 @@ impl Manager {
             .shared
             .config
             .max_outbound
-            .saturating_sub(self.direction_count(true) + self.dialing.len());
+            .saturating_sub(self.ordinary_count(true) + self.dialing.len());
         let mut ordinary: Vec<SocketAddr> = Vec::new();
         for address in self
             .shared
@@ -155,15 +148,23 @@ impl Manager {
             if ordinary.len() >= open {
                 break;
             }
-            if usable(&address, &self.dialing) && !wanted.contains(&address) && !ordinary.contains(&address) {
+            if usable(&address, &self.dialing) && !links.contains(&address) && !ordinary.contains(&address) {
                 ordinary.push(address);
             }
         }
-        wanted.extend(ordinary);
-        for address in wanted {
-            let Ok(permit) = Arc::clone(&self.shared.outbound).try_acquire_owned() else {
-                return;
+        let (link_budget, ordinary_budget) = (&self.shared.masternode_dials, &self.shared.outbound);
+        let wanted = links
+            .into_iter()
+            .map(|a| (a, link_budget))
+            .chain(ordinary.into_iter().map(|a| (a, ordinary_budget)));
+        let mut dials = Vec::new();
+        for (address, budget) in wanted {
+            let Ok(permit) = Arc::clone(budget).try_acquire_owned() else {
+                continue;
             };
+            dials.push((address, permit));
+        }
+        for (address, permit) in dials {
             self.dialing.insert(address);
             let task = Arc::clone(&self.shared);
             self.shared.tracker.spawn(async move {

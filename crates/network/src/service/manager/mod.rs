@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{BanTarget, ManagerInput, NetworkEvent, PeerInfo, Shared};
 use crate::addrbook::AddressBook;
 use crate::limits::{BanList, Misbehaviour};
+use crate::overlay::Overlay;
 use crate::queue::SendQueue;
 
 struct Slot {
@@ -46,6 +47,8 @@ pub(super) struct Manager {
     /// Addresses that turned out to be this node.
     own: HashSet<SocketAddr>,
     masternodes: HashSet<PublicKey>,
+    /// Which masternodes link to which (the links a masternode dials).
+    overlay: Overlay,
     next_connection: u64,
     /// When peers were last asked where masternodes are.
     masternode_query: Option<Instant>,
@@ -62,6 +65,7 @@ impl Manager {
             banned_addresses: BanList::new(10_000),
             own: HashSet::new(),
             masternodes: HashSet::new(),
+            overlay: Overlay::default(),
             next_connection: 0,
             masternode_query: None,
         }
@@ -155,6 +159,7 @@ impl Manager {
                 let _ = reply.send(self.peers.values().map(|slot| slot.info.clone()).collect());
             }
             ManagerInput::SetMasternodes(set) => {
+                self.overlay = Overlay::new(set.iter().copied(), self.shared.config.masternode_peers);
                 self.masternodes = set;
                 self.dial(Instant::now());
             }
@@ -223,6 +228,13 @@ impl Manager {
 
     fn is_masternode(&self) -> bool {
         self.shared.hello.borrow().masternode
+    }
+
+    /// Whether `peer` is a masternode this node (a masternode too) links to in the overlay:
+    /// such links have a budget of their own (`masternode_peers`), apart from the ordinary
+    /// connection limits.
+    fn is_masternode_link(&self, peer: &PublicKey) -> bool {
+        self.is_masternode() && self.overlay.linked(&self.shared.identity.public_key(), peer)
     }
 
     async fn drop_peer(&mut self, peer: PublicKey, reason: String) {

@@ -134,8 +134,15 @@ fn metrics_are_served_in_the_prometheus_format() {
     assert!(value("timecoin_chain_height") >= 3.0);
     assert!(value("timecoin_blocks_finalized_total") >= 3.0);
     assert_eq!(value("timecoin_peers"), 2.0);
-    assert!(value("timecoin_network_received_bytes_total") > 0.0);
-    assert!(value("timecoin_network_sent_bytes_total") > 0.0);
+    // Traffic is counted by message: the votes that finalized those blocks are there.
+    for series in [
+        "timecoin_network_received_bytes_total",
+        "timecoin_network_sent_bytes_total",
+        "timecoin_network_received_messages_total",
+        "timecoin_network_sent_messages_total",
+    ] {
+        assert!(value(&format!("{series}{{kind=\"vote\"}}")) > 0.0, "{series}");
+    }
     assert!(value("timecoin_block_apply_seconds_count") >= 3.0);
     assert!(
         samples

@@ -1,325 +1,22 @@
-//! A deterministic simulator of a masternode network running the consensus engine.
-//!
-//! N engines run in one process. A seeded scheduler delivers, delays, reorders, duplicates
-//! and drops messages, splits the network into partitions (reshuffled over time) and heals
-//! it, crashes nodes and restarts them from their write-ahead log, and fires timeouts by
-//! simulated time. Byzantine behaviour comes from **twins** (two copies of one validator,
-//! same key, correct code, usually on opposite sides of a partition), **amnesia** (a copy
-//! that restarts without its WAL) and proposers of invalid values.
-//!
-//! Every run checks agreement (no two honest nodes decide differently at a height),
-//! validity (a decided value was proposed and is valid), liveness (after the network heals,
-//! every honest node decides every height within a bound) and that no honest validator is
-//! ever accused of equivocation. A run is reproducible from its seed; a failure carries the
-//! seed and a readable trace.
+//! The simulator's event loop: the nodes, the message queue, faults, and the invariants
+//! checked as decisions come. On a [`Wan`](super::Wan) the nodes talk over the overlay with
+//! the node's gossip rules (`wan`); otherwise every message goes to every node.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::fmt;
+use std::rc::Rc;
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use timecoin_consensus::{
     Decision, Effect, Engine, EngineConfig, Input, MemoryWal, Timeout, TimeoutConfig, Validator, ValidatorSet, Wal,
 };
-use timecoin_primitives::{BlockHash, Domain, Hash256, SecretKey, SignedProposal, SignedVote};
+use timecoin_primitives::{
+    BlockHash, Domain, Encode, Hash256, PublicKey, SecretKey, SignedProposal, SignedVote, VoteKind,
+};
 
-/// How messages misbehave before the network heals.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Faults {
-    /// Probability that a message is lost.
-    pub drop: f64,
-    /// Probability that a message is delivered twice.
-    pub duplicate: f64,
-    /// Longest delay of a message, in milliseconds (the shortest is 1).
-    pub max_delay_ms: u64,
-}
-
-/// One simulated run's set-up.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scenario {
-    /// The seed everything random derives from.
-    pub seed: u64,
-    /// Voting power of each validator.
-    pub powers: Vec<u64>,
-    /// Validators that run as two copies with the same key.
-    pub twins: Vec<usize>,
-    /// Validators that crash often and restart without their WAL.
-    pub amnesia: Vec<usize>,
-    /// Validators that propose invalid values.
-    pub invalid_proposers: Vec<usize>,
-    /// Whether honest nodes crash and restart (with their WAL) before the network heals.
-    pub crashes: bool,
-    /// Whether the network is split (and re-split) before it heals.
-    pub partitions: bool,
-    /// When the network heals: from then on messages arrive within 100 ms and nothing fails.
-    pub heal_ms: u64,
-    /// Heights to decide.
-    pub heights: u64,
-    /// Message faults before healing.
-    pub faults: Faults,
-    /// Every message takes exactly this long, before and after healing (for latency
-    /// measurements); `None` draws delays at random.
-    pub fixed_delay_ms: Option<u64>,
-}
-
-/// After healing, every honest node must decide every height within this much simulated time.
-pub const LIVENESS_BOUND_MS: u64 = 120_000;
-const GOSSIP_INTERVAL_MS: u64 = 1_000;
-const HEALED_MAX_DELAY_MS: u64 = 100;
-const TRACE_LINES: usize = 400;
-
-impl Scenario {
-    /// A random scenario in which the faulty validators hold less than 1/3 of the power, so
-    /// every invariant must hold.
-    pub fn random(seed: u64) -> Scenario {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n = [4usize, 7, 10][rng.random_range(0..3)];
-        let powers: Vec<u64> = if rng.random_bool(0.5) {
-            vec![1; n]
-        } else {
-            (0..n).map(|_| rng.random_range(1..=10)).collect()
-        };
-        let total: u64 = powers.iter().sum();
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-        let (mut twins, mut amnesia, mut invalid_proposers) = (Vec::new(), Vec::new(), Vec::new());
-        let mut faulty_power = 0;
-        for v in order {
-            if (faulty_power + powers[v]) * 3 >= total {
-                continue;
-            }
-            faulty_power += powers[v];
-            match rng.random_range(0..6) {
-                0 => amnesia.push(v),
-                1 => invalid_proposers.push(v),
-                _ => twins.push(v),
-            }
-        }
-        Scenario {
-            seed,
-            powers,
-            twins,
-            amnesia,
-            invalid_proposers,
-            crashes: rng.random_bool(0.5),
-            partitions: rng.random_bool(0.6),
-            heal_ms: rng.random_range(0..20_000),
-            heights: 4,
-            faults: Faults {
-                drop: rng.random_range(0.0..0.3),
-                duplicate: rng.random_range(0.0..0.2),
-                max_delay_ms: rng.random_range(10..1_500),
-            },
-            fixed_delay_ms: None,
-        }
-    }
-
-    /// A harsher safe scenario: as much power as allowed (just under 1/3) runs as twins, the
-    /// network is split and re-split for 10 to 20 seconds with long delays, and honest nodes
-    /// crash. This is where a broken lock rule shows.
-    pub fn adversarial(seed: u64) -> Scenario {
-        let mut scenario = Scenario::random(seed);
-        let mut rng = StdRng::seed_from_u64(seed ^ 0xad7e_75a1);
-        scenario.twins.append(&mut scenario.amnesia);
-        scenario.twins.append(&mut scenario.invalid_proposers);
-        scenario.partitions = true;
-        scenario.crashes = true;
-        scenario.heal_ms = rng.random_range(10_000..20_000);
-        scenario.faults.max_delay_ms = rng.random_range(200..1_500);
-        scenario
-    }
-
-    /// A negative control: twins of validators holding half the power, on both sides of a
-    /// partition. Agreement is not guaranteed; the simulator should find runs that break it.
-    pub fn unsafe_twins(seed: u64) -> Scenario {
-        Scenario {
-            seed,
-            powers: vec![1; 4],
-            twins: vec![2, 3],
-            amnesia: Vec::new(),
-            invalid_proposers: Vec::new(),
-            crashes: false,
-            partitions: true,
-            heal_ms: 15_000,
-            heights: 3,
-            faults: Faults {
-                drop: 0.0,
-                duplicate: 0.0,
-                max_delay_ms: 300,
-            },
-            fixed_delay_ms: None,
-        }
-    }
-
-    /// A negative control: validators holding half the power lose their WAL on every restart.
-    pub fn unsafe_amnesia(seed: u64) -> Scenario {
-        Scenario {
-            seed,
-            powers: vec![1; 4],
-            twins: Vec::new(),
-            amnesia: vec![2, 3],
-            invalid_proposers: Vec::new(),
-            crashes: true,
-            partitions: true,
-            heal_ms: 20_000,
-            heights: 3,
-            faults: Faults {
-                drop: 0.05,
-                duplicate: 0.0,
-                max_delay_ms: 800,
-            },
-            fixed_delay_ms: None,
-        }
-    }
-
-    /// A fault-free network of `n` equal validators where every message takes `delay_ms`:
-    /// for measuring commit latency.
-    pub fn fault_free(n: usize, heights: u64, delay_ms: u64) -> Scenario {
-        Scenario {
-            seed: 0,
-            powers: vec![1; n],
-            twins: Vec::new(),
-            amnesia: Vec::new(),
-            invalid_proposers: Vec::new(),
-            crashes: false,
-            partitions: false,
-            heal_ms: 0,
-            heights,
-            faults: Faults {
-                drop: 0.0,
-                duplicate: 0.0,
-                max_delay_ms: delay_ms,
-            },
-            fixed_delay_ms: Some(delay_ms),
-        }
-    }
-
-    /// The power held by faulty validators.
-    pub fn faulty_power(&self) -> u64 {
-        let mut faulty: Vec<usize> = self
-            .twins
-            .iter()
-            .chain(&self.amnesia)
-            .chain(&self.invalid_proposers)
-            .copied()
-            .collect();
-        faulty.sort_unstable();
-        faulty.dedup();
-        faulty.iter().filter_map(|v| self.powers.get(*v)).sum()
-    }
-
-    fn is_faulty(&self, validator: usize) -> bool {
-        self.twins.contains(&validator)
-            || self.amnesia.contains(&validator)
-            || self.invalid_proposers.contains(&validator)
-    }
-}
-
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "seed {} powers {:?} twins {:?} amnesia {:?} invalid-proposers {:?} crashes {} partitions {} heal {} ms drop {:.2} dup {:.2} delay ≤{} ms",
-            self.seed,
-            self.powers,
-            self.twins,
-            self.amnesia,
-            self.invalid_proposers,
-            self.crashes,
-            self.partitions,
-            self.heal_ms,
-            self.faults.drop,
-            self.faults.duplicate,
-            self.faults.max_delay_ms
-        )
-    }
-}
-
-/// A broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Violation {
-    /// Two honest nodes decided different values at one height.
-    Agreement {
-        /// The height.
-        height: u64,
-        /// One node and its value.
-        first: (usize, BlockHash),
-        /// Another node and its different value.
-        second: (usize, BlockHash),
-    },
-    /// An honest node decided a value nobody proposed, or an invalid one.
-    Validity {
-        /// The node.
-        node: usize,
-        /// The height.
-        height: u64,
-    },
-    /// An honest node had not decided every height by the bound after healing.
-    Liveness {
-        /// The node.
-        node: usize,
-        /// Heights it decided.
-        decided: u64,
-    },
-    /// Evidence of equivocation named an honest validator.
-    HonestAccused {
-        /// The validator.
-        validator: usize,
-    },
-}
-
-/// What a run found.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The scenario.
-    pub scenario: Scenario,
-    /// Broken invariants (empty when all held).
-    pub violations: Vec<Violation>,
-    /// The last events, for reading a failure.
-    pub trace: Vec<String>,
-    /// Simulated time when the run ended.
-    pub end_ms: u64,
-    /// Highest round any honest node reached.
-    pub max_round: u32,
-    /// Messages delivered.
-    pub deliveries: u64,
-    /// Equivocation evidence produced.
-    pub evidence: usize,
-    /// For each height, when the first honest node decided it and in which round.
-    pub first_decisions: BTreeMap<u64, (u64, u32)>,
-}
-
-impl Outcome {
-    /// The failure report: scenario, violations and the trace.
-    pub fn report(&self) -> String {
-        let mut text = format!(
-            "scenario: {}\nreproduce: cargo run --release -p timecoin-test-utils --bin simulate -- --seed {}{}\nviolations: {:?}\ntrace (last {} events):\n",
-            self.scenario,
-            self.scenario.seed,
-            self.control_flag(),
-            self.violations,
-            self.trace.len()
-        );
-        for line in &self.trace {
-            text.push_str("  ");
-            text.push_str(line);
-            text.push('\n');
-        }
-        text
-    }
-
-    fn control_flag(&self) -> &'static str {
-        if self.scenario == Scenario::unsafe_twins(self.scenario.seed) {
-            " --unsafe-twins"
-        } else if self.scenario == Scenario::unsafe_amnesia(self.scenario.seed) {
-            " --unsafe-amnesia"
-        } else {
-            ""
-        }
-    }
-}
+use super::wan::{FRAME_OVERHEAD, Known, Links, MsgKey, Traffic};
+use super::{GOSSIP_INTERVAL_MS, HEALED_MAX_DELAY_MS, Outcome, Scenario, TRACE_LINES, Violation};
 
 #[derive(Debug, Clone)]
 enum Msg {
@@ -328,13 +25,65 @@ enum Msg {
     Commit(Decision),
 }
 
+impl Msg {
+    fn height(&self) -> u64 {
+        match self {
+            Msg::Proposal(p) => p.proposal.height,
+            Msg::Vote(v) => v.vote.height,
+            Msg::Commit(d) => d.height,
+        }
+    }
+
+    /// Its signer and key (a commit has neither: it is never relayed).
+    fn key(&self) -> Option<(PublicKey, MsgKey)> {
+        match self {
+            Msg::Proposal(p) => Some((p.proposer, (0, p.proposer, p.proposal.round, Some(p.proposal.block)))),
+            Msg::Vote(v) => {
+                let kind = if v.vote.kind == VoteKind::Prevote { 1 } else { 2 };
+                Some((v.validator, (kind, v.validator, v.vote.round, v.vote.block)))
+            }
+            Msg::Commit(_) => None,
+        }
+    }
+
+    /// Bytes on the wire (the proposal without its block, which the simulator does not model).
+    fn wire_len(&self) -> u64 {
+        let payload = match self {
+            Msg::Proposal(p) => p.encoded_len(),
+            Msg::Vote(v) => v.encoded_len(),
+            Msg::Commit(d) => d.certificate.encoded_len(),
+        };
+        payload as u64 + FRAME_OVERHEAD
+    }
+}
+
 #[derive(Debug)]
 enum Event {
-    Deliver { to: usize, msg: Msg },
-    Timeout { node: usize, epoch: u32, timeout: Timeout },
-    Gossip { node: usize },
-    Crash { node: usize },
-    Restart { node: usize },
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: Rc<Msg>,
+    },
+    Timeout {
+        node: usize,
+        epoch: u32,
+        timeout: Timeout,
+    },
+    Gossip {
+        node: usize,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    /// A node starts a height after the pacing wait (on a WAN).
+    Start {
+        node: usize,
+        epoch: u32,
+        height: u64,
+    },
     Reshuffle,
     Heal,
 }
@@ -350,6 +99,11 @@ struct Node {
     epoch: u32,
     decided: BTreeMap<u64, Decision>,
     inbox: VecDeque<Input>,
+    /// What it knows of its height's messages (on a WAN).
+    known: Known,
+    /// The next height's messages that came early, with who sent them (on a WAN).
+    early: Vec<(usize, Rc<Msg>)>,
+    traffic: Traffic,
 }
 
 struct Sim<'a> {
@@ -372,7 +126,24 @@ struct Sim<'a> {
     evidence: usize,
     max_round: u32,
     first_decisions: BTreeMap<u64, (u64, u32)>,
+    /// The overlay and its latencies, on a WAN.
+    links: Option<Links>,
+    /// Each validator's public key.
+    public: Vec<PublicKey>,
+    /// When the first honest node started each height.
+    height_started: HashMap<u64, u64>,
+    /// Each honest node's commit latency for each height it decided, in milliseconds.
+    commit_latencies: Vec<u64>,
+    /// Honest nodes that decided every height.
+    done: usize,
+    honest_nodes: usize,
 }
+
+/// The next height's messages a node holds (the node holds a share per peer).
+const EARLY_LIMIT: usize = 4_096;
+
+/// Decisions a node keeps in a long run.
+const KEEP_DECISIONS: u64 = 64;
 
 /// Runs one scenario to its end and checks every invariant.
 pub fn run(scenario: &Scenario) -> Outcome {
@@ -387,6 +158,8 @@ pub fn run(scenario: &Scenario) -> Outcome {
         deliveries: sim.deliveries,
         evidence: sim.evidence,
         first_decisions: sim.first_decisions,
+        commit_latencies_ms: sim.commit_latencies,
+        traffic: sim.nodes.iter().map(|n| n.traffic).collect(),
     }
 }
 
@@ -419,13 +192,25 @@ impl<'a> Sim<'a> {
         }
         let config = EngineConfig {
             chain: BlockHash(Hash256([7; 32])),
-            timeouts: TimeoutConfig {
-                propose_ms: 1_000,
-                propose_delta_ms: 200,
-                prevote_ms: 500,
-                prevote_delta_ms: 100,
-                precommit_ms: 500,
-                precommit_delta_ms: 100,
+            timeouts: if scenario.wan.is_some() {
+                // The node's defaults (`[consensus]`).
+                TimeoutConfig {
+                    propose_ms: 3_000,
+                    propose_delta_ms: 500,
+                    prevote_ms: 1_000,
+                    prevote_delta_ms: 500,
+                    precommit_ms: 1_000,
+                    precommit_delta_ms: 500,
+                }
+            } else {
+                TimeoutConfig {
+                    propose_ms: 1_000,
+                    propose_delta_ms: 200,
+                    prevote_ms: 500,
+                    prevote_delta_ms: 100,
+                    precommit_ms: 500,
+                    precommit_delta_ms: 100,
+                }
             },
             min_validators: 3,
             max_future_rounds: 64,
@@ -445,9 +230,18 @@ impl<'a> Sim<'a> {
                     epoch: 0,
                     decided: BTreeMap::new(),
                     inbox: VecDeque::new(),
+                    known: Known::default(),
+                    early: Vec::new(),
+                    traffic: Traffic::default(),
                 });
             }
         }
+        let public: Vec<PublicKey> = keys.iter().map(SecretKey::public_key).collect();
+        let node_validator: Vec<usize> = nodes.iter().map(|n| n.validator).collect();
+        let links = scenario
+            .wan
+            .map(|wan| Links::new(wan, &public, &node_validator, &mut rng));
+        let honest_nodes = nodes.iter().filter(|n| n.honest).count();
         Sim {
             scenario,
             rng,
@@ -468,6 +262,12 @@ impl<'a> Sim<'a> {
             evidence: 0,
             max_round: 0,
             first_decisions: BTreeMap::new(),
+            links,
+            public,
+            height_started: HashMap::new(),
+            commit_latencies: Vec::new(),
+            done: 0,
+            honest_nodes,
         }
     }
 
@@ -493,9 +293,9 @@ impl<'a> Sim<'a> {
         }
         self.schedule_faults();
         self.at(self.scenario.heal_ms, Event::Heal);
-        let deadline = self.scenario.heal_ms + LIVENESS_BOUND_MS;
+        let deadline = self.scenario.heal_ms + self.scenario.liveness_bound_ms();
         while let Some(Reverse((time, seq))) = self.queue.pop() {
-            if time > deadline || self.all_done() {
+            if time > deadline || self.done >= self.honest_nodes {
                 break;
             }
             self.now = time;
@@ -518,20 +318,11 @@ impl<'a> Sim<'a> {
             self.log(line);
         }
         for (index, node) in self.nodes.iter().enumerate() {
-            if node.honest && (node.decided.len() as u64) < self.scenario.heights {
-                self.violations.push(Violation::Liveness {
-                    node: index,
-                    decided: node.decided.len() as u64,
-                });
+            let decided = node.decided.keys().last().copied().unwrap_or(0);
+            if node.honest && decided < self.scenario.heights {
+                self.violations.push(Violation::Liveness { node: index, decided });
             }
         }
-    }
-
-    fn all_done(&self) -> bool {
-        self.nodes
-            .iter()
-            .filter(|n| n.honest)
-            .all(|n| n.decided.len() as u64 >= self.scenario.heights)
     }
 
     fn schedule_faults(&mut self) {
@@ -563,7 +354,24 @@ impl<'a> Sim<'a> {
         self.healed || !self.scenario.partitions || self.nodes[from].side == self.nodes[to].side
     }
 
-    fn broadcast(&mut self, from: usize, msg: &Msg) {
+    /// Sends `msg` from `from`: on a WAN to its links (and it holds it), otherwise to every
+    /// node with the scenario's faults.
+    fn broadcast(&mut self, from: usize, msg: Msg) {
+        let msg = Rc::new(msg);
+        if let Some(links) = &self.links {
+            let targets = links.of.get(from).cloned().unwrap_or_default();
+            let height = msg.height();
+            if let Some((_, key)) = msg.key() {
+                self.nodes[from].known.receive(height, key, None);
+                for &to in &targets {
+                    self.nodes[from].known.send_to(height, key, to);
+                }
+            }
+            for to in targets {
+                self.send(from, to, &msg);
+            }
+            return;
+        }
         for to in 0..self.nodes.len() {
             if to == from || !self.connected(from, to) {
                 continue;
@@ -577,6 +385,7 @@ impl<'a> Sim<'a> {
                     self.scenario.faults.max_delay_ms,
                 )
             };
+            self.count_sent(from, &msg);
             if self.rng.random_bool(drop) {
                 continue;
             }
@@ -586,14 +395,101 @@ impl<'a> Sim<'a> {
                     Some(fixed) => fixed,
                     None => self.rng.random_range(1..=max_delay.max(1)),
                 };
-                self.at(self.now + delay, Event::Deliver { to, msg: msg.clone() });
+                let msg = Rc::clone(&msg);
+                self.at(self.now + delay, Event::Deliver { to, from, msg });
             }
         }
     }
 
+    fn count_sent(&mut self, from: usize, msg: &Msg) {
+        let traffic = &mut self.nodes[from].traffic;
+        traffic.sent += 1;
+        traffic.sent_bytes += msg.wire_len();
+    }
+
+    /// One message over one WAN link, after `after` ms and the link's delay.
+    fn send_after(&mut self, from: usize, to: usize, msg: &Rc<Msg>, after: u64) {
+        if !self.connected(from, to) {
+            return;
+        }
+        self.count_sent(from, msg);
+        let delay = self.links.as_ref().map_or(0, |l| l.delay(from, to, &mut self.rng));
+        let msg = Rc::clone(msg);
+        self.at(self.now + after + delay, Event::Deliver { to, from, msg });
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: &Rc<Msg>) {
+        self.send_after(from, to, msg, 0);
+    }
+
+    /// `behind`, heard from at height `lacking`, is sent that height's decision by `ahead`
+    /// (once), after the round trip of the node's block sync.
+    fn sync(&mut self, ahead: usize, behind: usize, lacking: u64) {
+        let height = self.nodes[ahead].engine.height();
+        let Some(decision) = self.nodes[ahead].decided.get(&lacking).cloned() else {
+            return;
+        };
+        if self.nodes[ahead].known.catch_up(height, behind, lacking) {
+            let request = self.links.as_ref().map_or(0, |l| l.latency(behind, ahead));
+            self.send_after(ahead, behind, &Rc::new(Msg::Commit(decision)), request);
+        }
+    }
+
+    /// The node's gossip rules for a message `to` got from `from` on a WAN; returns whether
+    /// the engine is to see it. Between nodes at different heights, the one behind gets the
+    /// decision it lacks (block sync); a duplicate goes no further; a copy straight from its
+    /// signer goes on to `to`'s links the signer does not link to, unless they hold it.
+    fn wan_receive(&mut self, to: usize, from: usize, msg: &Rc<Msg>) -> bool {
+        let height = self.nodes[to].engine.height();
+        let msg_height = msg.height();
+        if matches!(**msg, Msg::Commit(_)) {
+            return true;
+        }
+        if msg_height > height {
+            if msg_height == height + 1 && self.nodes[to].early.len() < EARLY_LIMIT {
+                self.nodes[to].early.push((from, Rc::clone(msg)));
+            }
+            self.sync(from, to, height);
+            return false;
+        }
+        if msg_height < height {
+            self.sync(to, from, msg_height);
+            return false;
+        }
+        let Some((signer, key)) = msg.key() else {
+            return true;
+        };
+        let new = self.nodes[to].known.receive(height, key, Some(from));
+        let from_validator = self.nodes[from].validator;
+        if self.public.get(from_validator) == Some(&signer) {
+            let targets: Vec<usize> = self
+                .links
+                .as_ref()
+                .and_then(|links| {
+                    let of = links.of.get(to)?;
+                    Some(
+                        of.iter()
+                            .copied()
+                            .filter(|&t| {
+                                let v = self.nodes[t].validator;
+                                v != from_validator && !links.validators_linked(from_validator, v)
+                            })
+                            .collect(),
+                    )
+                })
+                .unwrap_or_default();
+            for t in targets {
+                if self.nodes[to].known.send_to(height, key, t) {
+                    self.send(to, t, msg);
+                }
+            }
+        }
+        new
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Deliver { to, msg } => self.deliver(to, msg),
+            Event::Deliver { to, from, msg } => self.deliver(to, from, &msg),
             Event::Timeout { node, epoch, timeout } => {
                 if self.nodes[node].alive && self.nodes[node].epoch == epoch {
                     self.nodes[node].inbox.push_back(Input::TimeoutElapsed(timeout));
@@ -619,6 +515,11 @@ impl<'a> Sim<'a> {
                 }
             }
             Event::Restart { node } => self.restart(node),
+            Event::Start { node, epoch, height } => {
+                if self.nodes[node].alive && self.nodes[node].epoch == epoch {
+                    self.start_height(node, height);
+                }
+            }
             Event::Reshuffle => {
                 if !self.healed {
                     for i in 0..self.nodes.len() {
@@ -649,9 +550,28 @@ impl<'a> Sim<'a> {
         let (proposals, votes) = self.nodes[node].engine.messages_to_gossip();
         let mut msgs: Vec<Msg> = proposals.into_iter().map(Msg::Proposal).collect();
         msgs.extend(votes.into_iter().map(Msg::Vote));
+        if let Some(links) = &self.links {
+            // The node's repair: only a round stalled for a whole tick, only what a link is
+            // not known to hold.
+            let targets = links.of.get(node).cloned().unwrap_or_default();
+            let (height, round) = (self.nodes[node].engine.height(), self.nodes[node].engine.round());
+            if !self.nodes[node].known.stalled(height, round) {
+                return;
+            }
+            for msg in msgs {
+                let Some((_, key)) = msg.key() else { continue };
+                let msg = Rc::new(msg);
+                for &to in &targets {
+                    if self.nodes[node].known.send_to(height, key, to) {
+                        self.send(node, to, &msg);
+                    }
+                }
+            }
+            return;
+        }
         msgs.extend(self.nodes[node].decided.values().cloned().map(Msg::Commit));
         for msg in msgs {
-            self.broadcast(node, &msg);
+            self.broadcast(node, msg);
         }
     }
 
@@ -689,8 +609,14 @@ impl<'a> Sim<'a> {
     }
 
     fn start_height(&mut self, node: usize, height: u64) {
-        if height > self.scenario.heights {
+        // On a WAN the nodes go one height past the last (unmeasured), as a real network
+        // goes on: a node still deciding the last height is synced by its peers.
+        let last = self.scenario.heights + u64::from(self.links.is_some());
+        if height > last {
             return;
+        }
+        if self.nodes[node].honest {
+            self.height_started.entry(height).or_insert(self.now);
         }
         let set = self.sets.get(height as usize).cloned().unwrap_or_default();
         let n = &mut self.nodes[node];
@@ -702,33 +628,51 @@ impl<'a> Sim<'a> {
             wal,
         });
         self.process(node);
+        // The node's messages of this height that came early are handled now (`Early`).
+        let early = std::mem::take(&mut self.nodes[node].early);
+        for (from, msg) in early {
+            if msg.height() == height {
+                self.handle(node, from, &msg);
+            }
+        }
     }
 
-    fn deliver(&mut self, to: usize, msg: Msg) {
+    fn deliver(&mut self, to: usize, from: usize, msg: &Rc<Msg>) {
         if !self.nodes[to].alive {
             return;
         }
         self.deliveries += 1;
+        let traffic = &mut self.nodes[to].traffic;
+        traffic.received += 1;
+        traffic.received_bytes += msg.wire_len();
+        self.handle(to, from, msg);
+    }
+
+    /// What a node does with a message it received (or held for its height).
+    fn handle(&mut self, to: usize, from: usize, msg: &Rc<Msg>) {
+        if self.links.is_some() && !self.wan_receive(to, from, msg) {
+            return;
+        }
         let height = self.nodes[to].engine.height();
         let validity =
             |values: &HashMap<BlockHash, bool>, value: BlockHash| values.get(&value).copied().unwrap_or(false);
-        let inputs = match msg {
+        let inputs = match &**msg {
             Msg::Proposal(p) if p.proposal.height == height => vec![
                 Input::ValueValidated {
                     height,
                     value: p.proposal.block,
                     valid: validity(&self.values, p.proposal.block),
                 },
-                Input::Proposal(p),
+                Input::Proposal(*p),
             ],
-            Msg::Vote(v) if v.vote.height == height => vec![Input::Vote(v)],
+            Msg::Vote(v) if v.vote.height == height => vec![Input::Vote(*v)],
             Msg::Commit(d) if d.height == height && self.nodes[to].engine.decision().is_none() => vec![
                 Input::ValueValidated {
                     height,
                     value: d.value,
                     valid: validity(&self.values, d.value),
                 },
-                Input::Commit(d.certificate),
+                Input::Commit(d.certificate.clone()),
             ],
             _ => Vec::new(),
         };
@@ -753,12 +697,8 @@ impl<'a> Sim<'a> {
             Effect::PersistWal(entry) => {
                 let _ = self.nodes[node].wal.append(&entry);
             }
-            Effect::BroadcastProposal(p) => {
-                self.broadcast(node, &Msg::Proposal(p));
-            }
-            Effect::BroadcastVote(v) => {
-                self.broadcast(node, &Msg::Vote(v));
-            }
+            Effect::BroadcastProposal(p) => self.broadcast(node, Msg::Proposal(p)),
+            Effect::BroadcastVote(v) => self.broadcast(node, Msg::Vote(v)),
             Effect::ScheduleTimeout { timeout, after_ms } => {
                 let epoch = self.nodes[node].epoch;
                 self.at(self.now + after_ms, Event::Timeout { node, epoch, timeout });
@@ -802,6 +742,12 @@ impl<'a> Sim<'a> {
         ));
         if self.nodes[node].honest {
             self.first_decisions.entry(height).or_insert((self.now, decision.round));
+            if let Some(started) = self.height_started.get(&height) {
+                self.commit_latencies.push(self.now.saturating_sub(*started));
+            }
+            if height == self.scenario.heights {
+                self.done += 1;
+            }
             if self.values.get(&value) != Some(&true) {
                 self.violations.push(Violation::Validity { node, height });
             }
@@ -821,8 +767,33 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        self.nodes[node].decided.insert(height, decision.clone());
-        self.broadcast(node, &Msg::Commit(decision));
-        self.start_height(node, height + 1);
+        if self.links.is_none() {
+            self.broadcast(node, Msg::Commit(decision.clone()));
+        }
+        let decided = &mut self.nodes[node].decided;
+        decided.insert(height, decision);
+        if self.scenario.heights > KEEP_DECISIONS {
+            // Long runs keep the last few decisions (catch-up needs the last), not a
+            // certificate per height per node.
+            while decided.len() as u64 > KEEP_DECISIONS {
+                decided.pop_first();
+            }
+        }
+        match self.scenario.wan {
+            // The node waits its minimum block interval before the next height.
+            Some(wan) => {
+                let epoch = self.nodes[node].epoch;
+                let at = self.now + wan.min_interval_ms;
+                self.at(
+                    at,
+                    Event::Start {
+                        node,
+                        epoch,
+                        height: height + 1,
+                    },
+                );
+            }
+            None => self.start_height(node, height + 1),
+        }
     }
 }
