@@ -147,6 +147,7 @@ impl Server {
                 })
                 .await
                 .map_err(|e| anyhow!("blocking task failed: {e}"))??;
+                metrics::counter!("timecoin_blocks_served_total").increment(blocks.len() as u64);
                 // An empty answer tells the peer at once that this node has less than it hoped.
                 Ok(Some(Message::Blocks(blocks)))
             }

@@ -70,7 +70,8 @@ pub(crate) struct SteadyReport {
     /// Mean seconds between blocks.
     pub(crate) block_interval_s: f64,
     pub(crate) transactions_in_blocks: usize,
-    /// Bytes a node sent per height, by kind of message (mean over the nodes).
+    /// Bytes a node sent per height, by kind of message, and blocks served, pushed and
+    /// applied by sync per height (means over the nodes).
     pub(crate) sent_bytes_per_height_by_kind: BTreeMap<String, f64>,
     /// Means over the nodes, then the largest node.
     pub(crate) mean: NodeFigures,
@@ -99,6 +100,14 @@ fn traffic(address: SocketAddr) -> Result<Traffic> {
         if let (Some(kind), prometheus_parse::Value::Counter(v)) = (sample.labels.get("kind"), &sample.value) {
             *sent_by_kind.entry(kind.to_owned()).or_insert(0.0) += v;
         }
+    }
+    // Why blocks were sent: served to a request, or pushed to a peer behind.
+    for (name, metric) in [
+        ("blocks served", "timecoin_blocks_served_total"),
+        ("blocks pushed", "timecoin_blocks_pushed_total"),
+        ("blocks applied by sync", "timecoin_sync_blocks_applied_total"),
+    ] {
+        sent_by_kind.insert(name.to_owned(), total(&scrape, metric, None));
     }
     Ok(Traffic {
         totals: [

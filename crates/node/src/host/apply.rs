@@ -93,22 +93,29 @@ impl Host {
         true
     }
 
-    /// Tells peers of a block this node decided. Peers that vote at its height gather its
-    /// precommits as this node did and get nothing; the others — peers outside the voting
-    /// set (they follow by blocks) and masternodes last heard from below the block's height
-    /// (behind, or not heard from yet) — are sent the block with its certificate. A
-    /// masternode that voted at this height but is still deciding it (Byzantine signers may
-    /// have sent their precommits to this node alone) is sent it when next heard from a
-    /// height behind, once (`heard_from`).
+    /// Tells peers of a block this node decided. Peers voting at its height or the one
+    /// before gather the precommits as this node did and get nothing (the slowest third of a
+    /// set is often not heard from yet when the fastest decide: pushing them the block cost
+    /// more than all the votes); the others — peers outside the voting set (they follow by
+    /// blocks), and masternodes two heights behind or not heard from yet — are sent the
+    /// block with its certificate. A masternode still deciding this height when next heard
+    /// from (Byzantine signers may have sent their precommits to this node alone) is sent it
+    /// then, once (`heard_from`).
     async fn announce_decision(&self, state: &State, block: &Block, certificate: &CommitCertificate) {
         let height = block.header.height;
         let behind: Vec<PublicKey> = state
             .connected
             .iter()
-            .filter(|peer| state.peer_heights.get(*peer).is_none_or(|heard| *heard < height))
+            .filter(|peer| {
+                state
+                    .peer_heights
+                    .get(*peer)
+                    .is_none_or(|heard| heard.saturating_add(1) < height)
+            })
             .copied()
             .collect();
         if !behind.is_empty() {
+            metrics::counter!("timecoin_blocks_pushed_total", "to" => "behind").increment(behind.len() as u64);
             let message = Message::Blocks(vec![(block.clone(), certificate.clone())]);
             self.network.send_each(behind, &message).await;
         }

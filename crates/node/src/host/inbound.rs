@@ -48,8 +48,8 @@ pub(super) fn remember_evidence(state: &mut State, evidence: &timecoin_primitive
 
 impl Host {
     /// Notes that `peer` sent a message for `height` and `round`: in this node's round, it
-    /// needs no more proposals; one height behind, a masternode gets the block it is missing
-    /// (once).
+    /// needs no more proposals; at the height this node just decided but in a later round
+    /// than the decision's (so it lacks precommits), a masternode gets the block (once).
     pub(super) async fn heard_from(&self, state: &mut State, peer: PublicKey, height: u64, round: u32) {
         if state.connected.contains(&peer) {
             let heard = state.peer_heights.entry(peer).or_insert(height);
@@ -67,8 +67,12 @@ impl Host {
             // peer.
             && (state.previous_validators.power(&peer) > 0 || state.validators.power(&peer) > 0)
             && let Some(last) = &state.last
+            // Still in the deciding round it is about to decide too (its precommit is late,
+            // not lost); one that moved to a later round lacks precommits.
+            && round > last.1.round
             && state.caught_up.insert(peer)
         {
+            metrics::counter!("timecoin_blocks_pushed_total", "to" => "one behind").increment(1);
             self.network.send(peer, &Message::Blocks(vec![last.clone()])).await;
         }
     }
