@@ -278,7 +278,10 @@ pub async fn start(
     let (manager_tx, manager_rx) = mpsc::channel(1_024);
     let (events_tx, events_rx) = mpsc::channel(16_384);
     let shared = Arc::new(Shared {
-        inbound: Arc::new(Semaphore::new(config.max_inbound + HANDSHAKE_SLACK)),
+        // Inbound overlay links hold a permit too, apart from the ordinary inbound share.
+        inbound: Arc::new(Semaphore::new(
+            config.max_inbound + config.masternode_peers + HANDSHAKE_SLACK,
+        )),
         outbound: Arc::new(Semaphore::new(config.max_outbound + HANDSHAKE_SLACK)),
         masternode_dials: Arc::new(Semaphore::new(config.masternode_peers + HANDSHAKE_SLACK)),
         handshakes: Mutex::new(HashMap::new()),

@@ -24,7 +24,9 @@ fn id(vote: &SignedVote) -> VoteId {
 #[derive(Default)]
 pub(super) struct VoteGossip {
     height: u64,
-    verified: HashSet<VoteId>,
+    /// Each verified vote as it was verified: a copy that says the same with another
+    /// signature (or network tag) is never passed on in its place.
+    verified: HashMap<VoteId, SignedVote>,
     known: HashMap<PublicKey, HashSet<VoteId>>,
     /// The height and round the last repair tick saw, and for how many ticks in a row.
     last_tick: (u64, u32),
@@ -45,18 +47,18 @@ impl VoteGossip {
         self
     }
 
-    /// Whether `vote` (of `height`) was verified here already.
-    pub(super) fn verified(&mut self, height: u64, vote: &SignedVote) -> bool {
-        self.at(height).verified.contains(&id(vote))
+    /// The copy of `vote` (of `height`) verified here already, if any.
+    pub(super) fn verified(&mut self, height: u64, vote: &SignedVote) -> Option<SignedVote> {
+        self.at(height).verified.get(&id(vote)).copied()
     }
 
     /// `vote` (of `height`) verified, or cast here; `from` holds it.
     pub(super) fn record(&mut self, height: u64, vote: &SignedVote, from: Option<PublicKey>) {
-        let vote = id(vote);
+        let key = id(vote);
         let this = self.at(height);
-        this.verified.insert(vote);
+        this.verified.entry(key).or_insert(*vote);
         if let Some(peer) = from {
-            this.known.entry(peer).or_default().insert(vote);
+            this.known.entry(peer).or_default().insert(key);
         }
     }
 
@@ -98,16 +100,22 @@ impl VoteGossip {
 /// Proposals held for the next height, from all peers together.
 const EARLY_PROPOSALS: usize = 3;
 
+/// Votes held for the next height per signer, from all peers together (a prevote and a
+/// precommit in each of two rounds).
+const EARLY_VOTES_PER_SIGNER: usize = 4;
+
 /// Proposals and votes of the next height that came before this node finished its own, held
 /// and handled as if they came again once the height starts: without them a node that
 /// decides a moment after the others would drop the next proposal and wait out a timeout.
-/// Proposals are held once their signature verified (one a peer, three in all); votes are
-/// held unverified, a bounded share per peer (a forged one costs its sender a misbehaviour
-/// report when it is handled, as it would have on arrival).
+/// Proposals are held once their signature verified (one a peer, three in all). Votes are
+/// held unverified, only from members of the current set and at most
+/// [`EARLY_VOTES_PER_SIGNER`] a signer whoever relays them, so what the replay can cost in
+/// signature checks is bounded by the set, not by the peers; a forged one costs its sender a
+/// misbehaviour report when it is handled, as it would have on arrival.
 #[derive(Default)]
 pub(super) struct Early {
     height: u64,
-    votes: HashMap<PublicKey, Vec<SignedVote>>,
+    votes: HashMap<PublicKey, Vec<(PublicKey, SignedVote)>>,
     proposals: Vec<(PublicKey, Box<(SignedProposal, Block)>)>,
 }
 
@@ -121,11 +129,12 @@ impl Early {
         self
     }
 
-    /// Holds `vote` of `height` from `peer`, unless the peer's share (`limit` votes) is full.
-    pub(super) fn vote(&mut self, height: u64, peer: PublicKey, vote: SignedVote, limit: usize) {
-        let held = self.at(height).votes.entry(peer).or_default();
-        if held.len() < limit && !held.contains(&vote) {
-            held.push(vote);
+    /// Holds `vote` of `height` from `peer` (its signer a member of the current set), unless
+    /// its signer's share is full or the same vote is held.
+    pub(super) fn vote(&mut self, height: u64, peer: PublicKey, vote: SignedVote) {
+        let held = self.at(height).votes.entry(vote.validator).or_default();
+        if held.len() < EARLY_VOTES_PER_SIGNER && !held.iter().any(|(_, v)| id(v) == id(&vote)) {
+            held.push((peer, vote));
         }
     }
 
@@ -149,18 +158,20 @@ impl Early {
                 message: Message::Proposal(proposal),
             })
             .collect();
-        for (peer, votes) in std::mem::take(&mut self.votes) {
-            events.extend(votes.into_iter().map(|vote| NetworkEvent::Message {
+        for (peer, vote) in std::mem::take(&mut self.votes).into_values().flatten() {
+            events.push(NetworkEvent::Message {
                 peer,
                 message: Message::Vote(vote),
-            }));
+            });
         }
         events
     }
 
-    /// `peer` disconnected.
+    /// `peer` disconnected: what it brought is dropped.
     pub(super) fn forget(&mut self, peer: &PublicKey) {
-        self.votes.remove(peer);
+        for held in self.votes.values_mut() {
+            held.retain(|(p, _)| p != peer);
+        }
         self.proposals.retain(|(p, _)| p != peer);
     }
 }
@@ -256,9 +267,13 @@ mod tests {
     fn each_vote_goes_to_each_peer_once_and_a_new_height_starts_afresh() {
         let mut gossip = VoteGossip::default();
         let v = vote(1, 5, 0);
-        assert!(!gossip.verified(5, &v));
+        assert_eq!(gossip.verified(5, &v), None);
         gossip.record(5, &v, Some(peer(0)));
-        assert!(gossip.verified(5, &v));
+        assert_eq!(gossip.verified(5, &v), Some(v));
+        // A copy saying the same with a broken signature is answered with the verified one.
+        let mut forged = v;
+        forged.signature = SecretKey::from_seed([9; 32]).sign(b"something else");
+        assert_eq!(gossip.verified(5, &forged), Some(v));
         // The sender holds it; the others are sent it once.
         let lacking = gossip.take_lacking(5, &v, [peer(0), peer(1), peer(2)]);
         assert_eq!(lacking, vec![peer(1), peer(2)]);
@@ -269,30 +284,30 @@ mod tests {
         gossip.forget(&peer(1));
         assert_eq!(gossip.take_lacking(5, &v, [peer(1)]), vec![peer(1)]);
         // The next height forgets the last.
-        assert!(!gossip.verified(6, &v));
+        assert_eq!(gossip.verified(6, &v), None);
         assert_eq!(gossip.take_lacking(6, &v, [peer(0)]), vec![peer(0)]);
     }
 
     #[test]
-    fn the_next_heights_votes_are_held_per_peer_within_a_share_and_handed_back_once() {
+    fn the_next_heights_votes_are_held_within_each_signers_share_and_handed_back_once() {
         let mut early = Early::default();
+        // However many peers relay them, a signer's share is four votes.
         for round in 0..5 {
-            early.vote(6, peer(0), vote(1, 6, round), 3);
+            early.vote(6, peer(round as u8), vote(1, 6, round));
         }
-        early.vote(6, peer(0), vote(1, 6, 0), 3);
-        early.vote(6, peer(1), vote(2, 6, 0), 3);
+        early.vote(6, peer(0), vote(1, 6, 0));
+        early.vote(6, peer(1), vote(2, 6, 0));
         // Another height's votes replace what was held.
         assert!(early.take(7).is_empty());
         let held = early.take(6);
-        assert_eq!(
-            held.len(),
-            4,
-            "three from the first peer (its share), one from the second"
-        );
+        assert_eq!(held.len(), 5, "four of the first signer's, one of the second's");
         assert!(early.take(6).is_empty(), "handed back once");
-        early.vote(8, peer(2), vote(3, 8, 0), 3);
+        early.vote(8, peer(2), vote(3, 8, 0));
         early.forget(&peer(2));
-        assert!(early.take(8).is_empty(), "a peer that left takes its share with it");
+        assert!(
+            early.take(8).is_empty(),
+            "a peer that left takes what it brought with it"
+        );
     }
 
     #[test]

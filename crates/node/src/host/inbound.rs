@@ -291,10 +291,9 @@ impl Host {
                 // second (a replayed vote costs at most one check a signer and second).
                 let in_window = vote.vote.round <= state.engine.round().saturating_add(MAX_FUTURE_ROUNDS);
                 let current = vote.vote.height == state.height && !state.is_behind() && in_window;
-                if vote.vote.height == state.height + 1 && in_window {
-                    // Two votes a round of the next height's set, give or take a change.
-                    let limit = 2 * state.validators.validators().len() + 8;
-                    state.early.vote(vote.vote.height, peer, vote, limit);
+                if vote.vote.height == state.height + 1 && in_window && state.validators.power(&vote.validator) > 0 {
+                    // Held for the next height, within its signer's share.
+                    state.early.vote(vote.vote.height, peer, vote);
                 }
                 let future = vote.vote.height > state.height
                     && !state
@@ -303,11 +302,12 @@ impl Host {
                 if !current && !future {
                     return Ok(());
                 }
-                // A copy of a vote verified already costs no signature check; it may still
-                // be passed on (when it comes from its signer and was not passed on yet).
-                if current && state.gossip.verified(state.height, &vote) {
-                    state.gossip.record(state.height, &vote, Some(peer));
-                    self.relay_vote(state, peer, &vote).await;
+                // A copy of a vote verified already costs no signature check; the verified
+                // copy (never this one, whose signature was not checked) may still be passed
+                // on, when this copy came from its signer and it was not passed on yet.
+                if current && let Some(verified) = state.gossip.verified(state.height, &vote) {
+                    state.gossip.record(state.height, &verified, Some(peer));
+                    self.relay_vote(state, peer, &verified).await;
                     return Ok(());
                 }
                 if !self
