@@ -460,8 +460,9 @@ impl<'a> Sim<'a> {
             return true;
         };
         let new = self.nodes[to].known.receive(height, key, Some(from));
-        let from_validator = self.nodes[from].validator;
-        if self.public.get(from_validator) == Some(&signer) {
+        // The node's own rule decides who passes it on (`Overlay::relays_to`).
+        let key_of = |node: usize| self.public.get(self.nodes[node].validator).copied();
+        if let (Some(own), Some(sender)) = (key_of(to), key_of(from)) {
             let targets: Vec<usize> = self
                 .links
                 .as_ref()
@@ -471,8 +472,7 @@ impl<'a> Sim<'a> {
                         of.iter()
                             .copied()
                             .filter(|&t| {
-                                let v = self.nodes[t].validator;
-                                v != from_validator && !links.validators_linked(from_validator, v)
+                                key_of(t).is_some_and(|peer| links.overlay.relays_to(&own, &signer, &sender, &peer))
                             })
                             .collect(),
                     )

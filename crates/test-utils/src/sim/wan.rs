@@ -62,8 +62,8 @@ pub(super) type MsgKey = (u8, PublicKey, u32, Option<BlockHash>);
 pub(super) struct Links {
     /// Each node's links (node indices).
     pub(super) of: Vec<Vec<usize>>,
-    /// Whether two validators link, by validator index.
-    linked: Vec<Vec<bool>>,
+    /// The overlay the nodes keep (the node's own).
+    pub(super) overlay: Overlay,
     /// One-way latency of each pair of nodes, in milliseconds.
     latency: Vec<Vec<u64>>,
     wan: Wan,
@@ -97,15 +97,10 @@ impl Links {
         }
         Links {
             of,
-            linked,
+            overlay,
             latency,
             wan,
         }
-    }
-
-    /// Whether validators `a` and `b` link.
-    pub(super) fn validators_linked(&self, a: usize, b: usize) -> bool {
-        self.linked.get(a).and_then(|row| row.get(b)).copied().unwrap_or(false)
     }
 
     /// This message's delay from `from` to `to`. The nodes speak TCP, so a lost segment is
